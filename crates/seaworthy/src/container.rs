@@ -1,0 +1,564 @@
+//! [`Container`]: a running container owned by its session, and the start sequence that makes one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig, HostConfig,
+    Mount, MountTmpfsOptions, MountType, NetworkConnectRequest, NetworkingConfig, PortBinding,
+};
+use bollard::query_parameters::{CreateContainerOptions, StopContainerOptions};
+
+use crate::definition::ContainerDefinition;
+use crate::error::{status_of, Error, Result};
+use crate::reference::ImageRef;
+use crate::session::{on_runtime, ResourceKind, Session};
+use crate::spec::{MountSource, Protocol};
+use crate::wait::Wait;
+
+pub(crate) struct Inner {
+    pub(crate) session: Session,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) short_name: Option<String>,
+    pub(crate) image: String,
+    pub(crate) ports: Mutex<HashMap<(u16, Protocol), u16>>,
+    removed: AtomicBool,
+    kept: AtomicBool,
+}
+
+impl Inner {
+    pub(crate) fn docker(&self) -> &bollard::Docker {
+        self.session.engine().docker()
+    }
+}
+
+/// A container created by Seaworthy. It is removed (with force, and with its anonymous volumes)
+/// when the handle is dropped, by [`Container::remove`], or at the latest when the process exits.
+///
+/// The handle is cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Container {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("name", &self.inner.name)
+            .field("id", &self.short_id())
+            .field("image", &self.inner.image)
+            .finish()
+    }
+}
+
+impl ContainerDefinition {
+    /// Creates and starts the container in the global session, then waits until it is ready.
+    ///
+    /// On any failure (pull, create, start, wait) the container is removed and the error names the
+    /// image or container; a failed wait carries the last lines of its log.
+    pub async fn start(self) -> Result<Container> {
+        let session = Session::global().await?;
+        self.start_in(&session).await
+    }
+
+    /// Like [`start`](Self::start), in a given session.
+    pub async fn start_in(self, session: &Session) -> Result<Container> {
+        let container = self.clone().create_in(session).await?;
+        let deadline = Instant::now() + self.startup_timeout;
+        match container.start_and_wait(self.wait.as_ref(), deadline).await {
+            Ok(()) => Ok(container),
+            Err(e) => {
+                // Remove it before reporting, so a failed start leaves nothing behind.
+                if !session.keeps_resources() {
+                    if let Err(removal) = container.remove().await {
+                        tracing::warn!(error = %removal, "removing a container whose start failed");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the container (pulling its image if needed) without starting it: files can be
+    /// read from it, and [`Container::start`] starts it later.
+    pub async fn create(self) -> Result<Container> {
+        let session = Session::global().await?;
+        self.create_in(&session).await
+    }
+
+    /// Like [`create`](Self::create), in a given session.
+    pub async fn create_in(self, session: &Session) -> Result<Container> {
+        self.validate()?;
+        let session = session.clone();
+        on_runtime(async move { create_here(self, session).await }).await
+    }
+}
+
+async fn create_here(def: ContainerDefinition, session: Session) -> Result<Container> {
+    let image = ImageRef::parse(&def.image)?;
+    crate::image::ensure_image(&session, &image, def.pull).await?;
+    let name = match &def.name {
+        Some(n) => session.scoped_name(n),
+        None => session.fresh_name(),
+    };
+    let mut attempt = 0;
+    loop {
+        let body = create_body(&def, &session, &name).await?;
+        let started = Instant::now();
+        let created = session
+            .engine()
+            .docker()
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await;
+        match created {
+            Ok(created) => {
+                // Owned from here on: any later failure removes it.
+                session.track(ResourceKind::Container, &created.id, &name);
+                tracing::debug!(container = %name, image = %def.image, elapsed = ?started.elapsed(), "created");
+                let container = Container {
+                    inner: Arc::new(Inner {
+                        session: session.clone(),
+                        id: created.id,
+                        name: name.clone(),
+                        short_name: def.name.clone(),
+                        image: def.image.clone(),
+                        ports: Mutex::new(HashMap::new()),
+                        removed: AtomicBool::new(false),
+                        kept: AtomicBool::new(false),
+                    }),
+                };
+                container.join_networks(&def).await?;
+                for (path, source) in &def.copies {
+                    crate::files::copy_source_here(&container.inner, path, source).await?;
+                }
+                return Ok(container);
+            }
+            // The session network was removed behind our back (by another process's teardown, or
+            // by hand): recreate it once.
+            Err(e)
+                if status_of(&e) == Some(404)
+                    && attempt == 0
+                    && e.to_string().contains("network") =>
+            {
+                attempt += 1;
+                session.forget_network().await;
+            }
+            Err(e) if status_of(&e) == Some(404) => {
+                return Err(Error::Image {
+                    image: def.image.clone(),
+                    reason: format!("cannot create container {name}: {e}"),
+                })
+            }
+            Err(e) => {
+                return Err(Error::docker(
+                    format!("create container {name} from {}", def.image),
+                    e,
+                ))
+            }
+        }
+    }
+}
+
+async fn create_body(
+    def: &ContainerDefinition,
+    session: &Session,
+    name: &str,
+) -> Result<ContainerCreateBody> {
+    let mut labels = def.labels.clone();
+    labels.extend(session.labels());
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut exposed = Vec::new();
+    for p in &def.ports {
+        exposed.push(p.key());
+        port_bindings
+            .entry(p.key())
+            .or_default()
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            });
+    }
+    let mut mounts = Vec::new();
+    for m in &def.mounts {
+        let (typ, source, tmpfs_options) = match &m.source {
+            MountSource::Volume(v) => {
+                (MountType::VOLUME, Some(session.volume_name(v).await?), None)
+            }
+            MountSource::ExternalVolume(v) => (MountType::VOLUME, Some(v.clone()), None),
+            MountSource::Bind(p) => (MountType::BIND, Some(p.display().to_string()), None),
+            MountSource::Tmpfs { size_bytes } => (
+                MountType::TMPFS,
+                None,
+                Some(MountTmpfsOptions {
+                    size_bytes: *size_bytes,
+                    ..Default::default()
+                }),
+            ),
+        };
+        mounts.push(Mount {
+            target: Some(m.target.clone()),
+            source,
+            typ: Some(typ),
+            read_only: Some(m.read_only),
+            tmpfs_options,
+            ..Default::default()
+        });
+    }
+    let networking_config = if def.join_session_network {
+        let network = session.network_name().await?;
+        let mut aliases = def.aliases.clone();
+        if let Some(short) = &def.name {
+            aliases.push(short.clone());
+        }
+        Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network,
+                EndpointSettings {
+                    aliases: Some(aliases),
+                    ..Default::default()
+                },
+            )])),
+        })
+    } else if let Some(first) = def.networks.first() {
+        Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                first.network.clone(),
+                EndpointSettings {
+                    aliases: Some(first.aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        })
+    } else {
+        None
+    };
+    let network_mode = def.network_mode.clone().or_else(|| {
+        networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.as_ref())
+            .and_then(|e| e.keys().next().cloned())
+    });
+    let nanos = |d: Duration| d.as_nanos().min(i64::MAX as u128) as i64;
+    Ok(ContainerCreateBody {
+        image: Some(def.image.clone()),
+        hostname: def.hostname.clone().or_else(|| {
+            // Sharing another container's network namespace forbids setting a host name.
+            def.network_mode
+                .is_none()
+                .then(|| def.name.clone())
+                .flatten()
+        }),
+        env: Some(def.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        cmd: def.cmd.clone(),
+        entrypoint: def.entrypoint.clone(),
+        user: def.user.clone(),
+        working_dir: def.workdir.clone(),
+        labels: Some(labels),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck: def.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(nanos(h.interval)),
+            timeout: Some(nanos(h.timeout)),
+            retries: Some(i64::from(h.retries)),
+            start_period: Some(nanos(h.start_period)),
+            ..Default::default()
+        }),
+        stop_signal: def.stop_signal.clone(),
+        stop_timeout: def.stop_timeout.map(|d| d.as_secs() as i64),
+        host_config: Some(HostConfig {
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            network_mode,
+            memory: def.resources.memory_bytes,
+            nano_cpus: def.resources.nano_cpus,
+            pids_limit: def.resources.pids_limit,
+            privileged: Some(def.privileged),
+            cap_add: (!def.cap_add.is_empty()).then(|| def.cap_add.clone()),
+            init: def.init.then_some(true),
+            ..Default::default()
+        }),
+        networking_config,
+        ..Default::default()
+    })
+    .map(|body| {
+        tracing::trace!(container = name, "create body prepared");
+        body
+    })
+}
+
+impl Container {
+    async fn join_networks(&self, def: &ContainerDefinition) -> Result<()> {
+        // The first extra network was joined at create when the session network was not.
+        let skip = usize::from(!def.join_session_network && def.network_mode.is_none());
+        for join in def.networks.iter().skip(skip) {
+            self.inner
+                .docker()
+                .connect_network(
+                    &join.network,
+                    NetworkConnectRequest {
+                        container: self.inner.id.clone(),
+                        endpoint_config: Some(EndpointSettings {
+                            aliases: Some(join.aliases.clone()),
+                            ..Default::default()
+                        }),
+                    },
+                )
+                .await
+                .map_err(|e| {
+                    Error::docker(
+                        format!(
+                            "connect container {} to network {}",
+                            self.inner.name, join.network
+                        ),
+                        e,
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Starts a created (or stopped) container and waits for `wait` until `deadline`.
+    pub(crate) async fn start_and_wait(
+        &self,
+        wait: Option<&Wait>,
+        deadline: Instant,
+    ) -> Result<()> {
+        let inner = self.inner.clone();
+        let wait = wait.cloned();
+        on_runtime(async move {
+            let started = Instant::now();
+            inner
+                .docker()
+                .start_container(&inner.id, None)
+                .await
+                .map_err(|e| Error::docker(format!("start container {}", inner.name), e))?;
+            tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "started");
+            refresh_ports(&inner).await?;
+            if let Some(wait) = wait {
+                crate::wait::wait_until(&inner, &wait, deadline).await?;
+                tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "ready");
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Starts the container (after [`ContainerDefinition::create`] or [`Container::stop`]).
+    pub async fn start(&self) -> Result<()> {
+        self.start_and_wait(None, Instant::now()).await
+    }
+
+    /// Waits until `wait` holds, for at most `timeout`.
+    pub async fn wait_for(&self, wait: &Wait, timeout: Duration) -> Result<()> {
+        let inner = self.inner.clone();
+        let wait = wait.clone();
+        on_runtime(
+            async move { crate::wait::wait_until(&inner, &wait, Instant::now() + timeout).await },
+        )
+        .await
+    }
+
+    /// The engine's id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The first 12 characters of the id.
+    pub fn short_id(&self) -> &str {
+        &self.inner.id[..12.min(self.inner.id.len())]
+    }
+
+    /// The engine name (`sw-<run>-<process>-NAME`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The name given in the definition, by which other containers reach this one.
+    pub fn alias(&self) -> Option<&str> {
+        self.inner.short_name.as_deref()
+    }
+
+    /// The image this container was created from.
+    pub fn image(&self) -> &str {
+        &self.inner.image
+    }
+
+    /// The session that owns this container.
+    pub fn session(&self) -> &Session {
+        &self.inner.session
+    }
+
+    /// The host at which published ports are reached.
+    pub fn host(&self) -> &str {
+        self.inner.session.engine().host()
+    }
+
+    /// The host port published for TCP `port`.
+    pub fn host_port(&self, port: u16) -> Result<u16> {
+        self.host_port_for(port, Protocol::Tcp)
+    }
+
+    /// The host port published for `port`/`protocol`.
+    pub fn host_port_for(&self, port: u16, protocol: Protocol) -> Result<u16> {
+        self.inner
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(port, protocol))
+            .copied()
+            .ok_or_else(|| Error::Container {
+                container: self.inner.name.clone(),
+                reason: format!("port {port}/{protocol} is not published (use with_port({port}) and start the container)"),
+            })
+    }
+
+    /// `host:port` for TCP `port`.
+    pub fn address(&self, port: u16) -> Result<String> {
+        Ok(format!("{}:{}", self.host(), self.host_port(port)?))
+    }
+
+    /// The engine's full description of the container.
+    pub async fn inspect(&self) -> Result<ContainerInspectResponse> {
+        let inner = self.inner.clone();
+        on_runtime(async move { inspect_here(&inner).await }).await
+    }
+
+    /// Whether the container is running.
+    pub async fn is_running(&self) -> Result<bool> {
+        let info = self.inspect().await?;
+        Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+    }
+
+    /// Stops the container (its stop signal, then SIGKILL after `timeout`).
+    pub async fn stop(&self, timeout: Duration) -> Result<()> {
+        let inner = self.inner.clone();
+        on_runtime(async move {
+            let options = StopContainerOptions {
+                t: Some(timeout.as_secs().min(i32::MAX as u64) as i32),
+                ..Default::default()
+            };
+            match inner
+                .docker()
+                .stop_container(&inner.id, Some(options))
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(e) if status_of(&e) == Some(304) => Ok(()),
+                Err(e) => Err(Error::docker(format!("stop container {}", inner.name), e)),
+            }
+        })
+        .await
+    }
+
+    /// Sends `signal` (`SIGKILL`, `SIGHUP`...) to the container's main process.
+    pub async fn kill(&self, signal: &str) -> Result<()> {
+        let inner = self.inner.clone();
+        let signal = signal.to_string();
+        on_runtime(async move {
+            inner
+                .docker()
+                .kill_container(
+                    &inner.id,
+                    Some(bollard::query_parameters::KillContainerOptions { signal }),
+                )
+                .await
+                .map_err(|e| Error::docker(format!("kill container {}", inner.name), e))
+        })
+        .await
+    }
+
+    /// Removes the container now (force, with anonymous volumes) and waits for it to be gone.
+    pub async fn remove(self) -> Result<()> {
+        self.inner.removed.store(true, Ordering::SeqCst);
+        self.inner
+            .session
+            .remove_resource(
+                ResourceKind::Container,
+                self.inner.id.clone(),
+                self.inner.name.clone(),
+            )
+            .await
+    }
+
+    /// Leaves the container running after the handle and the session are gone (for debugging).
+    /// It keeps its labels, so `seaworthy gc` can still remove it.
+    pub fn keep(self) -> String {
+        self.inner.kept.store(true, Ordering::SeqCst);
+        self.inner
+            .session
+            .untrack(ResourceKind::Container, &self.inner.id);
+        eprintln!("seaworthy: keeping container {}", self.inner.name);
+        self.inner.name.clone()
+    }
+
+    /// Re-reads the published ports (after a restart the engine may assign new ones).
+    pub async fn refresh(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        on_runtime(async move { refresh_ports(&inner).await }).await
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if self.inner.removed.load(Ordering::SeqCst) || self.inner.kept.load(Ordering::SeqCst) {
+            return;
+        }
+        self.inner.removed.store(true, Ordering::SeqCst);
+        self.inner.session.remove_in_background(
+            ResourceKind::Container,
+            self.inner.id.clone(),
+            self.inner.name.clone(),
+        );
+    }
+}
+
+pub(crate) async fn inspect_here(inner: &Inner) -> Result<ContainerInspectResponse> {
+    inner
+        .docker()
+        .inspect_container(&inner.id, None)
+        .await
+        .map_err(|e| match status_of(&e) {
+            Some(404) => Error::Container {
+                container: inner.name.clone(),
+                reason: "the container no longer exists (removed behind Seaworthy's back?)".into(),
+            },
+            _ => Error::docker(format!("inspect container {}", inner.name), e),
+        })
+}
+
+async fn refresh_ports(inner: &Inner) -> Result<()> {
+    let info = inspect_here(inner).await?;
+    let mut ports = HashMap::new();
+    if let Some(map) = info.network_settings.and_then(|n| n.ports) {
+        for (key, bindings) in map {
+            let (port, proto) = key.split_once('/').unwrap_or((&key, "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            let proto = match proto {
+                "udp" => Protocol::Udp,
+                "sctp" => Protocol::Sctp,
+                _ => Protocol::Tcp,
+            };
+            let host_port = bindings
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|b| b.host_port.as_deref()?.parse::<u16>().ok())
+                .next();
+            if let Some(h) = host_port {
+                ports.insert((port, proto), h);
+            }
+        }
+    }
+    *inner.ports.lock().unwrap_or_else(|e| e.into_inner()) = ports;
+    Ok(())
+}

@@ -1,0 +1,507 @@
+//! [`ContainerDefinition`]: what to run, described with builders and short forms.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::reference::ImageRef;
+use crate::spec::{parse_env, MountSource, MountSpec, PortSpec};
+use crate::wait::Wait;
+
+/// When to pull an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull only when the image is not present locally (the default).
+    #[default]
+    Missing,
+    /// Always pull, even when present.
+    Always,
+    /// Never pull: a missing image is an error.
+    Never,
+}
+
+/// A Docker healthcheck, run by the engine inside the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time a check may take.
+    pub timeout: Duration,
+    /// Failures in a row before unhealthy.
+    pub retries: u32,
+    /// Grace period after start during which failures don't count.
+    pub start_period: Duration,
+}
+
+impl Healthcheck {
+    /// A check run by the container's shell (`CMD-SHELL`).
+    pub fn shell(command: impl Into<String>) -> Self {
+        Healthcheck::from_test(vec!["CMD-SHELL".into(), command.into()])
+    }
+
+    /// A check run without a shell (`CMD`).
+    pub fn cmd<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut test = vec!["CMD".to_string()];
+        test.extend(argv.into_iter().map(Into::into));
+        Healthcheck::from_test(test)
+    }
+
+    /// Disables the image's healthcheck.
+    pub fn none() -> Self {
+        Healthcheck::from_test(vec!["NONE".into()])
+    }
+
+    fn from_test(test: Vec<String>) -> Self {
+        Healthcheck {
+            test,
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            start_period: Duration::ZERO,
+        }
+    }
+
+    /// Sets the interval between checks (the default is 500 ms, tuned for tests).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets the time one check may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the number of failures in a row that make the container unhealthy.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Sets the start period.
+    pub fn start_period(mut self, start_period: Duration) -> Self {
+        self.start_period = start_period;
+        self
+    }
+}
+
+/// Resource limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<i64>,
+    /// CPU limit in billionths of a CPU (`1_500_000_000` is 1.5 CPUs).
+    pub nano_cpus: Option<i64>,
+    /// Maximum number of processes.
+    pub pids_limit: Option<i64>,
+}
+
+/// A file or directory to place in the container before it starts.
+#[derive(Debug, Clone)]
+pub(crate) enum CopySource {
+    Bytes { data: Vec<u8>, mode: u32 },
+    HostPath(PathBuf),
+}
+
+/// A network to join besides (or instead of) the session network.
+#[derive(Debug, Clone)]
+pub(crate) struct NetworkJoin {
+    pub(crate) network: String,
+    pub(crate) aliases: Vec<String>,
+}
+
+/// Describes a container: image, configuration, and the wait that says it is ready.
+///
+/// Defaults: the image is pulled when missing; every container port you publish gets a random
+/// host port; the container joins the session network, reachable there by its name; it is
+/// labelled and named for the session and removed with it. Errors in short forms (`"8080:x"`) are
+/// reported by [`ContainerDefinition::start`], naming the bad string.
+///
+/// ```no_run
+/// # async fn demo() -> seaworthy::Result<()> {
+/// use seaworthy::{ContainerDefinition, Wait};
+/// let web = ContainerDefinition::new("seaworthy-test/nginx")
+///     .with_name("web")
+///     .with_port(80)
+///     .with_wait(Wait::http(80, "/health"))
+///     .start()
+///     .await?;
+/// let body = web.http(80)?.get("/").send().await?.text().await?;
+/// assert!(body.contains("nginx"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ContainerDefinition {
+    pub(crate) image: String,
+    pub(crate) name: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cmd: Option<Vec<String>>,
+    pub(crate) entrypoint: Option<Vec<String>>,
+    pub(crate) user: Option<String>,
+    pub(crate) workdir: Option<String>,
+    pub(crate) hostname: Option<String>,
+    pub(crate) labels: HashMap<String, String>,
+    pub(crate) ports: Vec<PortSpec>,
+    pub(crate) mounts: Vec<MountSpec>,
+    pub(crate) networks: Vec<NetworkJoin>,
+    pub(crate) join_session_network: bool,
+    pub(crate) aliases: Vec<String>,
+    pub(crate) network_mode: Option<String>,
+    pub(crate) healthcheck: Option<Healthcheck>,
+    pub(crate) resources: Resources,
+    pub(crate) privileged: bool,
+    pub(crate) cap_add: Vec<String>,
+    pub(crate) init: bool,
+    pub(crate) stop_signal: Option<String>,
+    pub(crate) stop_timeout: Option<Duration>,
+    pub(crate) copies: Vec<(String, CopySource)>,
+    pub(crate) wait: Option<Wait>,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) pull: PullPolicy,
+    pub(crate) invalid: Option<String>,
+}
+
+impl ContainerDefinition {
+    /// A container of `image` (`"redis:7"`, `"redis"` meaning `redis:latest`).
+    pub fn new(image: impl Into<String>) -> Self {
+        let image = image.into();
+        let invalid = ImageRef::parse(&image).err().map(|e| e.to_string());
+        ContainerDefinition {
+            image,
+            name: None,
+            env: Vec::new(),
+            cmd: None,
+            entrypoint: None,
+            user: None,
+            workdir: None,
+            hostname: None,
+            labels: HashMap::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            networks: Vec::new(),
+            join_session_network: true,
+            aliases: Vec::new(),
+            network_mode: None,
+            healthcheck: None,
+            resources: Resources::default(),
+            privileged: false,
+            cap_add: Vec::new(),
+            init: false,
+            stop_signal: None,
+            stop_timeout: None,
+            copies: Vec::new(),
+            wait: None,
+            startup_timeout: Duration::from_secs(60),
+            pull: PullPolicy::Missing,
+            invalid,
+        }
+    }
+
+    fn defer(mut self, error: Error) -> Self {
+        if self.invalid.is_none() {
+            self.invalid = Some(error.to_string());
+        }
+        self
+    }
+
+    /// The image reference as given.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The name given with [`with_name`](Self::with_name), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Replaces the image (used for image substitution by fixtures).
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self.invalid = ImageRef::parse(&self.image).err().map(|e| e.to_string());
+        self
+    }
+
+    /// Names the container. The engine name is namespaced (`sw-<run>-<process>-NAME`); on the
+    /// session network, other containers reach it as `NAME`.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets environment variables from `KEY=value` strings.
+    pub fn with_env_entries<I, S>(mut self, entries: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for entry in entries {
+            match parse_env(entry.as_ref()) {
+                Ok(kv) => self.env.push(kv),
+                Err(e) => return self.defer(e),
+            }
+        }
+        self
+    }
+
+    /// Replaces the image's command.
+    pub fn with_cmd<I, S>(mut self, cmd: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cmd = Some(cmd.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Replaces the image's entrypoint (an empty list clears it).
+    pub fn with_entrypoint<I, S>(mut self, entrypoint: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.entrypoint = Some(entrypoint.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Runs as `user` (`name`, `uid`, `uid:gid`).
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn with_workdir(mut self, dir: impl Into<String>) -> Self {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// Sets the container's host name.
+    pub fn with_hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = Some(hostname.into());
+        self
+    }
+
+    /// Adds a label (the session's labels are always added).
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Publishes a container port: `80` on a random host port, or a [`PortSpec`].
+    pub fn with_port(mut self, port: impl Into<PortSpec>) -> Self {
+        self.ports.push(port.into());
+        self
+    }
+
+    /// Publishes a port from its short form: `80`, `53/udp`, `8080:80`, `127.0.0.1:8080:80`.
+    pub fn with_port_spec(self, spec: &str) -> Self {
+        match PortSpec::parse(spec) {
+            Ok(p) => self.with_port(p),
+            Err(e) => self.defer(e),
+        }
+    }
+
+    /// Mounts from a short form: `data:/var/lib/x[:ro]` (a session volume) or `/host:/in[:ro]`.
+    pub fn with_mount(mut self, spec: &str) -> Self {
+        match MountSpec::parse(spec) {
+            Ok(m) => {
+                self.mounts.push(m);
+                self
+            }
+            Err(e) => self.defer(e),
+        }
+    }
+
+    /// Adds a parsed mount.
+    pub fn with_mount_spec(mut self, mount: MountSpec) -> Self {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// Mounts a [`Volume`](crate::Volume) at `target`.
+    pub fn with_volume(
+        mut self,
+        volume: &crate::Volume,
+        target: impl Into<String>,
+        read_only: bool,
+    ) -> Self {
+        self.mounts.push(MountSpec {
+            source: MountSource::ExternalVolume(volume.name().to_string()),
+            target: target.into(),
+            read_only,
+        });
+        self
+    }
+
+    /// Mounts a tmpfs at `target`, limited to `size_bytes` when given.
+    pub fn with_tmpfs(mut self, target: impl Into<String>, size_bytes: Option<i64>) -> Self {
+        self.mounts.push(MountSpec {
+            source: MountSource::Tmpfs { size_bytes },
+            target: target.into(),
+            read_only: false,
+        });
+        self
+    }
+
+    /// Joins `network` with extra `aliases` (besides the session network).
+    pub fn with_network<I, S>(mut self, network: &crate::Network, aliases: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.networks.push(NetworkJoin {
+            network: network.name().to_string(),
+            aliases: aliases.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Adds an alias on the session network (the container's name is always one).
+    pub fn with_alias(mut self, alias: impl Into<String>) -> Self {
+        self.aliases.push(alias.into());
+        self
+    }
+
+    /// Keeps the container off the session network (it then joins only the networks given, or the
+    /// engine's default bridge when none).
+    pub fn without_session_network(mut self) -> Self {
+        self.join_session_network = false;
+        self
+    }
+
+    /// Shares the network namespace of `other` (a sidecar: it reaches `other` on localhost).
+    pub fn with_network_of(mut self, other: &crate::Container) -> Self {
+        self.network_mode = Some(format!("container:{}", other.id()));
+        self.join_session_network = false;
+        self
+    }
+
+    /// Sets the engine network mode directly (`host`, `none`, `container:<id>`).
+    pub fn with_network_mode(mut self, mode: impl Into<String>) -> Self {
+        self.network_mode = Some(mode.into());
+        self.join_session_network = false;
+        self
+    }
+
+    /// Sets a healthcheck, replacing the image's.
+    pub fn with_healthcheck(mut self, healthcheck: Healthcheck) -> Self {
+        self.healthcheck = Some(healthcheck);
+        self
+    }
+
+    /// Limits memory, in bytes.
+    pub fn with_memory_limit(mut self, bytes: i64) -> Self {
+        self.resources.memory_bytes = Some(bytes);
+        self
+    }
+
+    /// Limits CPU (`1.5` = one and a half CPUs).
+    pub fn with_cpu_limit(mut self, cpus: f64) -> Self {
+        self.resources.nano_cpus = Some((cpus * 1e9) as i64);
+        self
+    }
+
+    /// Limits the number of processes.
+    pub fn with_pids_limit(mut self, pids: i64) -> Self {
+        self.resources.pids_limit = Some(pids);
+        self
+    }
+
+    /// Runs privileged.
+    pub fn with_privileged(mut self, privileged: bool) -> Self {
+        self.privileged = privileged;
+        self
+    }
+
+    /// Adds a Linux capability (`NET_ADMIN`).
+    pub fn with_capability(mut self, cap: impl Into<String>) -> Self {
+        self.cap_add.push(cap.into());
+        self
+    }
+
+    /// Runs the engine's init process as PID 1.
+    pub fn with_init(mut self, init: bool) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Sets the signal that stops the container.
+    pub fn with_stop_signal(mut self, signal: impl Into<String>) -> Self {
+        self.stop_signal = Some(signal.into());
+        self
+    }
+
+    /// Sets how long `stop` waits before killing.
+    pub fn with_stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = Some(timeout);
+        self
+    }
+
+    /// Places a file with `contents` and permission `mode` at `path` before the container starts.
+    pub fn with_file(
+        mut self,
+        path: impl Into<String>,
+        contents: impl Into<Vec<u8>>,
+        mode: u32,
+    ) -> Self {
+        self.copies.push((
+            path.into(),
+            CopySource::Bytes {
+                data: contents.into(),
+                mode,
+            },
+        ));
+        self
+    }
+
+    /// Copies a host file or directory to `path` before the container starts.
+    pub fn with_copy(mut self, host_path: impl Into<PathBuf>, path: impl Into<String>) -> Self {
+        self.copies
+            .push((path.into(), CopySource::HostPath(host_path.into())));
+        self
+    }
+
+    /// Sets the condition that means "ready"; [`start`](Self::start) returns once it holds.
+    pub fn with_wait(mut self, wait: Wait) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+
+    /// Sets the deadline for pulling, starting and the wait together (default 60 s).
+    pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Sets when the image is pulled.
+    pub fn with_pull_policy(mut self, pull: PullPolicy) -> Self {
+        self.pull = pull;
+        self
+    }
+
+    /// The first error found in the definition's short forms, if any.
+    pub fn validate(&self) -> Result<()> {
+        match &self.invalid {
+            Some(e) => Err(Error::invalid(
+                "container definition",
+                &self.image,
+                e.clone(),
+            )),
+            None => Ok(()),
+        }
+    }
+}

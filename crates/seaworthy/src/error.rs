@@ -1,0 +1,162 @@
+//! The one error type of the core crate.
+//!
+//! Every variant names the thing at fault (image, container, network, volume, path, spec string) so a
+//! failing test explains itself without a debugger.
+
+use std::time::Duration;
+
+/// A result with Seaworthy's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Seaworthy's core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Docker engine could not be reached or refused the connection.
+    #[error("cannot reach the Docker engine at {host}: {source} (is dockerd running? DOCKER_HOST selects another engine)")]
+    EngineUnavailable {
+        /// The endpoint that was tried (`unix:///var/run/docker.sock`, `tcp://...`).
+        host: String,
+        /// The underlying error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// A Docker API call failed.
+    #[error("{action} failed: {source}")]
+    Docker {
+        /// What was being done, naming the resource (`create container sw-1a2b-web`).
+        action: String,
+        /// The underlying error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// A string could not be parsed (image reference, mount, port, env entry...).
+    #[error("invalid {kind} {input:?}: {reason}")]
+    Invalid {
+        /// What kind of thing the string should have been (`image reference`, `mount`...).
+        kind: &'static str,
+        /// The string as given.
+        input: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// An image is not present locally and could not be pulled.
+    #[error("image {image}: {reason}")]
+    Image {
+        /// The image reference.
+        image: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A wait condition did not hold before its deadline, or can no longer hold.
+    #[error("container {container}: {condition} did not hold {why}\n--- last {} log lines of {container} ---\n{}", log_tail.len(), log_tail.join("\n"))]
+    Wait {
+        /// Name of the container waited on.
+        container: String,
+        /// The condition that did not hold, as text.
+        condition: String,
+        /// Why: `within 5s` or `because the container exited with code 1`.
+        why: String,
+        /// The last lines of the container's log (stdout and stderr, interleaved).
+        log_tail: Vec<String>,
+    },
+
+    /// An operation on a container failed for a reason that is not a Docker API error.
+    #[error("container {container}: {reason}")]
+    Container {
+        /// Name of the container.
+        container: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A path inside a container does not exist.
+    #[error("container {container}: no such file or directory: {path}")]
+    NotFound {
+        /// Name of the container.
+        container: String,
+        /// The path that was asked for.
+        path: String,
+    },
+
+    /// An operation took longer than its deadline.
+    #[error("{action} did not finish within {timeout:?}")]
+    Timeout {
+        /// What was being done.
+        action: String,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+
+    /// An HTTP request to a container failed.
+    #[error("HTTP request to container {container} failed: {source}")]
+    Http {
+        /// Name of the container.
+        container: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// A local I/O error (reading a file to copy into a container, a tar archive...).
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn docker(action: impl Into<String>, source: bollard::errors::Error) -> Self {
+        Error::Docker {
+            action: action.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(kind: &'static str, input: &str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            kind,
+            input: input.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(action: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// The HTTP status code of a failed Docker API call, if the engine answered with one.
+    pub fn docker_status(&self) -> Option<u16> {
+        match self {
+            Error::Docker {
+                source: bollard::errors::Error::DockerResponseServerError { status_code, .. },
+                ..
+            } => Some(*status_code),
+            _ => None,
+        }
+    }
+
+    /// True when the engine answered 404 (no such container, image, network or volume).
+    pub fn is_not_found(&self) -> bool {
+        self.docker_status() == Some(404) || matches!(self, Error::NotFound { .. })
+    }
+}
+
+/// The status code of a bollard error, if the engine answered with one.
+pub(crate) fn status_of(err: &bollard::errors::Error) -> Option<u16> {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}

@@ -1,0 +1,223 @@
+//! Networks and volumes as first-class handles, owned by the session like containers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+
+use crate::error::{Error, Result};
+use crate::session::{on_runtime, ResourceKind, Session};
+
+/// Describes a network.
+#[derive(Debug, Clone)]
+pub struct NetworkDefinition {
+    name: String,
+    driver: String,
+    internal: bool,
+    labels: HashMap<String, String>,
+}
+
+impl NetworkDefinition {
+    /// A bridge network; the engine name is namespaced (`sw-<run>-<process>-NAME`).
+    pub fn new(name: impl Into<String>) -> Self {
+        NetworkDefinition {
+            name: name.into(),
+            driver: "bridge".into(),
+            internal: false,
+            labels: HashMap::new(),
+        }
+    }
+
+    /// Uses another driver.
+    pub fn driver(mut self, driver: impl Into<String>) -> Self {
+        self.driver = driver.into();
+        self
+    }
+
+    /// Cuts the network off from the outside (no route out of it).
+    pub fn internal(mut self, internal: bool) -> Self {
+        self.internal = internal;
+        self
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Creates the network in the global session.
+    pub async fn create(self) -> Result<Network> {
+        self.create_in(&Session::global().await?).await
+    }
+
+    /// Creates the network in `session`.
+    pub async fn create_in(self, session: &Session) -> Result<Network> {
+        let session = session.clone();
+        on_runtime(async move {
+            let name = session.scoped_name(&self.name);
+            let mut labels = self.labels.clone();
+            labels.extend(session.labels());
+            let created = session
+                .engine()
+                .docker()
+                .create_network(NetworkCreateRequest {
+                    name: name.clone(),
+                    driver: Some(self.driver.clone()),
+                    internal: Some(self.internal),
+                    labels: Some(labels),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::docker(format!("create network {name}"), e))?;
+            session.track(ResourceKind::Network, &created.id, &name);
+            Ok(Network {
+                session,
+                id: created.id,
+                name,
+                removed: AtomicBool::new(false),
+            })
+        })
+        .await
+    }
+}
+
+/// A network created by Seaworthy, removed when dropped (after the containers on it).
+#[derive(Debug)]
+pub struct Network {
+    session: Session,
+    id: String,
+    name: String,
+    removed: AtomicBool,
+}
+
+impl Network {
+    /// The engine name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The engine id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Removes the network now (waiting for containers still on it to go).
+    pub async fn remove(self) -> Result<()> {
+        self.removed.store(true, Ordering::SeqCst);
+        self.session
+            .remove_resource(ResourceKind::Network, self.id.clone(), self.name.clone())
+            .await
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if !self.removed.swap(true, Ordering::SeqCst) {
+            self.session.remove_in_background(
+                ResourceKind::Network,
+                self.id.clone(),
+                self.name.clone(),
+            );
+        }
+    }
+}
+
+/// Describes a volume.
+#[derive(Debug, Clone)]
+pub struct VolumeDefinition {
+    name: String,
+    driver: Option<String>,
+    labels: HashMap<String, String>,
+}
+
+impl VolumeDefinition {
+    /// A local volume; the engine name is namespaced (`sw-<run>-<process>-NAME`).
+    pub fn new(name: impl Into<String>) -> Self {
+        VolumeDefinition {
+            name: name.into(),
+            driver: None,
+            labels: HashMap::new(),
+        }
+    }
+
+    /// Uses another volume driver.
+    pub fn driver(mut self, driver: impl Into<String>) -> Self {
+        self.driver = Some(driver.into());
+        self
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Creates the volume in the global session.
+    pub async fn create(self) -> Result<Volume> {
+        self.create_in(&Session::global().await?).await
+    }
+
+    /// Creates the volume in `session`.
+    pub async fn create_in(self, session: &Session) -> Result<Volume> {
+        let session = session.clone();
+        on_runtime(async move {
+            let name = session.scoped_name(&self.name);
+            let mut labels = self.labels.clone();
+            labels.extend(session.labels());
+            session
+                .engine()
+                .docker()
+                .create_volume(VolumeCreateRequest {
+                    name: Some(name.clone()),
+                    driver: self.driver.clone(),
+                    labels: Some(labels),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::docker(format!("create volume {name}"), e))?;
+            session.track(ResourceKind::Volume, &name, &name);
+            Ok(Volume {
+                session,
+                name,
+                removed: AtomicBool::new(false),
+            })
+        })
+        .await
+    }
+}
+
+/// A volume created by Seaworthy, removed when dropped (after the containers using it).
+#[derive(Debug)]
+pub struct Volume {
+    session: Session,
+    name: String,
+    removed: AtomicBool,
+}
+
+impl Volume {
+    /// The engine name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Removes the volume now (waiting for containers using it to go).
+    pub async fn remove(self) -> Result<()> {
+        self.removed.store(true, Ordering::SeqCst);
+        self.session
+            .remove_resource(ResourceKind::Volume, self.name.clone(), self.name.clone())
+            .await
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        if !self.removed.swap(true, Ordering::SeqCst) {
+            self.session.remove_in_background(
+                ResourceKind::Volume,
+                self.name.clone(),
+                self.name.clone(),
+            );
+        }
+    }
+}

@@ -1,0 +1,637 @@
+//! Readiness conditions, composed and driven by engine streams and events under one deadline.
+//!
+//! A [`Wait`] says when a container is ready: log lines matching regexes (in order or in any
+//! order, each a number of times), an HTTP status on a path, a TCP port accepting, the engine's
+//! healthcheck reporting healthy, running for a while, having exited with a code, a check of your
+//! own, or any combination with [`Wait::all`] and [`Wait::any`]. Logs are followed as a stream (each
+//! line read once), the healthcheck and exit through the engine's events and wait API; only HTTP,
+//! TCP and custom checks probe, every 50 ms. While waiting, the container exiting fails the wait at
+//! once (unless the wait is for its exit), and every failure names the condition and carries the
+//! last 50 lines of the container's log.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{EventsOptions, LogsOptions, WaitContainerOptions};
+use futures_util::StreamExt;
+use regex::Regex;
+
+use crate::container::{inspect_here, Inner};
+use crate::error::{Error, Result};
+use crate::logs::LogStream;
+
+/// How often HTTP, TCP and custom checks are retried.
+const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// Lines of log carried by a failed wait.
+const LOG_TAIL_LINES: usize = 50;
+
+/// A log line pattern that must be seen `times` times.
+#[derive(Debug, Clone)]
+pub struct LogPattern {
+    regex: Regex,
+    times: usize,
+    stream: Option<LogStream>,
+}
+
+impl LogPattern {
+    /// A pattern; panics-free: an invalid regex is reported when the wait runs.
+    pub fn new(regex: &str) -> Result<Self> {
+        let regex =
+            Regex::new(regex).map_err(|e| Error::invalid("log pattern", regex, e.to_string()))?;
+        Ok(LogPattern {
+            regex,
+            times: 1,
+            stream: None,
+        })
+    }
+
+    /// Requires `times` matching lines.
+    pub fn times(mut self, times: usize) -> Self {
+        self.times = times.max(1);
+        self
+    }
+
+    /// Matches only lines of `stream` (stdout or stderr).
+    pub fn on(mut self, stream: LogStream) -> Self {
+        self.stream = Some(stream);
+        self
+    }
+}
+
+impl fmt::Display for LogPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}/", self.regex.as_str())?;
+        if self.times > 1 {
+            write!(f, " x{}", self.times)?;
+        }
+        if let Some(s) = self.stream {
+            write!(f, " on {s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A check supplied by the caller (for example a fixture's protocol-level readiness check): it is
+/// called every 50 ms until it returns `Ok(true)`; `Err` fails the wait at once.
+pub type CustomCheck =
+    Arc<dyn Fn(CheckTarget) -> Pin<Box<dyn Future<Output = Result<bool>> + Send>> + Send + Sync>;
+
+/// What a custom check may use to reach the container.
+#[derive(Debug, Clone)]
+pub struct CheckTarget {
+    /// The container's engine name.
+    pub name: String,
+    /// The host at which published ports are reached.
+    pub host: String,
+    /// Published TCP ports: container port -> host port.
+    pub ports: std::collections::HashMap<u16, u16>,
+}
+
+/// A readiness condition. Build one with the constructors and combine with [`Wait::all`] / [`Wait::any`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Wait {
+    /// Log lines matching patterns; `ordered` requires each pattern to be met after the previous.
+    Logs {
+        /// The patterns.
+        patterns: Vec<LogPattern>,
+        /// Whether the patterns must be met in order.
+        ordered: bool,
+    },
+    /// An HTTP GET of `path` on published `port` answering `status` (any 2xx when `None`).
+    Http {
+        /// Container port.
+        port: u16,
+        /// Path, starting with `/`.
+        path: String,
+        /// Expected status.
+        status: Option<u16>,
+    },
+    /// A TCP connection to published `port` that the server inside accepts.
+    Tcp {
+        /// Container port.
+        port: u16,
+    },
+    /// The engine's healthcheck reports healthy.
+    Healthy,
+    /// The container keeps running for this long.
+    RunningFor(Duration),
+    /// The container exits, with this code when given.
+    Exited {
+        /// Expected exit code.
+        code: Option<i64>,
+    },
+    /// A check of the caller's own.
+    Custom {
+        /// What the check tests, for error messages.
+        description: String,
+        /// The check.
+        check: CustomCheck,
+    },
+    /// All conditions (checked concurrently).
+    All(Vec<Wait>),
+    /// The first condition that holds.
+    Any(Vec<Wait>),
+}
+
+impl Wait {
+    /// One log line matching `regex`. An invalid regex fails the wait with the regex named.
+    pub fn log(regex: &str) -> Wait {
+        Wait::log_pattern_list(vec![LogPattern::new(regex)], true)
+    }
+
+    /// `times` log lines matching `regex`.
+    pub fn log_times(regex: &str, times: usize) -> Wait {
+        Wait::log_pattern_list(vec![LogPattern::new(regex).map(|p| p.times(times))], true)
+    }
+
+    /// Log lines matching `patterns`, each after the previous one was met.
+    pub fn logs_in_order(patterns: Vec<LogPattern>) -> Wait {
+        Wait::Logs {
+            patterns,
+            ordered: true,
+        }
+    }
+
+    /// Log lines matching `patterns`, in any order.
+    pub fn logs_any_order(patterns: Vec<LogPattern>) -> Wait {
+        Wait::Logs {
+            patterns,
+            ordered: false,
+        }
+    }
+
+    fn log_pattern_list(patterns: Vec<Result<LogPattern>>, ordered: bool) -> Wait {
+        let mut ok = Vec::new();
+        for p in patterns {
+            match p {
+                Ok(p) => ok.push(p),
+                Err(e) => {
+                    let message = e.to_string();
+                    return Wait::Custom {
+                        description: message.clone(),
+                        check: Arc::new(move |_| {
+                            let message = message.clone();
+                            Box::pin(async move { Err(Error::invalid("wait", "log", message)) })
+                        }),
+                    };
+                }
+            }
+        }
+        Wait::Logs {
+            patterns: ok,
+            ordered,
+        }
+    }
+
+    /// An HTTP GET of `path` on `port` answering any 2xx status.
+    pub fn http(port: u16, path: impl Into<String>) -> Wait {
+        Wait::Http {
+            port,
+            path: path.into(),
+            status: None,
+        }
+    }
+
+    /// An HTTP GET of `path` on `port` answering exactly `status`.
+    pub fn http_status(port: u16, path: impl Into<String>, status: u16) -> Wait {
+        Wait::Http {
+            port,
+            path: path.into(),
+            status: Some(status),
+        }
+    }
+
+    /// A TCP connection to `port` accepted by the server in the container.
+    pub fn tcp(port: u16) -> Wait {
+        Wait::Tcp { port }
+    }
+
+    /// The healthcheck reports healthy.
+    pub fn healthy() -> Wait {
+        Wait::Healthy
+    }
+
+    /// The container keeps running for `duration`.
+    pub fn running_for(duration: Duration) -> Wait {
+        Wait::RunningFor(duration)
+    }
+
+    /// The container exits with `code`.
+    pub fn exit_code(code: i64) -> Wait {
+        Wait::Exited { code: Some(code) }
+    }
+
+    /// The container exits, with any code.
+    pub fn exited() -> Wait {
+        Wait::Exited { code: None }
+    }
+
+    /// A check of your own, retried every 50 ms until it returns `Ok(true)`.
+    pub fn custom<F, Fut>(description: impl Into<String>, check: F) -> Wait
+    where
+        F: Fn(CheckTarget) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<bool>> + Send + 'static,
+    {
+        Wait::Custom {
+            description: description.into(),
+            check: Arc::new(move |t| Box::pin(check(t))),
+        }
+    }
+
+    /// All of `waits`.
+    pub fn all(waits: impl IntoIterator<Item = Wait>) -> Wait {
+        Wait::All(waits.into_iter().collect())
+    }
+
+    /// The first of `waits` to hold.
+    pub fn any(waits: impl IntoIterator<Item = Wait>) -> Wait {
+        Wait::Any(waits.into_iter().collect())
+    }
+
+    /// `self` and `other`.
+    pub fn and(self, other: Wait) -> Wait {
+        match self {
+            Wait::All(mut v) => {
+                v.push(other);
+                Wait::All(v)
+            }
+            w => Wait::All(vec![w, other]),
+        }
+    }
+
+    fn expects_exit(&self) -> bool {
+        match self {
+            Wait::Exited { .. } => true,
+            Wait::All(v) | Wait::Any(v) => v.iter().any(Wait::expects_exit),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Wait({self})")
+    }
+}
+
+impl fmt::Display for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, v: &[Wait], sep: &str| -> fmt::Result {
+            f.write_str("(")?;
+            for (i, w) in v.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(sep)?;
+                }
+                write!(f, "{w}")?;
+            }
+            f.write_str(")")
+        };
+        match self {
+            Wait::Logs { patterns, ordered } => {
+                f.write_str(if *ordered {
+                    "log lines in order ["
+                } else {
+                    "log lines in any order ["
+                })?;
+                for (i, p) in patterns.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                f.write_str("]")
+            }
+            Wait::Http { port, path, status } => match status {
+                Some(s) => write!(f, "HTTP GET {path} on port {port} answering {s}"),
+                None => write!(f, "HTTP GET {path} on port {port} answering 2xx"),
+            },
+            Wait::Tcp { port } => write!(f, "TCP port {port} accepting connections"),
+            Wait::Healthy => f.write_str("healthcheck healthy"),
+            Wait::RunningFor(d) => write!(f, "running for {d:?}"),
+            Wait::Exited { code: Some(c) } => write!(f, "exit with code {c}"),
+            Wait::Exited { code: None } => f.write_str("exit"),
+            Wait::Custom { description, .. } => f.write_str(description),
+            Wait::All(v) => list(f, v, " and "),
+            Wait::Any(v) => list(f, v, " or "),
+        }
+    }
+}
+
+/// Why a condition cannot hold (as opposed to "not yet").
+struct Impossible(String);
+
+/// Waits until `wait` holds for `inner`, or fails at `deadline` with the log tail.
+pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) -> Result<()> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let outcome = |r: Result<(), Impossible>| match r {
+        Ok(()) => None,
+        Err(Impossible(why)) => Some(why),
+    };
+    let check = check(inner, wait);
+    let failure: Option<String> = if wait.expects_exit() {
+        match tokio::time::timeout_at(deadline.into(), check).await {
+            Ok(r) => outcome(r),
+            Err(_) => Some(format!("within {timeout:?}")),
+        }
+    } else {
+        // Race the condition against the container's exit; on exit, give the condition a moment
+        // to consume output the container wrote just before exiting.
+        let exit = watch_exit(inner);
+        tokio::pin!(check);
+        tokio::select! {
+            r = &mut check => outcome(r),
+            code = exit => match tokio::time::timeout(Duration::from_millis(300), &mut check).await {
+                Ok(r) => outcome(r),
+                Err(_) => Some(match code {
+                    Some(c) => format!("because the container exited with code {c}"),
+                    None => "because the container stopped".to_string(),
+                }),
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => Some(format!("within {timeout:?}")),
+        }
+    };
+    let Some(why) = failure else { return Ok(()) };
+    Err(Error::Wait {
+        container: inner.name.clone(),
+        condition: wait.to_string(),
+        why,
+        log_tail: log_tail(inner, LOG_TAIL_LINES).await,
+    })
+}
+
+/// Resolves when the container is no longer running, with its exit code when known.
+async fn watch_exit(inner: &Inner) -> Option<i64> {
+    let mut stream = inner.docker().wait_container(
+        &inner.id,
+        Some(WaitContainerOptions {
+            condition: "not-running".into(),
+        }),
+    );
+    match stream.next().await {
+        Some(Ok(r)) => Some(r.status_code),
+        // bollard reports a non-zero exit as an error carrying the code.
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
+        Some(Err(_)) | None => {
+            // The wait API failed (engine restarting?): never resolve, let the deadline decide.
+            std::future::pending::<()>().await;
+            None
+        }
+    }
+}
+
+fn check<'a>(
+    inner: &'a Inner,
+    wait: &'a Wait,
+) -> Pin<Box<dyn Future<Output = Result<(), Impossible>> + Send + 'a>> {
+    Box::pin(async move {
+        match wait {
+            Wait::Logs { patterns, ordered } => check_logs(inner, patterns, *ordered).await,
+            Wait::Http { port, path, status } => check_http(inner, *port, path, *status).await,
+            Wait::Tcp { port } => check_tcp(inner, *port).await,
+            Wait::Healthy => check_healthy(inner).await,
+            Wait::RunningFor(d) => {
+                tokio::time::sleep(*d).await;
+                Ok(())
+            }
+            Wait::Exited { code } => check_exited(inner, *code).await,
+            Wait::Custom { check, .. } => loop {
+                match check(target(inner)).await {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => tokio::time::sleep(PROBE_INTERVAL).await,
+                    Err(e) => return Err(Impossible(format!("because the check failed: {e}"))),
+                }
+            },
+            Wait::All(waits) => {
+                let results =
+                    futures_util::future::join_all(waits.iter().map(|w| check(inner, w))).await;
+                results
+                    .into_iter()
+                    .collect::<Result<Vec<()>, Impossible>>()
+                    .map(|_| ())
+            }
+            Wait::Any(waits) => {
+                if waits.is_empty() {
+                    return Ok(());
+                }
+                let mut futures: Vec<_> = waits.iter().map(|w| check(inner, w)).collect();
+                let mut last = Impossible(String::new());
+                while !futures.is_empty() {
+                    let (r, _, rest) = futures_util::future::select_all(futures).await;
+                    match r {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = e,
+                    }
+                    futures = rest;
+                }
+                Err(last)
+            }
+        }
+    })
+}
+
+fn target(inner: &Inner) -> CheckTarget {
+    let ports = inner
+        .ports
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|((_, proto), _)| *proto == crate::spec::Protocol::Tcp)
+        .map(|((p, _), h)| (*p, *h))
+        .collect();
+    CheckTarget {
+        name: inner.name.clone(),
+        host: inner.session.engine().host().to_string(),
+        ports,
+    }
+}
+
+async fn check_logs(
+    inner: &Inner,
+    patterns: &[LogPattern],
+    ordered: bool,
+) -> Result<(), Impossible> {
+    let mut counts = vec![0usize; patterns.len()];
+    let done = |counts: &[usize]| counts.iter().zip(patterns).all(|(c, p)| *c >= p.times);
+    if done(&counts) {
+        return Ok(());
+    }
+    let mut lines = crate::logs::line_stream(
+        inner.docker().clone(),
+        inner.id.clone(),
+        LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        },
+    );
+    let mut current = 0;
+    while let Some(line) = lines.next().await {
+        let Ok(line) = line else { break };
+        if ordered {
+            let p = &patterns[current];
+            if p.stream.is_none_or(|s| s == line.stream) && p.regex.is_match(&line.text) {
+                counts[current] += 1;
+                if counts[current] >= p.times {
+                    current += 1;
+                    if current == patterns.len() {
+                        return Ok(());
+                    }
+                }
+            }
+        } else {
+            for (i, p) in patterns.iter().enumerate() {
+                if counts[i] < p.times
+                    && p.stream.is_none_or(|s| s == line.stream)
+                    && p.regex.is_match(&line.text)
+                {
+                    counts[i] += 1;
+                }
+            }
+            if done(&counts) {
+                return Ok(());
+            }
+        }
+    }
+    Err(Impossible(
+        "because the log ended (the container stopped)".into(),
+    ))
+}
+
+async fn check_http(
+    inner: &Inner,
+    port: u16,
+    path: &str,
+    status: Option<u16>,
+) -> Result<(), Impossible> {
+    let Some(host_port) = target(inner).ports.get(&port).copied() else {
+        return Err(Impossible(format!(
+            "because port {port} is not published (add with_port({port}))"
+        )));
+    };
+    let url = format!(
+        "http://{}/{}",
+        host_with_port(inner.session.engine().host(), host_port),
+        path.trim_start_matches('/')
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| Impossible(format!("because no HTTP client could be built: {e}")))?;
+    loop {
+        if let Ok(response) = client.get(&url).send().await {
+            let got = response.status().as_u16();
+            let ok = match status {
+                Some(s) => got == s,
+                None => (200..300).contains(&got),
+            };
+            if ok {
+                return Ok(());
+            }
+            tracing::trace!(url, got, "HTTP wait: not yet");
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// `host:port`, bracketing IPv6 addresses.
+pub(crate) fn host_with_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+async fn check_tcp(inner: &Inner, port: u16) -> Result<(), Impossible> {
+    let Some(host_port) = target(inner).ports.get(&port).copied() else {
+        return Err(Impossible(format!(
+            "because port {port} is not published (add with_port({port}))"
+        )));
+    };
+    let address = host_with_port(inner.session.engine().host(), host_port);
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await {
+            // The engine's userland proxy accepts on the host even when nothing listens inside, then
+            // closes at once: an immediate EOF means "not yet". Silence or data means accepted.
+            use tokio::io::AsyncReadExt;
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await {
+                Err(_) | Ok(Ok(1..)) => return Ok(()),
+                Ok(Ok(0)) | Ok(Err(_)) => {}
+            }
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+async fn check_healthy(inner: &Inner) -> Result<(), Impossible> {
+    // Subscribe before looking, so a transition between the look and the subscription is not lost.
+    let mut events = inner.docker().events(Some(EventsOptions {
+        filters: Some(std::collections::HashMap::from([
+            ("container".to_string(), vec![inner.id.clone()]),
+            ("event".to_string(), vec!["health_status".to_string()]),
+        ])),
+        ..Default::default()
+    }));
+    let info = inspect_here(inner)
+        .await
+        .map_err(|e| Impossible(format!("because {e}")))?;
+    let state = info.state.unwrap_or_default();
+    match state.health.and_then(|h| h.status) {
+        Some(bollard::models::HealthStatusEnum::HEALTHY) => return Ok(()),
+        None
+        | Some(bollard::models::HealthStatusEnum::NONE)
+        | Some(bollard::models::HealthStatusEnum::EMPTY) => {
+            return Err(Impossible(
+                "because the container has no healthcheck (set one with with_healthcheck)".into(),
+            ))
+        }
+        _ => {}
+    }
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(e) if e.action.as_deref() == Some("health_status: healthy") => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(Impossible(format!("because the event stream failed: {e}"))),
+        }
+    }
+    Err(Impossible("because the event stream ended".into()))
+}
+
+async fn check_exited(inner: &Inner, code: Option<i64>) -> Result<(), Impossible> {
+    match watch_exit(inner).await {
+        Some(got) if code.is_none_or(|c| c == got) => Ok(()),
+        Some(got) => Err(Impossible(format!(
+            "because the container exited with code {got}"
+        ))),
+        None => Err(Impossible("because its exit could not be observed".into())),
+    }
+}
+
+/// The last `n` lines of the container's log (stdout and stderr), best effort.
+pub(crate) async fn log_tail(inner: &Inner, n: usize) -> Vec<String> {
+    let lines = crate::logs::line_stream(
+        inner.docker().clone(),
+        inner.id.clone(),
+        LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: n.to_string(),
+            ..Default::default()
+        },
+    );
+    let collected = tokio::time::timeout(Duration::from_secs(5), lines.collect::<Vec<_>>()).await;
+    match collected {
+        Ok(lines) => lines
+            .into_iter()
+            .filter_map(|l| l.ok())
+            .map(|l| l.text)
+            .collect(),
+        Err(_) => vec!["(the log could not be read within 5 s)".into()],
+    }
+}

@@ -1,0 +1,225 @@
+//! Exec, logs, processes, files and HTTP against the real engine.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{sleeper, BUSYBOX, NGINX, SCRATCH};
+use futures_util::StreamExt;
+use seaworthy::{ContainerDefinition, Exec, FileKind, LogOptions, LogStream, Wait};
+
+#[tokio::test]
+async fn exec_reports_exit_code_output_env_user_and_workdir() {
+    let c = sleeper().start().await.unwrap();
+    let out = c
+        .exec(
+            Exec::shell("echo out; echo err >&2; echo $A; id -u; pwd; exit 7")
+                .env("A", "from-env")
+                .user("65534")
+                .workdir("/tmp"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 7);
+    assert_eq!(out.stdout_text(), "out\nfrom-env\n65534\n/tmp\n");
+    assert_eq!(out.stderr_text(), "err\n");
+    let out = c.exec(Exec::new(["cat"]).stdin("piped\n")).await.unwrap();
+    assert_eq!(out.stdout_text(), "piped\n");
+    // The engine reports a command it cannot start with code 126 (20.10) or 127, and says why.
+    let out = c.exec(["no-such-binary"]).await.unwrap();
+    assert!(matches!(out.exit_code, 126 | 127), "{out:?}");
+    let why = out.stdout_text() + &out.stderr_text();
+    assert!(
+        why.contains("no-such-binary") && why.contains("not found"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn exec_exit_is_seen_without_a_polling_interval() {
+    let c = sleeper().start().await.unwrap();
+    c.exec(["true"]).await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert!(c.exec(["true"]).await.unwrap().success());
+        times.push(t.elapsed());
+    }
+    times.sort();
+    // A 500 ms poll would put every exec at >= 500 ms.
+    assert!(
+        times[2] < Duration::from_millis(400),
+        "median exec {:?}",
+        times[2]
+    );
+}
+
+#[tokio::test]
+async fn exec_timeout_names_the_command() {
+    let c = sleeper().start().await.unwrap();
+    let err = c
+        .exec(Exec::new(["sleep", "30"]).timeout(Duration::from_millis(300)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("exec `sleep 30`") && err.contains(c.name()) && err.contains("300ms"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn logs_split_streams_follow_and_since() {
+    let c = ContainerDefinition::new(BUSYBOX)
+        .with_cmd([
+            "sh",
+            "-c",
+            "echo one; echo two >&2; echo ready; while true; do sleep 0.2; echo tick; done",
+        ])
+        .with_wait(Wait::log("^ready$"))
+        .start()
+        .await
+        .unwrap();
+    let logs = c.logs().await.unwrap();
+    assert!(
+        logs.stdout().starts_with("one\nready"),
+        "{:?}",
+        logs.stdout()
+    );
+    assert_eq!(logs.stderr(), "two");
+    let stderr_only = c.log_stream(LogOptions {
+        only: Some(LogStream::Stderr),
+        ..Default::default()
+    });
+    let lines: Vec<_> = stderr_only.collect().await;
+    assert_eq!(lines.len(), 1);
+    let mut follow = c.log_stream(LogOptions {
+        follow: true,
+        since: Some(SystemTime::now() + Duration::from_secs(1)),
+        ..Default::default()
+    });
+    let first = tokio::time::timeout(Duration::from_secs(5), follow.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.text, "tick");
+    assert_eq!(first.stream, LogStream::Stdout);
+    let second = tokio::time::timeout(Duration::from_secs(5), follow.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.text, "tick");
+}
+
+#[tokio::test]
+async fn process_tree_without_ps_in_the_image() {
+    let c = ContainerDefinition::new(BUSYBOX)
+        .with_cmd(["sh", "-c", "sleep 3600 & sleep 3601 & echo ready; wait"])
+        .with_wait(Wait::log("^ready$"))
+        .start()
+        .await
+        .unwrap();
+    assert!(c.exec(["rm", "/bin/ps"]).await.unwrap().success());
+    assert!(!c.file_exists("/bin/ps").await.unwrap());
+    let tree = c.process_tree().await.unwrap();
+    assert!(
+        tree.process.args.starts_with("sh -c sleep 3600 &"),
+        "{}",
+        tree.render()
+    );
+    let mut children: Vec<_> = tree
+        .children
+        .iter()
+        .map(|c| c.process.args.clone())
+        .collect();
+    children.sort();
+    assert_eq!(children, ["sleep 3600", "sleep 3601"], "{}", tree.render());
+    assert_eq!(tree.depth(), 2);
+    assert!(tree
+        .children
+        .iter()
+        .all(|c| c.process.ppid == tree.process.pid));
+}
+
+#[tokio::test]
+async fn scratch_image_processes_and_file_metadata() {
+    let c = ContainerDefinition::new(SCRATCH)
+        .with_wait(Wait::log("pause: ready"))
+        .start()
+        .await
+        .unwrap();
+    assert!(!c.file_exists("/bin").await.unwrap());
+    let tree = c.process_tree().await.unwrap();
+    assert_eq!(tree.process.args, "/pause");
+    assert_eq!(tree.len(), 2, "{}", tree.render());
+    let config = c.file_metadata("/etc/seaworthy/config.txt").await.unwrap();
+    assert_eq!(
+        (
+            config.kind,
+            config.mode,
+            config.uid,
+            config.gid,
+            config.size
+        ),
+        (FileKind::File, 0o640, 1000, 1000, 10)
+    );
+    assert_eq!(config.mode_string(), "-rw-r-----");
+    let link = c.file_metadata("/etc/seaworthy/link").await.unwrap();
+    assert_eq!(link.kind, FileKind::Symlink);
+    assert_eq!(link.link_target.as_deref(), Some("config.txt"));
+    assert_eq!(
+        c.read_file_text("/etc/seaworthy/link").await.unwrap(),
+        "answer=42\n"
+    );
+    let data = c.file_metadata("/data").await.unwrap();
+    assert_eq!(
+        (data.kind, data.mode_string().as_str(), data.uid),
+        (FileKind::Directory, "drwxr-xr-x", 1000)
+    );
+    let names: Vec<_> = c
+        .list_dir("/etc/seaworthy")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["config.txt", "link"]);
+    let err = c.read_file("/nope").await.unwrap_err().to_string();
+    assert!(
+        err.contains("no such file or directory: /nope") && err.contains(c.name()),
+        "{err}"
+    );
+    let err = c.read_file("/data").await.unwrap_err().to_string();
+    assert!(err.contains("is a directory"), "{err}");
+}
+
+#[tokio::test]
+async fn files_of_a_created_but_not_started_container() {
+    let c = ContainerDefinition::new(SCRATCH).create().await.unwrap();
+    assert!(!c.is_running().await.unwrap());
+    assert_eq!(
+        c.read_file_text("/etc/seaworthy/config.txt").await.unwrap(),
+        "answer=42\n"
+    );
+}
+
+#[tokio::test]
+async fn http_client_bound_to_a_port() {
+    let c = ContainerDefinition::new(NGINX)
+        .with_port(80)
+        .with_wait(Wait::http(80, "/health"))
+        .start()
+        .await
+        .unwrap();
+    let http = c.http(80).unwrap();
+    assert_eq!(
+        http.base_url(),
+        format!("http://127.0.0.1:{}", c.host_port(80).unwrap())
+    );
+    let response = http.get("/").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("nginx"));
+    assert_eq!(http.get("missing").send().await.unwrap().status(), 404);
+}

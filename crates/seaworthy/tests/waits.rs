@@ -1,0 +1,233 @@
+//! Wait conditions against the real engine.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{sleeper, BUSYBOX};
+use seaworthy::{ContainerDefinition, Healthcheck, LogPattern, LogStream, Wait};
+
+fn script(s: &str) -> ContainerDefinition {
+    ContainerDefinition::new(BUSYBOX).with_cmd(["sh", "-c", s])
+}
+
+#[tokio::test]
+async fn log_lines_in_order_with_counts() {
+    let c = script("echo a; echo b; echo a; echo c >&2; exec sleep 3600")
+        .with_wait(Wait::logs_in_order(vec![
+            LogPattern::new("^a$").unwrap(),
+            LogPattern::new("^b$").unwrap(),
+            LogPattern::new("^a$").unwrap(),
+            LogPattern::new("^c$").unwrap().on(LogStream::Stderr),
+        ]))
+        .start()
+        .await;
+    assert!(c.is_ok(), "{:?}", c.err());
+}
+
+#[tokio::test]
+async fn ordered_patterns_fail_when_the_order_is_wrong() {
+    let err = script("echo second; echo first; exec sleep 3600")
+        .with_wait(Wait::logs_in_order(vec![
+            LogPattern::new("^first$").unwrap(),
+            LogPattern::new("^second$").unwrap(),
+        ]))
+        .with_startup_timeout(Duration::from_millis(700))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("log lines in order [/^first$/, /^second$/]"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn log_lines_in_any_order_and_times() {
+    script("echo x; echo y; echo x; exec sleep 3600")
+        .with_wait(Wait::logs_any_order(vec![
+            LogPattern::new("^y$").unwrap(),
+            LogPattern::new("^x$").unwrap().times(2),
+        ]))
+        .start()
+        .await
+        .unwrap();
+    script("echo ready; echo ready; exec sleep 3600")
+        .with_wait(Wait::log_times("ready", 2))
+        .start()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_timed_out_wait_names_the_condition_and_carries_the_log_tail() {
+    let started = Instant::now();
+    let err = script("for i in 1 2 3; do echo line-$i; done; echo oops >&2; exec sleep 3600")
+        .with_name("slow")
+        .with_wait(Wait::log("^never$"))
+        .with_startup_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let text = err.to_string();
+    assert!(
+        text.contains("log lines in order [/^never$/] did not hold within"),
+        "{text}"
+    );
+    assert!(text.contains("-slow"), "{text}");
+    for needle in ["line-1", "line-3", "oops"] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    match err {
+        seaworthy::Error::Wait { log_tail, .. } => {
+            assert_eq!(log_tail, ["line-1", "line-2", "line-3", "oops"])
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_container_that_exits_fails_the_wait_at_once() {
+    let started = Instant::now();
+    let err = script("echo dying; exit 3")
+        .with_wait(Wait::log("^ready$"))
+        .with_startup_timeout(Duration::from_secs(30))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("exited with code 3") || err.contains("log ended"),
+        "{err}"
+    );
+    assert!(err.contains("dying"), "{err}");
+}
+
+#[tokio::test]
+async fn exit_code_waits() {
+    script("exit 0")
+        .with_wait(Wait::exit_code(0))
+        .start()
+        .await
+        .unwrap();
+    script("exit 4")
+        .with_wait(Wait::exited())
+        .start()
+        .await
+        .unwrap();
+    let err = script("exit 2")
+        .with_wait(Wait::exit_code(0))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("exit with code 0 did not hold because the container exited with code 2"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn http_and_tcp_waits() {
+    let c = script("sleep 1; mkdir /www; echo ok > /www/health; exec httpd -f -p 80 -h /www")
+        .with_port(80)
+        .with_wait(Wait::tcp(80).and(Wait::http_status(80, "/health", 200)))
+        .start()
+        .await
+        .unwrap();
+    let status = c
+        .http(80)
+        .unwrap()
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn tcp_wait_is_not_fooled_by_the_engine_proxy() {
+    // Nothing listens on 80 inside: the wait must time out, not succeed on the proxy's accept.
+    let err = sleeper()
+        .with_port(80)
+        .with_wait(Wait::all([Wait::log("ready"), Wait::tcp(80)]))
+        .with_startup_timeout(Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("TCP port 80 accepting connections"), "{err}");
+}
+
+#[tokio::test]
+async fn http_wait_on_an_unpublished_port_is_refused_clearly() {
+    let err = sleeper()
+        .with_wait(Wait::http(80, "/"))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("port 80 is not published"), "{err}");
+}
+
+#[tokio::test]
+async fn healthy_running_for_and_any() {
+    let started = Instant::now();
+    script("exec sleep 3600")
+        .with_wait(Wait::running_for(Duration::from_millis(700)))
+        .start()
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    let err = sleeper()
+        .with_wait(Wait::healthy())
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no healthcheck"), "{err}");
+    script("echo up; exec sleep 3600")
+        .with_healthcheck(Healthcheck::shell("false"))
+        .with_wait(Wait::any([Wait::healthy(), Wait::log("^up$")]))
+        .start()
+        .await
+        .unwrap();
+    let err = script("sleep 1; exit 1")
+        .with_wait(Wait::running_for(Duration::from_secs(10)))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exited with code 1"), "{err}");
+}
+
+#[tokio::test]
+async fn custom_checks_and_invalid_patterns() {
+    let c = sleeper().start().await.unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    c.wait_for(
+        &Wait::custom("third call succeeds", move |_| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok(n >= 2) }
+        }),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let err = c
+        .wait_for(&Wait::log("(unclosed"), Duration::from_secs(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("(unclosed"), "{err}");
+}
