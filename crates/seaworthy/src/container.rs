@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bollard::models::{
@@ -20,16 +20,27 @@ use crate::wait::Wait;
 
 pub(crate) struct Inner {
     pub(crate) session: Session,
-    pub(crate) id: String,
+    id: RwLock<String>,
     pub(crate) name: String,
     pub(crate) short_name: Option<String>,
     pub(crate) image: String,
+    /// The definition it was created from (snapshots re-create it from this).
+    pub(crate) definition: ContainerDefinition,
     pub(crate) ports: Mutex<HashMap<(u16, Protocol), u16>>,
     removed: AtomicBool,
     kept: AtomicBool,
 }
 
 impl Inner {
+    /// The engine id (it changes when a snapshot is restored; the name does not).
+    pub(crate) fn id(&self) -> String {
+        self.id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_id(&self, id: String) {
+        *self.id.write().unwrap_or_else(|e| e.into_inner()) = id;
+    }
+
     pub(crate) fn docker(&self) -> &bollard::Docker {
         self.session.engine().docker()
     }
@@ -96,12 +107,18 @@ impl ContainerDefinition {
     }
 }
 
-async fn create_here(def: ContainerDefinition, session: Session) -> Result<Container> {
+pub(crate) async fn create_here(mut def: ContainerDefinition, session: Session) -> Result<Container> {
+    if let Some(substitute) = crate::substitution::substitute(&def.image)? {
+        tracing::debug!(from = %def.image, to = %substitute, "image substituted");
+        def.image = substitute;
+    }
     let image = ImageRef::parse(&def.image)?;
     crate::image::ensure_image(&session, &image, def.pull).await?;
-    let name = match &def.name {
-        Some(n) => session.scoped_name(n),
-        None => session.fresh_name(),
+    let name = match (&def.name, def.run_scoped) {
+        _ if def.engine_name.is_some() => def.engine_name.clone().unwrap_or_default(),
+        (Some(n), true) => format!("{}-{n}", session.run_namespace()),
+        (Some(n), false) => session.scoped_name(n),
+        (None, _) => session.fresh_name(),
     };
     let mut attempt = 0;
     loop {
@@ -120,19 +137,23 @@ async fn create_here(def: ContainerDefinition, session: Session) -> Result<Conta
             .await;
         match created {
             Ok(created) => {
-                // Owned from here on: any later failure removes it.
-                session.track(ResourceKind::Container, &created.id, &name);
+                // Owned from here on: any later failure removes it. A container shared by the
+                // run belongs to no process: the reaper removes it when the runner is gone.
+                if !def.run_scoped {
+                    session.track(ResourceKind::Container, &created.id, &name);
+                }
                 tracing::debug!(container = %name, image = %def.image, elapsed = ?started.elapsed(), "created");
                 let container = Container {
                     inner: Arc::new(Inner {
                         session: session.clone(),
-                        id: created.id,
+                        id: RwLock::new(created.id),
                         name: name.clone(),
                         short_name: def.name.clone(),
                         image: def.image.clone(),
+                        definition: def.clone(),
                         ports: Mutex::new(HashMap::new()),
                         removed: AtomicBool::new(false),
-                        kept: AtomicBool::new(false),
+                        kept: AtomicBool::new(def.run_scoped),
                     }),
                 };
                 container.join_networks(&def).await?;
@@ -150,6 +171,16 @@ async fn create_here(def: ContainerDefinition, session: Session) -> Result<Conta
             {
                 attempt += 1;
                 session.forget_network().await;
+            }
+            // The image was removed since this session last saw it: pull (or fail) again, once.
+            Err(e)
+                if status_of(&e) == Some(404)
+                    && attempt == 0
+                    && session.image_known_present(&image.to_string()) =>
+            {
+                attempt += 1;
+                session.forget_image(&image.to_string());
+                crate::image::ensure_image(&session, &image, def.pull).await?;
             }
             Err(e) if status_of(&e) == Some(404) => {
                 return Err(Error::Image {
@@ -173,7 +204,7 @@ async fn create_body(
     name: &str,
 ) -> Result<ContainerCreateBody> {
     let mut labels = def.labels.clone();
-    labels.extend(session.labels());
+    labels.extend(if def.run_scoped { session.run_labels() } else { session.labels() });
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     let mut exposed = Vec::new();
     for p in &def.ports {
@@ -194,6 +225,7 @@ async fn create_body(
                 (MountType::VOLUME, Some(session.volume_name(v).await?), None)
             }
             MountSource::ExternalVolume(v) => (MountType::VOLUME, Some(v.clone()), None),
+            MountSource::Anonymous => (MountType::VOLUME, None, None),
             MountSource::Bind(p) => (MountType::BIND, Some(p.display().to_string()), None),
             MountSource::Tmpfs { size_bytes } => (
                 MountType::TMPFS,
@@ -214,7 +246,13 @@ async fn create_body(
         });
     }
     let networking_config = if def.join_session_network {
-        let network = session.network_name().await?;
+        // A container shared by the run joins the run's network: a process's network goes
+        // with its process.
+        let network = if def.run_scoped {
+            session.run_network_name().await?
+        } else {
+            session.network_name().await?
+        };
         let mut aliases = def.aliases.clone();
         if let Some(short) = &def.name {
             aliases.push(short.clone());
@@ -305,7 +343,7 @@ impl Container {
                 .connect_network(
                     &join.network,
                     NetworkConnectRequest {
-                        container: self.inner.id.clone(),
+                        container: self.inner.name.clone(),
                         endpoint_config: Some(EndpointSettings {
                             aliases: Some(join.aliases.clone()),
                             ..Default::default()
@@ -327,29 +365,15 @@ impl Container {
     }
 
     /// Starts a created (or stopped) container and waits for `wait` until `deadline`.
-    pub(crate) async fn start_and_wait(
-        &self,
-        wait: Option<&Wait>,
-        deadline: Instant,
-    ) -> Result<()> {
+    pub(crate) async fn start_and_wait(&self, wait: Option<&Wait>, deadline: Instant) -> Result<()> {
         let inner = self.inner.clone();
         let wait = wait.cloned();
-        on_runtime(async move {
-            let started = Instant::now();
-            inner
-                .docker()
-                .start_container(&inner.id, None)
-                .await
-                .map_err(|e| Error::docker(format!("start container {}", inner.name), e))?;
-            tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "started");
-            refresh_ports(&inner).await?;
-            if let Some(wait) = wait {
-                crate::wait::wait_until(&inner, &wait, deadline).await?;
-                tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "ready");
-            }
-            Ok(())
-        })
-        .await
+        on_runtime(async move { start_here(&inner, wait.as_ref(), deadline).await }).await
+    }
+
+    /// Gives up ownership without removing anything: another handle owns the container now.
+    pub(crate) fn disown(self) {
+        self.inner.kept.store(true, Ordering::SeqCst);
     }
 
     /// Starts the container (after [`ContainerDefinition::create`] or [`Container::stop`]).
@@ -367,14 +391,15 @@ impl Container {
         .await
     }
 
-    /// The engine's id.
-    pub fn id(&self) -> &str {
-        &self.inner.id
+    /// The engine's id (a restored snapshot is a new container with the same name: a new id).
+    pub fn id(&self) -> String {
+        self.inner.id()
     }
 
     /// The first 12 characters of the id.
-    pub fn short_id(&self) -> &str {
-        &self.inner.id[..12.min(self.inner.id.len())]
+    pub fn short_id(&self) -> String {
+        let id = self.inner.id();
+        id[..12.min(id.len())].to_string()
     }
 
     /// The engine name (`sw-<run>-<process>-NAME`).
@@ -421,6 +446,12 @@ impl Container {
             })
     }
 
+    /// The host port of the first TCP port in the definition, if any is published.
+    pub fn first_published_port(&self) -> Option<u16> {
+        let first = self.inner.definition.ports.first()?;
+        self.host_port_for(first.container_port, first.protocol).ok()
+    }
+
     /// `host:port` for TCP `port`.
     pub fn address(&self, port: u16) -> Result<String> {
         Ok(format!("{}:{}", self.host(), self.host_port(port)?))
@@ -448,7 +479,7 @@ impl Container {
             };
             match inner
                 .docker()
-                .stop_container(&inner.id, Some(options))
+                .stop_container(&inner.name, Some(options))
                 .await
             {
                 Ok(()) => Ok(()),
@@ -467,7 +498,7 @@ impl Container {
             inner
                 .docker()
                 .kill_container(
-                    &inner.id,
+                    &inner.name,
                     Some(bollard::query_parameters::KillContainerOptions { signal }),
                 )
                 .await
@@ -483,7 +514,7 @@ impl Container {
             .session
             .remove_resource(
                 ResourceKind::Container,
-                self.inner.id.clone(),
+                self.inner.id(),
                 self.inner.name.clone(),
             )
             .await
@@ -495,7 +526,7 @@ impl Container {
         self.inner.kept.store(true, Ordering::SeqCst);
         self.inner
             .session
-            .untrack(ResourceKind::Container, &self.inner.id);
+            .untrack(ResourceKind::Container, &self.inner.id());
         eprintln!("seaworthy: keeping container {}", self.inner.name);
         self.inner.name.clone()
     }
@@ -512,19 +543,91 @@ impl Drop for Container {
         if self.inner.removed.load(Ordering::SeqCst) || self.inner.kept.load(Ordering::SeqCst) {
             return;
         }
+        if std::thread::panicking() && keep_on_failure() {
+            self.inner.kept.store(true, Ordering::SeqCst);
+            self.inner.session.untrack(ResourceKind::Container, &self.inner.id());
+            crate::gc::record_kept(&self.inner.id());
+            eprintln!(
+                "seaworthy: the test failed; keeping container {} for debugging (SEAWORTHY_KEEP_ON_FAILURE); `seaworthy gc` removes it",
+                self.inner.name
+            );
+            return;
+        }
         self.inner.removed.store(true, Ordering::SeqCst);
         self.inner.session.remove_in_background(
             ResourceKind::Container,
-            self.inner.id.clone(),
+            self.inner.id(),
             self.inner.name.clone(),
         );
     }
 }
 
+impl Container {
+    /// A handle to an existing container that this process does not own (dropping it removes
+    /// nothing): a per-run shared container started by another process, found by its labels.
+    pub(crate) async fn attach(session: &Session, id: &str, definition: ContainerDefinition) -> Result<Container> {
+        let session = session.clone();
+        let id = id.to_string();
+        on_runtime(async move {
+            let info = session
+                .engine()
+                .docker()
+                .inspect_container(&id, None)
+                .await
+                .map_err(|e| Error::docker(format!("inspect container {id}"), e))?;
+            let name = info.name.unwrap_or_default().trim_start_matches('/').to_string();
+            let inner = Arc::new(Inner {
+                session,
+                id: RwLock::new(info.id.unwrap_or(id)),
+                name,
+                short_name: definition.name.clone(),
+                image: definition.image.clone(),
+                definition,
+                ports: Mutex::new(HashMap::new()),
+                removed: AtomicBool::new(false),
+                kept: AtomicBool::new(true),
+            });
+            refresh_ports(&inner).await?;
+            Ok(Container { inner })
+        })
+        .await
+    }
+
+    /// Whether dropping this handle leaves the container in place (kept, or shared by the run).
+    pub fn is_kept(&self) -> bool {
+        self.inner.kept.load(Ordering::SeqCst)
+    }
+}
+
+/// `SEAWORTHY_KEEP_ON_FAILURE=1`: containers dropped while a test panics are kept.
+fn keep_on_failure() -> bool {
+    std::env::var("SEAWORTHY_KEEP_ON_FAILURE").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Starts `inner`'s container and waits for `wait`; runs on the library's runtime.
+pub(crate) async fn start_here(inner: &Inner, wait: Option<&Wait>, deadline: Instant) -> Result<()> {
+    let started = Instant::now();
+    inner
+        .docker()
+        .start_container(&inner.name, None)
+        .await
+        .map_err(|e| Error::docker(format!("start container {}", inner.name), e))?;
+    tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "started");
+    // Only published ports need the engine's answer of which host port it chose.
+    if !inner.definition.ports.is_empty() {
+        refresh_ports(inner).await?;
+    }
+    if let Some(wait) = wait {
+        crate::wait::wait_until(inner, wait, deadline).await?;
+        tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "ready");
+    }
+    Ok(())
+}
+
 pub(crate) async fn inspect_here(inner: &Inner) -> Result<ContainerInspectResponse> {
     inner
         .docker()
-        .inspect_container(&inner.id, None)
+        .inspect_container(&inner.name, None)
         .await
         .map_err(|e| match status_of(&e) {
             Some(404) => Error::Container {

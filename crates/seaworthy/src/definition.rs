@@ -166,6 +166,10 @@ pub struct ContainerDefinition {
     pub(crate) wait: Option<Wait>,
     pub(crate) startup_timeout: Duration,
     pub(crate) pull: PullPolicy,
+    /// Shared by the whole test run: run labels, run namespace, not owned by this process.
+    pub(crate) run_scoped: bool,
+    /// The exact engine name (a restored snapshot takes its predecessor's).
+    pub(crate) engine_name: Option<String>,
     pub(crate) invalid: Option<String>,
 }
 
@@ -201,6 +205,8 @@ impl ContainerDefinition {
             wait: None,
             startup_timeout: Duration::from_secs(60),
             pull: PullPolicy::Missing,
+            run_scoped: false,
+            engine_name: None,
             invalid,
         }
     }

@@ -102,6 +102,34 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    /// A part of a stack (a member container, a network or a volume) could not be created, started
+    /// or made ready; everything the stack had created was removed before this was returned.
+    #[error("stack {stack}: {kind} {member} failed: {source}")]
+    Stack {
+        /// The stack's id (`NAME-1a2b`), the value of its `io.seaworthy.stack` label.
+        stack: String,
+        /// What failed: `member`, `network` or `volume`.
+        kind: &'static str,
+        /// Its name in the stack (a member's name is how the others reach it).
+        member: String,
+        /// Why (a failed wait carries the member's log tail).
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// An image build failed: the Dockerfile is named and the end of the build's output kept.
+    #[error("building image {image} from {dockerfile} failed: {reason}\n--- last {} lines of the build output ---\n{}", log_tail.len(), log_tail.join("\n"))]
+    Build {
+        /// The tag being built.
+        image: String,
+        /// The Dockerfile (its path, or `inline Dockerfile`).
+        dockerfile: String,
+        /// The engine's error message.
+        reason: String,
+        /// The last lines of the build output.
+        log_tail: Vec<String>,
+    },
+
     /// A local I/O error (reading a file to copy into a container, a tar archive...).
     #[error("{action}: {source}")]
     Io {

@@ -156,7 +156,7 @@ impl Container {
             let name = inner.name.clone();
             let timeout = exec.timeout;
             let line = exec.command_line();
-            match tokio::time::timeout(timeout, exec_here(inner.docker(), &inner.id, &name, exec))
+            match tokio::time::timeout(timeout, exec_here(inner.docker(), &inner.name, &name, exec))
                 .await
             {
                 Ok(r) => r,

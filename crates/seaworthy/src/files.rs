@@ -116,7 +116,7 @@ fn metadata_of(header: &tar::Header, name: String) -> Result<FileMetadata> {
 /// Downloads the archive of `path`; with `limit`, stops once that many bytes have arrived.
 async fn download(inner: &Inner, path: &str, limit: Option<usize>) -> Result<Option<Vec<u8>>> {
     let mut stream = inner.docker().download_from_container(
-        &inner.id,
+        &inner.name,
         Some(DownloadFromContainerOptions {
             path: path.to_string(),
         }),
@@ -400,7 +400,7 @@ pub(crate) async fn copy_source_here(inner: &Inner, path: &str, source: &CopySou
     inner
         .docker()
         .upload_to_container(
-            &inner.id,
+            &inner.name,
             Some(UploadToContainerOptions {
                 path: "/".into(),
                 ..Default::default()

@@ -18,7 +18,11 @@ pub(crate) async fn ensure_image(
     policy: PullPolicy,
 ) -> Result<()> {
     let reference = image.to_string();
+    if policy != PullPolicy::Always && session.image_known_present(&reference) {
+        return Ok(());
+    }
     if policy != PullPolicy::Always && image_present(session, &reference).await? {
+        session.remember_image_present(&reference);
         return Ok(());
     }
     if policy == PullPolicy::Never {
@@ -33,7 +37,9 @@ pub(crate) async fn ensure_image(
     if policy != PullPolicy::Always && image_present(session, &reference).await? {
         return Ok(());
     }
-    pull(session, image).await
+    pull(session, image).await?;
+    session.remember_image_present(&reference);
+    Ok(())
 }
 
 async fn image_present(session: &Session, reference: &str) -> Result<bool> {

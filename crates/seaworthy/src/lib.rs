@@ -33,6 +33,9 @@ pub mod engine;
 mod error;
 mod exec;
 mod files;
+mod fixture;
+mod generic;
+pub mod gc;
 mod http;
 mod image;
 mod logs;
@@ -40,8 +43,16 @@ mod network;
 mod process;
 mod reference;
 pub mod session;
+mod shared;
+mod snapshot;
+pub mod substitution;
 mod spec;
 pub mod wait;
+
+/// Seaworthy's own runtime, which carries every engine call; fixtures run their clients' tasks on it.
+pub mod runtime {
+    pub use crate::session::{run, spawn};
+}
 
 pub use container::Container;
 pub use definition::{ContainerDefinition, Healthcheck, PullPolicy, Resources};
@@ -49,12 +60,16 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecOutput};
 pub use files::{FileKind, FileMetadata};
+pub use fixture::{ConnectionInfo, Fixture, FixtureDefinition, Isolation};
+pub use generic::{GenericFixture, SnapshotFixture};
 pub use http::HttpClient;
 pub use logs::{LogLine, LogOptions, LogStream, Logs};
 pub use network::{Network, NetworkDefinition, Volume, VolumeDefinition};
 pub use process::{Process, ProcessTree};
 pub use reference::ImageRef;
 pub use session::{ResourceKind, Session};
+pub use shared::{ExclusiveGuard, Scope, Shared, SharedGuard};
+pub use snapshot::{Consistency, Snapshot, SnapshotOptions, VolumeData};
 pub use spec::{parse_env, MountSource, MountSpec, PortSpec, Protocol};
 pub use wait::{LogPattern, Wait};
 

@@ -195,7 +195,7 @@ impl Container {
     /// The container's whole log so far.
     pub async fn logs(&self) -> Result<Logs> {
         let docker = self.inner.docker().clone();
-        let id = self.inner.id.clone();
+        let id = self.inner.name.clone();
         on_runtime(async move {
             let mut stream = line_stream(docker, id, to_options(&LogOptions::default()));
             let mut lines = Vec::new();
@@ -214,7 +214,7 @@ impl Container {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let mut lines = line_stream(
             self.inner.docker().clone(),
-            self.inner.id.clone(),
+            self.inner.name.clone(),
             to_options(&options),
         );
         runtime().spawn(async move {

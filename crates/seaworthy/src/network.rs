@@ -28,6 +28,17 @@ impl NetworkDefinition {
         }
     }
 
+    /// The name given in [`new`](Self::new) (the engine name adds the session's namespace).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Replaces the name (a stack prefixes its networks' names with the stack's id).
+    pub(crate) fn renamed(mut self, name: String) -> Self {
+        self.name = name;
+        self
+    }
+
     /// Uses another driver.
     pub fn driver(mut self, driver: impl Into<String>) -> Self {
         self.driver = driver.into();
@@ -139,6 +150,17 @@ impl VolumeDefinition {
             driver: None,
             labels: HashMap::new(),
         }
+    }
+
+    /// The name given in [`new`](Self::new) (the engine name adds the session's namespace).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Replaces the name (a stack prefixes its volumes' names with the stack's id).
+    pub(crate) fn renamed(mut self, name: String) -> Self {
+        self.name = name;
+        self
     }
 
     /// Uses another volume driver.

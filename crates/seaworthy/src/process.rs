@@ -115,7 +115,7 @@ impl Container {
             let top = inner
                 .docker()
                 .top_processes(
-                    &inner.id,
+                    &inner.name,
                     Some(bollard::query_parameters::TopOptions {
                         ps_args: "-o pid,ppid,user,args".into(),
                     }),

@@ -32,8 +32,18 @@ use crate::error::{status_of, Error, Result};
 pub const LABEL_MANAGED: &str = "io.seaworthy.managed";
 /// Label naming the test run (shared by all processes of the run).
 pub const LABEL_SESSION: &str = "io.seaworthy.session";
-/// Label naming the owning process as `pid:start-time`.
+/// Label naming the owning process as `pid:start-time`, or [`OWNER_RUN`] for resources shared by
+/// the whole test run.
 pub const LABEL_OWNER: &str = "io.seaworthy.owner";
+/// Label naming the process that runs the tests (`cargo`, `cargo-nextest`) as `pid:start-time`:
+/// resources shared per run live until it is gone.
+pub const LABEL_RUNNER: &str = "io.seaworthy.runner";
+/// Label naming the machine whose processes the owner and runner labels refer to.
+pub const LABEL_HOST: &str = "io.seaworthy.host";
+/// Label marking a container shared per run, with the key of its fixture definition.
+pub const LABEL_FIXTURE: &str = "io.seaworthy.fixture";
+/// The owner of resources shared by every process of a test run.
+pub const OWNER_RUN: &str = "run";
 
 /// How long teardown at exit waits for removals before giving up.
 const EXIT_TEARDOWN_DEADLINE: Duration = Duration::from_secs(60);
@@ -63,6 +73,8 @@ struct Tracker {
 pub(crate) struct SessionInner {
     run_id: String,
     owner: String,
+    runner: String,
+    host: String,
     namespace: String,
     engine: Engine,
     keep: bool,
@@ -70,6 +82,7 @@ pub(crate) struct SessionInner {
     network: tokio::sync::Mutex<Option<String>>,
     volumes: tokio::sync::Mutex<HashMap<String, String>>,
     pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    present_images: Mutex<std::collections::HashSet<String>>,
 }
 
 /// One process's view of a test run: the engine, the labels and names it gives, and everything it
@@ -105,6 +118,25 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Spawns `fut` on Seaworthy's own runtime. Fixtures start their clients' connection tasks here,
+/// so the clients keep working whichever runtime (each `#[tokio::test]` has its own) uses them.
+pub fn spawn<F>(fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime().spawn(fut)
+}
+
+/// Runs `fut` on Seaworthy's own runtime and waits for it, from any runtime.
+pub async fn run<F, T>(fut: F) -> T
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    on_runtime(fut).await
+}
+
 /// Runs `fut` on the library's runtime and waits for it from any runtime (or none).
 pub(crate) async fn on_runtime<F, T>(fut: F) -> T
 where
@@ -133,12 +165,16 @@ impl Session {
     pub fn with_engine(engine: Engine) -> Session {
         let run_id = run_id();
         let owner = owner_id();
+        let runner = runner_id();
+        let host = host_name();
         let token: u16 = rand::random();
         let namespace = format!("sw-{}-{token:04x}", &run_id[..8.min(run_id.len())]);
         let keep = std::env::var("SEAWORTHY_KEEP").is_ok_and(|v| v == "1" || v == "true");
         let session = Session(Arc::new(SessionInner {
             run_id,
             owner,
+            runner,
+            host,
             namespace,
             engine,
             keep,
@@ -146,12 +182,13 @@ impl Session {
             network: tokio::sync::Mutex::new(None),
             volumes: tokio::sync::Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
+            present_images: Mutex::new(Default::default()),
         }));
         SESSIONS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(session.clone());
-        install_exit_hooks();
+        install_exit_hooks(&session);
         session
     }
 
@@ -184,11 +221,37 @@ impl Session {
 
     /// The labels every resource of this session carries.
     pub fn labels(&self) -> HashMap<String, String> {
+        self.labels_for(&self.0.owner)
+    }
+
+    /// The labels of a resource shared by every process of the run (owner [`OWNER_RUN`]).
+    pub fn run_labels(&self) -> HashMap<String, String> {
+        self.labels_for(OWNER_RUN)
+    }
+
+    fn labels_for(&self, owner: &str) -> HashMap<String, String> {
         HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             (LABEL_SESSION.to_string(), self.0.run_id.clone()),
-            (LABEL_OWNER.to_string(), self.0.owner.clone()),
+            (LABEL_OWNER.to_string(), owner.to_string()),
+            (LABEL_RUNNER.to_string(), self.0.runner.clone()),
+            (LABEL_HOST.to_string(), self.0.host.clone()),
         ])
+    }
+
+    /// This process as `pid:start-time` (the value of [`LABEL_OWNER`] on its resources).
+    pub fn owner(&self) -> &str {
+        &self.0.owner
+    }
+
+    /// The test runner process as `pid:start-time` (the value of [`LABEL_RUNNER`]).
+    pub fn runner(&self) -> &str {
+        &self.0.runner
+    }
+
+    /// The prefix of names shared by every process of the run (`sw-<run>`).
+    pub fn run_namespace(&self) -> String {
+        format!("sw-{}", &self.0.run_id[..8.min(self.0.run_id.len())])
     }
 
     /// The engine name for a resource the user calls `name`.
@@ -342,6 +405,15 @@ impl Session {
         }
         *self.0.network.lock().await = None;
         self.0.volumes.lock().await.clear();
+        // The volume data of this session's snapshots (kept snapshots are named `kept-…`).
+        let prefix = format!("{}-", self.0.namespace);
+        if let Ok(entries) = std::fs::read_dir(crate::snapshot::snapshot_dir()) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         errors
     }
 
@@ -372,6 +444,45 @@ impl Session {
             session.track(ResourceKind::Network, &created.id, &name);
             tracing::debug!(network = %name, elapsed = ?started.elapsed(), "created the session network");
             *slot = Some(name.clone());
+            Ok(name)
+        })
+        .await
+    }
+
+    /// The network shared by the run's shared containers (`sw-<run>`), found or created under a
+    /// cross-process lock. It belongs to the run, like they do.
+    pub async fn run_network_name(&self) -> Result<String> {
+        let session = self.clone();
+        on_runtime(async move {
+            let name = session.run_namespace();
+            let lock_path = crate::gc::state_dir().join(format!("run-{}-network.lock", session.0.run_id));
+            let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+                file.lock()?;
+                Ok(file)
+            })
+            .await
+            .map_err(|e| Error::io("wait for the run network lock", std::io::Error::other(e)))?
+            .map_err(|e| Error::io("take the run network lock", e))?;
+            let docker = session.0.engine.docker();
+            let existing = docker
+                .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                    filters: Some(HashMap::from([("name".to_string(), vec![format!("^{name}$")])])),
+                }))
+                .await
+                .map_err(|e| Error::docker(format!("look up network {name}"), e))?;
+            if existing.iter().all(|n| n.name.as_deref() != Some(name.as_str())) {
+                docker
+                    .create_network(NetworkCreateRequest {
+                        name: name.clone(),
+                        driver: Some("bridge".into()),
+                        labels: Some(session.run_labels()),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| Error::docker(format!("create network {name}"), e))?;
+            }
+            drop(lock);
             Ok(name)
         })
         .await
@@ -419,6 +530,20 @@ impl Session {
             .entry(image.to_string())
             .or_default()
             .clone()
+    }
+
+    /// Whether this session already saw `image` present (saves an inspect per start).
+    pub(crate) fn image_known_present(&self, image: &str) -> bool {
+        self.0.present_images.lock().unwrap_or_else(|e| e.into_inner()).contains(image)
+    }
+
+    pub(crate) fn remember_image_present(&self, image: &str) {
+        self.0.present_images.lock().unwrap_or_else(|e| e.into_inner()).insert(image.to_string());
+    }
+
+    /// Forgets what it knew about `image` (it turned out to be missing after all).
+    pub(crate) fn forget_image(&self, image: &str) {
+        self.0.present_images.lock().unwrap_or_else(|e| e.into_inner()).remove(image);
     }
 
     fn teardown_at_exit(&self) {
@@ -549,6 +674,39 @@ fn owner_id() -> String {
     format!("{pid}:{}", process_start_time(pid).unwrap_or(0))
 }
 
+/// `pid:start-time` of the parent process (the test runner), the value of [`LABEL_RUNNER`].
+fn runner_id() -> String {
+    let ppid = std::os::unix::process::parent_id();
+    format!("{ppid}:{}", process_start_time(ppid).unwrap_or(0))
+}
+
+/// This machine's host name (the value of [`LABEL_HOST`]).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Whether the process named `pid:start-time` is alive (a zombie counts as dead).
+pub fn process_alive(id: &str) -> bool {
+    let Some((pid, start)) = id.split_once(':') else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return false;
+    };
+    let mut fields = after.split_whitespace();
+    let state = fields.next().unwrap_or("Z");
+    let started: Option<u64> = fields.nth(18).and_then(|f| f.parse().ok());
+    state != "Z" && state != "X" && started == Some(start)
+}
+
 /// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), which with
 /// the pid identifies a process across pid reuse.
 pub fn process_start_time(pid: u32) -> Option<u64> {
@@ -564,8 +722,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn install_exit_hooks() {
+fn install_exit_hooks(session: &Session) {
     EXIT_HOOK.call_once(|| {
+        if !session.0.keep {
+            crate::gc::spawn_reaper(
+                session.0.engine.endpoint(),
+                &session.0.run_id,
+                &session.0.owner,
+                &session.0.runner,
+            );
+            // Sweep what earlier, killed runs left behind, without holding anything up.
+            let engine = session.0.engine.clone();
+            runtime().spawn(async move {
+                match crate::gc::collect(&engine, crate::gc::GcOptions::default()).await {
+                    Ok(report) if !report.removed.is_empty() => {
+                        tracing::info!(removed = report.removed.len(), "removed resources of dead test processes")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "startup sweep failed"),
+                }
+            });
+        }
         extern "C" fn at_exit() {
             teardown_all_sessions();
         }

@@ -20,6 +20,8 @@ pub enum MountSource {
     ExternalVolume(String),
     /// A host path.
     Bind(PathBuf),
+    /// A fresh anonymous volume, created by the engine and removed with the container.
+    Anonymous,
     /// A tmpfs of at most `size_bytes` (engine default when `None`).
     Tmpfs {
         /// Size limit in bytes.

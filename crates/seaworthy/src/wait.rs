@@ -366,7 +366,7 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
 /// Resolves when the container is no longer running, with its exit code when known.
 async fn watch_exit(inner: &Inner) -> Option<i64> {
     let mut stream = inner.docker().wait_container(
-        &inner.id,
+        &inner.name,
         Some(WaitContainerOptions {
             condition: "not-running".into(),
         }),
@@ -461,7 +461,7 @@ async fn check_logs(
     }
     let mut lines = crate::logs::line_stream(
         inner.docker().clone(),
-        inner.id.clone(),
+        inner.name.clone(),
         LogsOptions {
             follow: true,
             stdout: true,
@@ -573,7 +573,7 @@ async fn check_healthy(inner: &Inner) -> Result<(), Impossible> {
     // Subscribe before looking, so a transition between the look and the subscription is not lost.
     let mut events = inner.docker().events(Some(EventsOptions {
         filters: Some(std::collections::HashMap::from([
-            ("container".to_string(), vec![inner.id.clone()]),
+            ("container".to_string(), vec![inner.name.clone()]),
             ("event".to_string(), vec!["health_status".to_string()]),
         ])),
         ..Default::default()
@@ -617,7 +617,7 @@ async fn check_exited(inner: &Inner, code: Option<i64>) -> Result<(), Impossible
 pub(crate) async fn log_tail(inner: &Inner, n: usize) -> Vec<String> {
     let lines = crate::logs::line_stream(
         inner.docker().clone(),
-        inner.id.clone(),
+        inner.name.clone(),
         LogsOptions {
             stdout: true,
             stderr: true,

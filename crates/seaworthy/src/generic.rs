@@ -1,0 +1,147 @@
+//! [`SnapshotFixture`]: any image as a fixture, cleaned by restoring a baseline snapshot.
+
+use crate::container::Container;
+use crate::definition::ContainerDefinition;
+use crate::error::{Error, Result};
+use crate::fixture::{ConnectionInfo, Fixture, FixtureDefinition};
+use crate::snapshot::{Consistency, Snapshot, SnapshotOptions};
+
+/// A fixture for any image that has no protocol-level reset: `clean()` restores the snapshot taken
+/// when the container first became ready (see [`Container::restore`] for what is kept: name,
+/// aliases, host ports).
+///
+/// ```no_run
+/// # async fn demo() -> seaworthy::Result<()> {
+/// use seaworthy::{ContainerDefinition, Fixture, FixtureDefinition, SnapshotFixture, Wait};
+/// let web = SnapshotFixture::new(
+///     ContainerDefinition::new("seaworthy-test/nginx").with_port(80).with_wait(Wait::http(80, "/health")),
+/// )
+/// .start()
+/// .await?;
+/// web.container().write_file("/usr/share/nginx/html/extra.html", "x", 0o644).await?;
+/// web.clean().await?; // extra.html is gone again
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SnapshotFixture {
+    definition: ContainerDefinition,
+    consistency: Consistency,
+    kind: String,
+}
+
+impl SnapshotFixture {
+    /// A fixture running `definition`, with a crash-consistent (paused) baseline.
+    pub fn new(definition: ContainerDefinition) -> Self {
+        let kind = definition.image().rsplit('/').next().unwrap_or("container").to_string();
+        SnapshotFixture {
+            definition,
+            consistency: Consistency::Paused,
+            kind,
+        }
+    }
+
+    /// Chooses how the baseline snapshot is made consistent.
+    pub fn with_consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
+        self
+    }
+
+    /// Names the fixture in messages (default: the image's last path component).
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+}
+
+/// A started [`SnapshotFixture`].
+#[derive(Debug)]
+pub struct GenericFixture {
+    kind: String,
+    container: Container,
+    baseline: Snapshot,
+}
+
+impl GenericFixture {
+    /// The baseline snapshot that `clean()` restores.
+    pub fn baseline(&self) -> &Snapshot {
+        &self.baseline
+    }
+}
+
+impl Fixture for GenericFixture {
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    fn container(&self) -> &Container {
+        &self.container
+    }
+
+    async fn clean(&self) -> Result<()> {
+        self.container.restore(&self.baseline).await.map_err(|e| Error::Container {
+            container: self.container.name().to_string(),
+            reason: format!("{} fixture: restoring the baseline snapshot failed: {e}", self.kind),
+        })
+    }
+
+    fn connection(&self) -> ConnectionInfo {
+        let port = self.container.first_published_port().unwrap_or(0);
+        ConnectionInfo::new("tcp", self.container.host(), port)
+    }
+}
+
+impl FixtureDefinition for SnapshotFixture {
+    type Fixture = GenericFixture;
+
+    fn key(&self) -> String {
+        format!("snapshot:{:?}:{:?}", self.consistency, self.definition)
+    }
+
+    fn container_definition(&self) -> ContainerDefinition {
+        self.definition.clone()
+    }
+
+    async fn attach(&self, container: Container) -> Result<GenericFixture> {
+        let options = SnapshotOptions {
+            consistency: self.consistency,
+            keep: false,
+        };
+        let baseline = if container.is_kept() {
+            // Shared by the run: every process must restore the same baseline, taken once.
+            shared_baseline(&container, options).await?
+        } else {
+            container.snapshot_with("baseline", options).await?
+        };
+        Ok(GenericFixture {
+            kind: self.kind.clone(),
+            container,
+            baseline,
+        })
+    }
+}
+
+/// The baseline of a container shared by the run: taken by the first process under a file lock,
+/// read by the others.
+async fn shared_baseline(container: &Container, options: SnapshotOptions) -> Result<Snapshot> {
+    let dir = crate::gc::state_dir();
+    let json = dir.join(format!("baseline-{}.json", container.name()));
+    let lock_path = dir.join(format!("baseline-{}.lock", container.name()));
+    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| Error::io("wait for the baseline lock", std::io::Error::other(e)))?
+    .map_err(|e| Error::io("take the baseline lock", e))?;
+    let result = match Snapshot::load(&json) {
+        Ok(snapshot) => Ok(snapshot),
+        Err(_) => {
+            let snapshot = container.snapshot_with("baseline", options).await?;
+            snapshot.save(&json)?;
+            Ok(snapshot)
+        }
+    };
+    drop(lock);
+    result
+}

@@ -1,0 +1,335 @@
+//! Snapshots through `docker commit`, with the data of volumes and tmpfs mounts, which commit alone
+//! does not capture.
+//!
+//! [`Container::snapshot`] commits the container to an image and archives the contents of each of
+//! its volumes and tmpfs mounts (the official postgres image keeps its data in a VOLUME: without
+//! this, a snapshot of it would hold no data). [`Container::restore`] replaces the container with a
+//! new one created from that image, with the archived data put back before it starts, and keeps what
+//! a test holds on to: the same engine name, the same network aliases and the same host ports, so
+//! connection strings stay valid. The handle stays the same too; only [`Container::id`] changes.
+//!
+//! # Consistency
+//!
+//! * [`Consistency::Paused`] (the default): the container is paused while it is committed and
+//!   its volumes are read, so the snapshot is *crash-consistent*: what a power cut at that instant
+//!   would leave. Fast (the process keeps its memory, nothing restarts); right for databases that
+//!   recover from a crash (PostgreSQL, Redis with AOF/RDB), and for anything idle.
+//! * [`Consistency::Stopped`]: the container is stopped (its stop signal, a clean shutdown), then
+//!   committed, then brought back by a restore from the new snapshot. Slower, but the data is
+//!   exactly what a clean shutdown writes: use it for services that don't recover from a crash, or
+//!   to keep replay (WAL recovery) out of every restore.
+//!
+//! A restored container's volumes are fresh anonymous volumes holding the snapshot's data (a named
+//! volume shared with another container is not rewritten behind that container's back); tmpfs
+//! mounts come back as anonymous volumes too, since a tmpfs cannot be filled before start.
+//!
+//! Snapshot images carry the session's labels and are removed with the session, unless taken with
+//! [`SnapshotOptions::keep`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bollard::models::ContainerConfig;
+use bollard::query_parameters::{CommitContainerOptions, DownloadFromContainerOptions, UploadToContainerOptions};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::container::{inspect_here, Container, Inner};
+use crate::error::{Error, Result};
+use crate::session::{on_runtime, ResourceKind};
+use crate::spec::{MountSource, PortSpec};
+
+/// How a snapshot is made consistent. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Consistency {
+    /// Paused while committed: crash-consistent, fast.
+    #[default]
+    Paused,
+    /// Stopped (clean shutdown), committed, then restored.
+    Stopped,
+}
+
+/// Options of [`Container::snapshot_with`].
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    /// How the snapshot is made consistent.
+    pub consistency: Consistency,
+    /// Keep the snapshot image after the session (it is not labelled for removal).
+    pub keep: bool,
+}
+
+/// The data of one volume or tmpfs mount, archived at snapshot time.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct VolumeData {
+    /// The mount point in the container.
+    pub target: String,
+    /// The tar archive of its contents on the host.
+    pub archive: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// A container's file system, configuration and volume data at one moment.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// The snapshot's name as given.
+    pub name: String,
+    /// The committed image's id.
+    pub image_id: String,
+    /// The committed image's tag (`sw-<run>-<process>-snapshot:<name>`).
+    pub image: String,
+    /// The container it was taken from.
+    pub source: String,
+    /// The archived volume and tmpfs data.
+    pub volumes: Vec<VolumeData>,
+    /// How it was made consistent.
+    pub consistency: Consistency,
+    /// Whether the image outlives the session.
+    pub kept: bool,
+}
+
+impl Snapshot {
+    /// Writes the snapshot's description to `path` (JSON), so another process can restore it.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::io("encode a snapshot", std::io::Error::other(e)))?;
+        std::fs::write(path, json).map_err(|e| Error::io(format!("write {}", path.display()), e))
+    }
+
+    /// Reads a snapshot description written by [`Snapshot::save`].
+    pub fn load(path: &std::path::Path) -> Result<Snapshot> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::io(format!("decode {}", path.display()), std::io::Error::other(e)))
+    }
+}
+
+pub(crate) fn snapshot_dir() -> PathBuf {
+    let dir = crate::gc::state_dir().join("snapshots");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+impl Container {
+    /// Takes a crash-consistent snapshot named `name` (see [`Consistency::Paused`]).
+    pub async fn snapshot(&self, name: &str) -> Result<Snapshot> {
+        self.snapshot_with(name, SnapshotOptions::default()).await
+    }
+
+    /// Takes a snapshot with `options`.
+    pub async fn snapshot_with(&self, name: &str, options: SnapshotOptions) -> Result<Snapshot> {
+        let inner = self.inner.clone();
+        let name = name.to_string();
+        on_runtime(async move {
+            let started = Instant::now();
+            let snapshot = match options.consistency {
+                Consistency::Paused => snapshot_paused(&inner, &name, options.keep).await?,
+                Consistency::Stopped => {
+                    inner
+                        .docker()
+                        .stop_container(&inner.name, None::<bollard::query_parameters::StopContainerOptions>)
+                        .await
+                        .map_err(|e| Error::docker(format!("stop container {} for a snapshot", inner.name), e))?;
+                    let mut snapshot = capture(&inner, &name, options.keep, false).await?;
+                    snapshot.consistency = Consistency::Stopped;
+                    // Bring it back from the snapshot, which pins name, aliases and host ports.
+                    restore_here(&inner, &snapshot).await?;
+                    snapshot
+                }
+            };
+            tracing::debug!(container = %inner.name, snapshot = %name, elapsed = ?started.elapsed(), "snapshot taken");
+            Ok(snapshot)
+        })
+        .await
+    }
+
+    /// Replaces the container with one made from `snapshot`, keeping its name, network aliases and
+    /// host ports, and waits until it is ready again (the definition's waits).
+    pub async fn restore(&self, snapshot: &Snapshot) -> Result<()> {
+        let inner = self.inner.clone();
+        let snapshot = snapshot.clone();
+        on_runtime(async move { restore_here(&inner, &snapshot).await }).await
+    }
+}
+
+async fn snapshot_paused(inner: &Inner, name: &str, keep: bool) -> Result<Snapshot> {
+    let docker = inner.docker();
+    let id = inner.name.clone();
+    docker
+        .pause_container(&id)
+        .await
+        .map_err(|e| Error::docker(format!("pause container {} for a snapshot", inner.name), e))?;
+    let result = capture(inner, name, keep, false).await;
+    let unpaused = docker
+        .unpause_container(&id)
+        .await
+        .map_err(|e| Error::docker(format!("unpause container {} after a snapshot", inner.name), e));
+    let snapshot = result?;
+    unpaused?;
+    Ok(snapshot)
+}
+
+/// Commits the container and archives its volumes and tmpfs mounts (the container is paused or
+/// stopped by the caller).
+async fn capture(inner: &Inner, name: &str, keep: bool, pause: bool) -> Result<Snapshot> {
+    let docker = inner.docker();
+    let info = inspect_here(inner).await?;
+    let mut targets: Vec<String> = info
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| matches!(m.typ.as_deref(), Some("volume") | Some("tmpfs")))
+        .filter_map(|m| m.destination)
+        .collect();
+    for m in &inner.definition.mounts {
+        if matches!(m.source, MountSource::Tmpfs { .. }) && !targets.contains(&m.target) {
+            targets.push(m.target.clone());
+        }
+    }
+    let session = &inner.session;
+    let repo = format!("{}-snapshot", session.namespace());
+    let tag = sanitize_tag(name);
+    let image = format!("{repo}:{tag}");
+    // Kept snapshots' data lives on; the others' is removed with the session (by namespace).
+    let prefix = if keep { "kept-".to_string() } else { String::new() };
+    let dir = snapshot_dir().join(format!("{prefix}{}-{tag}-{:08x}", session.namespace(), rand::random::<u32>()));
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let mut volumes = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let archive = dir.join(format!("{i}.tar"));
+        let bytes = download_to(inner, target, &archive).await?;
+        volumes.push(VolumeData {
+            target: target.clone(),
+            archive,
+            bytes,
+        });
+    }
+    let changes = if keep {
+        // A kept snapshot must not be taken for the session's leftovers.
+        Some("LABEL io.seaworthy.managed=false".to_string())
+    } else {
+        None
+    };
+    let committed = docker
+        .commit_container(
+            CommitContainerOptions {
+                container: Some(inner.name.clone()),
+                repo: Some(repo),
+                tag: Some(tag),
+                pause,
+                changes,
+                ..Default::default()
+            },
+            ContainerConfig::default(),
+        )
+        .await
+        .map_err(|e| Error::docker(format!("commit container {} as snapshot {name}", inner.name), e))?;
+    let image_id = committed.id;
+    if !keep {
+        session.track(ResourceKind::Image, &image_id, &image);
+    }
+    Ok(Snapshot {
+        name: name.to_string(),
+        image_id,
+        image,
+        source: inner.name.clone(),
+        volumes,
+        consistency: Consistency::Paused,
+        kept: keep,
+    })
+}
+
+fn sanitize_tag(name: &str) -> String {
+    let t: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' })
+        .collect();
+    let t = t.trim_start_matches(['.', '-']).to_string();
+    if t.is_empty() { "snapshot".into() } else { t.chars().take(120).collect() }
+}
+
+async fn download_to(inner: &Inner, path: &str, file: &std::path::Path) -> Result<u64> {
+    let mut stream = inner.docker().download_from_container(
+        &inner.name,
+        Some(DownloadFromContainerOptions { path: path.to_string() }),
+    );
+    let mut out = tokio::fs::File::create(file)
+        .await
+        .map_err(|e| Error::io(format!("create {}", file.display()), e))?;
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::docker(format!("archive {path} of container {}", inner.name), e))?;
+        bytes += chunk.len() as u64;
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| Error::io(format!("write {}", file.display()), e))?;
+    }
+    out.flush().await.map_err(|e| Error::io(format!("write {}", file.display()), e))?;
+    Ok(bytes)
+}
+
+/// Replaces `inner`'s container with one created from `snapshot`.
+pub(crate) async fn restore_here(inner: &Inner, snapshot: &Snapshot) -> Result<()> {
+    let started = Instant::now();
+    let old_id = inner.id();
+    let mut def = inner.definition.clone();
+    def.image = snapshot.image_id.clone();
+    def.engine_name = Some(inner.name.clone());
+    def.copies.clear();
+    // Pin every published port to the host port it has now.
+    let current = inner.ports.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    def.ports = def
+        .ports
+        .iter()
+        .map(|p| PortSpec {
+            host_port: p.host_port.or_else(|| current.get(&(p.container_port, p.protocol)).copied()),
+            ..p.clone()
+        })
+        .collect();
+    // Volumes and tmpfs mounts come back as fresh anonymous volumes, filled before start.
+    for m in &mut def.mounts {
+        if matches!(m.source, MountSource::Volume(_) | MountSource::ExternalVolume(_) | MountSource::Tmpfs { .. })
+            && snapshot.volumes.iter().any(|v| v.target == m.target)
+        {
+            m.source = MountSource::Anonymous;
+            m.read_only = false;
+        }
+    }
+    crate::session::remove_now(inner.session.engine(), ResourceKind::Container, &old_id, &inner.name).await?;
+    inner.session.untrack(ResourceKind::Container, &old_id);
+    let wait = def.wait.clone();
+    let deadline = Instant::now() + def.startup_timeout;
+    let fresh = Box::pin(crate::container::create_here(def, inner.session.clone())).await?;
+    let new_id = fresh.inner.id();
+    // The fresh handle only carried the creation: `inner` owns the container from here on.
+    fresh.disown();
+    inner.set_id(new_id.clone());
+    for volume in &snapshot.volumes {
+        upload_from(inner, volume).await?;
+    }
+    crate::container::start_here(inner, wait.as_ref(), deadline).await?;
+    tracing::debug!(container = %inner.name, snapshot = %snapshot.name, elapsed = ?started.elapsed(), "restored");
+    Ok(())
+}
+
+async fn upload_from(inner: &Inner, volume: &VolumeData) -> Result<()> {
+    let parent = match volume.target.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_string(),
+        Some((p, _)) => p.to_string(),
+    };
+    let data = tokio::fs::read(&volume.archive)
+        .await
+        .map_err(|e| Error::io(format!("read {}", volume.archive.display()), e))?;
+    inner
+        .docker()
+        .upload_to_container(
+            &inner.name,
+            Some(UploadToContainerOptions {
+                path: parent,
+                ..Default::default()
+            }),
+            bollard::body_full(data.into()),
+        )
+        .await
+        .map_err(|e| Error::docker(format!("restore {} into container {}", volume.target, inner.name), e))
+}
