@@ -170,7 +170,7 @@ impl Container {
     }
 }
 
-async fn exec_here(
+pub(crate) async fn exec_here(
     docker: &bollard::Docker,
     id: &str,
     name: &str,

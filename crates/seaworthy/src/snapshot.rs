@@ -21,7 +21,13 @@
 //!
 //! A restored container's volumes are fresh anonymous volumes holding the snapshot's data (a named
 //! volume shared with another container is not rewritten behind that container's back); tmpfs
-//! mounts come back as anonymous volumes too, since a tmpfs cannot be filled before start.
+//! mounts come back as anonymous volumes too, since a tmpfs cannot be filled before start. The
+//! engine's archive API does not see inside a tmpfs, so a tmpfs is read with `tar` run in the
+//! container just before the pause (or stop): images with a tmpfs need `tar` to be snapshotted.
+//!
+//! The restored container starts on existing data and must pass the definition's waits again: a
+//! wait that only holds on a first start (the official postgres image logs its ready line twice
+//! then, once later) does not; prefer protocol, TCP or HTTP waits for containers you restore.
 //!
 //! Snapshot images carry the session's labels and are removed with the session, unless taken with
 //! [`SnapshotOptions::keep`].
@@ -123,12 +129,14 @@ impl Container {
             let snapshot = match options.consistency {
                 Consistency::Paused => snapshot_paused(&inner, &name, options.keep).await?,
                 Consistency::Stopped => {
+                    // A tmpfs is gone once the container stops: read it first.
+                    let tmpfs = capture_tmpfs(&inner).await?;
                     inner
                         .docker()
                         .stop_container(&inner.name, None::<bollard::query_parameters::StopContainerOptions>)
                         .await
                         .map_err(|e| Error::docker(format!("stop container {} for a snapshot", inner.name), e))?;
-                    let mut snapshot = capture(&inner, &name, options.keep, false).await?;
+                    let mut snapshot = capture(&inner, &name, options.keep, false, tmpfs).await?;
                     snapshot.consistency = Consistency::Stopped;
                     // Bring it back from the snapshot, which pins name, aliases and host ports.
                     restore_here(&inner, &snapshot).await?;
@@ -153,11 +161,12 @@ impl Container {
 async fn snapshot_paused(inner: &Inner, name: &str, keep: bool) -> Result<Snapshot> {
     let docker = inner.docker();
     let id = inner.name.clone();
+    let tmpfs = capture_tmpfs(inner).await?;
     docker
         .pause_container(&id)
         .await
         .map_err(|e| Error::docker(format!("pause container {} for a snapshot", inner.name), e))?;
-    let result = capture(inner, name, keep, false).await;
+    let result = capture(inner, name, keep, false, tmpfs).await;
     let unpaused = docker
         .unpause_container(&id)
         .await
@@ -167,23 +176,55 @@ async fn snapshot_paused(inner: &Inner, name: &str, keep: bool) -> Result<Snapsh
     Ok(snapshot)
 }
 
-/// Commits the container and archives its volumes and tmpfs mounts (the container is paused or
-/// stopped by the caller).
-async fn capture(inner: &Inner, name: &str, keep: bool, pause: bool) -> Result<Snapshot> {
+/// The contents of the container's tmpfs mounts, as tar archives made by `tar` inside the container
+/// (the engine's archive API sees the directory under a tmpfs, not the tmpfs), read while it runs.
+async fn capture_tmpfs(inner: &Inner) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for m in &inner.definition.mounts {
+        if !matches!(m.source, MountSource::Tmpfs { .. }) {
+            continue;
+        }
+        let (parent, base) = match m.target.rsplit_once('/') {
+            Some(("", b)) => ("/".to_string(), b.to_string()),
+            Some((p, b)) => (p.to_string(), b.to_string()),
+            None => ("/".to_string(), m.target.clone()),
+        };
+        let exec = crate::exec::Exec::new(["tar", "-cf", "-", "-C", &parent, &base]);
+        let result = crate::exec::exec_here(inner.docker(), &inner.name, &inner.name, exec).await?;
+        if !result.success() {
+            return Err(Error::Container {
+                container: inner.name.clone(),
+                reason: format!(
+                    "cannot snapshot the tmpfs at {}: reading it needs `tar` in the image ({})",
+                    m.target,
+                    result.stderr_text().trim()
+                ),
+            });
+        }
+        out.push((m.target.clone(), result.stdout));
+    }
+    Ok(out)
+}
+
+/// Commits the container and archives its volumes, and stores the tmpfs archives read before (the
+/// container is paused or stopped by the caller).
+async fn capture(
+    inner: &Inner,
+    name: &str,
+    keep: bool,
+    pause: bool,
+    tmpfs: Vec<(String, Vec<u8>)>,
+) -> Result<Snapshot> {
     let docker = inner.docker();
     let info = inspect_here(inner).await?;
-    let mut targets: Vec<String> = info
+    let targets: Vec<String> = info
         .mounts
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| matches!(m.typ.as_deref(), Some("volume") | Some("tmpfs")))
+        .filter(|m| m.typ.as_deref() == Some("volume"))
         .filter_map(|m| m.destination)
+        .filter(|d| !tmpfs.iter().any(|(t, _)| t == d))
         .collect();
-    for m in &inner.definition.mounts {
-        if matches!(m.source, MountSource::Tmpfs { .. }) && !targets.contains(&m.target) {
-            targets.push(m.target.clone());
-        }
-    }
     let session = &inner.session;
     let repo = format!("{}-snapshot", session.namespace());
     let tag = sanitize_tag(name);
@@ -202,6 +243,17 @@ async fn capture(inner: &Inner, name: &str, keep: bool, pause: bool) -> Result<S
             target: target.clone(),
             archive,
             bytes,
+        });
+    }
+    for (i, (target, data)) in tmpfs.into_iter().enumerate() {
+        let archive = dir.join(format!("tmpfs-{i}.tar"));
+        tokio::fs::write(&archive, &data)
+            .await
+            .map_err(|e| Error::io(format!("write {}", archive.display()), e))?;
+        volumes.push(VolumeData {
+            target,
+            archive,
+            bytes: data.len() as u64,
         });
     }
     let changes = if keep {

@@ -84,17 +84,6 @@ fn read_ids(child: &mut Child) -> Vec<String> {
     panic!("the child printed no ID line; stderr:\n{err}");
 }
 
-async fn gone_within(session: &Session, id: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while container_exists(session, id).await {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    true
-}
-
 #[tokio::test]
 async fn shared_per_process_is_removed_when_the_process_exits_normally() {
     let session = Session::global().await.unwrap();

@@ -1,0 +1,129 @@
+//! Suite `snapshot`: docker-commit snapshots of the test PostgreSQL image holding 100k rows.
+//!
+//! `cargo bench -p seaworthy --bench snapshot` (needs `cargo xtask images`).
+//!
+//! * `postgres.snapshot`: a paused snapshot (commit + archive of the data volume).
+//! * `postgres.restore`: restore of that snapshot until PostgreSQL is ready again, against a fresh
+//!   start-to-ready of the same image (initdb, first start) as the baseline.
+//! * `postgres.restart`: `docker restart` of the same container until ready, for reference.
+
+use std::time::{Duration, Instant};
+
+use seaworthy::{Container, ContainerDefinition, Exec, Wait};
+use seaworthy_benchkit::Suite;
+
+fn postgres() -> ContainerDefinition {
+    ContainerDefinition::new("seaworthy-test/postgres")
+        .with_env("POSTGRES_PASSWORD", "bench")
+        .with_cmd(["postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        .with_port(5432)
+        .with_wait(Wait::tcp(5432))
+        .with_startup_timeout(Duration::from_secs(120))
+}
+
+/// Waits until `psql` inside the container answers (the server accepts queries).
+async fn until_ready(c: &Container) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = c
+            .exec(Exec::new(["pg_isready", "-q", "-h", "127.0.0.1", "-U", "postgres"]))
+            .await
+            .expect("pg_isready");
+        if out.success() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "PostgreSQL did not become ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn fresh_start() -> Container {
+    let c = postgres().start().await.expect("start postgres");
+    until_ready(&c).await;
+    c
+}
+
+fn main() {
+    let mut suite = Suite::new("snapshot");
+    let pg = suite.block_on(async {
+        let c = fresh_start().await;
+        let out = c
+            .exec(Exec::new([
+                "psql",
+                "-U",
+                "postgres",
+                "-q",
+                "-c",
+                "CREATE TABLE rows (id bigint PRIMARY KEY, payload text); \
+                 INSERT INTO rows SELECT g, md5(g::text) FROM generate_series(1, 100000) g; CHECKPOINT;",
+            ]))
+            .await
+            .expect("load rows");
+        assert!(out.success(), "{}", out.stderr_text());
+        c
+    });
+    let pg = std::sync::Arc::new(pg);
+
+    let snapshot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    {
+        let (pg, slot) = (pg.clone(), snapshot.clone());
+        let mut n = 0;
+        suite.measure("postgres.snapshot", 10, move || {
+            n += 1;
+            let (pg, slot) = (pg.clone(), slot.clone());
+            async move {
+                let t = Instant::now();
+                let s = pg.snapshot(&format!("bench-{n}")).await.expect("snapshot");
+                let elapsed = t.elapsed();
+                *slot.lock().unwrap() = Some(s);
+                elapsed
+            }
+        });
+    }
+    let snapshot = snapshot.lock().unwrap().clone().expect("a snapshot");
+    let bytes: u64 = snapshot.volumes.iter().map(|v| v.bytes).sum();
+    suite.annotate("volume_bytes", bytes);
+
+    {
+        let pg = pg.clone();
+        suite.compare(
+            "postgres.restore",
+            "fresh start-to-ready of the same image",
+            10,
+            move || {
+                let (pg, snapshot) = (pg.clone(), snapshot.clone());
+                async move {
+                    let t = Instant::now();
+                    pg.restore(&snapshot).await.expect("restore");
+                    until_ready(&pg).await;
+                    t.elapsed()
+                }
+            },
+            || async {
+                let t = Instant::now();
+                let c = fresh_start().await;
+                let elapsed = t.elapsed();
+                c.remove().await.expect("remove");
+                elapsed
+            },
+        );
+    }
+    {
+        let pg = pg.clone();
+        suite.measure("postgres.restart", 5, move || {
+            let pg = pg.clone();
+            async move {
+                let t = Instant::now();
+                pg.session()
+                    .engine()
+                    .docker()
+                    .restart_container(pg.name(), None::<seaworthy::bollard::query_parameters::RestartContainerOptions>)
+                    .await
+                    .expect("restart");
+                until_ready(&pg).await;
+                t.elapsed()
+            }
+        });
+    }
+    suite.finish();
+}
