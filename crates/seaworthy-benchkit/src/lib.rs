@@ -54,7 +54,11 @@ impl Suite {
             .expect("a tokio runtime for the benchmark");
         eprintln!(
             "suite {name}: {}",
-            if full { "full run" } else { "smoke run (one run each; `cargo bench` for numbers)" }
+            if full {
+                "full run"
+            } else {
+                "smoke run (one run each; `cargo bench` for numbers)"
+            }
         );
         Suite {
             name: name.to_string(),
@@ -83,8 +87,14 @@ impl Suite {
     }
 
     /// Measures `measured` against `baseline`, alternating, `runs` times each.
-    pub fn compare<M, MF, B, BF>(&mut self, name: &str, baseline_name: &str, runs: usize, mut measured: M, mut baseline: B)
-    where
+    pub fn compare<M, MF, B, BF>(
+        &mut self,
+        name: &str,
+        baseline_name: &str,
+        runs: usize,
+        mut measured: M,
+        mut baseline: B,
+    ) where
         M: FnMut() -> MF,
         MF: Future<Output = Duration>,
         B: FnMut() -> BF,
@@ -121,7 +131,9 @@ impl Suite {
         MF: Future<Output = Duration>,
     {
         let runs = self.runs(runs);
-        let mut a: Vec<Duration> = (0..runs).map(|_| self.runtime.block_on(measured())).collect();
+        let mut a: Vec<Duration> = (0..runs)
+            .map(|_| self.runtime.block_on(measured()))
+            .collect();
         let m = median_ms(&mut a);
         self.push(BenchResult {
             name: name.into(),
@@ -169,7 +181,8 @@ impl Suite {
                 r.runs,
                 r.median_ms,
                 r.baseline.as_deref().unwrap_or("-"),
-                r.baseline_median_ms.map_or("-".into(), |b| format!("{b:.2}")),
+                r.baseline_median_ms
+                    .map_or("-".into(), |b| format!("{b:.2}")),
                 r.ratio.map_or("-".into(), |x| format!("{x:.3}")),
             );
         }
@@ -190,9 +203,12 @@ impl Suite {
             results.push(serde_json::to_value(r).unwrap_or_default());
         }
         let report = serde_json::json!({ "suite": self.name, "results": results });
-        match std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap_or_default()))
-        {
+        match std::fs::create_dir_all(&dir).and_then(|_| {
+            std::fs::write(
+                &path,
+                serde_json::to_vec_pretty(&report).unwrap_or_default(),
+            )
+        }) {
             Ok(()) => println!("wrote {}", path.display()),
             Err(e) => eprintln!("could not write {}: {e}", path.display()),
         }
@@ -220,7 +236,11 @@ pub fn target_dir() -> PathBuf {
     }
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.ancestors().find(|a| a.file_name().is_some_and(|n| n == "target")).map(PathBuf::from))
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|a| a.file_name().is_some_and(|n| n == "target"))
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from("target"))
 }
 

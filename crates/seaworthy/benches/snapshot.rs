@@ -15,7 +15,15 @@ use seaworthy_benchkit::Suite;
 fn postgres() -> ContainerDefinition {
     ContainerDefinition::new("seaworthy-test/postgres")
         .with_env("POSTGRES_PASSWORD", "bench")
-        .with_cmd(["postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        .with_cmd([
+            "postgres",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ])
         .with_port(5432)
         .with_wait(Wait::tcp(5432))
         .with_startup_timeout(Duration::from_secs(120))
@@ -26,7 +34,14 @@ async fn until_ready(c: &Container) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = c
-            .exec(Exec::new(["pg_isready", "-q", "-h", "127.0.0.1", "-U", "postgres"]))
+            .exec(Exec::new([
+                "pg_isready",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ]))
             .await
             .expect("pg_isready");
         if out.success() {
@@ -117,7 +132,10 @@ fn main() {
                 pg.session()
                     .engine()
                     .docker()
-                    .restart_container(pg.name(), None::<seaworthy::bollard::query_parameters::RestartContainerOptions>)
+                    .restart_container(
+                        pg.name(),
+                        None::<seaworthy::bollard::query_parameters::RestartContainerOptions>,
+                    )
                     .await
                     .expect("restart");
                 until_ready(&pg).await;

@@ -6,8 +6,12 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use seaworthy::bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
-use seaworthy::bollard::query_parameters::{CreateContainerOptions, LogsOptions, RemoveContainerOptions};
+use seaworthy::bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig,
+};
+use seaworthy::bollard::query_parameters::{
+    CreateContainerOptions, LogsOptions, RemoveContainerOptions,
+};
 use seaworthy::{ContainerDefinition, Session, Wait};
 use seaworthy_benchkit::Suite;
 
@@ -27,14 +31,23 @@ async fn bare_start(session: &Session, network: &str, n: usize) -> String {
     let name = format!("{}-bare-{n}", session.namespace());
     let id = docker
         .create_container(
-            Some(CreateContainerOptions { name: Some(name), ..Default::default() }),
+            Some(CreateContainerOptions {
+                name: Some(name),
+                ..Default::default()
+            }),
             ContainerCreateBody {
                 image: Some(IMAGE.into()),
                 cmd: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
                 labels: Some(session.labels()),
-                host_config: Some(HostConfig { network_mode: Some(network.into()), ..Default::default() }),
+                host_config: Some(HostConfig {
+                    network_mode: Some(network.into()),
+                    ..Default::default()
+                }),
                 networking_config: Some(NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(network.to_string(), EndpointSettings::default())])),
+                    endpoints_config: Some(HashMap::from([(
+                        network.to_string(),
+                        EndpointSettings::default(),
+                    )])),
                 }),
                 ..Default::default()
             },
@@ -43,7 +56,15 @@ async fn bare_start(session: &Session, network: &str, n: usize) -> String {
         .expect("create")
         .id;
     docker.start_container(&id, None).await.expect("start");
-    let mut logs = docker.logs(&id, Some(LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() }));
+    let mut logs = docker.logs(
+        &id,
+        Some(LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
     while let Some(chunk) = logs.next().await {
         if chunk.expect("logs").to_string().contains("ready") {
             break;
@@ -56,7 +77,14 @@ async fn bare_remove(session: &Session, id: &str) {
     session
         .engine()
         .docker()
-        .remove_container(id, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() }))
+        .remove_container(
+            id,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )
         .await
         .expect("remove");
 }
@@ -64,10 +92,18 @@ async fn bare_remove(session: &Session, id: &str) {
 fn main() {
     let mut suite = Suite::new("start");
     let session = suite.block_on(Session::global()).expect("a Docker engine");
-    let network = suite.block_on(session.network_name()).expect("session network");
+    let network = suite
+        .block_on(session.network_name())
+        .expect("session network");
     // Warm up both paths (image cache, network, first connections).
     suite.block_on(async {
-        seaworthy_definition().start().await.expect("warm-up").remove().await.expect("remove");
+        seaworthy_definition()
+            .start()
+            .await
+            .expect("warm-up")
+            .remove()
+            .await
+            .expect("remove");
         let id = bare_start(&session, &network, 0).await;
         bare_remove(&session, &id).await;
     });

@@ -107,7 +107,10 @@ impl ContainerDefinition {
     }
 }
 
-pub(crate) async fn create_here(mut def: ContainerDefinition, session: Session) -> Result<Container> {
+pub(crate) async fn create_here(
+    mut def: ContainerDefinition,
+    session: Session,
+) -> Result<Container> {
     if let Some(substitute) = crate::substitution::substitute(&def.image)? {
         tracing::debug!(from = %def.image, to = %substitute, "image substituted");
         def.image = substitute;
@@ -204,7 +207,11 @@ async fn create_body(
     name: &str,
 ) -> Result<ContainerCreateBody> {
     let mut labels = def.labels.clone();
-    labels.extend(if def.run_scoped { session.run_labels() } else { session.labels() });
+    labels.extend(if def.run_scoped {
+        session.run_labels()
+    } else {
+        session.labels()
+    });
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     let mut exposed = Vec::new();
     for p in &def.ports {
@@ -365,7 +372,11 @@ impl Container {
     }
 
     /// Starts a created (or stopped) container and waits for `wait` until `deadline`.
-    pub(crate) async fn start_and_wait(&self, wait: Option<&Wait>, deadline: Instant) -> Result<()> {
+    pub(crate) async fn start_and_wait(
+        &self,
+        wait: Option<&Wait>,
+        deadline: Instant,
+    ) -> Result<()> {
         let inner = self.inner.clone();
         let wait = wait.cloned();
         on_runtime(async move { start_here(&inner, wait.as_ref(), deadline).await }).await
@@ -449,7 +460,8 @@ impl Container {
     /// The host port of the first TCP port in the definition, if any is published.
     pub fn first_published_port(&self) -> Option<u16> {
         let first = self.inner.definition.ports.first()?;
-        self.host_port_for(first.container_port, first.protocol).ok()
+        self.host_port_for(first.container_port, first.protocol)
+            .ok()
     }
 
     /// `host:port` for TCP `port`.
@@ -545,7 +557,9 @@ impl Drop for Container {
         }
         if std::thread::panicking() && keep_on_failure() {
             self.inner.kept.store(true, Ordering::SeqCst);
-            self.inner.session.untrack(ResourceKind::Container, &self.inner.id());
+            self.inner
+                .session
+                .untrack(ResourceKind::Container, &self.inner.id());
             crate::gc::record_kept(&self.inner.id());
             eprintln!(
                 "seaworthy: the test failed; keeping container {} for debugging (SEAWORTHY_KEEP_ON_FAILURE); `seaworthy gc` removes it",
@@ -565,7 +579,11 @@ impl Drop for Container {
 impl Container {
     /// A handle to an existing container that this process does not own (dropping it removes
     /// nothing): a per-run shared container started by another process, found by its labels.
-    pub(crate) async fn attach(session: &Session, id: &str, definition: ContainerDefinition) -> Result<Container> {
+    pub(crate) async fn attach(
+        session: &Session,
+        id: &str,
+        definition: ContainerDefinition,
+    ) -> Result<Container> {
         let session = session.clone();
         let id = id.to_string();
         on_runtime(async move {
@@ -575,7 +593,11 @@ impl Container {
                 .inspect_container(&id, None)
                 .await
                 .map_err(|e| Error::docker(format!("inspect container {id}"), e))?;
-            let name = info.name.unwrap_or_default().trim_start_matches('/').to_string();
+            let name = info
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
             let inner = Arc::new(Inner {
                 session,
                 id: RwLock::new(info.id.unwrap_or(id)),
@@ -605,7 +627,11 @@ fn keep_on_failure() -> bool {
 }
 
 /// Starts `inner`'s container and waits for `wait`; runs on the library's runtime.
-pub(crate) async fn start_here(inner: &Inner, wait: Option<&Wait>, deadline: Instant) -> Result<()> {
+pub(crate) async fn start_here(
+    inner: &Inner,
+    wait: Option<&Wait>,
+    deadline: Instant,
+) -> Result<()> {
     let started = Instant::now();
     inner
         .docker()

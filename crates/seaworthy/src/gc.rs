@@ -18,13 +18,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptions, ListImagesOptions, ListNetworksOptions, ListVolumesOptions};
+use bollard::query_parameters::{
+    ListContainersOptions, ListImagesOptions, ListNetworksOptions, ListVolumesOptions,
+};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::session::{
-    process_alive, remove_now, ResourceKind, LABEL_HOST, LABEL_MANAGED, LABEL_OWNER, LABEL_RUNNER, LABEL_SESSION,
-    OWNER_RUN,
+    process_alive, remove_now, ResourceKind, LABEL_HOST, LABEL_MANAGED, LABEL_OWNER, LABEL_RUNNER,
+    LABEL_SESSION, OWNER_RUN,
 };
 
 /// A labelled resource found on the engine.
@@ -53,8 +55,10 @@ pub struct GcReport {
 }
 
 /// Which resources [`collect`] removes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct GcOptions {
+    /// Only resources of this test run (the value of `io.seaworthy.session`).
+    pub session: Option<String>,
     /// Remove resources of live processes too (everything labelled managed on this host).
     pub all: bool,
     /// Remove containers kept for debugging too.
@@ -64,11 +68,17 @@ pub struct GcOptions {
 }
 
 /// Lists every resource carrying all `labels` (`key=value`), in teardown order.
-pub async fn list_labelled(engine: &Engine, labels: &[(&str, &str)]) -> Result<Vec<LabelledResource>> {
+pub async fn list_labelled(
+    engine: &Engine,
+    labels: &[(&str, &str)],
+) -> Result<Vec<LabelledResource>> {
     let docker = engine.docker();
     let filter = HashMap::from([(
         "label".to_string(),
-        labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
     )]);
     let mut out = Vec::new();
     let containers = docker
@@ -83,12 +93,21 @@ pub async fn list_labelled(engine: &Engine, labels: &[(&str, &str)]) -> Result<V
         out.push(LabelledResource {
             kind: ResourceKind::Container,
             id: c.id.unwrap_or_default(),
-            name: c.names.unwrap_or_default().first().cloned().unwrap_or_default().trim_start_matches('/').to_string(),
+            name: c
+                .names
+                .unwrap_or_default()
+                .first()
+                .cloned()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             labels: c.labels.unwrap_or_default(),
         });
     }
     let networks = docker
-        .list_networks(Some(ListNetworksOptions { filters: Some(filter.clone()) }))
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter.clone()),
+        }))
         .await
         .map_err(|e| Error::docker("list labelled networks", e))?;
     for n in networks {
@@ -100,7 +119,9 @@ pub async fn list_labelled(engine: &Engine, labels: &[(&str, &str)]) -> Result<V
         });
     }
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptions { filters: Some(filter.clone()) }))
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filter.clone()),
+        }))
         .await
         .map_err(|e| Error::docker("list labelled volumes", e))?;
     for v in volumes.volumes.unwrap_or_default() {
@@ -132,8 +153,17 @@ pub async fn list_labelled(engine: &Engine, labels: &[(&str, &str)]) -> Result<V
 /// Removes `resources` in teardown order (containers, networks, volumes, images), each kind in
 /// parallel.
 pub async fn remove_all(engine: &Engine, resources: Vec<LabelledResource>, report: &mut GcReport) {
-    for kind in [ResourceKind::Container, ResourceKind::Network, ResourceKind::Volume, ResourceKind::Image] {
-        let of_kind: Vec<_> = resources.iter().filter(|r| r.kind == kind).cloned().collect();
+    for kind in [
+        ResourceKind::Container,
+        ResourceKind::Network,
+        ResourceKind::Volume,
+        ResourceKind::Image,
+    ] {
+        let of_kind: Vec<_> = resources
+            .iter()
+            .filter(|r| r.kind == kind)
+            .cloned()
+            .collect();
         let results = futures_util::future::join_all(of_kind.into_iter().map(|r| async move {
             let result = remove_now(engine, r.kind, &r.id, &r.name).await;
             (r, result)
@@ -154,16 +184,24 @@ pub async fn collect(engine: &Engine, options: GcOptions) -> Result<GcReport> {
     let kept = kept_ids();
     let mut report = GcReport::default();
     let mut doomed = Vec::new();
-    for r in list_labelled(engine, &[(LABEL_MANAGED, "true")]).await? {
+    let mut filter = vec![(LABEL_MANAGED, "true")];
+    if let Some(session) = &options.session {
+        filter.push((LABEL_SESSION, session.as_str()));
+    }
+    for r in list_labelled(engine, &filter).await? {
         let label = |k: &str| r.labels.get(k).map(String::as_str).unwrap_or("");
         let same_host = label(LABEL_HOST) == host;
-        let is_kept = kept.iter().any(|k| r.id.starts_with(k.as_str()) || *k == r.name);
+        let is_kept = kept
+            .iter()
+            .any(|k| r.id.starts_with(k.as_str()) || *k == r.name);
         let dead = if label(LABEL_OWNER) == OWNER_RUN {
             !process_alive(label(LABEL_RUNNER))
         } else {
             !process_alive(label(LABEL_OWNER))
         };
-        let remove = (same_host || options.other_hosts) && (options.all || (same_host && dead)) && (!is_kept || options.include_kept);
+        let remove = (same_host || options.other_hosts)
+            && (options.all || (same_host && dead))
+            && (!is_kept || options.include_kept);
         if remove {
             doomed.push(r);
         } else {
@@ -186,14 +224,23 @@ pub fn state_dir() -> PathBuf {
 /// Records that the container `id` is kept for debugging: the reaper and gc leave it alone.
 pub(crate) fn record_kept(id: &str) {
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(state_dir().join("kept")) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir().join("kept"))
+    {
         let _ = writeln!(f, "{id}");
     }
 }
 
 fn kept_ids() -> Vec<String> {
     std::fs::read_to_string(state_dir().join("kept"))
-        .map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -207,7 +254,9 @@ pub(crate) fn spawn_reaper(endpoint: &str, run_id: &str, owner: &str, runner: &s
     if std::env::var(ENV_REAPER).is_ok_and(|v| v == "off" || v == "0") {
         return;
     }
-    let Ok(exe) = std::env::current_exe() else { return };
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
     use std::os::unix::process::CommandExt;
     let log = std::fs::File::create(state_dir().join(format!("reaper-{}.log", std::process::id())));
     let mut command = std::process::Command::new(exe);
@@ -233,7 +282,9 @@ pub(crate) fn spawn_reaper(endpoint: &str, run_id: &str, owner: &str, runner: &s
                 let _ = child.wait();
             });
         }
-        Err(e) => tracing::warn!(error = %e, "could not start the reaper; `seaworthy gc` removes what a killed process leaves"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not start the reaper; `seaworthy gc` removes what a killed process leaves")
+        }
     }
 }
 
@@ -261,7 +312,10 @@ fn run_reaper() -> i32 {
     while process_alive(&owner) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         return 3;
     };
     rt.block_on(async move {
@@ -274,7 +328,12 @@ fn run_reaper() -> i32 {
         let keep = |r: &LabelledResource| kept.iter().any(|k| r.id.starts_with(k.as_str()));
         let mut report = GcReport::default();
         if let Ok(found) = list_labelled(&engine, &[(LABEL_OWNER, &owner)]).await {
-            remove_all(&engine, found.into_iter().filter(|r| !keep(r)).collect(), &mut report).await;
+            remove_all(
+                &engine,
+                found.into_iter().filter(|r| !keep(r)).collect(),
+                &mut report,
+            )
+            .await;
         }
         eprintln!(
             "reaper: owner {owner} is gone; removed {} resources in {:?} ({} errors)",
@@ -293,9 +352,19 @@ fn run_reaper() -> i32 {
             if !process_alive(&runner) {
                 let mut report = GcReport::default();
                 // Everything of the run: shared containers, and whatever else is left.
-                let all = list_labelled(&engine, &[(LABEL_SESSION, &run)]).await.unwrap_or_default();
-                remove_all(&engine, all.into_iter().filter(|r| !keep(r)).collect(), &mut report).await;
-                eprintln!("reaper: runner {runner} is gone; removed {} shared resources", report.removed.len());
+                let all = list_labelled(&engine, &[(LABEL_SESSION, &run)])
+                    .await
+                    .unwrap_or_default();
+                remove_all(
+                    &engine,
+                    all.into_iter().filter(|r| !keep(r)).collect(),
+                    &mut report,
+                )
+                .await;
+                eprintln!(
+                    "reaper: runner {runner} is gone; removed {} shared resources",
+                    report.removed.len()
+                );
                 return 0;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -32,7 +32,12 @@ pub struct SnapshotFixture {
 impl SnapshotFixture {
     /// A fixture running `definition`, with a crash-consistent (paused) baseline.
     pub fn new(definition: ContainerDefinition) -> Self {
-        let kind = definition.image().rsplit('/').next().unwrap_or("container").to_string();
+        let kind = definition
+            .image()
+            .rsplit('/')
+            .next()
+            .unwrap_or("container")
+            .to_string();
         SnapshotFixture {
             definition,
             consistency: Consistency::Paused,
@@ -78,10 +83,16 @@ impl Fixture for GenericFixture {
     }
 
     async fn clean(&self) -> Result<()> {
-        self.container.restore(&self.baseline).await.map_err(|e| Error::Container {
-            container: self.container.name().to_string(),
-            reason: format!("{} fixture: restoring the baseline snapshot failed: {e}", self.kind),
-        })
+        self.container
+            .restore(&self.baseline)
+            .await
+            .map_err(|e| Error::Container {
+                container: self.container.name().to_string(),
+                reason: format!(
+                    "{} fixture: restoring the baseline snapshot failed: {e}",
+                    self.kind
+                ),
+            })
     }
 
     fn connection(&self) -> ConnectionInfo {
@@ -127,7 +138,11 @@ async fn shared_baseline(container: &Container, options: SnapshotOptions) -> Res
     let json = dir.join(format!("baseline-{}.json", container.name()));
     let lock_path = dir.join(format!("baseline-{}.lock", container.name()));
     let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
         file.lock()?;
         Ok(file)
     })

@@ -34,8 +34,8 @@ mod error;
 mod exec;
 mod files;
 mod fixture;
-mod generic;
 pub mod gc;
+mod generic;
 mod http;
 mod image;
 mod logs;
@@ -45,8 +45,8 @@ mod reference;
 pub mod session;
 mod shared;
 mod snapshot;
-pub mod substitution;
 mod spec;
+pub mod substitution;
 pub mod wait;
 
 /// Seaworthy's own runtime, which carries every engine call; fixtures run their clients' tasks on it.

@@ -455,9 +455,14 @@ impl Session {
         let session = self.clone();
         on_runtime(async move {
             let name = session.run_namespace();
-            let lock_path = crate::gc::state_dir().join(format!("run-{}-network.lock", session.0.run_id));
+            let lock_path =
+                crate::gc::state_dir().join(format!("run-{}-network.lock", session.0.run_id));
             let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-                let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)?;
                 file.lock()?;
                 Ok(file)
             })
@@ -467,11 +472,17 @@ impl Session {
             let docker = session.0.engine.docker();
             let existing = docker
                 .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
-                    filters: Some(HashMap::from([("name".to_string(), vec![format!("^{name}$")])])),
+                    filters: Some(HashMap::from([(
+                        "name".to_string(),
+                        vec![format!("^{name}$")],
+                    )])),
                 }))
                 .await
                 .map_err(|e| Error::docker(format!("look up network {name}"), e))?;
-            if existing.iter().all(|n| n.name.as_deref() != Some(name.as_str())) {
+            if existing
+                .iter()
+                .all(|n| n.name.as_deref() != Some(name.as_str()))
+            {
                 docker
                     .create_network(NetworkCreateRequest {
                         name: name.clone(),
@@ -534,16 +545,28 @@ impl Session {
 
     /// Whether this session already saw `image` present (saves an inspect per start).
     pub(crate) fn image_known_present(&self, image: &str) -> bool {
-        self.0.present_images.lock().unwrap_or_else(|e| e.into_inner()).contains(image)
+        self.0
+            .present_images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(image)
     }
 
     pub(crate) fn remember_image_present(&self, image: &str) {
-        self.0.present_images.lock().unwrap_or_else(|e| e.into_inner()).insert(image.to_string());
+        self.0
+            .present_images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(image.to_string());
     }
 
     /// Forgets what it knew about `image` (it turned out to be missing after all).
     pub(crate) fn forget_image(&self, image: &str) {
-        self.0.present_images.lock().unwrap_or_else(|e| e.into_inner()).remove(image);
+        self.0
+            .present_images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(image);
     }
 
     fn teardown_at_exit(&self) {
@@ -736,7 +759,10 @@ fn install_exit_hooks(session: &Session) {
             runtime().spawn(async move {
                 match crate::gc::collect(&engine, crate::gc::GcOptions::default()).await {
                     Ok(report) if !report.removed.is_empty() => {
-                        tracing::info!(removed = report.removed.len(), "removed resources of dead test processes")
+                        tracing::info!(
+                            removed = report.removed.len(),
+                            "removed resources of dead test processes"
+                        )
                     }
                     Ok(_) => {}
                     Err(e) => tracing::debug!(error = %e, "startup sweep failed"),

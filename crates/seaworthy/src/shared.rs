@@ -128,7 +128,12 @@ impl<D: FixtureDefinition> Shared<D> {
                         current.fixture.kind(),
                         container.name()
                     );
-                    tracing::warn!(fixture = current.fixture.kind(), container = container.name(), why, "replacing a dead shared fixture");
+                    tracing::warn!(
+                        fixture = current.fixture.kind(),
+                        container = container.name(),
+                        why,
+                        "replacing a dead shared fixture"
+                    );
                     *slot = None;
                 }
             }
@@ -175,7 +180,9 @@ impl<F> Deref for ExclusiveGuard<F> {
 
 /// A short, stable hash of a definition key, used in labels, names and lock files.
 pub(crate) fn key_hash(key: &str) -> String {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{h:016x}")
 }
 
@@ -184,7 +191,9 @@ async fn start_or_attach_per_run<D: FixtureDefinition>(definition: &D) -> Result
     let session = Session::global().await?;
     let hash = key_hash(&definition.key());
     // The run's container: labelled with the definition's key, owned by the run, named for it.
-    let mut shared_definition = definition.container_definition().with_label(LABEL_FIXTURE, hash.clone());
+    let mut shared_definition = definition
+        .container_definition()
+        .with_label(LABEL_FIXTURE, hash.clone());
     shared_definition.run_scoped = true;
     if shared_definition.name.is_none() {
         shared_definition.name = Some(format!("shared-{}", &hash[..8]));
@@ -195,7 +204,11 @@ async fn start_or_attach_per_run<D: FixtureDefinition>(definition: &D) -> Result
     }
     let lock_path = crate::gc::state_dir().join(format!("run-{}-{hash}.lock", session.run_id()));
     let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
         file.lock()?;
         Ok(file)
     })
@@ -244,8 +257,16 @@ async fn find_run_container(session: &Session, hash: &str) -> Result<Option<Stri
             if c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING) {
                 return Ok(Some(id));
             }
-            eprintln!("seaworthy: the run's shared container {id:.12} is not running; replacing it");
-            crate::session::remove_now(session.engine(), crate::session::ResourceKind::Container, &id, &id).await?;
+            eprintln!(
+                "seaworthy: the run's shared container {id:.12} is not running; replacing it"
+            );
+            crate::session::remove_now(
+                session.engine(),
+                crate::session::ResourceKind::Container,
+                &id,
+                &id,
+            )
+            .await?;
         }
         Ok(None)
     })

@@ -36,7 +36,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use bollard::models::ContainerConfig;
-use bollard::query_parameters::{CommitContainerOptions, DownloadFromContainerOptions, UploadToContainerOptions};
+use bollard::query_parameters::{
+    CommitContainerOptions, DownloadFromContainerOptions, UploadToContainerOptions,
+};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -97,14 +99,21 @@ pub struct Snapshot {
 impl Snapshot {
     /// Writes the snapshot's description to `path` (JSON), so another process can restore it.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::io("encode a snapshot", std::io::Error::other(e)))?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::io("encode a snapshot", std::io::Error::other(e)))?;
         std::fs::write(path, json).map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
 
     /// Reads a snapshot description written by [`Snapshot::save`].
     pub fn load(path: &std::path::Path) -> Result<Snapshot> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::io(format!("decode {}", path.display()), std::io::Error::other(e)))
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::io(
+                format!("decode {}", path.display()),
+                std::io::Error::other(e),
+            )
+        })
     }
 }
 
@@ -167,10 +176,12 @@ async fn snapshot_paused(inner: &Inner, name: &str, keep: bool) -> Result<Snapsh
         .await
         .map_err(|e| Error::docker(format!("pause container {} for a snapshot", inner.name), e))?;
     let result = capture(inner, name, keep, false, tmpfs).await;
-    let unpaused = docker
-        .unpause_container(&id)
-        .await
-        .map_err(|e| Error::docker(format!("unpause container {} after a snapshot", inner.name), e));
+    let unpaused = docker.unpause_container(&id).await.map_err(|e| {
+        Error::docker(
+            format!("unpause container {} after a snapshot", inner.name),
+            e,
+        )
+    });
     let snapshot = result?;
     unpaused?;
     Ok(snapshot)
@@ -230,8 +241,16 @@ async fn capture(
     let tag = sanitize_tag(name);
     let image = format!("{repo}:{tag}");
     // Kept snapshots' data lives on; the others' is removed with the session (by namespace).
-    let prefix = if keep { "kept-".to_string() } else { String::new() };
-    let dir = snapshot_dir().join(format!("{prefix}{}-{tag}-{:08x}", session.namespace(), rand::random::<u32>()));
+    let prefix = if keep {
+        "kept-".to_string()
+    } else {
+        String::new()
+    };
+    let dir = snapshot_dir().join(format!(
+        "{prefix}{}-{tag}-{:08x}",
+        session.namespace(),
+        rand::random::<u32>()
+    ));
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
@@ -275,7 +294,12 @@ async fn capture(
             ContainerConfig::default(),
         )
         .await
-        .map_err(|e| Error::docker(format!("commit container {} as snapshot {name}", inner.name), e))?;
+        .map_err(|e| {
+            Error::docker(
+                format!("commit container {} as snapshot {name}", inner.name),
+                e,
+            )
+        })?;
     let image_id = committed.id;
     if !keep {
         session.track(ResourceKind::Image, &image_id, &image);
@@ -294,29 +318,44 @@ async fn capture(
 fn sanitize_tag(name: &str) -> String {
     let t: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let t = t.trim_start_matches(['.', '-']).to_string();
-    if t.is_empty() { "snapshot".into() } else { t.chars().take(120).collect() }
+    if t.is_empty() {
+        "snapshot".into()
+    } else {
+        t.chars().take(120).collect()
+    }
 }
 
 async fn download_to(inner: &Inner, path: &str, file: &std::path::Path) -> Result<u64> {
     let mut stream = inner.docker().download_from_container(
         &inner.name,
-        Some(DownloadFromContainerOptions { path: path.to_string() }),
+        Some(DownloadFromContainerOptions {
+            path: path.to_string(),
+        }),
     );
     let mut out = tokio::fs::File::create(file)
         .await
         .map_err(|e| Error::io(format!("create {}", file.display()), e))?;
     let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::docker(format!("archive {path} of container {}", inner.name), e))?;
+        let chunk = chunk
+            .map_err(|e| Error::docker(format!("archive {path} of container {}", inner.name), e))?;
         bytes += chunk.len() as u64;
         out.write_all(&chunk)
             .await
             .map_err(|e| Error::io(format!("write {}", file.display()), e))?;
     }
-    out.flush().await.map_err(|e| Error::io(format!("write {}", file.display()), e))?;
+    out.flush()
+        .await
+        .map_err(|e| Error::io(format!("write {}", file.display()), e))?;
     Ok(bytes)
 }
 
@@ -329,25 +368,39 @@ pub(crate) async fn restore_here(inner: &Inner, snapshot: &Snapshot) -> Result<(
     def.engine_name = Some(inner.name.clone());
     def.copies.clear();
     // Pin every published port to the host port it has now.
-    let current = inner.ports.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let current = inner
+        .ports
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     def.ports = def
         .ports
         .iter()
         .map(|p| PortSpec {
-            host_port: p.host_port.or_else(|| current.get(&(p.container_port, p.protocol)).copied()),
+            host_port: p
+                .host_port
+                .or_else(|| current.get(&(p.container_port, p.protocol)).copied()),
             ..p.clone()
         })
         .collect();
     // Volumes and tmpfs mounts come back as fresh anonymous volumes, filled before start.
     for m in &mut def.mounts {
-        if matches!(m.source, MountSource::Volume(_) | MountSource::ExternalVolume(_) | MountSource::Tmpfs { .. })
-            && snapshot.volumes.iter().any(|v| v.target == m.target)
+        if matches!(
+            m.source,
+            MountSource::Volume(_) | MountSource::ExternalVolume(_) | MountSource::Tmpfs { .. }
+        ) && snapshot.volumes.iter().any(|v| v.target == m.target)
         {
             m.source = MountSource::Anonymous;
             m.read_only = false;
         }
     }
-    crate::session::remove_now(inner.session.engine(), ResourceKind::Container, &old_id, &inner.name).await?;
+    crate::session::remove_now(
+        inner.session.engine(),
+        ResourceKind::Container,
+        &old_id,
+        &inner.name,
+    )
+    .await?;
     inner.session.untrack(ResourceKind::Container, &old_id);
     let wait = def.wait.clone();
     let deadline = Instant::now() + def.startup_timeout;
@@ -383,5 +436,10 @@ async fn upload_from(inner: &Inner, volume: &VolumeData) -> Result<()> {
             bollard::body_full(data.into()),
         )
         .await
-        .map_err(|e| Error::docker(format!("restore {} into container {}", volume.target, inner.name), e))
+        .map_err(|e| {
+            Error::docker(
+                format!("restore {} into container {}", volume.target, inner.name),
+                e,
+            )
+        })
 }

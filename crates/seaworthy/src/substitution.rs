@@ -36,7 +36,13 @@ pub fn substitute(image: &str) -> Result<Option<String>> {
             .map(|pair| {
                 pair.split_once('=')
                     .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                    .ok_or_else(|| Error::invalid("SEAWORTHY_IMAGE_MAP entry", pair, "expected IMAGE=SUBSTITUTE"))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "SEAWORTHY_IMAGE_MAP entry",
+                            pair,
+                            "expected IMAGE=SUBSTITUTE",
+                        )
+                    })
             })
             .collect::<Result<_>>()?;
         if let Some(found) = lookup(&pairs, image, &wanted) {
@@ -51,18 +57,23 @@ fn lookup(pairs: &[(String, String)], image: &str, wanted: &ImageRef) -> Option<
     // An exact key first, then a key that names the repository without a tag.
     pairs
         .iter()
-        .find(|(k, _)| k == image || ImageRef::parse(k).is_ok_and(|r| r == *wanted && k.contains(':')))
+        .find(|(k, _)| {
+            k == image || ImageRef::parse(k).is_ok_and(|r| r == *wanted && k.contains(':'))
+        })
         .or_else(|| {
-            pairs
-                .iter()
-                .find(|(k, _)| !k.contains(':') && !k.contains('@') && ImageRef::parse(k).is_ok_and(|r| r.name() == wanted.name()))
+            pairs.iter().find(|(k, _)| {
+                !k.contains(':')
+                    && !k.contains('@')
+                    && ImageRef::parse(k).is_ok_and(|r| r.name() == wanted.name())
+            })
         })
         .map(|(_, v)| v.clone())
 }
 
 /// The `[images]` table of the config file, read once.
 fn config_file() -> Result<Option<&'static [(String, String)]>> {
-    static CONFIG: OnceLock<std::result::Result<Option<Vec<(String, String)>>, String>> = OnceLock::new();
+    static CONFIG: OnceLock<std::result::Result<Option<Vec<(String, String)>>, String>> =
+        OnceLock::new();
     let loaded = CONFIG.get_or_init(|| {
         let path = match std::env::var_os("SEAWORTHY_CONFIG") {
             Some(p) => Some(PathBuf::from(p)),
@@ -81,27 +92,40 @@ fn config_file() -> Result<Option<&'static [(String, String)]>> {
 }
 
 fn find_upward(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors().map(|d| d.join("seaworthy.toml")).find(|p| p.is_file())
+    dir.ancestors()
+        .map(|d| d.join("seaworthy.toml"))
+        .find(|p| p.is_file())
 }
 
 /// Reads the `[images]` table of a `seaworthy.toml`.
 pub fn read_images(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
-    let value: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| Error::invalid("config file", &path.display().to_string(), e.to_string()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    let value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        Error::invalid("config file", &path.display().to_string(), e.to_string())
+    })?;
     let Some(images) = value.get("images") else {
         return Ok(Vec::new());
     };
     let table = images.as_table().ok_or_else(|| {
-        Error::invalid("config file", &path.display().to_string(), "[images] must be a table of IMAGE = \"SUBSTITUTE\"")
+        Error::invalid(
+            "config file",
+            &path.display().to_string(),
+            "[images] must be a table of IMAGE = \"SUBSTITUTE\"",
+        )
     })?;
     table
         .iter()
         .map(|(k, v)| {
-            v.as_str().map(|v| (k.clone(), v.to_string())).ok_or_else(|| {
-                Error::invalid("config file", &path.display().to_string(), format!("images.{k} must be a string"))
-            })
+            v.as_str()
+                .map(|v| (k.clone(), v.to_string()))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "config file",
+                        &path.display().to_string(),
+                        format!("images.{k} must be a string"),
+                    )
+                })
         })
         .collect()
 }
@@ -113,11 +137,17 @@ mod tests {
     #[test]
     fn keys_with_and_without_tags() {
         let pairs = vec![
-            ("postgres".to_string(), "seaworthy-test/postgres".to_string()),
+            (
+                "postgres".to_string(),
+                "seaworthy-test/postgres".to_string(),
+            ),
             ("redis:7".to_string(), "mirror/redis:7".to_string()),
         ];
         let look = |i: &str| lookup(&pairs, i, &ImageRef::parse(i).unwrap());
-        assert_eq!(look("postgres:16").as_deref(), Some("seaworthy-test/postgres"));
+        assert_eq!(
+            look("postgres:16").as_deref(),
+            Some("seaworthy-test/postgres")
+        );
         assert_eq!(look("postgres").as_deref(), Some("seaworthy-test/postgres"));
         assert_eq!(look("redis:7").as_deref(), Some("mirror/redis:7"));
         assert_eq!(look("redis:6"), None);
@@ -127,11 +157,18 @@ mod tests {
     #[test]
     fn reads_the_images_table() {
         let path = std::env::temp_dir().join(format!("sw-config-{}.toml", std::process::id()));
-        std::fs::write(&path, "[images]\npostgres = \"local/pg\"\n\"rabbitmq:3-management\" = \"local/rmq\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[images]\npostgres = \"local/pg\"\n\"rabbitmq:3-management\" = \"local/rmq\"\n",
+        )
+        .unwrap();
         let pairs = read_images(&path).unwrap();
         assert_eq!(pairs.len(), 2);
         std::fs::write(&path, "[images]\npostgres = 3\n").unwrap();
-        assert!(read_images(&path).unwrap_err().to_string().contains("images.postgres must be a string"));
+        assert!(read_images(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("images.postgres must be a string"));
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -34,12 +34,24 @@ async fn docker_host_tcp_reaches_the_engine() {
     // SAFETY: set before any other thread of this test binary reads the environment.
     unsafe { std::env::set_var("DOCKER_HOST", format!("tcp://127.0.0.1:{port}")) };
     let session = Session::global().await.unwrap();
-    assert_eq!(session.engine().endpoint(), format!("tcp://127.0.0.1:{port}"));
+    assert_eq!(
+        session.engine().endpoint(),
+        format!("tcp://127.0.0.1:{port}")
+    );
     assert_eq!(session.engine().host(), "127.0.0.1");
-    let version: Vec<u32> = session.engine().api_version().split('.').map(|p| p.parse().unwrap()).collect();
+    let version: Vec<u32> = session
+        .engine()
+        .api_version()
+        .split('.')
+        .map(|p| p.parse().unwrap())
+        .collect();
     assert!(version >= vec![1, 41], "negotiated {version:?}");
     let c = ContainerDefinition::new(common::BUSYBOX)
-        .with_cmd(["sh", "-c", "mkdir /w && echo tcp > /w/i && echo ready && exec httpd -f -p 80 -h /w"])
+        .with_cmd([
+            "sh",
+            "-c",
+            "mkdir /w && echo tcp > /w/i && echo ready && exec httpd -f -p 80 -h /w",
+        ])
         .with_port(80)
         .with_wait(Wait::log("ready").and(Wait::http(80, "/i")))
         .with_startup_timeout(Duration::from_secs(30))
@@ -47,15 +59,41 @@ async fn docker_host_tcp_reaches_the_engine() {
         .await
         .unwrap();
     // Exec hijacks the connection: it must work through a plain TCP endpoint too.
-    assert_eq!(c.exec(Exec::new(["echo", "over tcp"])).await.unwrap().stdout_text(), "over tcp\n");
-    assert_eq!(c.http(80).unwrap().get("/i").send().await.unwrap().text().await.unwrap(), "tcp\n");
+    assert_eq!(
+        c.exec(Exec::new(["echo", "over tcp"]))
+            .await
+            .unwrap()
+            .stdout_text(),
+        "over tcp\n"
+    );
+    assert_eq!(
+        c.http(80)
+            .unwrap()
+            .get("/i")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "tcp\n"
+    );
     c.remove().await.unwrap();
 }
 
 #[tokio::test]
 async fn an_unreachable_engine_is_a_clear_error() {
-    let err = Session::connect_to("tcp://127.0.0.1:1").await.unwrap_err().to_string();
-    assert!(err.contains("cannot reach the Docker engine at tcp://127.0.0.1:1"), "{err}");
-    let err = Session::connect_to("unix:///nonexistent.sock").await.unwrap_err().to_string();
+    let err = Session::connect_to("tcp://127.0.0.1:1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot reach the Docker engine at tcp://127.0.0.1:1"),
+        "{err}"
+    );
+    let err = Session::connect_to("unix:///nonexistent.sock")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/nonexistent.sock"), "{err}");
 }

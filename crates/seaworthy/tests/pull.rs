@@ -29,8 +29,13 @@ impl Drop for Registry {
 }
 
 fn start_registry() -> (Registry, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("seaworthy-registry-{}-{port}", std::process::id()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir =
+        std::env::temp_dir().join(format!("seaworthy-registry-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.yml");
     std::fs::write(
@@ -47,11 +52,20 @@ fn start_registry() -> (Registry, u16) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("docker-registry must be installed (apt-get install docker-registry; .ci/run does)");
-    let registry = Registry { child, dir, image: None };
+        .expect(
+            "docker-registry must be installed (apt-get install docker-registry; .ci/run does)",
+        );
+    let registry = Registry {
+        child,
+        dir,
+        image: None,
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the registry did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "the registry did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     (registry, port)
@@ -67,18 +81,43 @@ async fn a_missing_image_is_pulled_once_for_two_concurrent_starts() {
     let reference = format!("{repo}:{tag}");
     registry.image = Some(reference.clone());
     docker
-        .tag_image(common::BUSYBOX, Some(TagImageOptions { repo: Some(repo.clone()), tag: Some(tag.clone()) }))
+        .tag_image(
+            common::BUSYBOX,
+            Some(TagImageOptions {
+                repo: Some(repo.clone()),
+                tag: Some(tag.clone()),
+            }),
+        )
         .await
         .unwrap();
-    let mut push = docker.push_image(&repo, Some(PushImageOptions { tag: Some(tag.clone()), ..Default::default() }), None);
+    let mut push = docker.push_image(
+        &repo,
+        Some(PushImageOptions {
+            tag: Some(tag.clone()),
+            ..Default::default()
+        }),
+        None,
+    );
     while let Some(step) = push.next().await {
         let step = step.unwrap();
         assert!(step.error_detail.is_none(), "{step:?}");
     }
-    docker.remove_image(&reference, None::<seaworthy::bollard::query_parameters::RemoveImageOptions>, None).await.unwrap();
+    docker
+        .remove_image(
+            &reference,
+            None::<seaworthy::bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await
+        .unwrap();
     assert!(docker.inspect_image(&reference).await.is_err());
 
-    let since = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 1).to_string();
+    let since = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1)
+    .to_string();
     let define = || {
         ContainerDefinition::new(reference.clone())
             .with_cmd(["sh", "-c", "echo pulled; exec sleep 3600"])
@@ -89,7 +128,12 @@ async fn a_missing_image_is_pulled_once_for_two_concurrent_starts() {
     assert_ne!(a.id(), b.id());
 
     // Count the engine's pull events for this image since the test began.
-    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string();
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
     let events: Vec<_> = docker
         .events(Some(EventsOptions {
             since: Some(since),
@@ -120,5 +164,8 @@ async fn pulling_from_a_registry_that_lacks_the_image_names_it() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains(&reference) && err.contains("pull failed"), "{err}");
+    assert!(
+        err.contains(&reference) && err.contains("pull failed"),
+        "{err}"
+    );
 }

@@ -26,7 +26,9 @@ static PER_RUN: Shared<SnapshotFixture> = Shared::per_run(busybox_fixture);
 #[tokio::test]
 #[ignore = "run as a child process by the tests of this file"]
 async fn child() {
-    let Ok(mode) = std::env::var("SW_CHILD") else { return };
+    let Ok(mode) = std::env::var("SW_CHILD") else {
+        return;
+    };
     match mode.as_str() {
         "per_process" | "panic" | "wait_for_signal" => {
             let fixture = PER_PROCESS.get().await.unwrap();
@@ -45,9 +47,21 @@ async fn child() {
         "killed" => {
             let fixture = PER_RUN.get().await.unwrap();
             let own = sleeper().start().await.unwrap();
-            let net = seaworthy::NetworkDefinition::new("killed").create().await.unwrap();
-            let vol = seaworthy::VolumeDefinition::new("killed").create().await.unwrap();
-            println!("ID={} {} {} {}", fixture.container().id(), own.id(), net.id(), vol.name());
+            let net = seaworthy::NetworkDefinition::new("killed")
+                .create()
+                .await
+                .unwrap();
+            let vol = seaworthy::VolumeDefinition::new("killed")
+                .create()
+                .await
+                .unwrap();
+            println!(
+                "ID={} {} {} {}",
+                fixture.container().id(),
+                own.id(),
+                net.id(),
+                vol.name()
+            );
             tokio::time::sleep(Duration::from_secs(120)).await;
         }
         other => panic!("unknown SW_CHILD mode {other}"),
@@ -57,7 +71,13 @@ async fn child() {
 fn child_command(mode: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--exact", "child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("SW_CHILD", mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -80,7 +100,12 @@ fn read_ids(child: &mut Child) -> Vec<String> {
     }
     let mut err = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     panic!("the child printed no ID line; stderr:\n{err}");
 }
 
@@ -122,15 +147,28 @@ async fn shared_per_run_is_started_once_by_four_concurrent_processes() {
     let session = Session::global().await.unwrap();
     let run = format!("sharedrun{:08x}", rand_u32());
     let mut children: Vec<Child> = (0..4)
-        .map(|_| child_command("per_run").env("SEAWORTHY_SESSION", &run).spawn().unwrap())
+        .map(|_| {
+            child_command("per_run")
+                .env("SEAWORTHY_SESSION", &run)
+                .spawn()
+                .unwrap()
+        })
         .collect();
     let ids: Vec<String> = children.iter_mut().map(|c| read_ids(c).remove(0)).collect();
     for c in &mut children {
         assert!(c.wait().unwrap().success());
     }
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-    let found = list_labelled(session.engine(), &[(LABEL_SESSION, &run), (LABEL_OWNER, "run")]).await.unwrap();
-    let containers: Vec<_> = found.iter().filter(|r| r.kind == seaworthy::ResourceKind::Container).collect();
+    let found = list_labelled(
+        session.engine(),
+        &[(LABEL_SESSION, &run), (LABEL_OWNER, "run")],
+    )
+    .await
+    .unwrap();
+    let containers: Vec<_> = found
+        .iter()
+        .filter(|r| r.kind == seaworthy::ResourceKind::Container)
+        .collect();
     assert_eq!(containers.len(), 1, "{found:?}");
     assert!(containers[0].labels.contains_key(LABEL_FIXTURE));
     // The run (this test plays the runner) is over: remove what it shared.
@@ -146,7 +184,10 @@ async fn sigkill_leaves_nothing_of_the_session_15s_after_death() {
     // A shell plays the test runner, so the run ends when it is killed too.
     let exe = std::env::current_exe().unwrap();
     let mut runner = Command::new("sh")
-        .args(["-c", "\"$0\" --exact child --ignored --nocapture --test-threads=1 & echo PID=$!; wait"])
+        .args([
+            "-c",
+            "\"$0\" --exact child --ignored --nocapture --test-threads=1 & echo PID=$!; wait",
+        ])
         .arg(&exe)
         .env("SW_CHILD", "killed")
         .env("SEAWORTHY_SESSION", &run)
@@ -165,12 +206,17 @@ async fn sigkill_leaves_nothing_of_the_session_15s_after_death() {
             continue;
         }
         if let Some(rest) = line.split_once("ID=").map(|(_, ids)| ids) {
-            ids = rest.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+            ids = rest
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>();
             break;
         }
     }
     assert_eq!(ids.len(), 4, "the child did not report its resources");
-    let labelled = list_labelled(session.engine(), &[(LABEL_SESSION, &run)]).await.unwrap();
+    let labelled = list_labelled(session.engine(), &[(LABEL_SESSION, &run)])
+        .await
+        .unwrap();
     assert!(labelled.len() >= 4, "{labelled:?}");
     // SAFETY: killing our own child processes.
     unsafe {
@@ -180,14 +226,22 @@ async fn sigkill_leaves_nothing_of_the_session_15s_after_death() {
     let died = Instant::now();
     let _ = runner.wait();
     loop {
-        let left = list_labelled(session.engine(), &[(LABEL_SESSION, &run)]).await.unwrap();
+        let left = list_labelled(session.engine(), &[(LABEL_SESSION, &run)])
+            .await
+            .unwrap();
         if left.is_empty() {
             break;
         }
-        assert!(died.elapsed() < Duration::from_secs(15), "still there 15 s after SIGKILL: {left:?}");
+        assert!(
+            died.elapsed() < Duration::from_secs(15),
+            "still there 15 s after SIGKILL: {left:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eprintln!("everything of the killed session was removed {:?} after SIGKILL", died.elapsed());
+    eprintln!(
+        "everything of the killed session was removed {:?} after SIGKILL",
+        died.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -198,7 +252,15 @@ async fn a_container_removed_behind_the_librarys_back_is_replaced_on_next_use() 
     session
         .engine()
         .docker()
-        .remove_container(&first, Some(seaworthy::bollard::query_parameters::RemoveContainerOptions { force: true, ..Default::default() }))
+        .remove_container(
+            &first,
+            Some(
+                seaworthy::bollard::query_parameters::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                },
+            ),
+        )
         .await
         .unwrap();
     let fixture = FIXTURE.get().await.unwrap();
@@ -220,10 +282,16 @@ async fn exclusive_waits_for_shared_holders() {
         guard.container().id()
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "exclusive() must wait while shared guards are held");
+    assert!(
+        !waiting.is_finished(),
+        "exclusive() must wait while shared guards are held"
+    );
     drop(a);
     drop(b);
-    let id = tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap();
+    let id = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!id.is_empty());
 }
 
@@ -232,7 +300,9 @@ async fn a_per_process_fixture_is_cleaned_between_tests() {
     static FIXTURE: Shared<SnapshotFixture> = Shared::per_process(busybox_fixture);
     let fixture = FIXTURE.exclusive().await.unwrap();
     let c = fixture.container();
-    c.write_file("/tmp/left-by-a-test", "x", 0o644).await.unwrap();
+    c.write_file("/tmp/left-by-a-test", "x", 0o644)
+        .await
+        .unwrap();
     fixture.clean().await.unwrap();
     assert!(!c.file_exists("/tmp/left-by-a-test").await.unwrap());
     assert!(c.is_running().await.unwrap());
@@ -249,13 +319,20 @@ fn seaworthy_gc_keeps_what_live_processes_own() {
             .start()
             .await
             .unwrap();
-        let report = seaworthy::gc::collect(session.engine(), Default::default()).await.unwrap();
-        assert!(report.removed.iter().all(|r| r.id != c.id()), "gc removed a live process's container");
+        let report = seaworthy::gc::collect(session.engine(), Default::default())
+            .await
+            .unwrap();
+        assert!(
+            report.removed.iter().all(|r| r.id != c.id()),
+            "gc removed a live process's container"
+        );
         assert!(container_exists(&session, &c.id()).await);
     });
 }
 
 fn rand_u32() -> u32 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     t.subsec_nanos() ^ std::process::id()
 }

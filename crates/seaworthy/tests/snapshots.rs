@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::{sleeper, BUSYBOX};
 use seaworthy::{
-    Consistency, ContainerDefinition, Exec, Fixture, FixtureDefinition, MountSource, MountSpec, Session,
-    SnapshotFixture, SnapshotOptions, Wait,
+    Consistency, ContainerDefinition, Exec, Fixture, FixtureDefinition, MountSource, MountSpec,
+    Session, SnapshotFixture, SnapshotOptions, Wait,
 };
 
 fn postgres() -> ContainerDefinition {
@@ -35,12 +35,22 @@ async fn a_snapshot_restores_the_data_in_the_images_volume() {
     let pg = postgres().start().await.unwrap();
     // The image declares VOLUME /var/lib/postgresql/data: commit alone would not capture it.
     let mounts = pg.inspect().await.unwrap().mounts.unwrap();
-    assert!(mounts.iter().any(|m| m.destination.as_deref() == Some("/var/lib/postgresql/data")));
-    psql(&pg, "CREATE TABLE t (v int); INSERT INTO t SELECT generate_series(1, 1000)").await;
+    assert!(mounts
+        .iter()
+        .any(|m| m.destination.as_deref() == Some("/var/lib/postgresql/data")));
+    psql(
+        &pg,
+        "CREATE TABLE t (v int); INSERT INTO t SELECT generate_series(1, 1000)",
+    )
+    .await;
     let port = pg.host_port(5432).unwrap();
     let snapshot = pg.snapshot("thousand-rows").await.unwrap();
     assert_eq!(snapshot.volumes.len(), 1);
-    assert!(snapshot.volumes[0].bytes > 1_000_000, "{:?}", snapshot.volumes);
+    assert!(
+        snapshot.volumes[0].bytes > 1_000_000,
+        "{:?}",
+        snapshot.volumes
+    );
     psql(&pg, "DELETE FROM t; CREATE TABLE later (x int)").await;
     assert_eq!(psql(&pg, "SELECT count(*) FROM t").await, "0");
     let old_id = pg.id();
@@ -55,7 +65,11 @@ async fn a_snapshot_restores_the_data_in_the_images_volume() {
 async fn restore_keeps_the_name_alias_and_host_port() {
     let web = ContainerDefinition::new(BUSYBOX)
         .with_name("snapweb")
-        .with_cmd(["sh", "-c", "mkdir -p /www && echo v1 > /www/v && exec httpd -f -p 80 -h /www"])
+        .with_cmd([
+            "sh",
+            "-c",
+            "mkdir -p /www && echo v1 > /www/v && exec httpd -f -p 80 -h /www",
+        ])
         .with_port(80)
         .with_wait(Wait::http(80, "/v"))
         .start()
@@ -79,7 +93,12 @@ async fn restore_keeps_the_name_alias_and_host_port() {
 }
 
 async fn reqwest_get(url: &str) -> String {
-    seaworthy::reqwest::get(url).await.unwrap().text().await.unwrap()
+    seaworthy::reqwest::get(url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -90,12 +109,21 @@ async fn tmpfs_and_named_volume_data_are_part_of_the_snapshot() {
         .start()
         .await
         .unwrap();
-    c.exec(Exec::shell("echo in-tmpfs > /fast/f && echo in-volume > /data/f")).await.unwrap();
+    c.exec(Exec::shell(
+        "echo in-tmpfs > /fast/f && echo in-volume > /data/f",
+    ))
+    .await
+    .unwrap();
     let snapshot = c.snapshot("both").await.unwrap();
     assert_eq!(snapshot.volumes.len(), 2, "{:?}", snapshot.volumes);
-    c.exec(Exec::shell("rm /fast/f /data/f && echo junk > /data/junk")).await.unwrap();
+    c.exec(Exec::shell("rm /fast/f /data/f && echo junk > /data/junk"))
+        .await
+        .unwrap();
     c.restore(&snapshot).await.unwrap();
-    let out = c.exec(Exec::shell("cat /fast/f /data/f; ls /data")).await.unwrap();
+    let out = c
+        .exec(Exec::shell("cat /fast/f /data/f; ls /data"))
+        .await
+        .unwrap();
     assert_eq!(out.stdout_text(), "in-tmpfs\nin-volume\nf\n");
 }
 
@@ -105,7 +133,13 @@ async fn a_stopped_snapshot_shuts_down_cleanly_and_comes_back() {
     let port = c.host_port(80).unwrap();
     c.write_file("/state", "before\n", 0o644).await.unwrap();
     let snapshot = c
-        .snapshot_with("clean-shutdown", SnapshotOptions { consistency: Consistency::Stopped, keep: false })
+        .snapshot_with(
+            "clean-shutdown",
+            SnapshotOptions {
+                consistency: Consistency::Stopped,
+                keep: false,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(snapshot.consistency, Consistency::Stopped);
@@ -116,7 +150,9 @@ async fn a_stopped_snapshot_shuts_down_cleanly_and_comes_back() {
 
 #[tokio::test]
 async fn snapshot_images_are_labelled_and_removed_with_the_session() {
-    let session = Session::connect_to("unix:///var/run/docker.sock").await.unwrap();
+    let session = Session::connect_to("unix:///var/run/docker.sock")
+        .await
+        .unwrap();
     let c = sleeper().start_in(&session).await.unwrap();
     let snapshot = c.snapshot("labelled").await.unwrap();
     let docker = session.engine().docker();
@@ -127,19 +163,28 @@ async fn snapshot_images_are_labelled_and_removed_with_the_session() {
     assert!(snapshot.volumes.iter().all(|v| v.archive.exists()));
     drop(c);
     assert!(session.teardown().await.is_empty());
-    assert!(docker.inspect_image(&snapshot.image_id).await.is_err(), "the snapshot image outlived its session");
+    assert!(
+        docker.inspect_image(&snapshot.image_id).await.is_err(),
+        "the snapshot image outlived its session"
+    );
 }
 
 #[tokio::test]
 async fn a_generic_fixture_is_cleaned_by_restoring_its_baseline() {
-    let fixture = SnapshotFixture::new(
-        sleeper().with_mount_spec(MountSpec { source: MountSource::Anonymous, target: "/var/data".into(), read_only: false }),
-    )
+    let fixture = SnapshotFixture::new(sleeper().with_mount_spec(MountSpec {
+        source: MountSource::Anonymous,
+        target: "/var/data".into(),
+        read_only: false,
+    }))
     .start()
     .await
     .unwrap();
     let c = fixture.container();
-    c.exec(Exec::shell("echo dirty > /var/data/x && echo dirty > /root-file")).await.unwrap();
+    c.exec(Exec::shell(
+        "echo dirty > /var/data/x && echo dirty > /root-file",
+    ))
+    .await
+    .unwrap();
     fixture.clean().await.unwrap();
     assert!(!c.file_exists("/var/data/x").await.unwrap());
     assert!(!c.file_exists("/root-file").await.unwrap());

@@ -1,10 +1,12 @@
 //! Project tasks for Seaworthy, run as `cargo xtask <task>`.
 //!
-//! The only task so far is `images`: it builds the local Docker images the
-//! test suite uses (`seaworthy-test/*:latest`) from the recipes under
-//! `tests/images/`, without any container registry. Images whose recipe has
-//! not changed since they were built are skipped, so running the task again
-//! takes a few seconds.
+//! `images` builds the local Docker images the test suite uses
+//! (`seaworthy-test/*:latest`) from the recipes under `tests/images/`, without
+//! any container registry. Images whose recipe has not changed since they were
+//! built are skipped, so running the task again takes a few seconds.
+//!
+//! `demo` builds the one image the demonstration needs and runs it
+//! (`cargo run -p seaworthy --example demo`).
 
 mod builders;
 mod cmd;
@@ -28,6 +30,8 @@ Tasks:
                                --force rebuilds the selected images anyway
                                (not a base pulled in only as a dependency).
   images --list [NAME...]      Show the images, their recipe hash and state.
+  demo                         Build the busybox test image and run the
+                               demonstration (crates/seaworthy/examples/demo.rs).
   help                         Show this text.
 
 NAME is an image name with or without its prefix: `postgres`,
@@ -95,6 +99,28 @@ fn run() -> Result<()> {
             } else {
                 images::build(&paths, &parsed.names, parsed.force)
             }
+        }
+        "demo" => {
+            let paths = images::Paths::new(workspace_root()?);
+            images::build(&paths, &["busybox".to_string()], false)?;
+            let status = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            )
+            .args([
+                "run",
+                "--quiet",
+                "--package",
+                "seaworthy",
+                "--example",
+                "demo",
+            ])
+            .current_dir(workspace_root()?)
+            .status()
+            .context("run the demo example")?;
+            if !status.success() {
+                bail!("the demo failed ({status})");
+            }
+            Ok(())
         }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
