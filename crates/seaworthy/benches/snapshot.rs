@@ -5,6 +5,7 @@
 //! * `postgres.snapshot`: a paused snapshot (commit + archive of the data volume).
 //! * `postgres.restore`: restore of that snapshot until PostgreSQL is ready again, against a fresh
 //!   start-to-ready of the same image (initdb, first start) as the baseline.
+//! * `postgres.restore_standby`: the same restore with a warm standby ready: a swap (target ≤ 50 ms).
 //! * `postgres.restart`: `docker restart` of the same container until ready, for reference.
 
 use std::time::{Duration, Instant};
@@ -96,6 +97,7 @@ fn main() {
         });
     }
     let snapshot = snapshot.lock().unwrap().clone().expect("a snapshot");
+    let snapshot_for_standby = snapshot.clone();
     let bytes: u64 = snapshot.volumes.iter().map(|v| v.bytes).sum();
     suite.annotate("volume_bytes", bytes);
 
@@ -122,6 +124,24 @@ fn main() {
                 elapsed
             },
         );
+    }
+    {
+        // A warm standby of the snapshot: the restore is a swap. Each run waits (untimed) for the
+        // next standby to be ready, as a test suite does between two tests.
+        let pg = pg.clone();
+        let snap = snapshot_for_standby.clone();
+        suite.block_on(async {
+            pg.enable_standby(&snap).await.expect("enable standby");
+        });
+        suite.measure("postgres.restore_standby", 10, move || {
+            let (pg, snap) = (pg.clone(), snap.clone());
+            async move {
+                pg.wait_for_standby().await.expect("standby ready");
+                let t = Instant::now();
+                pg.restore(&snap).await.expect("restore by swap");
+                t.elapsed()
+            }
+        });
     }
     {
         let pg = pg.clone();

@@ -27,6 +27,8 @@ pub(crate) struct Inner {
     /// The definition it was created from (snapshots re-create it from this).
     pub(crate) definition: ContainerDefinition,
     pub(crate) ports: Mutex<HashMap<(u16, Protocol), u16>>,
+    /// The warm standby, once enabled (its proxies then serve the published ports).
+    pub(crate) standby: Mutex<Option<Arc<crate::standby::StandbyState>>>,
     removed: AtomicBool,
     kept: AtomicBool,
 }
@@ -155,6 +157,7 @@ pub(crate) async fn create_here(
                         image: def.image.clone(),
                         definition: def.clone(),
                         ports: Mutex::new(HashMap::new()),
+                        standby: Mutex::new(None),
                         removed: AtomicBool::new(false),
                         kept: AtomicBool::new(def.run_scoped),
                     }),
@@ -273,8 +276,8 @@ async fn create_body(
                 },
             )])),
         })
-    } else if let Some(first) = def.networks.first() {
-        Some(NetworkingConfig {
+    } else {
+        def.networks.first().map(|first| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 first.network.clone(),
                 EndpointSettings {
@@ -283,8 +286,6 @@ async fn create_body(
                 },
             )])),
         })
-    } else {
-        None
     };
     let network_mode = def.network_mode.clone().or_else(|| {
         networking_config
@@ -334,10 +335,7 @@ async fn create_body(
         networking_config,
         ..Default::default()
     })
-    .map(|body| {
-        tracing::trace!(container = name, "create body prepared");
-        body
-    })
+    .inspect(|_| tracing::trace!(container = name, "create body prepared"))
 }
 
 impl Container {
@@ -445,6 +443,10 @@ impl Container {
 
     /// The host port published for `port`/`protocol`.
     pub fn host_port_for(&self, port: u16, protocol: Protocol) -> Result<u16> {
+        let standby = self.inner.standby.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(public) = standby.and_then(|s| s.public_port(&(port, protocol))) {
+            return Ok(public);
+        }
         self.inner
             .ports
             .lock()
@@ -552,6 +554,9 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
+        if let Some(state) = self.inner.standby.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            crate::standby::discard(&state, &self.inner.session);
+        }
         if self.inner.removed.load(Ordering::SeqCst) || self.inner.kept.load(Ordering::SeqCst) {
             return;
         }
@@ -606,6 +611,7 @@ impl Container {
                 image: definition.image.clone(),
                 definition,
                 ports: Mutex::new(HashMap::new()),
+                standby: Mutex::new(None),
                 removed: AtomicBool::new(false),
                 kept: AtomicBool::new(true),
             });
@@ -664,7 +670,7 @@ pub(crate) async fn inspect_here(inner: &Inner) -> Result<ContainerInspectRespon
         })
 }
 
-async fn refresh_ports(inner: &Inner) -> Result<()> {
+pub(crate) async fn refresh_ports(inner: &Inner) -> Result<()> {
     let info = inspect_here(inner).await?;
     let mut ports = HashMap::new();
     if let Some(map) = info.network_settings.and_then(|n| n.ports) {

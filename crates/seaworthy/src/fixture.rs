@@ -174,7 +174,11 @@ impl ConnectionInfo {
             url.push_str(&encode(user));
             if let Some(pw) = &self.password {
                 url.push(':');
-                url.push_str(&if redact { "***".to_string() } else { encode(pw) });
+                url.push_str(&if redact {
+                    "***".to_string()
+                } else {
+                    encode(pw)
+                });
             }
             url.push('@');
         }
@@ -189,7 +193,11 @@ impl ConnectionInfo {
         }
         if !self.params.is_empty() {
             url.push('?');
-            let pairs: Vec<String> = self.params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+            let pairs: Vec<String> = self
+                .params
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect();
             url.push_str(&pairs.join("&"));
         }
         url
@@ -231,9 +239,18 @@ mod tests {
             .with_credentials("app", Some("p@ss word".into()))
             .with_path("my db")
             .with_param("sslmode", "disable");
-        assert_eq!(c.url(), "postgres://app:p%40ss%20word@127.0.0.1:5432/my%20db?sslmode=disable");
-        assert_eq!(c.to_string(), "postgres://app:***@127.0.0.1:5432/my%20db?sslmode=disable");
+        assert_eq!(
+            c.url(),
+            "postgres://app:p%40ss%20word@127.0.0.1:5432/my%20db?sslmode=disable"
+        );
+        assert_eq!(
+            c.to_string(),
+            "postgres://app:***@127.0.0.1:5432/my%20db?sslmode=disable"
+        );
         assert!(!format!("{c:?}").contains("p@ss"));
-        assert_eq!(ConnectionInfo::new("redis", "::1", 6379).url(), "redis://[::1]:6379");
+        assert_eq!(
+            ConnectionInfo::new("redis", "::1", 6379).url(),
+            "redis://[::1]:6379"
+        );
     }
 }

@@ -221,6 +221,20 @@ pub fn state_dir() -> PathBuf {
     dir
 }
 
+/// Takes an exclusive lock on the file `name` in [`state_dir`], waiting for other processes that
+/// hold it; the lock is released when the returned file is dropped. `what` names the lock in errors.
+pub(crate) async fn lock_file(name: String, what: &str) -> Result<std::fs::File> {
+    let path = state_dir().join(name);
+    tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| Error::io(format!("wait for the {what} lock"), std::io::Error::other(e)))?
+    .map_err(|e| Error::io(format!("take the {what} lock"), e))
+}
+
 /// Records that the container `id` is kept for debugging: the reaper and gc leave it alone.
 pub(crate) fn record_kept(id: &str) {
     use std::io::Write;

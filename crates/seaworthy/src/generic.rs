@@ -27,6 +27,7 @@ pub struct SnapshotFixture {
     definition: ContainerDefinition,
     consistency: Consistency,
     kind: String,
+    standby: bool,
 }
 
 impl SnapshotFixture {
@@ -42,7 +43,16 @@ impl SnapshotFixture {
             definition,
             consistency: Consistency::Paused,
             kind,
+            standby: false,
         }
+    }
+
+    /// Keeps a warm standby of the baseline, so `clean()` is a swap (see
+    /// [`standby`](crate::standby): the published ports are then served by a proxy in this
+    /// process). Not for fixtures shared per run (the proxy lives in one process).
+    pub fn with_standby(mut self, standby: bool) -> Self {
+        self.standby = standby;
+        self
     }
 
     /// Chooses how the baseline snapshot is made consistent.
@@ -105,7 +115,7 @@ impl FixtureDefinition for SnapshotFixture {
     type Fixture = GenericFixture;
 
     fn key(&self) -> String {
-        format!("snapshot:{:?}:{:?}", self.consistency, self.definition)
+        format!("snapshot:{:?}:{}:{:?}", self.consistency, self.standby, self.definition)
     }
 
     fn container_definition(&self) -> ContainerDefinition {
@@ -123,6 +133,9 @@ impl FixtureDefinition for SnapshotFixture {
         } else {
             container.snapshot_with("baseline", options).await?
         };
+        if self.standby && !container.is_kept() {
+            container.enable_standby(&baseline).await?;
+        }
         Ok(GenericFixture {
             kind: self.kind.clone(),
             container,
@@ -136,19 +149,7 @@ impl FixtureDefinition for SnapshotFixture {
 async fn shared_baseline(container: &Container, options: SnapshotOptions) -> Result<Snapshot> {
     let dir = crate::gc::state_dir();
     let json = dir.join(format!("baseline-{}.json", container.name()));
-    let lock_path = dir.join(format!("baseline-{}.lock", container.name()));
-    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        file.lock()?;
-        Ok(file)
-    })
-    .await
-    .map_err(|e| Error::io("wait for the baseline lock", std::io::Error::other(e)))?
-    .map_err(|e| Error::io("take the baseline lock", e))?;
+    let lock = crate::gc::lock_file(format!("baseline-{}.lock", container.name()), "baseline").await?;
     let result = match Snapshot::load(&json) {
         Ok(snapshot) => Ok(snapshot),
         Err(_) => {

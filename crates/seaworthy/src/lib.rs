@@ -27,6 +27,8 @@
 
 #![warn(missing_docs)]
 
+mod build;
+mod compose;
 mod container;
 mod definition;
 pub mod engine;
@@ -45,7 +47,9 @@ mod reference;
 pub mod session;
 mod shared;
 mod snapshot;
+pub mod standby;
 mod spec;
+mod stack;
 pub mod substitution;
 pub mod wait;
 
@@ -54,6 +58,7 @@ pub mod runtime {
     pub use crate::session::{run, spawn};
 }
 
+pub use build::{BuiltImage, ImageBuild, LABEL_BUILD_HASH};
 pub use container::Container;
 pub use definition::{ContainerDefinition, Healthcheck, PullPolicy, Resources};
 pub use engine::Engine;
@@ -71,6 +76,10 @@ pub use session::{ResourceKind, Session};
 pub use shared::{ExclusiveGuard, Scope, Shared, SharedGuard};
 pub use snapshot::{Consistency, Snapshot, SnapshotOptions, VolumeData};
 pub use spec::{parse_env, MountSource, MountSpec, PortSpec, Protocol};
+pub use stack::{
+    DependsOn, Stack, StackDefinition, StackMember, DEFAULT_NETWORK, LABEL_STACK,
+    LABEL_STACK_MEMBER, ORIGIN_SUFFIX,
+};
 pub use wait::{LogPattern, Wait};
 
 /// Re-exported so tests can name bollard's types without a separate dependency.

@@ -455,20 +455,7 @@ impl Session {
         let session = self.clone();
         on_runtime(async move {
             let name = session.run_namespace();
-            let lock_path =
-                crate::gc::state_dir().join(format!("run-{}-network.lock", session.0.run_id));
-            let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)?;
-                file.lock()?;
-                Ok(file)
-            })
-            .await
-            .map_err(|e| Error::io("wait for the run network lock", std::io::Error::other(e)))?
-            .map_err(|e| Error::io("take the run network lock", e))?;
+            let lock = crate::gc::lock_file(format!("run-{}-network.lock", session.0.run_id), "run network").await?;
             let docker = session.0.engine.docker();
             let existing = docker
                 .list_networks(Some(bollard::query_parameters::ListNetworksOptions {

@@ -202,19 +202,7 @@ async fn start_or_attach_per_run<D: FixtureDefinition>(definition: &D) -> Result
         let container = Container::attach(&session, &id, shared_definition).await?;
         return definition.attach(container).await;
     }
-    let lock_path = crate::gc::state_dir().join(format!("run-{}-{hash}.lock", session.run_id()));
-    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        file.lock()?;
-        Ok(file)
-    })
-    .await
-    .map_err(|e| Error::io("wait for the shared-fixture lock", std::io::Error::other(e)))?
-    .map_err(|e| Error::io("take the shared-fixture lock", e))?;
+    let lock = crate::gc::lock_file(format!("run-{}-{hash}.lock", session.run_id()), "shared-fixture").await?;
     let result = async {
         if let Some(id) = find_run_container(&session, &hash).await? {
             let container = Container::attach(&session, &id, shared_definition).await?;

@@ -160,10 +160,24 @@ impl Container {
 
     /// Replaces the container with one made from `snapshot`, keeping its name, network aliases and
     /// host ports, and waits until it is ready again (the definition's waits).
+    ///
+    /// With a [standby](crate::standby) of this snapshot ready, the restore is a swap.
     pub async fn restore(&self, snapshot: &Snapshot) -> Result<()> {
         let inner = self.inner.clone();
         let snapshot = snapshot.clone();
-        on_runtime(async move { restore_here(&inner, &snapshot).await }).await
+        on_runtime(async move {
+            if crate::standby::try_swap(&inner, &snapshot).await? {
+                return Ok(());
+            }
+            restore_here(&inner, &snapshot).await?;
+            let standby = inner.standby.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(state) = standby {
+                let ports = inner.ports.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                state.follow(inner.session.engine().host(), &ports);
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -410,14 +424,14 @@ pub(crate) async fn restore_here(inner: &Inner, snapshot: &Snapshot) -> Result<(
     fresh.disown();
     inner.set_id(new_id.clone());
     for volume in &snapshot.volumes {
-        upload_from(inner, volume).await?;
+        upload_into(inner, volume).await?;
     }
     crate::container::start_here(inner, wait.as_ref(), deadline).await?;
     tracing::debug!(container = %inner.name, snapshot = %snapshot.name, elapsed = ?started.elapsed(), "restored");
     Ok(())
 }
 
-async fn upload_from(inner: &Inner, volume: &VolumeData) -> Result<()> {
+pub(crate) async fn upload_into(inner: &Inner, volume: &VolumeData) -> Result<()> {
     let parent = match volume.target.rsplit_once('/') {
         Some(("", _)) | None => "/".to_string(),
         Some((p, _)) => p.to_string(),

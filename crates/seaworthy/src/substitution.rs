@@ -72,7 +72,8 @@ fn lookup(pairs: &[(String, String)], image: &str, wanted: &ImageRef) -> Option<
 
 /// The `[images]` table of the config file, read once.
 fn config_file() -> Result<Option<&'static [(String, String)]>> {
-    static CONFIG: OnceLock<std::result::Result<Option<Vec<(String, String)>>, String>> =
+    type Loaded = std::result::Result<Option<Vec<(String, String)>>, String>;
+    static CONFIG: OnceLock<Loaded> =
         OnceLock::new();
     let loaded = CONFIG.get_or_init(|| {
         let path = match std::env::var_os("SEAWORTHY_CONFIG") {

@@ -1,0 +1,469 @@
+//! Stacks against the real engine: dependency order, the multi-container patterns (sidecar, shared
+//! volume, ambassador), failures that remove everything, and invalid stacks refused up front.
+//!
+//! Each test uses a session of its own, so "nothing was created" and "nothing is left" can be
+//! checked exactly while other tests run in the same process.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use seaworthy::bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+};
+use seaworthy::{
+    ContainerDefinition, DependsOn, Error, Exec, ResourceKind, Session, StackDefinition,
+    StackMember, VolumeDefinition, Wait, LABEL_STACK, LABEL_STACK_MEMBER,
+};
+
+const BUSYBOX: &str = "seaworthy-test/busybox";
+const NGINX: &str = "seaworthy-test/nginx";
+
+/// A session of the test's own, on the global session's engine.
+async fn own_session() -> Session {
+    Session::with_engine(Session::global().await.unwrap().engine().clone())
+}
+
+/// A busybox container that prints `ready`, then runs `script` (default: sleeps).
+fn busybox(script: &str) -> ContainerDefinition {
+    ContainerDefinition::new(BUSYBOX)
+        .with_cmd(["sh", "-c", &format!("echo ready; {script}")])
+        .with_wait(Wait::log("^ready$"))
+}
+
+/// A busybox web server answering `body` on port 8080 at `/`.
+fn web_server(body: &str) -> ContainerDefinition {
+    ContainerDefinition::new(BUSYBOX)
+        .with_cmd([
+            "sh",
+            "-c",
+            &format!(
+                "mkdir /www && echo '{body}' > /www/index.html && echo ready && exec httpd -f -p 8080 -h /www"
+            ),
+        ])
+        .with_wait(Wait::log("^ready$"))
+}
+
+/// Containers, networks and volumes labelled with stack `id` that the engine still has.
+async fn leftovers(session: &Session, id: &str) -> Vec<String> {
+    let docker = session.engine().docker();
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_STACK}={id}")])]);
+    let mut left = Vec::new();
+    for c in docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+    {
+        left.push(format!("container {:?}", c.names.unwrap_or_default()));
+    }
+    for n in docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters.clone()),
+        }))
+        .await
+        .unwrap()
+    {
+        left.push(format!("network {}", n.name.unwrap_or_default()));
+    }
+    for v in docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+    {
+        left.push(format!("volume {}", v.name));
+    }
+    left
+}
+
+/// What `session` still owns, by kind.
+fn owned(session: &Session) -> [usize; 3] {
+    [
+        session.live_count(ResourceKind::Container),
+        session.live_count(ResourceKind::Network),
+        session.live_count(ResourceKind::Volume),
+    ]
+}
+
+async fn sh(container: &seaworthy::Container, script: &str) -> String {
+    let out = container.exec(Exec::shell(script)).await.unwrap();
+    assert!(
+        out.success(),
+        "{script}: exit {}: {}",
+        out.exit_code,
+        out.stderr_text()
+    );
+    out.stdout_text()
+}
+
+#[tokio::test]
+async fn members_start_after_their_dependencies_and_reach_each_other_by_name() {
+    let session = own_session().await;
+    // `app` fetches from `api` the moment it starts: it only works if `api` is ready by then.
+    let stack = StackDefinition::new("ordered")
+        .with_container("api", web_server("hello from api"))
+        .with_member(
+            StackMember::new(
+                "app",
+                busybox("").with_cmd([
+                    "sh",
+                    "-c",
+                    "wget -q -O /fetched http://api:8080/ && echo ready && exec sleep 3600",
+                ]),
+            )
+            .depends_on("api", DependsOn::Ready),
+        )
+        .with_container("idle", busybox("exec sleep 3600"))
+        .start_in(&session)
+        .await
+        .unwrap();
+
+    let app = stack.container("app").unwrap();
+    assert_eq!(
+        app.read_file_text("/fetched").await.unwrap(),
+        "hello from api\n"
+    );
+    assert_eq!(sh(app, "hostname").await, "app\n");
+    assert!(stack
+        .container("nope")
+        .unwrap_err()
+        .to_string()
+        .contains("members: "));
+
+    // Every member is named and labelled for the stack; the members joined the stack's own network.
+    let names: Vec<&str> = stack.containers().map(|(name, _)| name).collect();
+    assert_eq!(names.len(), 3);
+    assert_eq!(names.last(), Some(&"app"), "app is created last: {names:?}");
+    for (member, container) in stack.containers() {
+        assert!(container
+            .name()
+            .ends_with(&format!("{}-{member}", stack.id())));
+        let labels = container
+            .inspect()
+            .await
+            .unwrap()
+            .config
+            .unwrap()
+            .labels
+            .unwrap();
+        assert_eq!(labels[LABEL_STACK], stack.id());
+        assert_eq!(labels[LABEL_STACK_MEMBER], member);
+        assert_eq!(labels["io.seaworthy.managed"], "true");
+    }
+    let network = stack.network("default").unwrap().name().to_string();
+    let info = app.inspect().await.unwrap();
+    let networks = info.network_settings.unwrap().networks.unwrap();
+    assert_eq!(networks.keys().collect::<Vec<_>>(), [&network]);
+
+    let id = stack.id().to_string();
+    assert_eq!(
+        leftovers(&session, &id).await.len(),
+        4,
+        "3 containers and a network"
+    );
+    stack.remove().await.unwrap();
+    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+    assert_eq!(owned(&session), [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_job_that_must_complete_runs_before_its_dependents() {
+    let session = own_session().await;
+    let stack = StackDefinition::new("jobs")
+        .with_volume(VolumeDefinition::new("state"))
+        .with_member(
+            StackMember::new(
+                "migrate",
+                ContainerDefinition::new(BUSYBOX).with_cmd([
+                    "sh",
+                    "-c",
+                    "sleep 0.3; echo v2 > /state/schema",
+                ]),
+            )
+            .with_volume("state", "/state", false),
+        )
+        .with_member(
+            StackMember::new(
+                "app",
+                busybox("").with_cmd([
+                    "sh",
+                    "-c",
+                    "cat /state/schema && echo ready && exec sleep 3600",
+                ]),
+            )
+            .with_volume("state", "/state", true)
+            .depends_on("migrate", DependsOn::CompletedSuccessfully),
+        )
+        .start_in(&session)
+        .await
+        .unwrap();
+    let logs = stack.container("app").unwrap().logs().await.unwrap();
+    assert_eq!(logs.stdout(), "v2\nready");
+    stack.remove().await.unwrap();
+    assert_eq!(owned(&session), [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_sidecar_reaches_its_host_on_localhost() {
+    let session = own_session().await;
+    let stack = StackDefinition::new("sidecar")
+        .with_container("web", web_server("served on localhost"))
+        .with_member(StackMember::new("probe", busybox("exec sleep 3600")).with_network_of("web"))
+        .start_in(&session)
+        .await
+        .unwrap();
+    let probe = stack.container("probe").unwrap();
+    assert_eq!(
+        sh(probe, "wget -q -O - http://127.0.0.1:8080/").await,
+        "served on localhost\n"
+    );
+    let web_id = stack.container("web").unwrap().id();
+    let mode = probe
+        .inspect()
+        .await
+        .unwrap()
+        .host_config
+        .unwrap()
+        .network_mode
+        .unwrap();
+    assert_eq!(mode, format!("container:{web_id}"));
+    stack.remove().await.unwrap();
+    assert_eq!(owned(&session), [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn members_share_a_volume() {
+    let session = own_session().await;
+    let stack = StackDefinition::new("shared")
+        .with_volume(VolumeDefinition::new("spool"))
+        .with_member(
+            StackMember::new(
+                "writer",
+                busybox("").with_cmd([
+                    "sh",
+                    "-c",
+                    "echo 'written by writer' > /spool/message && echo ready && exec sleep 3600",
+                ]),
+            )
+            .with_volume("spool", "/spool", false),
+        )
+        .with_member(
+            StackMember::new("reader", busybox("exec sleep 3600"))
+                .with_volume("spool", "/in", true)
+                .depends_on("writer", DependsOn::Ready),
+        )
+        .start_in(&session)
+        .await
+        .unwrap();
+    let reader = stack.container("reader").unwrap();
+    assert_eq!(
+        reader.read_file_text("/in/message").await.unwrap(),
+        "written by writer\n"
+    );
+    let out = reader
+        .exec(Exec::shell("echo x > /in/other"))
+        .await
+        .unwrap();
+    assert!(!out.success(), "the reader's mount is read-only");
+    assert!(stack.volume("spool").unwrap().name().contains(stack.id()));
+    stack.remove().await.unwrap();
+    assert_eq!(owned(&session), [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn an_ambassador_answers_for_its_member() {
+    let session = own_session().await;
+    // nginx as the proxy: requests for `api` reach it, and it forwards them to `api-origin`.
+    let proxy_config = r#"
+error_log /dev/stderr notice;
+events {}
+http {
+    access_log /dev/stdout;
+    server {
+        listen 8080;
+        location / {
+            proxy_pass http://api-origin:8080;
+            add_header X-Ambassador nginx;
+        }
+    }
+}
+"#;
+    let stack = StackDefinition::new("ambassador")
+        .with_container("api", web_server("from the real api"))
+        .with_member(
+            StackMember::new(
+                "proxy",
+                ContainerDefinition::new(NGINX)
+                    .with_file("/etc/nginx/nginx.conf", proxy_config, 0o644)
+                    .with_wait(Wait::log("start worker process")),
+            )
+            .ambassador_for("api"),
+        )
+        .with_member(
+            StackMember::new("client", busybox("exec sleep 3600"))
+                .depends_on("proxy", DependsOn::Ready),
+        )
+        .start_in(&session)
+        .await
+        .unwrap();
+    let client = stack.container("client").unwrap();
+    let out = client
+        .exec(Exec::new([
+            "wget",
+            "-S",
+            "-q",
+            "-O",
+            "-",
+            "http://api:8080/",
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout_text(),
+        "from the real api\n",
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text().contains("X-Ambassador: nginx"),
+        "{}",
+        out.stderr_text()
+    );
+    // The request went through the proxy, which logged it.
+    stack
+        .container("proxy")
+        .unwrap()
+        .wait_for(&Wait::log("GET / HTTP"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    stack.remove().await.unwrap();
+    assert_eq!(owned(&session), [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_middle_member_that_fails_is_named_and_everything_is_removed() {
+    let session = own_session().await;
+    let err = StackDefinition::new("broken")
+        .with_container("db", busybox("exec sleep 3600"))
+        .with_member(
+            StackMember::new(
+                "app",
+                ContainerDefinition::new(BUSYBOX)
+                    .with_cmd([
+                        "sh",
+                        "-c",
+                        "echo 'app: cannot open /etc/app.conf' >&2; exit 3",
+                    ])
+                    .with_wait(Wait::log("^listening$")),
+            )
+            .depends_on("db", DependsOn::Ready),
+        )
+        .with_member(
+            StackMember::new("web", busybox("exec sleep 3600")).depends_on("app", DependsOn::Ready),
+        )
+        .with_container("cache", busybox("exec sleep 3600"))
+        .start_in(&session)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    let Error::Stack {
+        stack,
+        kind,
+        member,
+        source,
+    } = err
+    else {
+        panic!("expected a stack error, got {message}");
+    };
+    assert_eq!((kind, member.as_str()), ("member", "app"), "{message}");
+    let Error::Wait { why, log_tail, .. } = *source else {
+        panic!("expected a failed wait: {message}");
+    };
+    assert!(
+        why.contains("stopped") || why.contains("exited"),
+        "{message}"
+    );
+    assert_eq!(log_tail, ["app: cannot open /etc/app.conf"]);
+    assert!(
+        message.contains("stack broken-") && message.contains("member app failed"),
+        "{message}"
+    );
+    assert_eq!(leftovers(&session, &stack).await, Vec::<String>::new());
+    assert_eq!(owned(&session), [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn cycles_and_unknown_references_fail_before_anything_is_created() {
+    let session = own_session().await;
+    let cycle = StackDefinition::new("cycle")
+        .with_container("free", busybox("exec sleep 3600"))
+        .with_member(StackMember::new("a", busybox("")).depends_on("b", DependsOn::Started))
+        .with_member(StackMember::new("b", busybox("")).depends_on("c", DependsOn::Healthy))
+        .with_member(StackMember::new("c", busybox("")).with_network_of("a"))
+        .start_in(&session)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(cycle.contains("cycle: a -> b -> c -> a"), "{cycle}");
+
+    let unknown = StackDefinition::new("unknown")
+        .with_container("free", busybox("exec sleep 3600"))
+        .with_member(StackMember::new("app", busybox("")).depends_on("dbb", DependsOn::Healthy))
+        .start_in(&session)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("member app") && unknown.contains("unknown member \"dbb\""),
+        "{unknown}"
+    );
+    let volume = StackDefinition::new("unknown")
+        .with_member(StackMember::new("app", busybox("")).with_volume("data", "/data", false))
+        .start_in(&session)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(volume.contains("undeclared volume \"data\""), "{volume}");
+
+    // Nothing was created: no network, no volume, no container.
+    assert_eq!(owned(&session), [0, 0, 0]);
+    let engine_names = session
+        .engine()
+        .docker()
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "name".to_string(),
+                vec![session.namespace().to_string()],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert!(engine_names.is_empty(), "{engine_names:?}");
+}
+
+#[tokio::test]
+async fn dropping_a_stack_removes_it() {
+    let session = own_session().await;
+    let stack = StackDefinition::new("dropped")
+        .with_volume(VolumeDefinition::new("data"))
+        .with_member(
+            StackMember::new("one", busybox("exec sleep 3600")).with_volume("data", "/d", false),
+        )
+        .with_member(StackMember::new("two", busybox("exec sleep 3600")).with_network_of("one"))
+        .start_in(&session)
+        .await
+        .unwrap();
+    let id = stack.id().to_string();
+    drop(stack);
+    assert!(session.wait_for_background_removals(Duration::from_secs(30)));
+    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+    assert_eq!(owned(&session), [0, 0, 0]);
+}
