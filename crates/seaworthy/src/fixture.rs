@@ -84,6 +84,12 @@ pub trait FixtureDefinition: Clone + Send + Sync + 'static {
     /// record the baseline if the container has none yet. Called once per process per container.
     fn attach(&self, container: Container) -> impl Future<Output = Result<Self::Fixture>> + Send;
 
+    /// Whether one container can carry this fixture for a whole run ([`Shared::per_run`](crate::Shared::per_run)):
+    /// `Err` with the reason when it cannot (a stack is several containers). The default is `Ok`.
+    fn check_run_scope(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Starts a fixture for one test in the global session; it is removed when dropped.
     fn start(&self) -> impl Future<Output = Result<Self::Fixture>> + Send {
         async move {

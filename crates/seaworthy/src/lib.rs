@@ -48,6 +48,7 @@ pub mod session;
 mod shared;
 mod snapshot;
 pub mod standby;
+mod stack_fixture;
 mod spec;
 mod stack;
 pub mod substitution;
@@ -75,6 +76,7 @@ pub use reference::ImageRef;
 pub use session::{ResourceKind, Session};
 pub use shared::{ExclusiveGuard, Scope, Shared, SharedGuard};
 pub use snapshot::{Consistency, Snapshot, SnapshotOptions, VolumeData};
+pub use stack_fixture::{RunningStack, StackFixture};
 pub use spec::{parse_env, MountSource, MountSpec, PortSpec, Protocol};
 pub use stack::{
     DependsOn, Stack, StackDefinition, StackMember, DEFAULT_NETWORK, LABEL_STACK,

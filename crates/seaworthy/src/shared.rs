@@ -188,6 +188,7 @@ pub(crate) fn key_hash(key: &str) -> String {
 
 /// Finds the run's container for `definition`, or creates it under a cross-process lock.
 async fn start_or_attach_per_run<D: FixtureDefinition>(definition: &D) -> Result<D::Fixture> {
+    definition.check_run_scope()?;
     let session = Session::global().await?;
     let hash = key_hash(&definition.key());
     // The run's container: labelled with the definition's key, owned by the run, named for it.

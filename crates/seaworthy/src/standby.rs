@@ -90,7 +90,10 @@ enum Next {
 impl Next {
     /// Waits for a standby being prepared; the error of a failed preparation is returned once.
     async fn settle(&mut self) -> Result<()> {
-        if let Next::Preparing(task) = std::mem::replace(self, Next::None) {
+        if matches!(self, Next::Preparing(_)) {
+            let Next::Preparing(task) = std::mem::replace(self, Next::None) else {
+                return Ok(());
+            };
             let ready = task
                 .await
                 .map_err(|e| Error::io("prepare a standby", std::io::Error::other(e)))??;
@@ -230,6 +233,7 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
             _ => prepare(inner, snapshot).await?,
         }
     };
+    tracing::debug!(elapsed = ?started.elapsed(), "standby swap: standby in hand");
     let docker = inner.docker();
     let host = inner.session.engine().host().to_string();
     // 1. New connections from the host go to the standby.
@@ -263,7 +267,9 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
             },
         )
     }));
+    let phase = Instant::now();
     let (renamed, _) = tokio::join!(rename_old, disconnect_old);
+    tracing::debug!(elapsed = ?phase.elapsed(), "standby swap: old container renamed and disconnected");
     renamed.map_err(|e| Error::docker(format!("rename container {} aside", inner.name), e))?;
     let rename_standby = docker.rename_container(&ready.id, RenameContainerOptions { name: inner.name.clone() });
     let connect = futures_util::future::join_all(joins.iter().map(|(network, aliases)| {
@@ -278,7 +284,9 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
             },
         )
     }));
+    let phase = Instant::now();
     let (renamed, connected) = tokio::join!(rename_standby, connect);
+    tracing::debug!(elapsed = ?phase.elapsed(), "standby swap: standby renamed and connected");
     renamed.map_err(|e| Error::docker(format!("rename standby {} to {}", ready.name, inner.name), e))?;
     for c in connected {
         c.map_err(|e| Error::docker(format!("connect container {} to its networks", inner.name), e))?;

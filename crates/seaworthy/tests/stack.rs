@@ -467,3 +467,66 @@ async fn dropping_a_stack_removes_it() {
     assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
     assert_eq!(owned(&session), [0, 0, 0]);
 }
+
+mod as_a_fixture {
+    use seaworthy::{ContainerDefinition, Exec, Fixture, Shared, StackDefinition, StackFixture, Wait};
+
+    fn web_and_client() -> StackFixture {
+        StackFixture::new(
+            StackDefinition::new("fixture")
+                .with_container(
+                    "web",
+                    ContainerDefinition::new("seaworthy-test/busybox")
+                        .with_cmd(["sh", "-c", "mkdir -p /www && echo base > /www/v && exec httpd -f -p 80 -h /www"])
+                        .with_port(80)
+                        .with_wait(Wait::http(80, "/v")),
+                )
+                .with_container(
+                    "client",
+                    ContainerDefinition::new("seaworthy-test/busybox")
+                        .with_cmd(["sh", "-c", "echo ready; exec sleep 3600"])
+                        .with_wait(Wait::log("ready")),
+                ),
+            "web",
+        )
+    }
+
+    static STACK: Shared<StackFixture> = Shared::per_process(web_and_client);
+    static STACK_PER_RUN: Shared<StackFixture> = Shared::per_run(web_and_client);
+
+    #[tokio::test]
+    async fn a_stack_shared_per_process_is_cleaned_as_a_whole() {
+        let fixture = STACK.exclusive().await.unwrap();
+        let web = fixture.container();
+        let port = web.host_port(80).unwrap();
+        let client = fixture.stack().container("client").unwrap();
+        web.write_file("/www/v", "dirty\n", 0o644).await.unwrap();
+        client.write_file("/tmp/dirty", "x", 0o644).await.unwrap();
+        fixture.clean().await.unwrap();
+        assert!(!client.file_exists("/tmp/dirty").await.unwrap());
+        assert_eq!(web.host_port(80).unwrap(), port);
+        // The members still reach each other by name after the restore.
+        let out = client.exec(Exec::new(["wget", "-q", "-O", "-", "http://web/v"])).await.unwrap();
+        assert_eq!(out.stdout_text(), "base\n", "{}", out.stderr_text());
+    }
+
+    #[tokio::test]
+    async fn a_stack_cannot_be_shared_per_run_and_says_why() {
+        let session = seaworthy::Session::global().await.unwrap();
+        let run_id = session.run_id().to_string();
+        let run_owned = || {
+            let (engine, run_id) = (session.engine().clone(), run_id.clone());
+            async move {
+                seaworthy::gc::list_labelled(&engine, &[("io.seaworthy.session", &run_id), ("io.seaworthy.owner", "run")]).await
+            }
+        };
+        let before = run_owned().await.unwrap().len();
+        let err = match STACK_PER_RUN.get().await {
+            Ok(_) => panic!("a stack shared per run should be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("cannot be shared per run"), "{err}");
+        // Refused before anything was created.
+        assert_eq!(run_owned().await.unwrap().len(), before);
+    }
+}

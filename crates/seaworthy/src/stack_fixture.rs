@@ -1,0 +1,145 @@
+//! [`StackFixture`]: a whole stack as one fixture, cleaned by restoring every member's baseline.
+
+use crate::container::Container;
+use crate::definition::ContainerDefinition;
+use crate::error::{Error, Result};
+use crate::fixture::{ConnectionInfo, Fixture, FixtureDefinition};
+use crate::session::Session;
+use crate::snapshot::Snapshot;
+use crate::stack::{Stack, StackDefinition};
+
+/// A stack used as a fixture: started once (per test, or shared per process with
+/// [`Shared::per_process`](crate::Shared::per_process)), and returned to its baseline by
+/// `clean()`, which restores a snapshot of every member taken when the stack first became ready —
+/// concurrently, each keeping its name, aliases and host ports, so the members still reach each
+/// other. [`Fixture::container`] is the *primary* member, the one tests talk to.
+///
+/// A stack cannot be shared per run (across processes): that scope finds one container by its
+/// labels, and a stack is several. `Shared::per_run` with a stack fixture fails with that reason.
+#[derive(Debug, Clone)]
+pub struct StackFixture {
+    definition: StackDefinition,
+    primary: String,
+}
+
+impl StackFixture {
+    /// A fixture of `definition`, whose member `primary` is the one [`Fixture::container`] returns.
+    pub fn new(definition: StackDefinition, primary: impl Into<String>) -> Self {
+        StackFixture {
+            definition,
+            primary: primary.into(),
+        }
+    }
+}
+
+/// A started [`StackFixture`].
+#[derive(Debug)]
+pub struct RunningStack {
+    kind: String,
+    stack: Stack,
+    primary: usize,
+    baselines: Vec<(String, Snapshot)>,
+}
+
+impl RunningStack {
+    /// The stack, for its other members.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+}
+
+impl Fixture for RunningStack {
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    fn container(&self) -> &Container {
+        // The index was found among the stack's members when it started; members never go away.
+        let (_, container) = self
+            .stack
+            .containers()
+            .nth(self.primary)
+            .expect("the primary member exists for the stack's lifetime");
+        container
+    }
+
+    async fn clean(&self) -> Result<()> {
+        let restores = self.baselines.iter().map(|(member, snapshot)| async move {
+            let container = self.stack.container(member)?;
+            container.restore(snapshot).await.map_err(|e| Error::Container {
+                container: container.name().to_string(),
+                reason: format!("{} fixture: restoring member {member} failed: {e}", self.kind),
+            })
+        });
+        futures_util::future::try_join_all(restores).await.map(|_| ())
+    }
+
+    fn connection(&self) -> ConnectionInfo {
+        let c = self.container();
+        ConnectionInfo::new("tcp", c.host(), c.first_published_port().unwrap_or(0))
+    }
+}
+
+impl FixtureDefinition for StackFixture {
+    type Fixture = RunningStack;
+
+    fn key(&self) -> String {
+        format!("stack:{}:{:?}", self.primary, self.definition)
+    }
+
+    fn container_definition(&self) -> ContainerDefinition {
+        self.definition
+            .member(&self.primary)
+            .map(|m| m.definition().clone())
+            .unwrap_or_else(|| ContainerDefinition::new("invalid-stack-fixture"))
+    }
+
+    fn check_run_scope(&self) -> Result<()> {
+        Err(Error::invalid(
+            "shared fixture scope",
+            "per_run",
+            format!(
+                "stack {} cannot be shared per run: that scope shares one container, a stack has several (use Shared::per_process)",
+                self.definition.name()
+            ),
+        ))
+    }
+
+    async fn attach(&self, container: Container) -> Result<RunningStack> {
+        Err(Error::Container {
+            container: container.name().to_string(),
+            reason: format!(
+                "a stack fixture ({}) starts its own members; it cannot take over one container",
+                self.definition.name()
+            ),
+        })
+    }
+
+    async fn start_in(&self, session: &Session) -> Result<RunningStack> {
+        if self.definition.member(&self.primary).is_none() {
+            return Err(Error::invalid(
+                "stack fixture",
+                &self.primary,
+                format!("stack {} has no member of that name", self.definition.name()),
+            ));
+        }
+        let stack = self.definition.clone().start_in(session).await?;
+        let primary = stack
+            .containers()
+            .position(|(name, _)| name == self.primary)
+            .unwrap_or_default();
+        let snapshots = stack.containers().map(|(name, container)| async move {
+            container
+                .snapshot("baseline")
+                .await
+                .map(|snapshot| (name.to_string(), snapshot))
+        });
+        let baselines = futures_util::future::try_join_all(snapshots).await?;
+        Ok(RunningStack {
+            kind: self.definition.name().to_string(),
+            stack,
+            primary,
+            baselines,
+        })
+    }
+}
