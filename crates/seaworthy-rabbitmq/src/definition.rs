@@ -1,0 +1,265 @@
+//! [`RabbitMq`]: the fixture definition (image, default user, configuration) and its readiness
+//! check.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seaworthy::reqwest;
+use seaworthy::wait::CheckTarget;
+use seaworthy::{ContainerDefinition, FixtureDefinition, Wait};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::fixture::RabbitMqFixture;
+
+/// The AMQP port inside the container.
+pub const AMQP_PORT: u16 = 5672;
+/// The management HTTP API's port inside the container.
+pub const MANAGEMENT_PORT: u16 = 15672;
+
+/// The image a definition starts unless told otherwise: the official one with the management
+/// plugin. Image substitution (`seaworthy.toml` or `SEAWORTHY_IMAGE_MAP`) can replace it without
+/// touching the tests.
+pub const DEFAULT_IMAGE: &str = "rabbitmq:3-management";
+
+/// Where the fixture's own configuration goes in the container (`conf.d`, read by RabbitMQ 3.9
+/// and later after `rabbitmq.conf`).
+pub const CONFIG_PATH: &str = "/etc/rabbitmq/conf.d/90-seaworthy.conf";
+
+/// Describes a RabbitMQ fixture: the official `rabbitmq:3-management` image, its default user
+/// (`RABBITMQ_DEFAULT_USER` / `RABBITMQ_DEFAULT_PASS`, `guest` / `guest` unless set), statistics
+/// every 500 ms instead of 5 s (so the management API's counters follow a test closely), ready
+/// when an AMQP connection is greeted and the management API answers `GET /api/overview` for the
+/// user.
+///
+/// ```no_run
+/// use seaworthy::FixtureDefinition;
+/// use seaworthy_rabbitmq::RabbitMq;
+///
+/// # async fn demo() -> seaworthy::Result<()> {
+/// let rabbit = RabbitMq::new().with_user("app", "s3cret").start().await?;
+/// println!("{}", seaworthy::Fixture::connection(&rabbit)); // amqp://app:***@127.0.0.1:49154/%2F
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RabbitMq {
+    image: String,
+    user: String,
+    password: String,
+    config: Vec<String>,
+    env: Vec<(String, String)>,
+    startup_timeout: Duration,
+}
+
+impl Default for RabbitMq {
+    fn default() -> Self {
+        RabbitMq {
+            image: DEFAULT_IMAGE.to_string(),
+            user: "guest".into(),
+            password: "guest".into(),
+            config: vec!["collect_statistics_interval = 500".into()],
+            env: Vec::new(),
+            startup_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl fmt::Debug for RabbitMq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RabbitMq")
+            .field("image", &self.image)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("config", &self.config)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("startup_timeout", &self.startup_timeout)
+            .finish()
+    }
+}
+
+impl RabbitMq {
+    /// The default definition: `rabbitmq:3-management`, user `guest` / `guest`.
+    pub fn new() -> Self {
+        RabbitMq::default()
+    }
+
+    /// Uses another image (one with the management plugin, configured like the official image).
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self
+    }
+
+    /// The default user the broker creates (`RABBITMQ_DEFAULT_USER` / `RABBITMQ_DEFAULT_PASS`),
+    /// which the fixture connects as.
+    pub fn with_user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.user = user.into();
+        self.password = password.into();
+        self
+    }
+
+    /// Adds a line of `rabbitmq.conf` syntax (`vm_memory_high_watermark.relative = 0.8`).
+    pub fn with_config(mut self, line: impl Into<String>) -> Self {
+        self.config.push(line.into());
+        self
+    }
+
+    /// Sets an environment variable of the container.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// How long the broker may take to be ready (120 s by default; RabbitMQ takes several).
+    pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// The image.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The default user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The default user's password.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// The readiness check the container definition uses: an AMQP connection is greeted with
+    /// `connection.start`, and `GET /api/overview` answers 200 for the default user. Use it to
+    /// wait again after restarting the container.
+    pub fn readiness(&self) -> Wait {
+        let user = self.user.clone();
+        let password = self.password.clone();
+        let client = Arc::new(reqwest::Client::new());
+        Wait::custom(
+            "rabbitmq greets an AMQP connection and its management API answers",
+            move |target| {
+                let (user, password, client) = (user.clone(), password.clone(), client.clone());
+                async move {
+                    Ok(amqp_greets(&target).await
+                        && management_answers(&target, &client, &user, &password).await)
+                }
+            },
+        )
+    }
+}
+
+impl FixtureDefinition for RabbitMq {
+    type Fixture = RabbitMqFixture;
+
+    fn key(&self) -> String {
+        let password = format!("{:016x}", fnv1a(self.password.as_bytes()));
+        let env: Vec<&String> = self.env.iter().map(|(k, _)| k).collect();
+        let env_digest = fnv1a(format!("{:?}", self.env).as_bytes());
+        format!(
+            "rabbitmq image={} user={} password={password} config={:?} env={env:?}:{env_digest:016x}",
+            self.image, self.user, self.config
+        )
+    }
+
+    fn container_definition(&self) -> ContainerDefinition {
+        let mut config = self.config.join("\n");
+        config.push('\n');
+        let mut definition = ContainerDefinition::new(self.image.clone())
+            .with_env("RABBITMQ_DEFAULT_USER", self.user.clone())
+            .with_env("RABBITMQ_DEFAULT_PASS", self.password.clone())
+            .with_port(AMQP_PORT)
+            .with_port(MANAGEMENT_PORT)
+            .with_file(CONFIG_PATH, config.into_bytes(), 0o644)
+            // The broker's database lives on tmpfs: nothing to keep, nothing to sync to disk.
+            .with_tmpfs("/var/lib/rabbitmq", None)
+            .with_wait(self.readiness())
+            .with_startup_timeout(self.startup_timeout);
+        for (k, v) in &self.env {
+            definition = definition.with_env(k.clone(), v.clone());
+        }
+        definition
+    }
+
+    async fn attach(&self, container: seaworthy::Container) -> seaworthy::Result<RabbitMqFixture> {
+        Ok(RabbitMqFixture::attach(self.clone(), container).await?)
+    }
+}
+
+/// Sends the AMQP 0-9-1 protocol header and checks that the broker answers with a method frame
+/// carrying `connection.start` (class 10, method 10).
+async fn amqp_greets(target: &CheckTarget) -> bool {
+    let Some(port) = target.ports.get(&AMQP_PORT) else {
+        return false;
+    };
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect((target.host.as_str(), *port))
+            .await
+            .ok()?;
+        stream.write_all(b"AMQP\x00\x00\x09\x01").await.ok()?;
+        let mut frame = [0u8; 11];
+        stream.read_exact(&mut frame).await.ok()?;
+        Some(frame[0] == 1 && frame[7..11] == [0, 10, 0, 10])
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Some(true))
+    )
+}
+
+async fn management_answers(
+    target: &CheckTarget,
+    client: &reqwest::Client,
+    user: &str,
+    password: &str,
+) -> bool {
+    let Some(port) = target.ports.get(&MANAGEMENT_PORT) else {
+        return false;
+    };
+    let host = if target.host.contains(':') {
+        format!("[{}]", target.host)
+    } else {
+        target.host.clone()
+    };
+    let request = client
+        .get(format!("http://{host}:{port}/api/overview"))
+        .basic_auth(user, Some(password))
+        .timeout(Duration::from_secs(2))
+        .send();
+    matches!(request.await, Ok(r) if r.status().is_success())
+}
+
+/// FNV-1a, for a short digest that keeps secrets out of a definition's key.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_the_official_management_image_and_guest() {
+        let r = RabbitMq::new();
+        assert_eq!(r.image(), "rabbitmq:3-management");
+        assert_eq!((r.user(), r.password()), ("guest", "guest"));
+        assert_eq!(r.container_definition().image(), "rabbitmq:3-management");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_and_key() {
+        let r = RabbitMq::new()
+            .with_user("app", "hunter2")
+            .with_env("RABBITMQ_ERLANG_COOKIE", "cookie-secret");
+        for text in [format!("{r:?}"), r.key()] {
+            assert!(
+                !text.contains("hunter2") && !text.contains("cookie-secret"),
+                "{text}"
+            );
+        }
+        assert_ne!(r.key(), RabbitMq::new().with_user("app", "other").key());
+    }
+}

@@ -1,0 +1,420 @@
+//! [`RabbitMqFixture`]: a started broker, its clients, inspection helpers and `clean()`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::try_join_all;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use seaworthy::{ConnectionInfo, Container, Fixture, Isolation};
+use serde_json::Value;
+
+use crate::baseline::{Plan, State, BASELINE_PATH};
+use crate::definition::{RabbitMq, AMQP_PORT, MANAGEMENT_PORT};
+use crate::error::{Error, Result};
+use crate::isolation::IsolatedRabbitMq;
+use crate::management::{
+    BindingInfo, ExchangeInfo, Management, PolicyInfo, QueueInfo, UserInfo, VHostInfo,
+};
+
+/// A running RabbitMQ: the container, an AMQP connection, a management API client, and the
+/// baseline [`clean`](Fixture::clean) returns to.
+///
+/// AMQP connections and HTTP requests run on Seaworthy's runtime, so one fixture serves tests
+/// that each run on their own runtime (every `#[tokio::test]` does), for example from a
+/// [`Shared`](seaworthy::Shared) static.
+pub struct RabbitMqFixture {
+    definition: RabbitMq,
+    container: Container,
+    amqp: Arc<AmqpLink>,
+    management: Management,
+    management_info: ConnectionInfo,
+    baseline: Arc<State>,
+    pub(crate) vhosts_made: AtomicU64,
+}
+
+impl fmt::Debug for RabbitMqFixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RabbitMqFixture")
+            .field("container", &self.container.name())
+            .field("amqp", &self.amqp.info)
+            .field("management", &self.management_info)
+            .finish()
+    }
+}
+
+impl RabbitMqFixture {
+    /// Connects to the broker in `container` and records (or reads) its baseline.
+    pub(crate) async fn attach(
+        definition: RabbitMq,
+        container: Container,
+    ) -> Result<RabbitMqFixture> {
+        let name = container.name().to_string();
+        let host = container.host().to_string();
+        let amqp_info = ConnectionInfo::new("amqp", host.clone(), container.host_port(AMQP_PORT)?)
+            .with_credentials(definition.user(), Some(definition.password().to_string()))
+            .with_path("/");
+        let management_info =
+            ConnectionInfo::new("http", host, container.host_port(MANAGEMENT_PORT)?)
+                .with_credentials(definition.user(), Some(definition.password().to_string()));
+        let base =
+            ConnectionInfo::new("http", management_info.host.clone(), management_info.port).url();
+        let management = Management::new(&name, base, definition.user(), definition.password())?;
+        let amqp = Arc::new(AmqpLink::new(&name, amqp_info, "/"));
+        // The first connection proves that the user can log in over AMQP.
+        amqp.channel().await?;
+        let baseline = Arc::new(load_or_record(&container, &management).await?);
+        tracing::debug!(container = %name, vhosts = baseline.vhosts.len(), "attached to RabbitMQ");
+        Ok(RabbitMqFixture {
+            definition,
+            container,
+            amqp,
+            management,
+            management_info,
+            baseline,
+            vhosts_made: AtomicU64::new(0),
+        })
+    }
+
+    /// The definition this fixture was started from.
+    pub fn definition(&self) -> &RabbitMq {
+        &self.definition
+    }
+
+    /// A client of the management HTTP API, authenticated as the default user.
+    pub fn management(&self) -> &Management {
+        &self.management
+    }
+
+    /// How to reach the management HTTP API (`http://user:***@host:port`).
+    pub fn management_info(&self) -> ConnectionInfo {
+        self.management_info.clone()
+    }
+
+    /// A new AMQP connection to the default virtual host, its tasks on Seaworthy's runtime.
+    pub async fn amqp_connection(&self) -> Result<lapin::Connection> {
+        self.amqp.connect().await
+    }
+
+    /// A new channel on the fixture's AMQP connection to the default virtual host (connected
+    /// again if [`clean`](Fixture::clean) or the broker closed it).
+    pub async fn channel(&self) -> Result<lapin::Channel> {
+        self.amqp.channel().await
+    }
+
+    /// The number of messages ready in `queue` of the default virtual host, exactly, asked of the
+    /// queue over AMQP (the management API's counters lag by up to the statistics interval).
+    pub async fn message_count(&self, queue: &str) -> Result<u32> {
+        self.amqp.message_count(queue).await
+    }
+
+    /// The virtual hosts.
+    pub async fn vhosts(&self) -> Result<Vec<VHostInfo>> {
+        self.management.vhosts().await
+    }
+
+    /// The queues of `vhost`, with their message counts (see [`Management`] on their freshness).
+    pub async fn queues(&self, vhost: &str) -> Result<Vec<QueueInfo>> {
+        self.management.queues(Some(vhost)).await
+    }
+
+    /// The exchanges of `vhost`, the predeclared ones included.
+    pub async fn exchanges(&self, vhost: &str) -> Result<Vec<ExchangeInfo>> {
+        self.management.exchanges(Some(vhost)).await
+    }
+
+    /// The bindings of `vhost`, the implicit ones (default exchange) included.
+    pub async fn bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>> {
+        self.management.bindings(Some(vhost)).await
+    }
+
+    /// The users.
+    pub async fn users(&self) -> Result<Vec<UserInfo>> {
+        self.management.users().await
+    }
+
+    /// The policies of every virtual host.
+    pub async fn policies(&self) -> Result<Vec<PolicyInfo>> {
+        self.management.policies(None).await
+    }
+
+    pub(crate) fn container_name(&self) -> &str {
+        self.container.name()
+    }
+
+    pub(crate) fn amqp_info(&self) -> &ConnectionInfo {
+        &self.amqp.info
+    }
+
+    /// Reads the broker's state and undoes what differs from the baseline.
+    async fn reset(&self) -> Result<()> {
+        let started = Instant::now();
+        let now = State::read(&self.management).await?;
+        let plan = Plan::between(&self.baseline, &now);
+        if plan.is_empty() {
+            tracing::debug!(container = self.container.name(), elapsed = ?started.elapsed(), "rabbitmq already at its baseline");
+            return Ok(());
+        }
+        if plan.delete_vhosts.iter().any(|v| v == &self.amqp.vhost) {
+            // The broker closes connections to a deleted vhost; connect afresh next time.
+            self.amqp.forget().await;
+        }
+        execute(&self.management, plan).await?;
+        tracing::debug!(container = self.container.name(), elapsed = ?started.elapsed(), "rabbitmq clean");
+        Ok(())
+    }
+}
+
+/// One management API call of a plan.
+enum Call<'a> {
+    Delete(&'a str),
+    Put(&'a str, &'a Value),
+    Post(&'a str, &'a Value),
+}
+
+async fn run_all(management: &Management, calls: Vec<Call<'_>>) -> Result<()> {
+    try_join_all(calls.into_iter().map(|call| async move {
+        match call {
+            Call::Delete(path) => management.delete(path).await,
+            Call::Put(path, body) => management.put(path, body).await,
+            Call::Post(path, body) => management.post(path, body).await,
+        }
+    }))
+    .await
+    .map(drop)
+}
+
+/// Runs a plan's phases in order, each phase's calls concurrently.
+async fn execute(management: &Management, plan: Plan) -> Result<()> {
+    let vhost_paths: Vec<String> = plan
+        .delete_vhosts
+        .iter()
+        .map(|v| format!("/api/vhosts/{}", crate::management::encode(v)))
+        .collect();
+    let user_paths: Vec<String> = plan
+        .delete_users
+        .iter()
+        .map(|u| format!("/api/users/{}", crate::management::encode(u)))
+        .collect();
+    let mut phase1: Vec<Call> = vhost_paths.iter().map(|p| Call::Delete(p)).collect();
+    phase1.extend(user_paths.iter().map(|p| Call::Delete(p)));
+    phase1.extend(plan.put_users.iter().map(|(p, b)| Call::Put(p, b)));
+    phase1.extend(
+        plan.delete_global_parameters
+            .iter()
+            .map(|p| Call::Delete(p)),
+    );
+    phase1.extend(
+        plan.put_global_parameters
+            .iter()
+            .map(|(p, b)| Call::Put(p, b)),
+    );
+    run_all(management, phase1).await?;
+
+    run_all(
+        management,
+        plan.create_vhosts
+            .iter()
+            .map(|(p, b)| Call::Put(p, b))
+            .collect(),
+    )
+    .await?;
+
+    let mut phase3: Vec<Call> = plan
+        .put_permissions
+        .iter()
+        .map(|(p, b)| Call::Put(p, b))
+        .collect();
+    phase3.extend(plan.delete_permissions.iter().map(|p| Call::Delete(p)));
+    phase3.extend(
+        plan.topic_permissions
+            .iter()
+            .filter_map(|t| t.delete.as_deref().map(Call::Delete)),
+    );
+    phase3.extend(plan.delete_user_limits.iter().map(|p| Call::Delete(p)));
+    phase3.extend(plan.put_user_limits.iter().map(|(p, b)| Call::Put(p, b)));
+    if let Some(import) = &plan.import {
+        phase3.push(Call::Post("/api/definitions", import));
+    }
+    phase3.extend(
+        plan.put_operator_policies
+            .iter()
+            .map(|(p, b)| Call::Put(p, b)),
+    );
+    run_all(management, phase3).await?;
+
+    // Topic permissions go back after the old ones of the same user and vhost are gone.
+    let phase4: Vec<Call> = plan
+        .topic_permissions
+        .iter()
+        .flat_map(|t| t.puts.iter().map(|(p, b)| Call::Put(p, b)))
+        .collect();
+    run_all(management, phase4).await
+}
+
+/// The container's baseline: read from the file a previous attach wrote, or recorded now and
+/// written there.
+async fn load_or_record(container: &Container, management: &Management) -> Result<State> {
+    match container.read_file(BASELINE_PATH).await {
+        Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+            Ok(state) => return Ok(state),
+            Err(e) => {
+                tracing::warn!(container = container.name(), error = %e, "unreadable RabbitMQ baseline file; recording a new one")
+            }
+        },
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            tracing::warn!(container = container.name(), error = %e, "cannot read the RabbitMQ baseline file; recording a new one")
+        }
+    }
+    let state = State::read(management).await?;
+    match serde_json::to_vec(&state) {
+        Ok(json) => {
+            if let Err(e) = container.write_file(BASELINE_PATH, json, 0o600).await {
+                // Only processes attaching later to the same container miss it.
+                tracing::warn!(container = container.name(), error = %e, "cannot keep the RabbitMQ baseline in the container");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(container = container.name(), error = %e, "cannot serialise the RabbitMQ baseline")
+        }
+    }
+    Ok(state)
+}
+
+/// An AMQP connection to one virtual host, opened on first use and again when it was closed.
+pub(crate) struct AmqpLink {
+    container: String,
+    pub(crate) info: ConnectionInfo,
+    pub(crate) vhost: String,
+    connection: tokio::sync::Mutex<Option<lapin::Connection>>,
+}
+
+impl AmqpLink {
+    pub(crate) fn new(container: &str, info: ConnectionInfo, vhost: &str) -> AmqpLink {
+        AmqpLink {
+            container: container.to_string(),
+            info,
+            vhost: vhost.to_string(),
+            connection: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A new connection, its tasks on Seaworthy's runtime.
+    pub(crate) async fn connect(&self) -> Result<lapin::Connection> {
+        let url = self.info.url();
+        let properties =
+            lapin::ConnectionProperties::default().with_connection_name("seaworthy".into());
+        seaworthy::runtime::run(async move { lapin::Connection::connect(&url, properties).await })
+            .await
+            .map_err(|e| {
+                Error::amqp(
+                    &self.container,
+                    format!("connect to vhost {}", self.vhost),
+                    e,
+                )
+            })
+    }
+
+    /// A channel on the shared connection.
+    pub(crate) async fn channel(&self) -> Result<lapin::Channel> {
+        let mut shared = self.connection.lock().await;
+        if let Some(connection) = shared.as_ref().filter(|c| c.status().connected()) {
+            match connection.create_channel().await {
+                Ok(channel) => return Ok(channel),
+                Err(e) => {
+                    tracing::debug!(container = %self.container, error = %e, "reconnecting to RabbitMQ")
+                }
+            }
+        }
+        let connection = self.connect().await?;
+        let channel = connection.create_channel().await.map_err(|e| {
+            Error::amqp(
+                &self.container,
+                format!("open a channel in vhost {}", self.vhost),
+                e,
+            )
+        })?;
+        *shared = Some(connection);
+        Ok(channel)
+    }
+
+    /// Drops the shared connection (its vhost is about to go).
+    pub(crate) async fn forget(&self) {
+        self.connection.lock().await.take();
+    }
+
+    /// Messages ready in `queue`, from a passive `queue.declare` on a channel of its own.
+    pub(crate) async fn message_count(&self, queue: &str) -> Result<u32> {
+        let channel = self.channel().await?;
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| {
+                Error::amqp(
+                    &self.container,
+                    format!(
+                        "count the messages of queue {queue} in vhost {}",
+                        self.vhost
+                    ),
+                    e,
+                )
+            })?;
+        let count = declared.message_count();
+        if let Err(e) = channel.close(200, "done".into()).await {
+            tracing::debug!(container = %self.container, error = %e, "closing a channel");
+        }
+        Ok(count)
+    }
+}
+
+impl Fixture for RabbitMqFixture {
+    fn kind(&self) -> &str {
+        "rabbitmq"
+    }
+
+    fn container(&self) -> &Container {
+        &self.container
+    }
+
+    /// Returns the broker to its baseline through the management API: reads its state (four
+    /// concurrent requests), then, only where it differs from the baseline, deletes virtual hosts
+    /// and users the test created, deletes and re-creates each baseline virtual host whose
+    /// contents changed (queues and their messages, exchanges, bindings, policies, parameters and
+    /// connections all go with it) and gives it back its metadata, permissions and baseline
+    /// objects, restores changed or deleted users (password hash, tags, limits), permissions,
+    /// topic permissions and global parameters. A broker already at its baseline costs the reads.
+    ///
+    /// It deletes the virtual hosts handed out by [`Isolation::isolate`] too: call it from a test
+    /// that has the fixture alone ([`Shared::exclusive`](seaworthy::Shared::exclusive)). Channels
+    /// opened before it on the default virtual host are closed; open new ones.
+    async fn clean(&self) -> seaworthy::Result<()> {
+        Ok(self.reset().await?)
+    }
+
+    /// `amqp://user:password@host:port/%2F` (the default virtual host).
+    fn connection(&self) -> ConnectionInfo {
+        self.amqp.info.clone()
+    }
+}
+
+impl Isolation for RabbitMqFixture {
+    type Isolated = IsolatedRabbitMq;
+
+    /// A virtual host of its own for one test (see the [`isolation`](crate::isolation) module).
+    async fn isolate(&self) -> seaworthy::Result<IsolatedRabbitMq> {
+        Ok(
+            IsolatedRabbitMq::create(self, self.vhosts_made.fetch_add(1, Ordering::Relaxed))
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,165 @@
+//! Per-test isolation: a virtual host per test.
+//!
+//! [`isolate`](seaworthy::Isolation::isolate) creates a virtual host through the management API
+//! and gives the fixture's user every permission in it (two calls, a few tens of milliseconds);
+//! the guard's AMQP connection, channels and listings are bound to it. Queues, exchanges,
+//! bindings and policies of one vhost are invisible to the others, so tests may use the same
+//! names. Dropping the guard deletes the vhost with everything in it.
+//!
+//! Names: `seaworthy-slot<N>` under cargo-nextest (`NEXTEST_TEST_GLOBAL_SLOT`, unique among the
+//! tests running at once; a vhost of that name left by a test that could not clean up is deleted
+//! first), `seaworthy-<pid>-<n>` otherwise. [`clean`](seaworthy::Fixture::clean) deletes any that
+//! are left.
+
+use std::fmt;
+
+use seaworthy::ConnectionInfo;
+use serde_json::json;
+
+use crate::error::Result;
+use crate::fixture::{AmqpLink, RabbitMqFixture};
+use crate::management::{
+    encode, BindingInfo, ExchangeInfo, Management, Permission, PolicyInfo, QueueInfo,
+};
+
+/// A private virtual host in a shared broker for one test, deleted when the guard drops.
+///
+/// ```no_run
+/// use seaworthy::{Isolation, Shared};
+/// use seaworthy_rabbitmq::RabbitMq;
+///
+/// static RABBIT: Shared<RabbitMq> = Shared::per_process(RabbitMq::new);
+///
+/// #[tokio::test]
+/// async fn declares_its_queue() -> anyhow::Result<()> {
+///     let rabbit = RABBIT.get().await?.isolate().await?;
+///     let channel = rabbit.channel().await?;
+///     channel.queue_declare("jobs".into(), Default::default(), Default::default()).await?;
+///     assert_eq!(rabbit.queues().await?.len(), 1);
+///     Ok(())
+/// }
+/// ```
+pub struct IsolatedRabbitMq {
+    container: String,
+    vhost: String,
+    management: Management,
+    amqp: AmqpLink,
+}
+
+impl fmt::Debug for IsolatedRabbitMq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IsolatedRabbitMq")
+            .field("container", &self.container)
+            .field("vhost", &self.vhost)
+            .field("connection", &self.amqp.info)
+            .finish()
+    }
+}
+
+impl IsolatedRabbitMq {
+    /// Creates the `n`th vhost this process asks of `fixture`.
+    pub(crate) async fn create(fixture: &RabbitMqFixture, n: u64) -> Result<IsolatedRabbitMq> {
+        let management = fixture.management().clone();
+        let vhost = match nextest_slot() {
+            Some(slot) => {
+                let name = if n == 0 {
+                    format!("seaworthy-slot{slot}")
+                } else {
+                    format!("seaworthy-slot{slot}-{n}")
+                };
+                // Left by a test of this slot that could not clean up.
+                management.delete_vhost(&name).await?;
+                name
+            }
+            None => format!("seaworthy-{}-{n}", std::process::id()),
+        };
+        let body = json!({ "description": "a test's own virtual host (seaworthy isolation)" });
+        management
+            .put(&format!("/api/vhosts/{}", encode(&vhost)), &body)
+            .await?;
+        let guard = IsolatedRabbitMq {
+            container: fixture.container_name().to_string(),
+            amqp: AmqpLink::new(
+                fixture.container_name(),
+                fixture.amqp_info().clone().with_path(vhost.clone()),
+                &vhost,
+            ),
+            vhost,
+            management,
+        };
+        // The guard exists from here on: a failure below deletes the vhost again.
+        guard
+            .management
+            .set_permissions(&Permission::full(guard.management.user(), &guard.vhost))
+            .await?;
+        Ok(guard)
+    }
+
+    /// The virtual host's name.
+    pub fn vhost(&self) -> &str {
+        &self.vhost
+    }
+
+    /// How to connect to this test's virtual host (`amqp://user:***@host:port/VHOST`).
+    pub fn connection_info(&self) -> ConnectionInfo {
+        self.amqp.info.clone()
+    }
+
+    /// A new AMQP connection to this test's virtual host, its tasks on Seaworthy's runtime.
+    pub async fn amqp_connection(&self) -> Result<lapin::Connection> {
+        self.amqp.connect().await
+    }
+
+    /// A new channel on the guard's AMQP connection to its virtual host.
+    pub async fn channel(&self) -> Result<lapin::Channel> {
+        self.amqp.channel().await
+    }
+
+    /// The number of messages ready in `queue`, exactly (asked of the queue over AMQP).
+    pub async fn message_count(&self, queue: &str) -> Result<u32> {
+        self.amqp.message_count(queue).await
+    }
+
+    /// The management API client (authenticated as the fixture's user).
+    pub fn management(&self) -> &Management {
+        &self.management
+    }
+
+    /// The queues of this virtual host, with their message counts.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        self.management.queues(Some(&self.vhost)).await
+    }
+
+    /// The exchanges of this virtual host, the predeclared ones included.
+    pub async fn exchanges(&self) -> Result<Vec<ExchangeInfo>> {
+        self.management.exchanges(Some(&self.vhost)).await
+    }
+
+    /// The bindings of this virtual host, the implicit ones included.
+    pub async fn bindings(&self) -> Result<Vec<BindingInfo>> {
+        self.management.bindings(Some(&self.vhost)).await
+    }
+
+    /// The policies of this virtual host.
+    pub async fn policies(&self) -> Result<Vec<PolicyInfo>> {
+        self.management.policies(Some(&self.vhost)).await
+    }
+}
+
+impl Drop for IsolatedRabbitMq {
+    fn drop(&mut self) {
+        let management = self.management.clone();
+        let vhost = std::mem::take(&mut self.vhost);
+        // On Seaworthy's runtime: the test's runtime may be shutting down.
+        seaworthy::runtime::spawn(async move {
+            if let Err(e) = management.delete_vhost(&vhost).await {
+                tracing::warn!(vhost, error = %e, "could not delete an isolated RabbitMQ vhost");
+            }
+        });
+    }
+}
+
+/// `NEXTEST_TEST_GLOBAL_SLOT`, when running under cargo-nextest.
+fn nextest_slot() -> Option<u64> {
+    std::env::var("NEXTEST_TEST_GLOBAL_SLOT").ok()?.parse().ok()
+}

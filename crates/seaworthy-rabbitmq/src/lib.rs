@@ -1,0 +1,91 @@
+//! # seaworthy-rabbitmq
+//!
+//! A real RabbitMQ for your tests, back to its baseline in tens of milliseconds through the
+//! management HTTP API, where restarting the broker takes seconds.
+//!
+//! The shortest test: start one, use it, it is removed when dropped.
+//!
+//! ```no_run
+//! use seaworthy::FixtureDefinition;
+//! use seaworthy_rabbitmq::RabbitMq;
+//!
+//! #[tokio::test]
+//! async fn declares_a_queue() -> anyhow::Result<()> {
+//!     let rabbit = RabbitMq::new().start().await?;
+//!     let channel = rabbit.channel().await?;
+//!     channel.queue_declare("jobs".into(), Default::default(), Default::default()).await?;
+//!     assert_eq!(rabbit.queues("/").await?[0].name, "jobs");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Starting a broker takes several seconds: share one, and return it to its baseline between
+//! tests with [`clean`](seaworthy::Fixture::clean) (a test that cleans holds the fixture alone):
+//!
+//! ```no_run
+//! use seaworthy::{Fixture, Shared};
+//! use seaworthy_rabbitmq::RabbitMq;
+//!
+//! static RABBIT: Shared<RabbitMq> = Shared::per_process(RabbitMq::new);
+//!
+//! #[tokio::test]
+//! async fn starts_from_the_baseline() -> anyhow::Result<()> {
+//!     let rabbit = RABBIT.exclusive().await?;
+//!     rabbit.clean().await?; // queues, exchanges, bindings, policies, vhosts, users...
+//!     assert!(rabbit.queues("/").await?.is_empty());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Or let tests run in parallel, each in a virtual host of its own, deleted when its guard drops:
+//!
+//! ```no_run
+//! use seaworthy::{Isolation, Shared};
+//! use seaworthy_rabbitmq::RabbitMq;
+//!
+//! static RABBIT: Shared<RabbitMq> = Shared::per_process(RabbitMq::new);
+//!
+//! #[tokio::test]
+//! async fn in_its_own_vhost() -> anyhow::Result<()> {
+//!     let rabbit = RABBIT.get().await?.isolate().await?;
+//!     let channel = rabbit.channel().await?;
+//!     channel.queue_declare("jobs".into(), Default::default(), Default::default()).await?;
+//!     assert_eq!(rabbit.queues().await?.len(), 1);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## What is what
+//!
+//! * [`RabbitMq`] is the definition: the official `rabbitmq:3-management` image (image
+//!   substitution in `seaworthy.toml` or `SEAWORTHY_IMAGE_MAP` replaces it), its default user,
+//!   configuration lines. It is ready when an AMQP connection is greeted and the management API
+//!   answers for the user, not when a log line shows.
+//! * [`RabbitMqFixture`] is the running broker: AMQP connections and channels (their tasks run on
+//!   Seaworthy's runtime, so they serve every test's runtime), the
+//!   [`ConnectionInfo`](seaworthy::ConnectionInfo)s (their `Display` and `Debug` hide the
+//!   password), the [`Management`] API client, and inspection: vhosts, queues with message
+//!   counts, exchanges, bindings, users, policies.
+//! * [`clean`](seaworthy::Fixture::clean) restores the whole baseline: see
+//!   [`RabbitMqFixture`]'s `Fixture` implementation.
+//! * [`IsolatedRabbitMq`] is a test's private virtual host; see the [`isolation`] module.
+
+#![warn(missing_docs)]
+
+mod baseline;
+mod definition;
+mod error;
+mod fixture;
+pub mod isolation;
+pub mod management;
+
+pub use definition::{RabbitMq, AMQP_PORT, CONFIG_PATH, DEFAULT_IMAGE, MANAGEMENT_PORT};
+pub use error::{Error, Result};
+pub use fixture::RabbitMqFixture;
+pub use isolation::IsolatedRabbitMq;
+pub use management::{
+    BindingInfo, ExchangeInfo, Management, Permission, PolicyInfo, QueueInfo, UserInfo, VHostInfo,
+};
+
+/// Re-exported so tests can use the AMQP client without naming a version of it.
+pub use lapin;

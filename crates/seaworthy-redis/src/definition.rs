@@ -1,0 +1,254 @@
+//! [`Redis`]: the fixture definition (image, password, server options) and its readiness check.
+
+use std::fmt;
+use std::time::Duration;
+
+use seaworthy::wait::CheckTarget;
+use seaworthy::{ContainerDefinition, FixtureDefinition, Wait};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::fixture::RedisFixture;
+
+/// The port Redis listens on inside the container.
+pub const REDIS_PORT: u16 = 6379;
+
+/// The image a definition starts unless told otherwise: the official one. Image substitution
+/// (`seaworthy.toml` or `SEAWORTHY_IMAGE_MAP`) can replace it without touching the tests.
+pub const DEFAULT_IMAGE: &str = "redis:7";
+
+/// Describes a Redis fixture: the official `redis:7` image, no persistence (no RDB snapshots, no
+/// AOF, `/data` on tmpfs), ready when the server answers `PING` with `PONG`.
+///
+/// ```no_run
+/// use seaworthy::FixtureDefinition;
+/// use seaworthy_redis::Redis;
+///
+/// # async fn demo() -> seaworthy::Result<()> {
+/// let redis = Redis::new().with_password("s3cret").with_arg("--maxmemory").with_arg("64mb").start().await?;
+/// println!("{}", seaworthy::Fixture::connection(&redis)); // redis://default:***@127.0.0.1:49153/0
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Redis {
+    image: String,
+    password: Option<String>,
+    args: Vec<String>,
+    startup_timeout: Duration,
+    tmpfs_data: bool,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Redis {
+            image: DEFAULT_IMAGE.to_string(),
+            password: None,
+            args: Vec::new(),
+            startup_timeout: Duration::from_secs(60),
+            tmpfs_data: true,
+        }
+    }
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis")
+            .field("image", &self.image)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("args", &self.args)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("tmpfs_data", &self.tmpfs_data)
+            .finish()
+    }
+}
+
+impl Redis {
+    /// The default definition: `redis:7`, no password, 16 databases.
+    pub fn new() -> Self {
+        Redis::default()
+    }
+
+    /// Uses another image (a Redis 6 or 7 compatible with the official image's command line).
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self
+    }
+
+    /// Requires `password` (`--requirepass`); clients authenticate as the `default` user.
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Adds a `redis-server` command-line argument (`--maxmemory`, then `64mb`).
+    pub fn with_arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds `redis-server` command-line arguments.
+    pub fn with_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the number of databases (`--databases`; 16 by default). Isolation hands out every
+    /// database but 0, one per test.
+    pub fn with_databases(self, databases: u32) -> Self {
+        self.with_args(["--databases".to_string(), databases.to_string()])
+    }
+
+    /// Keeps `/data` on the image's volume instead of a tmpfs (for tests of persistence).
+    pub fn with_data_volume(mut self) -> Self {
+        self.tmpfs_data = false;
+        self
+    }
+
+    /// How long the server may take to answer `PING` (60 s by default).
+    pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// The image.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The password, if one is required.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// The readiness check the container definition uses: `PING` answers `PONG` (after `AUTH`
+    /// when a password is set). Use it to wait again after restarting the container.
+    pub fn readiness(&self) -> Wait {
+        ping_wait(self.password.clone())
+    }
+
+    /// The `redis-server` command line the container runs.
+    pub fn command(&self) -> Vec<String> {
+        let mut cmd: Vec<String> = ["redis-server", "--save", "", "--appendonly", "no"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        cmd.extend(self.args.iter().cloned());
+        if let Some(password) = &self.password {
+            cmd.push("--requirepass".into());
+            cmd.push(password.clone());
+        }
+        cmd
+    }
+}
+
+impl FixtureDefinition for Redis {
+    type Fixture = RedisFixture;
+
+    fn key(&self) -> String {
+        // The password goes into the key only as a digest: keys end up in labels and logs.
+        let password = match &self.password {
+            Some(p) => format!("{:016x}", fnv1a(p.as_bytes())),
+            None => "none".into(),
+        };
+        format!(
+            "redis image={} args={:?} password={password} tmpfs={}",
+            self.image, self.args, self.tmpfs_data
+        )
+    }
+
+    fn container_definition(&self) -> ContainerDefinition {
+        let mut definition = ContainerDefinition::new(self.image.clone())
+            .with_port(REDIS_PORT)
+            .with_cmd(self.command())
+            .with_wait(self.readiness())
+            .with_startup_timeout(self.startup_timeout);
+        if self.tmpfs_data {
+            definition = definition.with_tmpfs("/data", None);
+        }
+        definition
+    }
+
+    async fn attach(&self, container: seaworthy::Container) -> seaworthy::Result<RedisFixture> {
+        Ok(RedisFixture::attach(self.clone(), container).await?)
+    }
+}
+
+/// Ready when `PING` (after `AUTH` when a password is set) answers `+PONG`: a server still
+/// loading its data answers `-LOADING`, one not listening yet refuses the connection.
+fn ping_wait(password: Option<String>) -> Wait {
+    Wait::custom("redis answers PING with PONG", move |target| {
+        let password = password.clone();
+        async move { Ok(ping(&target, password.as_deref()).await) }
+    })
+}
+
+async fn ping(target: &CheckTarget, password: Option<&str>) -> bool {
+    let Some(port) = target.ports.get(&REDIS_PORT) else {
+        return false;
+    };
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect((target.host.as_str(), *port))
+            .await
+            .ok()?;
+        let mut request = Vec::new();
+        let mut replies = 1;
+        if let Some(password) = password {
+            request.extend(redis::cmd("AUTH").arg(password).get_packed_command());
+            replies += 1;
+        }
+        request.extend(redis::cmd("PING").get_packed_command());
+        stream.write_all(&request).await.ok()?;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 256];
+        while answer.iter().filter(|&&b| b == b'\n').count() < replies {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        Some(answer)
+    };
+    match tokio::time::timeout(Duration::from_secs(1), probe).await {
+        Ok(Some(answer)) => String::from_utf8_lossy(&answer).lines().last() == Some("+PONG"),
+        _ => false,
+    }
+}
+
+/// FNV-1a, for a short digest that keeps a password out of a definition's key.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_the_official_image_without_persistence() {
+        let redis = Redis::new();
+        assert_eq!(redis.image(), "redis:7");
+        assert_eq!(
+            redis.command(),
+            ["redis-server", "--save", "", "--appendonly", "no"]
+        );
+        assert_eq!(redis.container_definition().image(), "redis:7");
+    }
+
+    #[test]
+    fn the_password_stays_out_of_debug_and_key() {
+        let redis = Redis::new().with_password("hunter2").with_databases(4);
+        assert!(!format!("{redis:?}").contains("hunter2"));
+        assert!(!redis.key().contains("hunter2"));
+        assert_ne!(redis.key(), Redis::new().with_databases(4).key());
+        assert!(redis
+            .command()
+            .ends_with(&["--requirepass".to_string(), "hunter2".to_string()]));
+        assert!(redis.command().contains(&"--databases".to_string()));
+    }
+}

@@ -1,0 +1,370 @@
+//! Per-test isolation: a database index per test, handed out from a pool.
+//!
+//! Database 0 is left to tests that use the whole fixture; databases 1 to N-1 (N is `databases`,
+//! 16 by default) are handed out, one per [`IsolatedRedis`] guard. A guard's database is empty
+//! when it is handed out, and flushed when the guard drops, before it goes back to the pool.
+//!
+//! * In one process, when every database is taken, [`isolate`](seaworthy::Isolation::isolate)
+//!   **waits** for a guard to drop: a database is a complete namespace (`FLUSHDB`, `KEYS *` and
+//!   `DBSIZE` stay inside it), which a key prefix is not, so tests never silently get less
+//!   isolation than they asked for. Hold one guard per test and at most 15 tests wait on nothing.
+//! * Under cargo-nextest (each test in a process of its own, several processes sharing one
+//!   container through [`Shared::per_run`](seaworthy::Shared::per_run)), a test takes the
+//!   database `1 + NEXTEST_TEST_GLOBAL_SLOT`, which no other running test has. When the slot is
+//!   beyond the last database (more than N-1 tests running at once), or this process already
+//!   holds that database, the guard gets a **key prefix** in database 0 instead
+//!   (`sw:slot3:0:`, see [`IsolatedRedis::prefix`] and [`IsolatedRedis::key`]), whose keys are
+//!   deleted when it drops.
+//! * Without nextest, processes that share a container through
+//!   [`Shared::per_run`](seaworthy::Shared::per_run) (under `cargo test`, test binaries run one
+//!   after another) each hand out databases from a pool of their own; a database is flushed
+//!   whenever a process first hands it out, so keys an earlier process left do not show.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use redis::aio::ConnectionManager;
+use seaworthy::ConnectionInfo;
+use tokio::sync::Notify;
+
+use crate::error::{Error, Result};
+
+/// The databases a fixture hands out, and the connections kept for them between tests.
+pub(crate) struct Pool {
+    pub(crate) container: String,
+    pub(crate) info: ConnectionInfo,
+    /// The fixture's own connection (database 0), for prefix namespaces.
+    pub(crate) default_manager: ConnectionManager,
+    /// Free databases, with the connection that last used each (already flushed).
+    free: Mutex<BTreeMap<u32, Option<ConnectionManager>>>,
+    released: Notify,
+    prefixes: AtomicU64,
+}
+
+impl Pool {
+    pub(crate) fn new(
+        container: String,
+        info: ConnectionInfo,
+        default_manager: ConnectionManager,
+        databases: u32,
+    ) -> Pool {
+        Pool {
+            container,
+            info,
+            default_manager,
+            free: Mutex::new((1..databases).map(|db| (db, None)).collect()),
+            released: Notify::new(),
+            prefixes: AtomicU64::new(0),
+        }
+    }
+
+    /// Checks out a namespace: the slot's database under nextest, else any free database
+    /// (waiting for one if none is free).
+    pub(crate) async fn checkout(self: &Arc<Self>) -> Result<IsolatedRedis> {
+        if let Some(slot) = nextest_slot() {
+            let wanted = u32::try_from(slot).ok().and_then(|s| s.checked_add(1));
+            let taken = wanted.and_then(|db| self.lock().remove(&db).map(|conn| (db, conn)));
+            return match taken {
+                Some((db, conn)) => self.hand_out(db, conn).await,
+                None => self.prefixed(format!("sw:slot{slot}:")).await,
+            };
+        }
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let taken = {
+                let mut free = self.lock();
+                let first = free.keys().next().copied();
+                first.and_then(|db| free.remove(&db).map(|conn| (db, conn)))
+            };
+            if let Some((db, conn)) = taken {
+                return self.hand_out(db, conn).await;
+            }
+            tracing::debug!(container = %self.container, "every Redis database is taken; waiting for one");
+            released.await;
+        }
+    }
+
+    /// A guard for `db`: a connection is opened (and the database flushed, in case a test of
+    /// another process left keys there) unless one is kept from the last test.
+    async fn hand_out(
+        self: &Arc<Self>,
+        db: u32,
+        conn: Option<ConnectionManager>,
+    ) -> Result<IsolatedRedis> {
+        let manager = match conn {
+            Some(manager) => manager,
+            None => match self.connect(db).await {
+                Ok(manager) => manager,
+                Err(e) => {
+                    self.give_back(db, None);
+                    return Err(e);
+                }
+            },
+        };
+        Ok(IsolatedRedis {
+            pool: self.clone(),
+            db,
+            prefix: String::new(),
+            manager,
+            info: self.info.clone().with_path(db.to_string()),
+        })
+    }
+
+    async fn connect(&self, db: u32) -> Result<ConnectionManager> {
+        let client = redis::Client::open(self.info.clone().with_path(db.to_string()).url())
+            .map_err(|e| {
+                Error::redis(
+                    &self.container,
+                    format!("open a client for database {db}"),
+                    e,
+                )
+            })?;
+        seaworthy::runtime::run(async move {
+            let mut manager = ConnectionManager::new(client).await?;
+            redis::cmd("FLUSHDB")
+                .query_async::<()>(&mut manager)
+                .await?;
+            Ok(manager)
+        })
+        .await
+        .map_err(|e| {
+            Error::redis(
+                &self.container,
+                format!("connect to database {db} and flush it"),
+                e,
+            )
+        })
+    }
+
+    async fn prefixed(self: &Arc<Self>, base: String) -> Result<IsolatedRedis> {
+        // Numbered, so that no prefix handed out by this process starts with another.
+        let n = self.prefixes.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("{base}{n}:");
+        let manager = self.default_manager.clone();
+        // Leftovers of a test that ran in the same slot before and could not clean up.
+        delete_prefixed(manager.clone(), prefix.clone())
+            .await
+            .map_err(|e| {
+                Error::redis(
+                    &self.container,
+                    format!("delete the keys under prefix {prefix}"),
+                    e,
+                )
+            })?;
+        Ok(IsolatedRedis {
+            pool: self.clone(),
+            db: 0,
+            info: self.info.clone().with_path("0"),
+            prefix,
+            manager,
+        })
+    }
+
+    fn give_back(&self, db: u32, conn: Option<ConnectionManager>) {
+        self.lock().insert(db, conn);
+        self.released.notify_waiters();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Option<ConnectionManager>>> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many databases are free now.
+    pub(crate) fn free_count(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A private namespace in a shared Redis for one test: a database of its own (or, past the last
+/// database under nextest, a key prefix; see the [module docs](crate::isolation)). Dropping the
+/// guard empties the namespace and returns it to the pool.
+///
+/// ```no_run
+/// use redis::AsyncCommands;
+/// use seaworthy::{Isolation, Shared};
+/// use seaworthy_redis::Redis;
+///
+/// static REDIS: Shared<Redis> = Shared::per_process(Redis::new);
+///
+/// #[tokio::test]
+/// async fn counts_visits() -> anyhow::Result<()> {
+///     let redis = REDIS.get().await?.isolate().await?;
+///     let mut conn = redis.connection_manager();
+///     let _: () = conn.set(redis.key("visits"), 1).await?;
+///     Ok(())
+/// }
+/// ```
+pub struct IsolatedRedis {
+    pool: Arc<Pool>,
+    db: u32,
+    prefix: String,
+    manager: ConnectionManager,
+    info: ConnectionInfo,
+}
+
+impl fmt::Debug for IsolatedRedis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IsolatedRedis")
+            .field("container", &self.pool.container)
+            .field("db", &self.db)
+            .field("prefix", &self.prefix)
+            .field("connection", &self.info)
+            .finish()
+    }
+}
+
+impl IsolatedRedis {
+    /// The database index this test uses.
+    pub fn db(&self) -> u32 {
+        self.db
+    }
+
+    /// The prefix this test's keys must carry: empty when the test has a database of its own.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether the namespace is a whole database (`FLUSHDB`, `KEYS *` and `DBSIZE` stay inside it).
+    pub fn has_own_database(&self) -> bool {
+        self.prefix.is_empty()
+    }
+
+    /// `name` inside this test's namespace (`name` itself when the test has its own database).
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// How to connect to this test's database (`redis://host:port/DB`).
+    pub fn connection_info(&self) -> ConnectionInfo {
+        self.info.clone()
+    }
+
+    /// A connection to this test's database, shared (cheap to clone) and reconnecting.
+    pub fn connection_manager(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    /// The keys of this namespace matching `pattern` (glob-style, `*` for all), sorted.
+    pub async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
+        let pattern = format!("{}{pattern}", escape_glob(&self.prefix));
+        scan_keys(self.manager.clone(), pattern).await.map_err(|e| {
+            Error::redis(
+                &self.pool.container,
+                format!("SCAN database {}", self.db),
+                e,
+            )
+        })
+    }
+}
+
+impl Drop for IsolatedRedis {
+    fn drop(&mut self) {
+        let pool = self.pool.clone();
+        let db = self.db;
+        let manager = self.manager.clone();
+        if self.prefix.is_empty() {
+            // Flushed before it goes back, on Seaworthy's runtime (the test's may be ending).
+            seaworthy::runtime::spawn(async move {
+                let mut conn = manager.clone();
+                let kept = match redis::cmd("FLUSHDB").query_async::<()>(&mut conn).await {
+                    Ok(()) => Some(manager),
+                    Err(e) => {
+                        // The next checkout connects afresh and flushes.
+                        tracing::warn!(container = %pool.container, db, error = %e, "could not flush an isolated Redis database");
+                        None
+                    }
+                };
+                pool.give_back(db, kept);
+            });
+        } else {
+            let prefix = self.prefix.clone();
+            seaworthy::runtime::spawn(async move {
+                if let Err(e) = delete_prefixed(manager, prefix.clone()).await {
+                    tracing::warn!(container = %pool.container, prefix, error = %e, "could not delete an isolated Redis prefix");
+                }
+            });
+        }
+    }
+}
+
+/// `NEXTEST_TEST_GLOBAL_SLOT`, when running under cargo-nextest.
+fn nextest_slot() -> Option<u64> {
+    std::env::var("NEXTEST_TEST_GLOBAL_SLOT").ok()?.parse().ok()
+}
+
+/// Every key matching `pattern`, by `SCAN` (which, unlike `KEYS`, does not block the server), sorted.
+pub(crate) async fn scan_keys(
+    manager: ConnectionManager,
+    pattern: String,
+) -> redis::RedisResult<Vec<String>> {
+    seaworthy::runtime::run(async move {
+        let mut conn = manager;
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    })
+    .await
+}
+
+/// Deletes every key under `prefix` (`UNLINK`, in batches).
+async fn delete_prefixed(manager: ConnectionManager, prefix: String) -> redis::RedisResult<()> {
+    let keys = scan_keys(manager.clone(), format!("{}*", escape_glob(&prefix))).await?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    seaworthy::runtime::run(async move {
+        let mut conn = manager;
+        for batch in keys.chunks(1000) {
+            redis::cmd("UNLINK")
+                .arg(batch)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Escapes the glob characters of a literal prefix.
+fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_of_prefixes_are_escaped() {
+        assert_eq!(escape_glob("sw:slot3:"), "sw:slot3:");
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}
