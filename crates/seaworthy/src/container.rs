@@ -400,6 +400,15 @@ impl Container {
         .await
     }
 
+    /// Waits until the definition's wait holds again (after a restart, say), within its startup
+    /// timeout. Without a wait in the definition, returns at once.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let Some(wait) = self.inner.definition.wait.clone() else {
+            return Ok(());
+        };
+        self.wait_for(&wait, self.inner.definition.startup_timeout).await
+    }
+
     /// The engine's id (a restored snapshot is a new container with the same name: a new id).
     pub fn id(&self) -> String {
         self.inner.id()

@@ -223,6 +223,11 @@ impl ContainerDefinition {
         &self.image
     }
 
+    /// The wait that says the container is ready, if any.
+    pub fn wait(&self) -> Option<&Wait> {
+        self.wait.as_ref()
+    }
+
     /// The name given with [`with_name`](Self::with_name), if any.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()

@@ -130,6 +130,21 @@ pub enum Error {
         log_tail: Vec<String>,
     },
 
+    /// A fixture could not do what was asked (start, attach, clean, isolate); the source keeps the
+    /// client's own error (tokio-postgres, redis, lapin...).
+    #[error("{fixture} fixture (container {container}): {action} failed: {source}")]
+    Fixture {
+        /// The fixture's kind (`postgres`, a plugin's id).
+        fixture: String,
+        /// The container it runs in.
+        container: String,
+        /// What was being done (`clean`, `isolate`, `attach`).
+        action: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A local I/O error (reading a file to copy into a container, a tar archive...).
     #[error("{action}: {source}")]
     Io {
