@@ -1,0 +1,152 @@
+//! Suite `plugin`: loading a plugin (compiling it, or from the compile cache), and a plugin
+//! fixture's clean() against the same reset done natively.
+//!
+//! `cargo bench -p seaworthy-plugin --bench plugin` (needs `cargo xtask images` and the
+//! wasm32-wasip2 target; the plugins are built by the bench itself).
+//!
+//! * `load_cold`: a new host without a compile cache loads the memcached plugin: manifest,
+//!   checks, compile, link.
+//! * `load_cached`: a new host loads it again with the cache warm: the same, minus the
+//!   compile (deserialized instead). Target: median ≤ 5 ms.
+//! * `memcached.clean_vs_native`: the memcached plugin fixture's clean() (`flush_all` sent by
+//!   the plugin through the host's TCP capability, on a kept connection), against the same
+//!   `flush_all\r\n` sent natively with a tokio TcpStream kept open to the same container.
+//!   Target ratio ≤ 1.3.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use seaworthy::{Fixture, FixtureDefinition};
+use seaworthy_benchkit::{target_dir, Suite};
+use seaworthy_plugin::{Grants, LoadOutcome, PluginHost};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn host(cache: Option<&PathBuf>, search: &PathBuf) -> PluginHost {
+    let builder = PluginHost::builder()
+        .search_dir(search)
+        .grant("memcached", Grants::new().tcp(11211));
+    match cache {
+        Some(dir) => builder.cache_dir(dir),
+        None => builder.no_cache(),
+    }
+    .build()
+    .expect("a plugin host")
+}
+
+async fn native_flush(stream: &mut tokio::net::TcpStream) {
+    stream
+        .write_all(b"flush_all\r\n")
+        .await
+        .expect("send flush_all");
+    let mut answer = [0u8; 16];
+    let mut n = 0;
+    while !answer[..n].ends_with(b"\r\n") {
+        let read = stream
+            .read(&mut answer[n..])
+            .await
+            .expect("read the answer");
+        assert!(read > 0, "memcached closed the connection");
+        n += read;
+    }
+    assert_eq!(&answer[..n], b"OK\r\n");
+}
+
+fn main() {
+    let mut suite = Suite::new("plugin");
+    let target = target_dir();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    seaworthy_plugin::workspace::build(repo.join("plugins"), &target).expect("the plugins build");
+    let search = target.join("seaworthy-plugins");
+    let cache = target.join("seaworthy-bench").join("plugin-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+
+    // Warm-up: the engine, the linker, the file system cache; and fills the compile cache.
+    let first = host(Some(&cache), &search)
+        .load("memcached")
+        .expect("the memcached plugin loads");
+    assert_eq!(first.load_outcome(), LoadOutcome::Compiled);
+
+    suite.measure("load_cold", 10, || {
+        let search = search.clone();
+        async move {
+            let host = host(None, &search);
+            let started = Instant::now();
+            let plugin = host.load("memcached").expect("load");
+            let elapsed = started.elapsed();
+            assert_eq!(plugin.load_outcome(), LoadOutcome::Compiled);
+            elapsed
+        }
+    });
+    suite.measure("load_cached", 50, || {
+        let (search, cache) = (search.clone(), cache.clone());
+        async move {
+            let host = host(Some(&cache), &search);
+            let started = Instant::now();
+            let plugin = host.load("memcached").expect("load");
+            let elapsed = started.elapsed();
+            assert_eq!(
+                plugin.load_outcome(),
+                LoadOutcome::DiskCache,
+                "a second load must not recompile"
+            );
+            elapsed
+        }
+    });
+    suite.annotate("target_median_ms", 5.0);
+
+    let fixture = suite.block_on(async {
+        first
+            .fixture([("memory-mb", "16")])
+            .expect("a definition")
+            .start()
+            .await
+            .expect("memcached starts")
+    });
+    let address = fixture.container().address(11211).expect("published port");
+    let mut native = suite.block_on(async {
+        let stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+    });
+    // Warm both paths (the plugin opens its connection on its first call).
+    suite.block_on(async {
+        for _ in 0..20 {
+            fixture.clean().await.expect("clean");
+            native_flush(&mut native).await;
+        }
+    });
+    let native = std::sync::Arc::new(tokio::sync::Mutex::new(native));
+    suite.compare(
+        "memcached.clean_vs_native",
+        "native tokio flush_all",
+        300,
+        || {
+            let fixture = &fixture;
+            async move {
+                let started = Instant::now();
+                fixture.clean().await.expect("the plugin's clean");
+                started.elapsed()
+            }
+        },
+        || {
+            let native = native.clone();
+            async move {
+                let mut stream = native.lock().await;
+                let started = Instant::now();
+                native_flush(&mut stream).await;
+                started.elapsed()
+            }
+        },
+    );
+    suite.annotate("target_ratio", 1.3);
+    drop(fixture);
+    suite.block_on(async {
+        if let Ok(session) = seaworthy::Session::global().await {
+            session.wait_for_background_removals(Duration::from_secs(30));
+        }
+    });
+    let _ = std::fs::remove_dir_all(&cache);
+    suite.finish();
+}

@@ -1,0 +1,78 @@
+//! # Seaworthy plugins
+//!
+//! Third-party fixtures as WebAssembly components: a plugin implements the same fixture
+//! contract as the native fixtures ([`seaworthy::Fixture`]) through the versioned WIT package
+//! `seaworthy:fixture` (folder `wit/` of the repository), and runs sandboxed in wasmtime.
+//!
+//! ## The model
+//!
+//! * **Manifest first.** A plugin is a directory with a `seaworthy-plugin.toml`
+//!   ([`Manifest`]) and the component. The host reads the manifest and the component's WIT
+//!   version *before* compiling it, and refuses a plugin whose WIT version it does not
+//!   implement ([`SUPPORTED_WIT_VERSIONS`]) or which declares a capability the user did not
+//!   grant ([`Grants`]), with an error naming the plugin.
+//! * **Narrow capabilities.** A plugin may run commands in *its own* container, open TCP
+//!   connections and send HTTP requests to *its own* container's ports, read its logs, sleep
+//!   and log. Exec and each port must be declared and granted. WASI is linked with an empty
+//!   context: no files, no environment, no network; the Docker engine is never reachable.
+//! * **Limits.** Each call has a CPU deadline (epoch interruption, host calls excluded), a
+//!   wall-clock timeout, and the instance a memory cap ([`Limits`]); every host call has a
+//!   timeout. A trap, deadline or timeout discards only that fixture's instance: the error
+//!   names the plugin, and the next call gets a fresh instance.
+//! * **Compiled once.** Compiled components are cached on disk, keyed by the engine's
+//!   compatibility hash and the wasm's sha256; loading a cached one takes about a millisecond.
+//! * **Fixtures like any other.** [`PluginFixtureDefinition`] implements
+//!   [`seaworthy::FixtureDefinition`], so plugin fixtures work per test and shared per process
+//!   or per run ([`seaworthy::Shared`]), with `clean()`, connection info and optional isolation.
+//!
+//! ```no_run
+//! use seaworthy::{Fixture, FixtureDefinition};
+//! use seaworthy_plugin::{Grants, PluginHost};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let host = PluginHost::builder()
+//!     .search_dir("target/seaworthy-plugins")
+//!     .grant("memcached", Grants::new().tcp(11211))
+//!     .build()?;
+//! let memcached = host.load("memcached")?.fixture([("memory-mb", "32")])?.start().await?;
+//! println!("memcached at {}", memcached.connection());
+//! memcached.clean().await?; // flush_all, done by the plugin over its own TCP connection
+//! # Ok(()) }
+//! ```
+//!
+//! Plugins are built with `cargo build --target wasm32-wasip2` and wit-bindgen; see
+//! `plugins/README.md` for the authoring guide, and [`workspace`] for building a directory of
+//! plugins from tests.
+
+#![warn(missing_docs)]
+
+mod cache;
+pub mod cli;
+mod engine;
+mod error;
+mod fixture;
+mod grants;
+mod host_api;
+mod instance;
+mod isolation;
+mod limits;
+mod manifest;
+mod plugin;
+mod v0_1_0;
+mod version;
+pub mod workspace;
+
+/// The generated bindings of the newest WIT version: the types the host logic is written
+/// against. Older versions' modules convert to these.
+pub(crate) mod latest {
+    pub(crate) use crate::v0_1_0::seaworthy::fixture::{host, types};
+}
+
+pub use error::{PluginError, Result};
+pub use fixture::{PluginFixture, PluginFixtureDefinition, LABEL_PLUGIN};
+pub use grants::{Grants, PluginsConfig};
+pub use isolation::PluginIsolated;
+pub use limits::Limits;
+pub use manifest::{Capabilities, Manifest, MANIFEST_FILE};
+pub use plugin::{Discovered, LoadOutcome, Plugin, PluginHost, PluginHostBuilder, PluginMetadata};
+pub use version::{WitVersion, SUPPORTED_WIT_VERSIONS, WIT_PACKAGE};

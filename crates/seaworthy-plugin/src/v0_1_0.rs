@@ -1,0 +1,90 @@
+//! Host side of `seaworthy:fixture@0.1.0` (the folder `wit/0.1.0`).
+//!
+//! This is the newest version, so its generated types are the ones the host logic
+//! ([`crate::host_api`]) is written against, re-exported as [`crate::latest`]. When a newer
+//! version is released, its module takes that role and this one converts its types and forwards
+//! to the newest implementation.
+
+wasmtime::component::bindgen!({
+    world: "fixture-plugin",
+    path: "../../wit/0.1.0",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "seaworthy:fixture/host.tcp-stream": crate::host_api::TcpConn,
+    },
+});
+
+use wasmtime::component::Resource;
+
+use self::seaworthy::fixture::host::{
+    ExecOutput, ExecRequest, HostError, HttpRequest, HttpResponse, Level, LogLine,
+};
+use crate::host_api::{self, TcpConn};
+use crate::instance::HostState;
+
+impl self::seaworthy::fixture::types::Host for HostState {}
+
+impl self::seaworthy::fixture::host::Host for HostState {
+    async fn exec(
+        &mut self,
+        request: ExecRequest,
+    ) -> wasmtime::Result<Result<ExecOutput, HostError>> {
+        Ok(host_api::exec(self, request).await)
+    }
+
+    async fn tcp_connect(
+        &mut self,
+        port: u16,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Resource<TcpConn>, HostError>> {
+        host_api::tcp_connect(self, port, timeout_ms).await
+    }
+
+    async fn http(
+        &mut self,
+        request: HttpRequest,
+    ) -> wasmtime::Result<Result<HttpResponse, HostError>> {
+        Ok(host_api::http(self, request).await)
+    }
+
+    async fn container_logs(
+        &mut self,
+        tail: Option<u32>,
+    ) -> wasmtime::Result<Result<Vec<LogLine>, HostError>> {
+        Ok(host_api::container_logs(self, tail).await)
+    }
+
+    async fn sleep(&mut self, ms: u32) -> wasmtime::Result<()> {
+        host_api::sleep(self, ms).await;
+        Ok(())
+    }
+
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        host_api::log(self, level, &message);
+        Ok(())
+    }
+}
+
+impl self::seaworthy::fixture::host::HostTcpStream for HostState {
+    async fn send(
+        &mut self,
+        stream: Resource<TcpConn>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), HostError>> {
+        host_api::tcp_send(self, &stream, &data).await
+    }
+
+    async fn receive(
+        &mut self,
+        stream: Resource<TcpConn>,
+        max: u32,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, HostError>> {
+        host_api::tcp_receive(self, &stream, max, timeout_ms).await
+    }
+
+    async fn drop(&mut self, stream: Resource<TcpConn>) -> wasmtime::Result<()> {
+        host_api::tcp_drop(self, stream)
+    }
+}

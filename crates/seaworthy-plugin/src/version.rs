@@ -1,0 +1,125 @@
+//! Which versions of the `seaworthy:fixture` WIT package this host implements, and how a
+//! component's version is read before it is compiled.
+//!
+//! Each released version has its folder under `wit/` and its host module (`v0_1_0`, ...). The
+//! newest module holds the host logic; older ones forward to it, converting their types, so the
+//! logic is written once.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// The WIT package every plugin targets.
+pub const WIT_PACKAGE: &str = "seaworthy:fixture";
+
+/// The WIT versions this host can run, oldest first.
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+
+/// A WIT version this host implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WitVersion {
+    /// `seaworthy:fixture@0.1.0`.
+    V0_1_0,
+}
+
+impl WitVersion {
+    /// The version `text` names, if this host implements it.
+    pub fn parse(text: &str) -> Option<WitVersion> {
+        match text {
+            "0.1.0" => Some(WitVersion::V0_1_0),
+            _ => None,
+        }
+    }
+
+    /// The version as text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WitVersion::V0_1_0 => "0.1.0",
+        }
+    }
+}
+
+impl fmt::Display for WitVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The supported versions joined for messages: `0.1.0`.
+pub(crate) fn supported_list() -> String {
+    SUPPORTED_WIT_VERSIONS.join(", ")
+}
+
+/// The versions of `seaworthy:fixture` that a component's imports and exports name, read from
+/// its binary without compiling it. Errors say why the bytes are not a component.
+pub(crate) fn component_wit_versions(bytes: &[u8]) -> Result<BTreeSet<String>, String> {
+    use wasmtime::wasmparser::{Parser, Payload};
+    if !Parser::is_component(bytes) {
+        return Err(if Parser::is_core_wasm(bytes) {
+            "it is a core wasm module, not a component (build for wasm32-wasip2)".to_string()
+        } else {
+            "it is not a wasm component".to_string()
+        });
+    }
+    let mut versions = BTreeSet::new();
+    let mut note = |name: &str| {
+        if let Some(rest) = name
+            .strip_prefix(WIT_PACKAGE)
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            if let Some((_, version)) = rest.split_once('@') {
+                versions.insert(version.to_string());
+            }
+        }
+    };
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("invalid wasm: {e}"))? {
+            Payload::ComponentImportSection(section) => {
+                for import in section {
+                    note(
+                        import
+                            .map_err(|e| format!("invalid import: {e}"))?
+                            .name
+                            .name,
+                    );
+                }
+            }
+            Payload::ComponentExportSection(section) => {
+                for export in section {
+                    note(
+                        export
+                            .map_err(|e| format!("invalid export: {e}"))?
+                            .name
+                            .name,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(versions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_its_versions() {
+        for v in SUPPORTED_WIT_VERSIONS {
+            assert_eq!(WitVersion::parse(v).map(WitVersion::as_str), Some(*v));
+        }
+        assert_eq!(WitVersion::parse("0.2.0"), None);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_component() {
+        assert!(component_wit_versions(b"hello")
+            .unwrap_err()
+            .contains("not a wasm component"));
+        let core = b"\0asm\x01\0\0\0";
+        assert!(component_wit_versions(core)
+            .unwrap_err()
+            .contains("core wasm module"));
+    }
+}

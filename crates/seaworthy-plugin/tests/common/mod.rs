@@ -1,0 +1,90 @@
+//! Shared by the plugin test binaries: builds the plugins under `plugins/` once per process
+//! (cargo is incremental, so this is quick when nothing changed) and makes hosts that see them.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use seaworthy_plugin::{Grants, Limits, PluginHost};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The workspace's target directory.
+pub fn target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from)
+}
+
+/// The directory holding the built plugins (`<target>/seaworthy-plugins`), built on first use.
+pub fn plugins() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let built = seaworthy_plugin::workspace::build(repo().join("plugins"), target())
+                .expect("the plugins build");
+            assert!(built.iter().any(|p| p.id == "memcached"), "{built:?}");
+            target().join("seaworthy-plugins")
+        })
+        .clone()
+}
+
+/// A compile cache private to this test binary (so cache tests see what they did).
+pub fn cache_dir(name: &str) -> PathBuf {
+    target().join("seaworthy-plugin-test-cache").join(name)
+}
+
+/// What the shipped plugins need, granted.
+pub fn shipped_grants(
+    builder: seaworthy_plugin::PluginHostBuilder,
+) -> seaworthy_plugin::PluginHostBuilder {
+    builder
+        .grant("memcached", Grants::new().tcp(11211))
+        .grant("redis", Grants::new().exec())
+        .grant("probe", Grants::new().tcp(80).http(80).exec())
+}
+
+/// A host seeing the built plugins, with the shipped plugins' grants and test limits.
+pub fn host() -> PluginHost {
+    static HOST: OnceLock<PluginHost> = OnceLock::new();
+    HOST.get_or_init(|| {
+        shipped_grants(PluginHost::builder())
+            .search_dir(plugins())
+            .cache_dir(cache_dir("shared"))
+            .limits(
+                Limits::default()
+                    .with_cpu_per_call(std::time::Duration::from_secs(2))
+                    .with_memory_bytes(32 << 20),
+            )
+            .build()
+            .expect("a plugin host")
+    })
+    .clone()
+}
+
+/// memcached's answer to `command` over a fresh connection to `address`, up to a line for which
+/// `done` holds.
+pub async fn memcached(address: &str, command: &str, done: fn(&str) -> bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to memcached");
+    stream.write_all(command.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await.expect("receive");
+        assert!(
+            n > 0,
+            "memcached closed the connection; got {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if text.ends_with("\r\n") && text.lines().last().is_some_and(done) {
+            return text;
+        }
+    }
+}
