@@ -1,0 +1,54 @@
+//! `seaworthy`: Seaworthy's command line.
+//!
+//! One module per subcommand; each defines its clap `Args` and an async `run` that returns the
+//! process exit code. To add a subcommand, add a variant to [`Commands`] and a line to its match in
+//! [`main`].
+//!
+//! Exit codes: 0 when everything passed, 1 when a test failed, 2 for usage and spec errors (and
+//! anything that stopped the run).
+
+mod gc;
+mod plugin;
+mod structure;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Test Docker images and use containers as test fixtures.
+#[derive(Debug, Parser)]
+#[command(name = "seaworthy", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run structure tests (container-structure-test schema 2.0.0, plus daemon tests) against an
+    /// image.
+    Test(structure::TestArgs),
+    /// Remove the containers, networks, volumes and images of dead test processes (and of finished
+    /// test runs) on this host.
+    Gc(gc::GcArgs),
+    /// Fixture plugins: list those on the search path, inspect one, check that one loads.
+    Plugin(plugin::PluginArgs),
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Commands::Test(args) => structure::run(args).await,
+        Commands::Gc(args) => gc::run(args).await,
+        Commands::Plugin(args) => plugin::run(args).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

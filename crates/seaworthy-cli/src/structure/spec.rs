@@ -1,0 +1,468 @@
+//! The spec file: container-structure-test schema 2.0.0, read unchanged, plus Seaworthy's
+//! `daemonTests` extension.
+//!
+//! Everything is checked while parsing (unknown fields, types, regexes, permission strings,
+//! durations, the env file and bind mounts of `containerRunOptions`), so every spec error carries
+//! the file, line and column, and the path of the field (`commandTests[2].exitCode`).
+
+mod extension;
+mod values;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::Deserializer;
+use serde::Deserialize;
+
+pub use extension::{DaemonTest, HttpCheck, LogExpectation, ProcessCheck, StreamName, WaitSpec};
+use values::parse_str;
+pub use values::{parse_duration, BindMount, EnvFile, Pattern, Permissions, Timeout};
+
+/// A spec file, parsed.
+#[derive(Debug, Clone)]
+pub struct SpecFile {
+    /// The path as given on the command line.
+    pub path: PathBuf,
+    /// Its contents.
+    pub spec: Spec,
+}
+
+/// A spec file that could not be used: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// The file.
+    pub file: String,
+    /// Line and column (1-based), when known.
+    pub location: Option<(usize, usize)>,
+    /// What is wrong, starting with the field's path.
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((line, column)) => write!(f, "{}:{line}:{column}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+thread_local! {
+    /// The directory of the spec being parsed: relative paths inside it resolve against it.
+    static SPEC_DIR: RefCell<PathBuf> = RefCell::new(PathBuf::from("."));
+}
+
+/// Reads and checks a spec file.
+pub fn load(path: &Path) -> Result<SpecFile, SpecError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        file: file.clone(),
+        location: None,
+        message: format!("cannot read the spec: {e}"),
+    })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    SPEC_DIR.with(|d| *d.borrow_mut() = dir);
+    let spec = parse(&text).map_err(|(location, message)| SpecError {
+        file,
+        location,
+        message,
+    })?;
+    Ok(SpecFile {
+        path: path.to_path_buf(),
+        spec,
+    })
+}
+
+/// Parses spec text; the error is `(line and column, message)`.
+pub fn parse(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
+    serde_norway::from_str::<Spec>(text).map_err(|e| {
+        let location = e.location().map(|l| (l.line(), l.column()));
+        let mut message = e.to_string();
+        // The location is reported in front; drop serde_norway's " at line L column C".
+        if let Some((line, column)) = location {
+            message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
+        }
+        (location, message)
+    })
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// Must be `2.0.0`.
+    #[allow(dead_code)]
+    pub schema_version: SchemaVersion,
+    /// Environment variables of every command (and daemon) test.
+    #[serde(default)]
+    pub global_env_vars: Vec<EnvVar>,
+    /// How containers of the image are run.
+    #[serde(default)]
+    pub container_run_options: RunOptions,
+    /// Commands to run, with expectations on their output and exit code.
+    #[serde(default)]
+    pub command_tests: Vec<CommandTest>,
+    /// Paths that must (not) exist, with their mode and owner.
+    #[serde(default)]
+    pub file_existence_tests: Vec<FileExistenceTest>,
+    /// Files whose contents must (not) match regexes.
+    #[serde(default)]
+    pub file_content_tests: Vec<FileContentTest>,
+    /// Expectations on the image's configuration.
+    #[serde(default)]
+    pub metadata_test: Option<MetadataTest>,
+    /// Accepted for compatibility and reported as skipped (Seaworthy has no license database).
+    #[serde(default)]
+    pub license_tests: Vec<serde_norway::Value>,
+    /// Seaworthy's extension: tests of the image running as a daemon.
+    #[serde(default)]
+    pub daemon_tests: Vec<DaemonTest>,
+}
+
+/// The schema version; only `2.0.0` is accepted.
+#[derive(Debug, Clone)]
+pub struct SchemaVersion;
+
+impl<'de> Deserialize<'de> for SchemaVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "the schema version", |v| {
+            if v == "2.0.0" {
+                Ok(SchemaVersion)
+            } else {
+                Err(format!(
+                    "unsupported schemaVersion {v:?} (seaworthy reads schema 2.0.0)"
+                ))
+            }
+        })
+    }
+}
+
+/// A key and a value (`envVars`, `labels`, `globalEnvVars`), the value a regex when `isRegex`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvVar {
+    /// The name.
+    pub key: String,
+    /// The value (empty when not given).
+    #[serde(default)]
+    pub value: String,
+    /// Whether `value` is a regex.
+    #[serde(default)]
+    pub is_regex: bool,
+}
+
+/// `containerRunOptions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RunOptions {
+    /// `--user`.
+    pub user: Option<String>,
+    /// `--privileged`.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--tty`: accepted; Seaworthy keeps stdout and stderr apart, so it has no effect.
+    #[serde(default)]
+    pub allocate_tty: bool,
+    /// `--env-file`, read while parsing.
+    #[serde(default)]
+    pub env_file: Option<EnvFile>,
+    /// Names of host environment variables to pass through (`-e NAME`); unset ones are skipped.
+    #[serde(default)]
+    pub env_vars: Vec<String>,
+    /// `--cap-add`.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// `-v host:container[:ro]`; `./` and `../` host paths resolve against the spec's directory.
+    #[serde(default)]
+    pub bind_mounts: Vec<BindMount>,
+}
+
+impl RunOptions {
+    /// The environment these options give a container: the env file, then the passed-through
+    /// host variables.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env_file
+            .as_ref()
+            .map(|f| f.entries.clone())
+            .unwrap_or_default();
+        for name in &self.env_vars {
+            if let Ok(value) = std::env::var(name) {
+                env.push((name.clone(), value));
+            }
+        }
+        env
+    }
+
+    /// A key identifying containers created with these options (so they can be shared).
+    pub fn key(&self) -> String {
+        format!(
+            "{:?}|{}|{:?}|{:?}|{:?}",
+            self.user,
+            self.privileged,
+            self.environment(),
+            self.capabilities,
+            self.bind_mounts.iter().map(|b| &b.spec).collect::<Vec<_>>()
+        )
+    }
+}
+
+/// A command test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CommandTest {
+    /// The test's name.
+    pub name: String,
+    /// Commands run before, in the same container.
+    #[serde(default)]
+    pub setup: Vec<Vec<String>>,
+    /// Commands run after, in the same container.
+    #[serde(default)]
+    pub teardown: Vec<Vec<String>>,
+    /// Environment variables of this test.
+    #[serde(default)]
+    pub env_vars: Vec<EnvVar>,
+    /// The program.
+    pub command: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Regexes stdout must match.
+    #[serde(default)]
+    pub expected_output: Vec<Pattern>,
+    /// Regexes stdout must not match.
+    #[serde(default)]
+    pub excluded_output: Vec<Pattern>,
+    /// Regexes stderr must match.
+    #[serde(default)]
+    pub expected_error: Vec<Pattern>,
+    /// Regexes stderr must not match.
+    #[serde(default)]
+    pub excluded_error: Vec<Pattern>,
+    /// The expected exit code.
+    #[serde(default)]
+    pub exit_code: i64,
+}
+
+impl CommandTest {
+    /// The command and its arguments.
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.command.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+
+    /// Whether the test changes its container (so it cannot share one).
+    pub fn has_setup_or_teardown(&self) -> bool {
+        !self.setup.is_empty() || !self.teardown.is_empty()
+    }
+}
+
+/// A file existence test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileExistenceTest {
+    /// The test's name.
+    pub name: String,
+    /// The path.
+    pub path: String,
+    /// Whether it must exist (default true).
+    #[serde(default = "yes")]
+    pub should_exist: bool,
+    /// The mode as `ls -l` (`-rw-r--r--`) or Go (`Lrwxrwxrwx`, `urwxr-xr-x`) prints it.
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
+    /// The owner's user id.
+    #[serde(default)]
+    pub uid: Option<u64>,
+    /// The owner's group id.
+    #[serde(default)]
+    pub gid: Option<u64>,
+    /// Who must be able to execute it.
+    #[serde(default)]
+    pub is_executable_by: Option<ExecutableBy>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `isExecutableBy`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutableBy {
+    /// The owner.
+    Owner,
+    /// The group.
+    Group,
+    /// Others.
+    Other,
+    /// Anyone of the three.
+    Any,
+}
+
+/// A file content test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileContentTest {
+    /// The test's name.
+    pub name: String,
+    /// The file (symbolic links are followed).
+    pub path: String,
+    /// Regexes the contents must match.
+    #[serde(default)]
+    pub expected_contents: Vec<Pattern>,
+    /// Regexes the contents must not match.
+    #[serde(default)]
+    pub excluded_contents: Vec<Pattern>,
+}
+
+/// The metadata test.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetadataTest {
+    /// Variables that must be set, with their values.
+    #[serde(default)]
+    pub env_vars: Vec<EnvVar>,
+    /// Variables that must not be set (only `key` is used).
+    #[serde(default)]
+    pub unbound_env_vars: Vec<EnvVar>,
+    /// Labels that must be set, with their values.
+    #[serde(default)]
+    pub labels: Vec<EnvVar>,
+    /// Ports that must be exposed (`80` means `80/tcp`).
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// Ports that must not be exposed.
+    #[serde(default)]
+    pub unexposed_ports: Vec<String>,
+    /// The exact entrypoint (`[]`: none).
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// The exact command (`[]`: none).
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// The working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Volumes that must be declared.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Volumes that must not be declared.
+    #[serde(default)]
+    pub unmounted_volumes: Vec<String>,
+    /// The user.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        let (location, message) = parse(text).unwrap_err();
+        let (line, column) = location.expect("a location");
+        format!("{line}:{column}: {message}")
+    }
+
+    #[test]
+    fn a_full_cst_file_parses() {
+        let spec = parse(
+            r#"
+schemaVersion: 2.0.0
+globalEnvVars:
+  - key: PATH
+    value: "/env/bin:$PATH"
+commandTests:
+  - name: "gunicorn flask"
+    setup: [["virtualenv", "/env"], ["pip", "install", "gunicorn", "flask"]]
+    command: "which"
+    args: ["gunicorn"]
+    expectedOutput: ["/env/bin/gunicorn"]
+fileExistenceTests:
+- name: 'Root'
+  path: '/'
+  shouldExist: true
+  permissions: '-rw-r--r--'
+  uid: 1000
+  gid: 1000
+  isExecutableBy: 'group'
+fileContentTests:
+- name: 'Debian Sources'
+  path: '/etc/apt/sources.list'
+  expectedContents: ['.*httpredir\.debian\.org.*']
+  excludedContents: ['.*gce_debian_mirror.*']
+metadataTest:
+  envVars:
+    - key: foo
+      value: baz
+  labels:
+    - key: 'build-date'
+      value: '^\d{4}-\d{2}-\d{2}$'
+      isRegex: true
+  exposedPorts: ["8080", "2345"]
+  volumes: ["/test"]
+  entrypoint: []
+  cmd: ["/bin/bash"]
+  workdir: "/app"
+  user: "luke"
+licenseTests:
+- debian: true
+  files: ["/foo/bar"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(spec.command_tests[0].setup.len(), 2);
+        assert_eq!(
+            spec.file_existence_tests[0].is_executable_by,
+            Some(ExecutableBy::Group)
+        );
+        let metadata = spec.metadata_test.unwrap();
+        assert_eq!(metadata.entrypoint, Some(vec![]));
+        assert!(metadata.labels[0].is_regex);
+        assert_eq!(spec.license_tests.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_field() {
+        assert_eq!(
+            error_of("schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n    command: x\n    comand: y\n"),
+            "5:5: commandTests[0]: unknown field `comand`, expected one of `name`, `setup`, `teardown`, `envVars`, `command`, `args`, `expectedOutput`, `excludedOutput`, `expectedError`, `excludedError`, `exitCode`"
+        );
+        let e = error_of("schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /x\n    permissions: rw-r--r--\n");
+        assert!(
+            e.starts_with("5:18: fileExistenceTests[0].permissions: invalid permissions"),
+            "{e}"
+        );
+        let e = error_of("schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n    command: x\n    expectedOutput: ['(']\n");
+        assert!(
+            e.starts_with("5:22: commandTests[0].expectedOutput[0]: invalid regex \"(\""),
+            "{e}"
+        );
+        let e = error_of("schemaVersion: 1.0.0\n");
+        assert!(
+            e.starts_with("1:16: schemaVersion: unsupported schemaVersion \"1.0.0\""),
+            "{e}"
+        );
+        let e = error_of("schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n");
+        assert_eq!(e, "3:5: commandTests[0]: missing field `command`");
+        let e =
+            error_of("schemaVersion: 2.0.0\ndaemonTests:\n  - name: a\n    startupTimeout: soon\n");
+        assert!(
+            e.starts_with("4:21: daemonTests[0].startupTimeout: invalid duration"),
+            "{e}"
+        );
+        // Malformed YAML: the scanner's error has a location too.
+        let e = error_of(
+            "schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n    command: x\n    args: [a, b\n    exitCode: 1\n",
+        );
+        assert!(e.starts_with("6:"), "{e}");
+    }
+}

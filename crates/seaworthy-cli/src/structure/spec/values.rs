@@ -1,0 +1,303 @@
+//! Scalar values of a spec that are checked while parsing: regexes, permission strings,
+//! durations, env files and bind mounts. Each is read through a visitor, so an error carries the
+//! line and column of the value itself.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use super::SPEC_DIR;
+
+/// Deserializes a string through `parse`. Errors raised inside the visitor carry the line and
+/// column of the value itself (raised after it, they would point at the enclosing mapping).
+pub(super) fn parse_str<'de, D: Deserializer<'de>, T>(
+    d: D,
+    what: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct ParseStr<T> {
+        what: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for ParseStr<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(ParseStr { what, parse })
+}
+
+/// An env file (`KEY=value` lines, `#` comments, `KEY` alone passes the host's value through).
+#[derive(Debug, Clone)]
+pub struct EnvFile {
+    /// The entries, in order.
+    pub entries: Vec<(String, String)>,
+}
+
+impl<'de> Deserialize<'de> for EnvFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "the path of an env file", EnvFile::read)
+    }
+}
+
+impl EnvFile {
+    fn read(given: &str) -> Result<EnvFile, String> {
+        // Like `docker run --env-file`: relative to the working directory; Seaworthy also looks
+        // next to the spec.
+        let here = PathBuf::from(&given);
+        let path = if here.is_absolute() || here.exists() {
+            here
+        } else {
+            SPEC_DIR.with(|dir| dir.borrow().join(given))
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read env file {given:?}: {e}"))?;
+        let mut entries = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    entries.push((k.trim().to_string(), v.to_string()))
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "env file {given:?} line {}: no variable name before `=`",
+                        n + 1
+                    ))
+                }
+                None => {
+                    if let Ok(v) = std::env::var(line.trim()) {
+                        entries.push((line.trim().to_string(), v));
+                    }
+                }
+            }
+        }
+        Ok(EnvFile { entries })
+    }
+}
+
+/// A bind mount, `host:container[:ro|rw]`, with the host path made absolute.
+#[derive(Debug, Clone)]
+pub struct BindMount {
+    /// The mount in Seaworthy's short form, host path absolute.
+    pub spec: String,
+}
+
+impl<'de> Deserialize<'de> for BindMount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a bind mount host:container[:ro]", BindMount::parse)
+    }
+}
+
+impl BindMount {
+    fn parse(given: &str) -> Result<BindMount, String> {
+        let mut parts = given.splitn(3, ':');
+        let (Some(host), Some(target)) = (parts.next(), parts.next()) else {
+            return Err(format!("bind mount {given:?} is not host:container[:ro]"));
+        };
+        let mode = parts.next();
+        if !matches!(mode, None | Some("ro" | "rw")) {
+            return Err(format!("bind mount {given:?}: the mode must be ro or rw"));
+        }
+        if !target.starts_with('/') {
+            return Err(format!(
+                "bind mount {given:?}: the container path must be absolute"
+            ));
+        }
+        if !(host.starts_with('/') || host.starts_with("./") || host.starts_with("../")) {
+            return Err(format!(
+                "bind mount {given:?}: the host path must be absolute or start with ./ or ../ (named volumes are not supported)"
+            ));
+        }
+        let host = PathBuf::from(host);
+        let host = if host.is_absolute() {
+            host
+        } else {
+            SPEC_DIR.with(|dir| dir.borrow().join(&host))
+        };
+        let host = host
+            .canonicalize()
+            .map_err(|e| format!("bind mount {given:?}: {e}"))?;
+        let mut spec = format!("{}:{target}", host.display());
+        if mode == Some("ro") {
+            spec.push_str(":ro");
+        }
+        Ok(BindMount { spec })
+    }
+}
+
+/// A regex, checked while parsing.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub Regex);
+
+impl Pattern {
+    /// Whether it matches somewhere in `text`.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}/", self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a regex", |source| {
+            Regex::new(source).map(Pattern).map_err(|e| {
+                let why = e.to_string();
+                let why = why.lines().last().unwrap_or_default().trim();
+                let why = why.strip_prefix("error: ").unwrap_or(why);
+                format!("invalid regex {source:?}: {why}")
+            })
+        })
+    }
+}
+
+/// A permission string, checked while parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permissions(pub String);
+
+impl<'de> Deserialize<'de> for Permissions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(
+            d,
+            "a permission string like \"-rw-r--r--\"",
+            Permissions::parse,
+        )
+    }
+}
+
+impl Permissions {
+    fn parse(s: &str) -> Result<Permissions, String> {
+        let chars: Vec<char> = s.chars().collect();
+        let valid = chars.len() >= 10 && {
+            let (kind, bits) = chars.split_at(chars.len() - 9);
+            let kind_ok = kind.iter().all(|c| "-dalTLDpSugct?bs".contains(*c));
+            let bits_ok = bits.iter().enumerate().all(|(i, c)| {
+                let plain = ['r', 'w', 'x'][i % 3];
+                *c == '-' || *c == plain || (i % 3 == 2 && "sStT".contains(*c))
+            });
+            kind_ok && bits_ok
+        };
+        if valid {
+            Ok(Permissions(s.to_string()))
+        } else {
+            Err(format!(
+                "invalid permissions {s:?} (expected a mode like \"-rw-r--r--\" or \"drwxr-xr-x\")"
+            ))
+        }
+    }
+}
+
+/// A duration: seconds as a number, or a string like `500ms`, `10s`, `2m`, `1.5s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Duration);
+
+impl<'de> Deserialize<'de> for Timeout {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Timeout;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration: seconds, or a string like \"500ms\", \"10s\", \"2m\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timeout, E> {
+                Ok(Timeout(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timeout, E> {
+                u64::try_from(v)
+                    .map(|v| Timeout(Duration::from_secs(v)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timeout, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(Timeout)
+                    .map_err(|e| E::custom(format!("invalid duration {v}: {e}")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Timeout, E> {
+                parse_duration(v).map(Timeout).ok_or_else(|| {
+                    E::custom(format!("invalid duration {v:?} (use 500ms, 10s, 2m)"))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `500ms`, `10s`, `1.5s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load;
+    use super::*;
+
+    #[test]
+    fn bind_mounts_are_paths_relative_to_the_spec() {
+        let dir = std::env::temp_dir().join(format!("sw-spec-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let spec = dir.join("spec.yaml");
+        std::fs::write(
+            &spec,
+            "schemaVersion: 2.0.0\ncontainerRunOptions:\n  bindMounts: ['./data:/mnt:ro']\n",
+        )
+        .unwrap();
+        let loaded = load(&spec).unwrap();
+        let mount = &loaded.spec.container_run_options.bind_mounts[0].spec;
+        assert_eq!(
+            *mount,
+            format!(
+                "{}:/mnt:ro",
+                dir.join("data").canonicalize().unwrap().display()
+            )
+        );
+        std::fs::write(
+            &spec,
+            "schemaVersion: 2.0.0\ncontainerRunOptions:\n  bindMounts: ['data:/mnt']\n",
+        )
+        .unwrap();
+        let e = load(&spec).unwrap_err();
+        assert_eq!(e.location, Some((3, 16)));
+        assert!(e.message.contains("named volumes are not supported"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+    }
+}
