@@ -406,7 +406,8 @@ impl Container {
         let Some(wait) = self.inner.definition.wait.clone() else {
             return Ok(());
         };
-        self.wait_for(&wait, self.inner.definition.startup_timeout).await
+        self.wait_for(&wait, self.inner.definition.startup_timeout)
+            .await
     }
 
     /// The engine's id (a restored snapshot is a new container with the same name: a new id).
@@ -452,7 +453,12 @@ impl Container {
 
     /// The host port published for `port`/`protocol`.
     pub fn host_port_for(&self, port: u16, protocol: Protocol) -> Result<u16> {
-        let standby = self.inner.standby.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let standby = self
+            .inner
+            .standby
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(public) = standby.and_then(|s| s.public_port(&(port, protocol))) {
             return Ok(public);
         }
@@ -563,7 +569,13 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        if let Some(state) = self.inner.standby.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(state) = self
+            .inner
+            .standby
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             crate::standby::discard(&state, &self.inner.session);
         }
         if self.inner.removed.load(Ordering::SeqCst) || self.inner.kept.load(Ordering::SeqCst) {

@@ -80,8 +80,11 @@ pub trait FixtureDefinition: Clone + Send + Sync + 'static {
     /// The container to start, with the waits that say it is up.
     fn container_definition(&self) -> ContainerDefinition;
 
-    /// Wraps a started, ready container: connect clients, check readiness through the protocol,
-    /// record the baseline if the container has none yet. Called once per process per container.
+    /// Wraps a started container: connect clients, check readiness through the protocol, record
+    /// the baseline if the container has none yet. Called once per process per container. For a
+    /// container shared per run, another process may still be starting it (or recording its
+    /// baseline) when this process attaches: wait for readiness here, under a deadline, and guard
+    /// the baseline with a lock the service offers (an advisory lock, a key) or a file lock.
     fn attach(&self, container: Container) -> impl Future<Output = Result<Self::Fixture>> + Send;
 
     /// Whether one container can carry this fixture for a whole run ([`Shared::per_run`](crate::Shared::per_run)):

@@ -194,11 +194,14 @@ pub async fn collect(engine: &Engine, options: GcOptions) -> Result<GcReport> {
         let is_kept = kept
             .iter()
             .any(|k| r.id.starts_with(k.as_str()) || *k == r.name);
-        let dead = if label(LABEL_OWNER) == OWNER_RUN {
-            !process_alive(label(LABEL_RUNNER))
-        } else {
-            !process_alive(label(LABEL_OWNER))
-        };
+        // Without an owner label, nothing says whose it is: only `all` takes it.
+        let unowned = label(LABEL_OWNER).is_empty();
+        let dead = !unowned
+            && if label(LABEL_OWNER) == OWNER_RUN {
+                !process_alive(label(LABEL_RUNNER))
+            } else {
+                !process_alive(label(LABEL_OWNER))
+            };
         let remove = (same_host || options.other_hosts)
             && (options.all || (same_host && dead))
             && (!is_kept || options.include_kept);
@@ -226,12 +229,21 @@ pub fn state_dir() -> PathBuf {
 pub(crate) async fn lock_file(name: String, what: &str) -> Result<std::fs::File> {
     let path = state_dir().join(name);
     tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
         file.lock()?;
         Ok(file)
     })
     .await
-    .map_err(|e| Error::io(format!("wait for the {what} lock"), std::io::Error::other(e)))?
+    .map_err(|e| {
+        Error::io(
+            format!("wait for the {what} lock"),
+            std::io::Error::other(e),
+        )
+    })?
     .map_err(|e| Error::io(format!("take the {what} lock"), e))
 }
 

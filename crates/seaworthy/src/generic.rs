@@ -115,7 +115,10 @@ impl FixtureDefinition for SnapshotFixture {
     type Fixture = GenericFixture;
 
     fn key(&self) -> String {
-        format!("snapshot:{:?}:{}:{:?}", self.consistency, self.standby, self.definition)
+        format!(
+            "snapshot:{:?}:{}:{:?}",
+            self.consistency, self.standby, self.definition
+        )
     }
 
     fn container_definition(&self) -> ContainerDefinition {
@@ -149,7 +152,8 @@ impl FixtureDefinition for SnapshotFixture {
 async fn shared_baseline(container: &Container, options: SnapshotOptions) -> Result<Snapshot> {
     let dir = crate::gc::state_dir();
     let json = dir.join(format!("baseline-{}.json", container.name()));
-    let lock = crate::gc::lock_file(format!("baseline-{}.lock", container.name()), "baseline").await?;
+    let lock =
+        crate::gc::lock_file(format!("baseline-{}.lock", container.name()), "baseline").await?;
     let result = match Snapshot::load(&json) {
         Ok(snapshot) => Ok(snapshot),
         Err(_) => {

@@ -47,10 +47,10 @@ mod reference;
 pub mod session;
 mod shared;
 mod snapshot;
-pub mod standby;
-mod stack_fixture;
 mod spec;
 mod stack;
+mod stack_fixture;
+pub mod standby;
 pub mod substitution;
 pub mod wait;
 
@@ -76,12 +76,12 @@ pub use reference::ImageRef;
 pub use session::{ResourceKind, Session};
 pub use shared::{ExclusiveGuard, Scope, Shared, SharedGuard};
 pub use snapshot::{Consistency, Snapshot, SnapshotOptions, VolumeData};
-pub use stack_fixture::{RunningStack, StackFixture};
 pub use spec::{parse_env, MountSource, MountSpec, PortSpec, Protocol};
 pub use stack::{
     DependsOn, Stack, StackDefinition, StackMember, DEFAULT_NETWORK, LABEL_STACK,
     LABEL_STACK_MEMBER, ORIGIN_SUFFIX,
 };
+pub use stack_fixture::{RunningStack, StackFixture};
 pub use wait::{LogPattern, Wait};
 
 /// Re-exported so tests can name bollard's types without a separate dependency.

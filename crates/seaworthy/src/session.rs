@@ -455,7 +455,11 @@ impl Session {
         let session = self.clone();
         on_runtime(async move {
             let name = session.run_namespace();
-            let lock = crate::gc::lock_file(format!("run-{}-network.lock", session.0.run_id), "run network").await?;
+            let lock = crate::gc::lock_file(
+                format!("run-{}-network.lock", session.0.run_id),
+                "run network",
+            )
+            .await?;
             let docker = session.0.engine.docker();
             let existing = docker
                 .list_networks(Some(bollard::query_parameters::ListNetworksOptions {

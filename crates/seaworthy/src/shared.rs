@@ -203,7 +203,11 @@ async fn start_or_attach_per_run<D: FixtureDefinition>(definition: &D) -> Result
         let container = Container::attach(&session, &id, shared_definition).await?;
         return definition.attach(container).await;
     }
-    let lock = crate::gc::lock_file(format!("run-{}-{hash}.lock", session.run_id()), "shared-fixture").await?;
+    let lock = crate::gc::lock_file(
+        format!("run-{}-{hash}.lock", session.run_id()),
+        "shared-fixture",
+    )
+    .await?;
     let result = async {
         if let Some(id) = find_run_container(&session, &hash).await? {
             let container = Container::attach(&session, &id, shared_definition).await?;

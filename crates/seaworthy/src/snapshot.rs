@@ -170,9 +170,17 @@ impl Container {
                 return Ok(());
             }
             restore_here(&inner, &snapshot).await?;
-            let standby = inner.standby.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let standby = inner
+                .standby
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             if let Some(state) = standby {
-                let ports = inner.ports.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let ports = inner
+                    .ports
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 state.follow(inner.session.engine().host(), &ports);
             }
             Ok(())

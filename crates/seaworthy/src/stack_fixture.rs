@@ -66,12 +66,20 @@ impl Fixture for RunningStack {
     async fn clean(&self) -> Result<()> {
         let restores = self.baselines.iter().map(|(member, snapshot)| async move {
             let container = self.stack.container(member)?;
-            container.restore(snapshot).await.map_err(|e| Error::Container {
-                container: container.name().to_string(),
-                reason: format!("{} fixture: restoring member {member} failed: {e}", self.kind),
-            })
+            container
+                .restore(snapshot)
+                .await
+                .map_err(|e| Error::Container {
+                    container: container.name().to_string(),
+                    reason: format!(
+                        "{} fixture: restoring member {member} failed: {e}",
+                        self.kind
+                    ),
+                })
         });
-        futures_util::future::try_join_all(restores).await.map(|_| ())
+        futures_util::future::try_join_all(restores)
+            .await
+            .map(|_| ())
     }
 
     fn connection(&self) -> ConnectionInfo {
@@ -120,7 +128,10 @@ impl FixtureDefinition for StackFixture {
             return Err(Error::invalid(
                 "stack fixture",
                 &self.primary,
-                format!("stack {} has no member of that name", self.definition.name()),
+                format!(
+                    "stack {} has no member of that name",
+                    self.definition.name()
+                ),
             ));
         }
         let stack = self.definition.clone().start_in(session).await?;

@@ -52,7 +52,11 @@ impl PortProxy {
                 });
             }
         });
-        Ok(PortProxy { port, backend, task })
+        Ok(PortProxy {
+            port,
+            backend,
+            task,
+        })
     }
 
     fn point_at(&self, backend: String) {
@@ -122,19 +126,32 @@ impl Container {
         let inner = self.inner.clone();
         let snapshot = snapshot.clone();
         on_runtime(async move {
-            if inner.definition.ports.iter().any(|p| p.protocol != Protocol::Tcp) {
+            if inner
+                .definition
+                .ports
+                .iter()
+                .any(|p| p.protocol != Protocol::Tcp)
+            {
                 return Err(Error::Container {
                     container: inner.name.clone(),
-                    reason: "a standby needs every published port to be TCP (UDP cannot be proxied)".into(),
+                    reason:
+                        "a standby needs every published port to be TCP (UDP cannot be proxied)"
+                            .into(),
                 });
             }
             let host = inner.session.engine().host().to_string();
-            let engine_ports = inner.ports.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let engine_ports = inner
+                .ports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let mut proxies = HashMap::new();
             for (key, engine_port) in engine_ports {
                 let proxy = PortProxy::bind(crate::wait::host_with_port(&host, engine_port))
                     .await
-                    .map_err(|e| Error::io(format!("bind a port proxy for container {}", inner.name), e))?;
+                    .map_err(|e| {
+                        Error::io(format!("bind a port proxy for container {}", inner.name), e)
+                    })?;
                 proxies.insert(key, proxy);
             }
             let state = Arc::new(StandbyState {
@@ -156,7 +173,11 @@ impl Container {
     pub async fn wait_for_standby(&self) -> Result<()> {
         let inner = self.inner.clone();
         on_runtime(async move {
-            let state = inner.standby.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let state = inner
+                .standby
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let Some(state) = state else {
                 return Err(Error::Container {
                     container: inner.name.clone(),
@@ -178,7 +199,11 @@ fn spawn_prepare(inner: Arc<Inner>, snapshot: Snapshot) -> tokio::task::JoinHand
 async fn prepare(inner: &Inner, snapshot: &Snapshot) -> Result<Ready> {
     let mut def = inner.definition.clone();
     def.image = snapshot.image_id.clone();
-    def.engine_name = Some(format!("{}-standby-{:06x}", inner.name, rand::random::<u32>() & 0xff_ffff));
+    def.engine_name = Some(format!(
+        "{}-standby-{:06x}",
+        inner.name,
+        rand::random::<u32>() & 0xff_ffff
+    ));
     def.copies.clear();
     def.join_session_network = false;
     def.networks.clear();
@@ -208,7 +233,12 @@ async fn prepare(inner: &Inner, snapshot: &Snapshot) -> Result<Ready> {
     let ready = Ready {
         id: standby.id(),
         name: standby.name().to_string(),
-        ports: standby.inner.ports.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ports: standby
+            .inner
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     };
     // The standby is owned by `inner` from now on (still tracked by the session for teardown).
     standby.disown();
@@ -218,7 +248,12 @@ async fn prepare(inner: &Inner, snapshot: &Snapshot) -> Result<Ready> {
 /// Swaps the ready standby in for `inner`'s container; returns false when `snapshot` is not the
 /// standby's (the caller then restores the slow way).
 pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<bool> {
-    let Some(state) = inner.standby.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+    let Some(state) = inner
+        .standby
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    else {
         return Ok(false);
     };
     if state.snapshot_image() != snapshot.image_id {
@@ -244,7 +279,11 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
     }
     // 2. Names and networks: the old container steps aside, the standby takes its place.
     let old_id = inner.id();
-    let retired = format!("{}-retired-{:06x}", inner.name, rand::random::<u32>() & 0xff_ffff);
+    let retired = format!(
+        "{}-retired-{:06x}",
+        inner.name,
+        rand::random::<u32>() & 0xff_ffff
+    );
     let mut joins: Vec<(String, Vec<String>)> = Vec::new();
     if inner.definition.join_session_network && inner.definition.network_mode.is_none() {
         let network = if inner.definition.run_scoped {
@@ -256,8 +295,19 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
         aliases.extend(inner.definition.name.clone());
         joins.push((network, aliases));
     }
-    joins.extend(inner.definition.networks.iter().map(|j| (j.network.clone(), j.aliases.clone())));
-    let rename_old = docker.rename_container(&old_id, RenameContainerOptions { name: retired.clone() });
+    joins.extend(
+        inner
+            .definition
+            .networks
+            .iter()
+            .map(|j| (j.network.clone(), j.aliases.clone())),
+    );
+    let rename_old = docker.rename_container(
+        &old_id,
+        RenameContainerOptions {
+            name: retired.clone(),
+        },
+    );
     let disconnect_old = futures_util::future::join_all(joins.iter().map(|(network, _)| {
         docker.disconnect_network(
             network,
@@ -271,7 +321,12 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
     let (renamed, _) = tokio::join!(rename_old, disconnect_old);
     tracing::debug!(elapsed = ?phase.elapsed(), "standby swap: old container renamed and disconnected");
     renamed.map_err(|e| Error::docker(format!("rename container {} aside", inner.name), e))?;
-    let rename_standby = docker.rename_container(&ready.id, RenameContainerOptions { name: inner.name.clone() });
+    let rename_standby = docker.rename_container(
+        &ready.id,
+        RenameContainerOptions {
+            name: inner.name.clone(),
+        },
+    );
     let connect = futures_util::future::join_all(joins.iter().map(|(network, aliases)| {
         docker.connect_network(
             network,
@@ -287,16 +342,30 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
     let phase = Instant::now();
     let (renamed, connected) = tokio::join!(rename_standby, connect);
     tracing::debug!(elapsed = ?phase.elapsed(), "standby swap: standby renamed and connected");
-    renamed.map_err(|e| Error::docker(format!("rename standby {} to {}", ready.name, inner.name), e))?;
+    renamed.map_err(|e| {
+        Error::docker(
+            format!("rename standby {} to {}", ready.name, inner.name),
+            e,
+        )
+    })?;
     for c in connected {
-        c.map_err(|e| Error::docker(format!("connect container {} to its networks", inner.name), e))?;
+        c.map_err(|e| {
+            Error::docker(
+                format!("connect container {} to its networks", inner.name),
+                e,
+            )
+        })?;
     }
     // 3. Bookkeeping; the old container goes in the background, a new standby comes.
     inner.set_id(ready.id.clone());
     *inner.ports.lock().unwrap_or_else(|e| e.into_inner()) = ready.ports;
     inner.session.untrack(ResourceKind::Container, &old_id);
-    inner.session.track(ResourceKind::Container, &old_id, &retired);
-    inner.session.remove_in_background(ResourceKind::Container, old_id, retired);
+    inner
+        .session
+        .track(ResourceKind::Container, &old_id, &retired);
+    inner
+        .session
+        .remove_in_background(ResourceKind::Container, old_id, retired);
     *state.next.lock().await = Next::Preparing(spawn_prepare(inner.clone(), snapshot.clone()));
     tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "restored by swapping in the standby");
     Ok(true)
@@ -314,7 +383,9 @@ pub(crate) fn discard(state: &StandbyState, session: &crate::session::Session) {
                     }
                 });
             }
-            Next::Ready(ready) => session.remove_in_background(ResourceKind::Container, ready.id, ready.name),
+            Next::Ready(ready) => {
+                session.remove_in_background(ResourceKind::Container, ready.id, ready.name)
+            }
             Next::None => {}
         }
     }

@@ -73,8 +73,7 @@ fn lookup(pairs: &[(String, String)], image: &str, wanted: &ImageRef) -> Option<
 /// The `[images]` table of the config file, read once.
 fn config_file() -> Result<Option<&'static [(String, String)]>> {
     type Loaded = std::result::Result<Option<Vec<(String, String)>>, String>;
-    static CONFIG: OnceLock<Loaded> =
-        OnceLock::new();
+    static CONFIG: OnceLock<Loaded> = OnceLock::new();
     let loaded = CONFIG.get_or_init(|| {
         let path = match std::env::var_os("SEAWORTHY_CONFIG") {
             Some(p) => Some(PathBuf::from(p)),

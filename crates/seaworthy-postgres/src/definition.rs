@@ -1,0 +1,468 @@
+//! [`Postgres`]: the definition of a PostgreSQL fixture, with its builders.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seaworthy::wait::CheckTarget;
+use seaworthy::{ConnectionInfo, ContainerDefinition, FixtureDefinition, Wait};
+use tokio_postgres::Client;
+
+use crate::connect;
+use crate::error::{BoxError, Error, Result};
+use crate::fixture::PostgresFixture;
+
+/// The port PostgreSQL listens on inside the container.
+pub const PORT: u16 = 5432;
+/// Where the official image keeps its data (a `VOLUME`).
+pub const DATA_DIR: &str = "/var/lib/postgresql/data";
+/// The longest database name accepted: the names derived from it (`<db>_baseline`,
+/// `<db>_pool_<id>`, `<db>_iso_<key>`) must fit PostgreSQL's 63-byte identifiers.
+pub const MAX_DATABASE_NAME: usize = 40;
+
+/// What an init closure gets: a connection to the fixture's database, and where it is (for
+/// tools that want a URL, such as a migration runner).
+pub struct InitContext {
+    /// A client connected to the database as the superuser.
+    pub client: Client,
+    /// The database's connection details (the URL includes the password).
+    pub connection: ConnectionInfo,
+}
+
+pub(crate) type InitFn = Arc<
+    dyn Fn(InitContext) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
+>;
+
+/// One step that builds the baseline.
+#[derive(Clone)]
+pub(crate) enum InitStep {
+    Sql(String),
+    Closure { name: String, run: InitFn },
+}
+
+impl InitStep {
+    /// A description for keys and messages.
+    pub(crate) fn name(&self, index: usize) -> String {
+        match self {
+            InitStep::Sql(_) => format!("sql #{}", index + 1),
+            InitStep::Closure { name, .. } => name.clone(),
+        }
+    }
+}
+
+/// A PostgreSQL fixture: the official `postgres` image (`postgres:16` by default), configured
+/// through its environment contract (`POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`), made
+/// fast for tests, and brought to a *baseline* once — the state [`clean`](PostgresFixture::clean)
+/// returns to and [isolated databases](PostgresFixture::isolated_database) start from.
+///
+/// Defaults: user `postgres`, password `postgres`, database `test`, durability off
+/// (`fsync`, `synchronous_commit` and `full_page_writes` off: a crash may lose data, a test
+/// doesn't care), data in the image's volume, a pool of 4 pre-cloned databases for isolation.
+///
+/// Ready means the server answers `SELECT 1` over TCP as the configured user (the image prints
+/// its "ready to accept connections" line twice on first start, once for a temporary
+/// socket-only server, so a log line alone is not enough).
+///
+/// ```no_run
+/// use seaworthy_postgres::Postgres;
+///
+/// # async fn demo() -> seaworthy_postgres::Result<()> {
+/// let pg = Postgres::default()
+///     .with_init_sql("CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL)")
+///     .start()
+///     .await?;
+/// let client = pg.client().await?;
+/// client.execute("INSERT INTO users (name) VALUES ('ada')", &[]).await.unwrap();
+/// pg.clean().await?; // the users table is empty again, its id sequence restarted
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Postgres {
+    pub(crate) image: String,
+    pub(crate) user: String,
+    pub(crate) password: String,
+    pub(crate) database: String,
+    pub(crate) init: Vec<InitStep>,
+    pub(crate) durable: bool,
+    pub(crate) tmpfs: bool,
+    pub(crate) settings: Vec<(String, String)>,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) pool_size: usize,
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Postgres::new()
+    }
+}
+
+impl fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Postgres")
+            .field("image", &self.image)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("database", &self.database)
+            .field("init_steps", &self.init.len())
+            .field("durable", &self.durable)
+            .field("tmpfs", &self.tmpfs)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Postgres {
+    /// The default definition (see the type's documentation).
+    pub fn new() -> Self {
+        Postgres {
+            image: "postgres:16".into(),
+            user: "postgres".into(),
+            password: "postgres".into(),
+            database: "test".into(),
+            init: Vec::new(),
+            durable: false,
+            tmpfs: false,
+            settings: Vec::new(),
+            startup_timeout: Duration::from_secs(60),
+            pool_size: 4,
+        }
+    }
+
+    /// Uses another image with the official image's contract (`postgres:15-alpine`, a mirror).
+    /// Image substitution (`seaworthy.toml`, `SEAWORTHY_IMAGE_MAP`) applies to it as well.
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self
+    }
+
+    /// Sets the superuser's name (`POSTGRES_USER`).
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.user = user.into();
+        self
+    }
+
+    /// Sets the superuser's password (`POSTGRES_PASSWORD`).
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = password.into();
+        self
+    }
+
+    /// Sets the database tests use (`POSTGRES_DB`), at most [`MAX_DATABASE_NAME`] bytes.
+    pub fn with_database(mut self, database: impl Into<String>) -> Self {
+        self.database = database.into();
+        self
+    }
+
+    /// Adds SQL (one or more statements) that builds the baseline: migrations, seed data. Init
+    /// steps run once per container, in the order given, before the baseline is recorded; every
+    /// [`clean`](PostgresFixture::clean) returns to the state they left, and every isolated
+    /// database starts from it.
+    pub fn with_init_sql(mut self, sql: impl Into<String>) -> Self {
+        self.init.push(InitStep::Sql(sql.into()));
+        self
+    }
+
+    /// Adds a step of your own to the baseline (run a migration tool, load a dump...). The
+    /// closure gets an [`InitContext`] and runs once per container, in order with the SQL steps;
+    /// `?` works on any error type (it returns [`BoxError`]).
+    /// `name` identifies the step in messages and in the definition's [key](FixtureDefinition::key):
+    /// rename it when the step changes, so a per-run container built by the old step is not reused.
+    ///
+    /// ```no_run
+    /// # use seaworthy_postgres::Postgres;
+    /// let pg = Postgres::default().with_init("seed users", |ctx| async move {
+    ///     for name in ["ada", "grace"] {
+    ///         ctx.client.execute("INSERT INTO users (name) VALUES ($1)", &[&name]).await?;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn with_init<F, Fut>(mut self, name: impl Into<String>, step: F) -> Self
+    where
+        F: Fn(InitContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let run: InitFn = Arc::new(move |ctx| Box::pin(step(ctx)));
+        self.init.push(InitStep::Closure {
+            name: name.into(),
+            run,
+        });
+        self
+    }
+
+    /// `false` (the default) turns off what makes PostgreSQL crash-safe and slow to write:
+    /// `fsync`, `synchronous_commit` and `full_page_writes`. `true` keeps the server's defaults.
+    pub fn with_durability(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// Keeps the data directory on a tmpfs instead of the image's volume: faster writes, nothing
+    /// on disk, but a restarted container starts from an empty cluster (the baseline is
+    /// re-created by the next attach).
+    pub fn with_data_on_tmpfs(mut self, tmpfs: bool) -> Self {
+        self.tmpfs = tmpfs;
+        self
+    }
+
+    /// Sets a server setting at start (`postgres -c name=value`): `max_connections`,
+    /// `log_statement`...
+    pub fn with_setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long start, readiness and the baseline may take together (default 60 s).
+    pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// How many databases cloned from the baseline are kept ready for
+    /// [`isolated_database`](PostgresFixture::isolated_database) (default 4; 0 clones on demand).
+    pub fn with_pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// The image as configured (before substitution).
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The superuser's name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The database tests use.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Starts a fixture for one test; it is removed when dropped. (The same as
+    /// [`FixtureDefinition::start`], with this crate's error.)
+    pub async fn start(&self) -> Result<PostgresFixture> {
+        self.validate()?;
+        let container = self.container_definition().start().await?;
+        PostgresFixture::attach(self.clone(), container).await
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |reason: String| Err(Error::Invalid { reason });
+        if self.user.is_empty() {
+            return invalid("the user name is empty".into());
+        }
+        if self.password.is_empty() {
+            return invalid(
+                "the password is empty (the image refuses to initialise without one)".into(),
+            );
+        }
+        if self.database.is_empty() || self.database.len() > MAX_DATABASE_NAME {
+            return invalid(format!(
+                "database name {:?} must have 1 to {MAX_DATABASE_NAME} bytes",
+                self.database
+            ));
+        }
+        if matches!(
+            self.database.as_str(),
+            "postgres" | "template0" | "template1"
+        ) {
+            return invalid(format!(
+                "database {:?} cannot be the fixture's database: clean() re-creates it",
+                self.database
+            ));
+        }
+        Ok(())
+    }
+
+    /// The server's command line: `postgres` and the `-c` settings.
+    fn command(&self) -> Vec<String> {
+        let mut cmd = vec!["postgres".to_string()];
+        let mut settings: Vec<(String, String)> = Vec::new();
+        if !self.durable {
+            for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+                settings.push((name.into(), "off".into()));
+            }
+        }
+        settings.extend(self.settings.iter().cloned());
+        for (name, value) in settings {
+            cmd.push("-c".into());
+            cmd.push(format!("{name}={value}"));
+        }
+        cmd
+    }
+
+    /// The connection details from a readiness check's point of view.
+    fn ready_check(&self) -> Wait {
+        let (user, password, database) = (
+            self.user.clone(),
+            self.password.clone(),
+            self.database.clone(),
+        );
+        let description = format!("PostgreSQL answering SELECT 1 as {user} on database {database}");
+        Wait::custom(description, move |target: CheckTarget| {
+            let config = target
+                .ports
+                .get(&PORT)
+                .map(|port| connect::config(&target.host, *port, &user, &password, &database));
+            async move {
+                let Some(config) = config else {
+                    return Err(seaworthy::Error::Container {
+                        container: target.name,
+                        reason: format!("port {PORT} is not published"),
+                    });
+                };
+                match connect::probe(&config).await {
+                    connect::Probe::Ready => Ok(true),
+                    connect::Probe::NotYet => Ok(false),
+                    connect::Probe::Refused(message) => Err(seaworthy::Error::Container {
+                        container: target.name,
+                        reason: format!(
+                            "PostgreSQL refused the fixture's credentials: {message} (a data directory initialised with another password?)"
+                        ),
+                    }),
+                }
+            }
+        })
+    }
+
+    /// A key of the init steps: the SQL text and the closures' names.
+    fn init_key(&self) -> String {
+        let mut parts = Vec::new();
+        for (i, step) in self.init.iter().enumerate() {
+            match step {
+                InitStep::Sql(sql) => parts.push(format!("sql:{:016x}", fnv1a(sql.as_bytes()))),
+                InitStep::Closure { .. } => parts.push(format!("fn:{}", step.name(i))),
+            }
+        }
+        parts.join(",")
+    }
+}
+
+impl FixtureDefinition for Postgres {
+    type Fixture = PostgresFixture;
+
+    fn key(&self) -> String {
+        format!(
+            "postgres/v1|{}|{}|{:016x}|{}|durable={}|tmpfs={}|{:?}|{}",
+            self.image,
+            self.user,
+            fnv1a(self.password.as_bytes()),
+            self.database,
+            self.durable,
+            self.tmpfs,
+            self.settings,
+            self.init_key()
+        )
+    }
+
+    fn container_definition(&self) -> ContainerDefinition {
+        let mut def = ContainerDefinition::new(&self.image)
+            .with_env("POSTGRES_USER", &self.user)
+            .with_env("POSTGRES_PASSWORD", &self.password)
+            .with_env("POSTGRES_DB", &self.database)
+            .with_port(PORT)
+            .with_cmd(self.command())
+            .with_startup_timeout(self.startup_timeout);
+        def = match self.validate() {
+            Ok(()) => def.with_wait(self.ready_check()),
+            // Refuse before anything is initialised: the wait fails at once, naming the reason,
+            // and the container is removed.
+            Err(e) => {
+                let reason = e.to_string();
+                def.with_wait(Wait::custom(reason.clone(), move |_| {
+                    let reason = reason.clone();
+                    async move {
+                        Err(seaworthy::Error::Invalid {
+                            kind: "postgres definition",
+                            input: String::new(),
+                            reason,
+                        })
+                    }
+                }))
+            }
+        };
+        if self.tmpfs {
+            def = def.with_tmpfs(DATA_DIR, None);
+        }
+        def
+    }
+
+    fn attach(
+        &self,
+        container: seaworthy::Container,
+    ) -> impl Future<Output = seaworthy::Result<PostgresFixture>> + Send {
+        let definition = self.clone();
+        async move {
+            PostgresFixture::attach(definition, container)
+                .await
+                .map_err(Into::into)
+        }
+    }
+}
+
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_turns_durability_off_by_default() {
+        let cmd = Postgres::default()
+            .with_setting("max_connections", "200")
+            .command();
+        assert_eq!(
+            cmd,
+            [
+                "postgres",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200"
+            ]
+        );
+        assert_eq!(
+            Postgres::default().with_durability(true).command(),
+            ["postgres"]
+        );
+    }
+
+    #[test]
+    fn keys_follow_the_configuration() {
+        let a = Postgres::default().with_init_sql("CREATE TABLE a (id int)");
+        let b = Postgres::default().with_init_sql("CREATE TABLE b (id int)");
+        assert_ne!(a.key(), b.key());
+        assert_eq!(a.key(), a.clone().key());
+        assert!(!a.clone().with_password("s3cret").key().contains("s3cret"));
+        let named =
+            Postgres::default().with_init("seed v1", |_ctx| async { Ok::<(), BoxError>(()) });
+        assert!(named.key().contains("fn:seed v1"));
+    }
+
+    #[test]
+    fn invalid_definitions_are_refused() {
+        assert!(Postgres::default()
+            .with_database("x".repeat(41))
+            .validate()
+            .is_err());
+        assert!(Postgres::default()
+            .with_database("postgres")
+            .validate()
+            .is_err());
+        assert!(Postgres::default().with_password("").validate().is_err());
+        assert!(Postgres::default().validate().is_ok());
+        assert!(!format!("{:?}", Postgres::default().with_password("hunter2")).contains("hunter2"));
+    }
+}

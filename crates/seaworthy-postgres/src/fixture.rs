@@ -1,0 +1,325 @@
+//! [`PostgresFixture`]: a started PostgreSQL with its baseline, connection helpers and inspection.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use seaworthy::{ConnectionInfo, Container, Fixture, Isolation};
+use tokio_postgres::Client;
+
+use crate::baseline::{self, Meta, Names};
+use crate::connect;
+use crate::definition::{Postgres, PORT};
+use crate::error::{Error, Result};
+use crate::inspect::{self, Extension, Table};
+use crate::isolation::{IsolatedDatabase, Pool};
+
+/// A connection the fixture keeps for itself, re-opened when it was closed (by a clean that
+/// re-created the database, a test that terminated it, a container restart).
+pub(crate) struct Slot {
+    database: String,
+    /// Run on every new connection (creates the session's helper functions).
+    setup: Option<String>,
+    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+}
+
+impl Slot {
+    pub(crate) fn new(database: &str, setup: Option<String>) -> Slot {
+        Slot {
+            database: database.to_string(),
+            setup,
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn with_client(database: &str, client: Client) -> Slot {
+        Slot {
+            database: database.to_string(),
+            setup: None,
+            client: tokio::sync::Mutex::new(Some(Arc::new(client))),
+        }
+    }
+
+    /// The open connection, or a new one.
+    pub(crate) async fn get(&self, inner: &Inner) -> Result<Arc<Client>> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref() {
+            if !client.is_closed() {
+                return Ok(client.clone());
+            }
+        }
+        let config = inner.config_for(&self.database)?;
+        let client = connect::connect(&config).await.map_err(|e| {
+            Error::query(
+                &inner.label,
+                format!("connect to database {}", self.database),
+                e,
+            )
+        })?;
+        if let Some(setup) = &self.setup {
+            client.batch_execute(setup).await.map_err(|e| {
+                Error::query(
+                    &inner.label,
+                    format!("prepare a session on database {}", self.database),
+                    e,
+                )
+            })?;
+        }
+        let client = Arc::new(client);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Forgets the connection (the next [`get`](Self::get) opens a new one).
+    pub(crate) async fn reset(&self) {
+        *self.client.lock().await = None;
+    }
+}
+
+/// What a fixture and its isolated databases share.
+pub(crate) struct Inner {
+    pub(crate) container: Container,
+    pub(crate) def: Postgres,
+    pub(crate) names: Names,
+    /// `container (database db)`, for messages.
+    pub(crate) label: String,
+    pub(crate) meta: Meta,
+    /// Connected to the fixture's database; holds the clean function.
+    pub(crate) work: Slot,
+    /// Connected to `postgres`: creates and drops databases and roles.
+    pub(crate) maint: Slot,
+    pub(crate) clean_lock: tokio::sync::Mutex<()>,
+    pub(crate) pool: Pool,
+}
+
+impl Inner {
+    pub(crate) fn config_for(&self, database: &str) -> Result<tokio_postgres::Config> {
+        let port = self.container.host_port(PORT)?;
+        Ok(connect::config(
+            self.container.host(),
+            port,
+            &self.def.user,
+            &self.def.password,
+            database,
+        ))
+    }
+
+    pub(crate) fn connection_for(&self, database: &str) -> Result<ConnectionInfo> {
+        let port = self.container.host_port(PORT)?;
+        Ok(ConnectionInfo::new("postgres", self.container.host(), port)
+            .with_credentials(&self.def.user, Some(self.def.password.clone()))
+            .with_path(database))
+    }
+
+    pub(crate) async fn client_for(&self, database: &str) -> Result<Client> {
+        let config = self.config_for(database)?;
+        connect::connect(&config)
+            .await
+            .map_err(|e| Error::query(&self.label, format!("connect to database {database}"), e))
+    }
+}
+
+/// A started PostgreSQL, at its baseline. Made by [`Postgres::start`], or shared with
+/// [`seaworthy::Shared`].
+///
+/// * Connection helpers: [`connection`](Self::connection) (password redacted when printed),
+///   [`url`](Self::url), [`config`](Self::config), [`client`](Self::client).
+/// * Inspection: [`list_databases`](Self::list_databases), [`list_schemas`](Self::list_schemas),
+///   [`list_tables`](Self::list_tables), [`list_roles`](Self::list_roles),
+///   [`list_extensions`](Self::list_extensions).
+/// * Back to the baseline: [`clean`](Self::clean); a private copy of it per test:
+///   [`isolated_database`](Self::isolated_database).
+///
+/// Cheap to clone: clones share the container and the fixture's connections.
+#[derive(Clone)]
+pub struct PostgresFixture {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PostgresFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresFixture")
+            .field("container", &self.inner.container.name())
+            .field("database", &self.inner.names.database)
+            .field("connection", &self.connection())
+            .finish()
+    }
+}
+
+impl PostgresFixture {
+    /// Wraps a started container: connects (retrying until the server answers, within the
+    /// definition's startup timeout), makes sure the baseline exists, and prepares the clean.
+    pub(crate) async fn attach(def: Postgres, container: Container) -> Result<PostgresFixture> {
+        def.validate()?;
+        let names = Names::new(&def.database);
+        let label = format!("{} (database {})", container.name(), def.database);
+        let deadline = Instant::now() + def.startup_timeout;
+        let host = container.host().to_string();
+        let port = container.host_port(PORT)?;
+        let maint_config = connect::config(&host, port, &def.user, &def.password, "postgres");
+        let maint = connect::connect_until(&maint_config, deadline)
+            .await
+            .map_err(|e| Error::query(&label, "connect", e))?;
+        let meta = baseline::ensure(&maint, &def, &names, &label, &host, port).await?;
+        let template_config =
+            connect::config(&host, port, &def.user, &def.password, &names.template);
+        let template = connect::connect(&template_config).await.map_err(|e| {
+            Error::query(
+                &label,
+                format!("connect to the template {}", names.template),
+                e,
+            )
+        })?;
+        let (tables, sequences) = baseline::read_data(&template).await.map_err(|e| {
+            Error::query(
+                &label,
+                format!("read the baseline from {}", names.template),
+                e,
+            )
+        })?;
+        drop(template);
+        let clean_sql = baseline::clean_function(&meta, &names, &tables, &sequences);
+        tracing::debug!(fixture = %label, tables = tables.len(), sequences = sequences.len(), "postgres fixture attached");
+        let inner = Arc::new(Inner {
+            work: Slot::new(&names.database, Some(clean_sql)),
+            maint: Slot::with_client("postgres", maint),
+            pool: Pool::new(),
+            clean_lock: tokio::sync::Mutex::new(()),
+            container,
+            def,
+            names,
+            label,
+            meta,
+        });
+        // Compiles the clean function now, so a problem shows at start rather than at first clean.
+        inner.work.get(&inner).await?;
+        Ok(PostgresFixture { inner })
+    }
+
+    /// The container PostgreSQL runs in.
+    pub fn container(&self) -> &Container {
+        &self.inner.container
+    }
+
+    /// The database tests use.
+    pub fn database(&self) -> &str {
+        &self.inner.names.database
+    }
+
+    /// The template database holding the baseline (`<db>_baseline`).
+    pub fn template_database(&self) -> &str {
+        &self.inner.names.template
+    }
+
+    /// The superuser's name.
+    pub fn user(&self) -> &str {
+        &self.inner.def.user
+    }
+
+    /// How to reach the database from the host; prints with the password redacted.
+    pub fn connection(&self) -> ConnectionInfo {
+        self.inner
+            .connection_for(&self.inner.names.database)
+            .unwrap_or_else(|_| ConnectionInfo::new("postgres", self.inner.container.host(), 0))
+    }
+
+    /// `postgres://user:password@host:port/db`: hand it to a client, don't print it.
+    pub fn url(&self) -> String {
+        self.connection().url()
+    }
+
+    /// A tokio-postgres configuration for the database.
+    pub fn config(&self) -> Result<tokio_postgres::Config> {
+        self.inner.config_for(&self.inner.names.database)
+    }
+
+    /// A new client connected to the database as the superuser, its connection task running on
+    /// Seaworthy's runtime (so it works from any test's runtime). [`clean`](Self::clean) closes
+    /// every session of the database: connect again after it.
+    pub async fn client(&self) -> Result<Client> {
+        self.inner.client_for(&self.inner.names.database).await
+    }
+
+    /// The databases of the server, without PostgreSQL's templates and Seaworthy's own (the
+    /// baseline template, the pool, isolated databases).
+    pub async fn list_databases(&self) -> Result<Vec<String>> {
+        let client = self.inner.work.get(&self.inner).await?;
+        let all = inspect::databases(&client)
+            .await
+            .map_err(|e| Error::query(&self.inner.label, "list databases", e))?;
+        Ok(all
+            .into_iter()
+            .filter(|d| !self.inner.names.is_internal(d))
+            .collect())
+    }
+
+    /// The schemas of the database, without the system's (`pg_catalog`, `information_schema`,
+    /// `pg_toast`, temporary schemas).
+    pub async fn list_schemas(&self) -> Result<Vec<String>> {
+        let client = self.inner.work.get(&self.inner).await?;
+        inspect::schemas(&client)
+            .await
+            .map_err(|e| Error::query(&self.inner.label, "list schemas", e))
+    }
+
+    /// The tables of the database (ordinary and partitioned), without the system's.
+    pub async fn list_tables(&self) -> Result<Vec<Table>> {
+        let client = self.inner.work.get(&self.inner).await?;
+        inspect::tables(&client)
+            .await
+            .map_err(|e| Error::query(&self.inner.label, "list tables", e))
+    }
+
+    /// The roles (users and groups) of the server, without the predefined `pg_*` roles.
+    pub async fn list_roles(&self) -> Result<Vec<String>> {
+        let client = self.inner.work.get(&self.inner).await?;
+        inspect::roles(&client)
+            .await
+            .map_err(|e| Error::query(&self.inner.label, "list roles", e))
+    }
+
+    /// The extensions installed in the database (`plpgsql` is always there).
+    pub async fn list_extensions(&self) -> Result<Vec<Extension>> {
+        let client = self.inner.work.get(&self.inner).await?;
+        inspect::extensions(&client)
+            .await
+            .map_err(|e| Error::query(&self.inner.label, "list extensions", e))
+    }
+
+    /// A database of its own for one test, cloned from the baseline: see [`IsolatedDatabase`].
+    pub async fn isolated_database(&self) -> Result<IsolatedDatabase> {
+        crate::isolation::checkout(&self.inner).await
+    }
+}
+
+impl Fixture for PostgresFixture {
+    fn kind(&self) -> &str {
+        "postgres"
+    }
+
+    fn container(&self) -> &Container {
+        &self.inner.container
+    }
+
+    fn clean(&self) -> impl std::future::Future<Output = seaworthy::Result<()>> + Send {
+        let this = self.clone();
+        async move {
+            PostgresFixture::clean(&this).await?;
+            Ok(())
+        }
+    }
+
+    fn connection(&self) -> ConnectionInfo {
+        PostgresFixture::connection(self)
+    }
+}
+
+impl Isolation for PostgresFixture {
+    type Isolated = IsolatedDatabase;
+
+    fn isolate(
+        &self,
+    ) -> impl std::future::Future<Output = seaworthy::Result<IsolatedDatabase>> + Send {
+        let this = self.clone();
+        async move { Ok(this.isolated_database().await?) }
+    }
+}
