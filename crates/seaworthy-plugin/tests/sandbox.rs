@@ -21,7 +21,8 @@ static HEALTHY: Shared<PluginFixtureDefinition> = Shared::per_process(memcached_
 
 /// The healthy fixture still starts, takes writes and cleans.
 async fn assert_healthy_plugin_still_works() {
-    let fixture = HEALTHY.get().await.expect("the healthy fixture");
+    // Exclusive: the tests of this file run in parallel and all write and clean this fixture.
+    let fixture = HEALTHY.exclusive().await.expect("the healthy fixture");
     let address = fixture.container().address(11211).unwrap();
     common::memcached(&address, "set alive 0 0 1\r\n1\r\n", |l| l == "STORED").await;
     fixture
