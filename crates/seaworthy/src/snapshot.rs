@@ -434,7 +434,18 @@ pub(crate) async fn restore_here(inner: &Inner, snapshot: &Snapshot) -> Result<(
     for volume in &snapshot.volumes {
         upload_into(inner, volume).await?;
     }
-    crate::container::start_here(inner, wait.as_ref(), deadline).await?;
+    // The old container's port forwarding may take a moment to let go of the host ports we pin:
+    // retry a start refused with "port is already allocated" for up to two seconds.
+    let mut retries = 0;
+    loop {
+        match crate::container::start_here(inner, wait.as_ref(), deadline).await {
+            Err(e) if retries < 20 && e.to_string().contains("port is already allocated") => {
+                retries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => break other?,
+        }
+    }
     tracing::debug!(container = %inner.name, snapshot = %snapshot.name, elapsed = ?started.elapsed(), "restored");
     Ok(())
 }
