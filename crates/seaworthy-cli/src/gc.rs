@@ -50,5 +50,9 @@ pub async fn run(args: GcArgs) -> anyhow::Result<ExitCode> {
         report.kept,
         report.errors.len()
     );
-    Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -3,8 +3,15 @@
 use std::process::Command;
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -26,7 +33,12 @@ fn labelled_container(owner: &str, host: &str) -> String {
 }
 
 fn exists(id: &str) -> bool {
-    Command::new("docker").args(["inspect", id]).output().expect("docker CLI").status.success()
+    Command::new("docker")
+        .args(["inspect", id])
+        .output()
+        .expect("docker CLI")
+        .status
+        .success()
 }
 
 #[test]
@@ -42,11 +54,18 @@ fn gc_removes_resources_of_dead_processes_only() {
     let gc = |extra: &[&str]| {
         let mut args = vec!["gc", "--session", "gc-test"];
         args.extend_from_slice(extra);
-        Command::new(env!("CARGO_BIN_EXE_seaworthy")).args(args).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_seaworthy"))
+            .args(args)
+            .output()
+            .unwrap()
     };
     let out = gc(&[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("removed container"), "{stdout}");
     assert!(!exists(&dead), "the dead process's container survived gc");
     assert!(exists(&alive), "gc removed a live process's container");
