@@ -195,7 +195,11 @@ async fn a_generic_fixture_is_cleaned_by_restoring_its_baseline() {
 async fn a_warm_standby_makes_restore_a_swap_keeping_port_alias_and_data() {
     let web = ContainerDefinition::new(BUSYBOX)
         .with_name("standbyweb")
-        .with_cmd(["sh", "-c", "mkdir -p /www && echo base > /www/v && exec httpd -f -p 80 -h /www"])
+        .with_cmd([
+            "sh",
+            "-c",
+            "mkdir -p /www && echo base > /www/v && exec httpd -f -p 80 -h /www",
+        ])
         .with_port(80)
         .with_wait(Wait::http(80, "/v"))
         .start()
@@ -207,23 +211,51 @@ async fn a_warm_standby_makes_restore_a_swap_keeping_port_alias_and_data() {
     let port = web.host_port(80).unwrap();
     web.wait_for_standby().await.unwrap();
     for round in 0..2 {
-        web.write_file("/www/v", format!("dirty {round}\n"), 0o644).await.unwrap();
-        assert_eq!(reqwest_get(&format!("http://127.0.0.1:{port}/v")).await, format!("dirty {round}\n"));
+        web.write_file("/www/v", format!("dirty {round}\n"), 0o644)
+            .await
+            .unwrap();
+        assert_eq!(
+            reqwest_get(&format!("http://127.0.0.1:{port}/v")).await,
+            format!("dirty {round}\n")
+        );
         let before = web.id();
         web.restore(&snapshot).await.unwrap();
         assert_ne!(web.id(), before, "the standby took over");
         assert_eq!(web.host_port(80).unwrap(), port, "the proxy's port stays");
-        assert_eq!(reqwest_get(&format!("http://127.0.0.1:{port}/v")).await, "base\n");
-        let out = client.exec(Exec::new(["wget", "-q", "-O", "-", "http://standbyweb/v"])).await.unwrap();
-        assert_eq!(out.stdout_text(), "base\n", "the alias moved to the standby: {}", out.stderr_text());
-        assert_eq!(web.inspect().await.unwrap().name.unwrap().trim_start_matches('/'), web.name());
+        assert_eq!(
+            reqwest_get(&format!("http://127.0.0.1:{port}/v")).await,
+            "base\n"
+        );
+        let out = client
+            .exec(Exec::new(["wget", "-q", "-O", "-", "http://standbyweb/v"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.stdout_text(),
+            "base\n",
+            "the alias moved to the standby: {}",
+            out.stderr_text()
+        );
+        assert_eq!(
+            web.inspect()
+                .await
+                .unwrap()
+                .name
+                .unwrap()
+                .trim_start_matches('/'),
+            web.name()
+        );
         web.wait_for_standby().await.unwrap();
     }
 }
 
 #[tokio::test]
 async fn a_snapshot_fixture_with_standby_cleans_by_swapping() {
-    let fixture = SnapshotFixture::new(sleeper().with_port(80)).with_standby(true).start().await.unwrap();
+    let fixture = SnapshotFixture::new(sleeper().with_port(80))
+        .with_standby(true)
+        .start()
+        .await
+        .unwrap();
     let c = fixture.container();
     c.wait_for_standby().await.unwrap();
     let port = c.host_port(80).unwrap();

@@ -469,7 +469,9 @@ async fn dropping_a_stack_removes_it() {
 }
 
 mod as_a_fixture {
-    use seaworthy::{ContainerDefinition, Exec, Fixture, Shared, StackDefinition, StackFixture, Wait};
+    use seaworthy::{
+        ContainerDefinition, Exec, Fixture, Shared, StackDefinition, StackFixture, Wait,
+    };
 
     fn web_and_client() -> StackFixture {
         StackFixture::new(
@@ -477,7 +479,11 @@ mod as_a_fixture {
                 .with_container(
                     "web",
                     ContainerDefinition::new("seaworthy-test/busybox")
-                        .with_cmd(["sh", "-c", "mkdir -p /www && echo base > /www/v && exec httpd -f -p 80 -h /www"])
+                        .with_cmd([
+                            "sh",
+                            "-c",
+                            "mkdir -p /www && echo base > /www/v && exec httpd -f -p 80 -h /www",
+                        ])
                         .with_port(80)
                         .with_wait(Wait::http(80, "/v")),
                 )
@@ -506,7 +512,10 @@ mod as_a_fixture {
         assert!(!client.file_exists("/tmp/dirty").await.unwrap());
         assert_eq!(web.host_port(80).unwrap(), port);
         // The members still reach each other by name after the restore.
-        let out = client.exec(Exec::new(["wget", "-q", "-O", "-", "http://web/v"])).await.unwrap();
+        let out = client
+            .exec(Exec::new(["wget", "-q", "-O", "-", "http://web/v"]))
+            .await
+            .unwrap();
         assert_eq!(out.stdout_text(), "base\n", "{}", out.stderr_text());
     }
 
@@ -517,7 +526,14 @@ mod as_a_fixture {
         let run_owned = || {
             let (engine, run_id) = (session.engine().clone(), run_id.clone());
             async move {
-                seaworthy::gc::list_labelled(&engine, &[("io.seaworthy.session", &run_id), ("io.seaworthy.owner", "run")]).await
+                seaworthy::gc::list_labelled(
+                    &engine,
+                    &[
+                        ("io.seaworthy.session", &run_id),
+                        ("io.seaworthy.owner", "run"),
+                    ],
+                )
+                .await
             }
         };
         let before = run_owned().await.unwrap().len();
