@@ -29,6 +29,11 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 const LOG_TAIL_LINES: usize = 50;
 
 /// A log line pattern that must be seen `times` times.
+///
+/// Lines are matched in the order the engine recorded them. Within one stream that is the order the
+/// container wrote them; between stdout and stderr, lines written at nearly the same moment may be
+/// recorded in either order, so an ordered wait should not rely on the order of two lines written
+/// to different streams back to back.
 #[derive(Debug, Clone)]
 pub struct LogPattern {
     regex: Regex,

@@ -13,7 +13,9 @@ fn script(s: &str) -> ContainerDefinition {
 
 #[tokio::test]
 async fn log_lines_in_order_with_counts() {
-    let c = script("echo a; echo b; echo a; echo c >&2; exec sleep 3600")
+    // The engine orders lines of stdout and stderr by the time it read them: lines written to the
+    // two streams at the same moment may come in either order, so the stderr line comes a little later.
+    let c = script("echo a; echo b; echo a; sleep 0.3; echo c >&2; exec sleep 3600")
         .with_wait(Wait::logs_in_order(vec![
             LogPattern::new("^a$").unwrap(),
             LogPattern::new("^b$").unwrap(),
@@ -63,13 +65,14 @@ async fn log_lines_in_any_order_and_times() {
 #[tokio::test]
 async fn a_timed_out_wait_names_the_condition_and_carries_the_log_tail() {
     let started = Instant::now();
-    let err = script("for i in 1 2 3; do echo line-$i; done; echo oops >&2; exec sleep 3600")
-        .with_name("slow")
-        .with_wait(Wait::log("^never$"))
-        .with_startup_timeout(Duration::from_secs(1))
-        .start()
-        .await
-        .unwrap_err();
+    let err =
+        script("for i in 1 2 3; do echo line-$i; done; sleep 0.3; echo oops >&2; exec sleep 3600")
+            .with_name("slow")
+            .with_wait(Wait::log("^never$"))
+            .with_startup_timeout(Duration::from_secs(1))
+            .start()
+            .await
+            .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     let text = err.to_string();
     assert!(
