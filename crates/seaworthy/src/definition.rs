@@ -126,7 +126,7 @@ pub(crate) struct NetworkJoin {
 /// reported by [`ContainerDefinition::start`], naming the bad string.
 ///
 /// ```no_run
-/// # async fn demo() -> seaworthy::Result<()> {
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use seaworthy::{ContainerDefinition, Wait};
 /// let web = ContainerDefinition::new("seaworthy-test/nginx")
 ///     .with_name("web")
