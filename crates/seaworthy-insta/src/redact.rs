@@ -39,8 +39,10 @@ impl Redactions {
     pub fn common(container: Option<&Container>) -> Redactions {
         let mut filters = Vec::new();
         if let Some(c) = container {
-            filters.push((escape(&c.id()), CONTAINER_ID.to_string()));
-            filters.push((escape(&c.short_id()), CONTAINER_ID.to_string()));
+            // An id made of digits and one `e` (say `1234e5678901`) reads as a number in YAML,
+            // so the serialiser quotes it; the quoted form goes first so that the snapshot text
+            // does not depend on the id the engine happened to pick.
+            filters.extend(id_filters(&[c.id(), c.short_id()]));
             filters.push((escape(c.session().namespace()), "[namespace]".to_string()));
             filters.push((escape(c.session().run_id()), "[session]".to_string()));
         }
@@ -195,6 +197,18 @@ fn workspace_root(manifest_dir: &Path) -> PathBuf {
         .to_path_buf()
 }
 
+/// Filters replacing each id, quoted or bare, with [`CONTAINER_ID`].
+fn id_filters(ids: &[String]) -> Vec<(String, String)> {
+    ids.iter()
+        .flat_map(|id| {
+            [
+                (format!("\"{}\"", escape(id)), CONTAINER_ID.to_string()),
+                (escape(id), CONTAINER_ID.to_string()),
+            ]
+        })
+        .collect()
+}
+
 /// `text` as a regex matching itself.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -230,6 +244,27 @@ mod tests {
         let pattern = regex::Regex::new(&format!("^{}$", escape("sw-1a2b.c+d"))).unwrap();
         assert!(pattern.is_match("sw-1a2b.c+d"));
         assert!(!pattern.is_match("sw-1a2bxc+d"));
+    }
+
+    #[test]
+    fn an_id_that_yaml_quotes_redacts_like_any_other() {
+        let apply = |id: &str, text: &str| {
+            id_filters(&[id.to_string()]).iter().fold(
+                text.to_string(),
+                |out, (regex, replacement)| {
+                    regex::Regex::new(regex)
+                        .unwrap()
+                        .replace_all(&out, replacement.as_str())
+                        .into_owned()
+                },
+            )
+        };
+        let numeric = "1234e5678901";
+        // insta's YAML writer quotes a scalar that would read back as a number.
+        let quoted = format!("hostname: \"{numeric}\"\n");
+        let plain = "hostname: abcdef123456\n";
+        assert_eq!(apply(numeric, &quoted), apply("abcdef123456", plain));
+        assert_eq!(apply("abcdef123456", plain), "hostname: [container-id]\n");
     }
 
     #[test]
