@@ -123,7 +123,13 @@ pub struct NetworkMetadata {
 
 impl ContainerMetadata {
     /// Inspects `container` and normalises the answer, leaving out what Seaworthy itself adds to
-    /// every container: the session's labels, and the alias the engine derives from the id.
+    /// every container: the session's labels, the alias the engine derives from the id, and the
+    /// networks an unnamed container happens to be on. Such a container starts on the engine's
+    /// default bridge while the session has no named container, and joins the session network
+    /// once one exists, so which of the two (or both) it shows depends on what other tests ran
+    /// first; both are left out (the default `bridge`, and the session network when the
+    /// container has no alias there). Networks the container was given, and the session network
+    /// of a named container, stay.
     pub async fn of(container: &Container) -> seaworthy::Result<ContainerMetadata> {
         let mut metadata = ContainerMetadata::from_inspect(container.inspect().await?);
         for key in container.session().labels().keys() {
@@ -133,6 +139,10 @@ impl ContainerMetadata {
         for network in metadata.networks.values_mut() {
             network.aliases.retain(|a| *a != short_id);
         }
+        let session_network = container.session().namespace();
+        metadata.networks.retain(|name, network| {
+            name != "bridge" && !(name == session_network && network.aliases.is_empty())
+        });
         Ok(metadata)
     }
 

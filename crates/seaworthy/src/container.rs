@@ -11,7 +11,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{CreateContainerOptions, StopContainerOptions};
 
-use crate::definition::ContainerDefinition;
+use crate::definition::{ContainerDefinition, SessionNetwork};
 use crate::error::{status_of, Error, Result};
 use crate::reference::ImageRef;
 use crate::session::{on_runtime, ResourceKind, Session};
@@ -127,7 +127,8 @@ pub(crate) async fn create_here(
     };
     let mut attempt = 0;
     loop {
-        let body = create_body(&def, &session, &name).await?;
+        let session_network = session_network_for(&def, &session, Some(&name)).await?;
+        let body = create_body(&def, &session, &name, session_network.as_deref()).await?;
         let started = Instant::now();
         let created = session
             .engine()
@@ -162,7 +163,16 @@ pub(crate) async fn create_here(
                         kept: AtomicBool::new(def.run_scoped),
                     }),
                 };
-                container.join_networks(&def).await?;
+                if session_network.is_none() && def.network_mode.is_none() {
+                    // Created on the default bridge: join the session network if it appeared
+                    // while this container was being created.
+                    if let Some(network) = session.bridge_member_created(&name) {
+                        session.connect_to_network(&network, name.clone()).await?;
+                    }
+                }
+                container
+                    .join_networks(&def, session_network.is_some())
+                    .await?;
                 for (path, source) in &def.copies {
                     crate::files::copy_source_here(&container.inner, path, source).await?;
                 }
@@ -189,18 +199,45 @@ pub(crate) async fn create_here(
                 crate::image::ensure_image(&session, &image, def.pull).await?;
             }
             Err(e) if status_of(&e) == Some(404) => {
+                session.bridge_member_gone(&name);
                 return Err(Error::Image {
                     image: def.image.clone(),
                     reason: format!("cannot create container {name}: {e}"),
-                })
+                });
             }
             Err(e) => {
+                session.bridge_member_gone(&name);
                 return Err(Error::docker(
                     format!("create container {name} from {}", def.image),
                     e,
-                ))
+                ));
             }
         }
+    }
+}
+
+/// The session (or run) network `def` joins at create, if any. An unnamed container created as
+/// `registering` while no session network exists is recorded, to join it once it does; without
+/// `registering`, only an existing network is reported.
+pub(crate) async fn session_network_for(
+    def: &ContainerDefinition,
+    session: &Session,
+    registering: Option<&str>,
+) -> Result<Option<String>> {
+    if def.network_mode.is_some() {
+        return Ok(None);
+    }
+    match def.session_network {
+        SessionNetwork::Never => Ok(None),
+        _ if def.run_scoped => session.run_network_name().await.map(Some),
+        SessionNetwork::Always => session.network_name().await.map(Some),
+        SessionNetwork::Auto if def.name.is_some() || !def.aliases.is_empty() => {
+            session.network_name().await.map(Some)
+        }
+        SessionNetwork::Auto => Ok(match registering {
+            Some(name) => session.session_network_or_wait(name),
+            None => session.existing_session_network(),
+        }),
     }
 }
 
@@ -208,6 +245,7 @@ async fn create_body(
     def: &ContainerDefinition,
     session: &Session,
     name: &str,
+    session_network: Option<&str>,
 ) -> Result<ContainerCreateBody> {
     let mut labels = def.labels.clone();
     labels.extend(if def.run_scoped {
@@ -255,14 +293,10 @@ async fn create_body(
             ..Default::default()
         });
     }
-    let networking_config = if def.join_session_network {
-        // A container shared by the run joins the run's network: a process's network goes
-        // with its process.
-        let network = if def.run_scoped {
-            session.run_network_name().await?
-        } else {
-            session.network_name().await?
-        };
+    let networking_config = if let Some(network) = session_network {
+        // (A container shared by the run joins the run's network: a process's network goes
+        // with its process.)
+        let network = network.to_string();
         let mut aliases = def.aliases.clone();
         if let Some(short) = &def.name {
             aliases.push(short.clone());
@@ -339,9 +373,9 @@ async fn create_body(
 }
 
 impl Container {
-    async fn join_networks(&self, def: &ContainerDefinition) -> Result<()> {
+    async fn join_networks(&self, def: &ContainerDefinition, on_session: bool) -> Result<()> {
         // The first extra network was joined at create when the session network was not.
-        let skip = usize::from(!def.join_session_network && def.network_mode.is_none());
+        let skip = usize::from(!on_session && def.network_mode.is_none());
         for join in def.networks.iter().skip(skip) {
             self.inner
                 .docker()

@@ -111,6 +111,19 @@ pub(crate) enum CopySource {
     HostPath(PathBuf),
 }
 
+/// Whether a container joins the session network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionNetwork {
+    /// When it has a name or aliases (others must reach it), or once the network exists
+    /// (named containers are there to be reached); until then the default bridge, which the
+    /// engine sets up faster.
+    Auto,
+    /// Always ([`ContainerDefinition::on_session_network`]).
+    Always,
+    /// Never ([`ContainerDefinition::without_session_network`] and the network modes).
+    Never,
+}
+
 /// A network to join besides (or instead of) the session network.
 #[derive(Debug, Clone)]
 pub(crate) struct NetworkJoin {
@@ -121,7 +134,8 @@ pub(crate) struct NetworkJoin {
 /// Describes a container: image, configuration, and the wait that says it is ready.
 ///
 /// Defaults: the image is pulled when missing; every container port you publish gets a random
-/// host port; the container joins the session network, reachable there by its name; it is
+/// host port; a container with a name or alias joins the session network, reachable there by
+/// that name (see [`ContainerDefinition::with_name`] for unnamed containers); it is
 /// labelled and named for the session and removed with it. Errors in short forms (`"8080:x"`) are
 /// reported by [`ContainerDefinition::start`], naming the bad string.
 ///
@@ -152,7 +166,7 @@ pub struct ContainerDefinition {
     pub(crate) ports: Vec<PortSpec>,
     pub(crate) mounts: Vec<MountSpec>,
     pub(crate) networks: Vec<NetworkJoin>,
-    pub(crate) join_session_network: bool,
+    pub(crate) session_network: SessionNetwork,
     pub(crate) aliases: Vec<String>,
     pub(crate) network_mode: Option<String>,
     pub(crate) healthcheck: Option<Healthcheck>,
@@ -191,7 +205,7 @@ impl ContainerDefinition {
             ports: Vec::new(),
             mounts: Vec::new(),
             networks: Vec::new(),
-            join_session_network: true,
+            session_network: SessionNetwork::Auto,
             aliases: Vec::new(),
             network_mode: None,
             healthcheck: None,
@@ -242,6 +256,14 @@ impl ContainerDefinition {
 
     /// Names the container. The engine name is namespaced (`sw-<run>-<process>-NAME`); on the
     /// session network, other containers reach it as `NAME`.
+    ///
+    /// The session network (a user-defined bridge with the engine's name resolution) is created
+    /// by the first container of the session that has a name or alias. Every container of the
+    /// session is on it from then on: unnamed containers started before it existed join it
+    /// when it is created, so they reach the named ones. An unnamed container started while no
+    /// named one exists stays on the engine's default bridge, where the engine starts it faster
+    /// (no name resolver to set up; BENCHMARKS.md has the figures); [`ContainerDefinition::on_session_network`] puts it on the session network
+    /// regardless.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -387,24 +409,33 @@ impl ContainerDefinition {
         self
     }
 
+    /// Joins the session network even without a name or alias (by default such a container
+    /// starts on the engine's default bridge, and joins the session network only once a named
+    /// container has created it). Other containers then reach it by its engine name
+    /// ([`Container::name`](crate::Container::name)).
+    pub fn on_session_network(mut self) -> Self {
+        self.session_network = SessionNetwork::Always;
+        self
+    }
+
     /// Keeps the container off the session network (it then joins only the networks given, or the
     /// engine's default bridge when none).
     pub fn without_session_network(mut self) -> Self {
-        self.join_session_network = false;
+        self.session_network = SessionNetwork::Never;
         self
     }
 
     /// Shares the network namespace of `other` (a sidecar: it reaches `other` on localhost).
     pub fn with_network_of(mut self, other: &crate::Container) -> Self {
         self.network_mode = Some(format!("container:{}", other.id()));
-        self.join_session_network = false;
+        self.session_network = SessionNetwork::Never;
         self
     }
 
     /// Sets the engine network mode directly (`host`, `none`, `container:<id>`).
     pub fn with_network_mode(mut self, mode: impl Into<String>) -> Self {
         self.network_mode = Some(mode.into());
-        self.join_session_network = false;
+        self.session_network = SessionNetwork::Never;
         self
     }
 

@@ -70,6 +70,17 @@ struct Tracker {
     idle: Condvar,
 }
 
+/// The containers that started on the engine's default bridge because no session network existed
+/// yet, and must join it once it does (so that they reach the named containers that need it, and
+/// those reach them).
+#[derive(Default)]
+struct BridgeMembers {
+    /// The session network once it exists (mirrors `SessionInner::network`, without awaiting).
+    network: Option<String>,
+    /// Engine names, with whether the container has been created yet.
+    members: Vec<(String, bool)>,
+}
+
 pub(crate) struct SessionInner {
     run_id: String,
     owner: String,
@@ -80,6 +91,7 @@ pub(crate) struct SessionInner {
     keep: bool,
     tracker: Tracker,
     network: tokio::sync::Mutex<Option<String>>,
+    bridge: Mutex<BridgeMembers>,
     volumes: tokio::sync::Mutex<HashMap<String, String>>,
     pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     present_images: Mutex<std::collections::HashSet<String>>,
@@ -180,6 +192,7 @@ impl Session {
             keep,
             tracker: Tracker::default(),
             network: tokio::sync::Mutex::new(None),
+            bridge: Mutex::new(BridgeMembers::default()),
             volumes: tokio::sync::Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
             present_images: Mutex::new(Default::default()),
@@ -404,6 +417,7 @@ impl Session {
             }
         }
         *self.0.network.lock().await = None;
+        self.bridge().network = None;
         self.0.volumes.lock().await.clear();
         // The volume data of this session's snapshots (kept snapshots are named `kept-…`).
         let prefix = format!("{}-", self.0.namespace);
@@ -417,8 +431,10 @@ impl Session {
         errors
     }
 
-    /// The session's bridge network, created on first use. Every container of this session joins
-    /// it unless told otherwise and is reachable there by its name.
+    /// The session's bridge network, created on first use (by the first container with a name
+    /// or alias, or by this call). From then on every container of this session is on it unless
+    /// told otherwise, reachable there by its name: the containers started on the default bridge
+    /// before it existed join it as it is created.
     pub async fn network_name(&self) -> Result<String> {
         let session = self.clone();
         on_runtime(async move {
@@ -444,6 +460,36 @@ impl Session {
             session.track(ResourceKind::Network, &created.id, &name);
             tracing::debug!(network = %name, elapsed = ?started.elapsed(), "created the session network");
             *slot = Some(name.clone());
+            // The containers already on the default bridge join now (those still being created
+            // join themselves when their create returns; see `bridge_member_created`).
+            let waiting: Vec<String> = {
+                let mut bridge = session.bridge();
+                bridge.network = Some(name.clone());
+                let (created, creating) = std::mem::take(&mut bridge.members)
+                    .into_iter()
+                    .partition(|(_, created)| *created);
+                bridge.members = creating;
+                created.into_iter().map(|(n, _)| n).collect()
+            };
+            let live: std::collections::HashSet<String> = session
+                .0
+                .tracker
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&ResourceKind::Container)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            let joins = waiting
+                .into_iter()
+                .filter(|n| live.contains(n))
+                .map(|container| session.connect_to_network(&name, container));
+            for joined in futures_util::future::join_all(joins).await {
+                if let Err(e) = joined {
+                    tracing::warn!("an earlier container stays off the session network: {e}");
+                }
+            }
+            tracing::debug!(network = %name, elapsed = ?started.elapsed(), "the earlier containers joined the session network");
             Ok(name)
         })
         .await
@@ -493,6 +539,72 @@ impl Session {
     /// Forgets the session network (after the engine lost it), so the next use recreates it.
     pub(crate) async fn forget_network(&self) {
         *self.0.network.lock().await = None;
+        self.bridge().network = None;
+    }
+
+    fn bridge(&self) -> std::sync::MutexGuard<'_, BridgeMembers> {
+        self.0.bridge.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session network if it exists; otherwise `None`, and the container about to be created
+    /// as `name` on the default bridge joins it once it exists.
+    pub(crate) fn session_network_or_wait(&self, name: &str) -> Option<String> {
+        let mut bridge = self.bridge();
+        if bridge.network.is_some() {
+            return bridge.network.clone();
+        }
+        if !bridge.members.iter().any(|(n, _)| n == name) {
+            bridge.members.push((name.to_string(), false));
+        }
+        None
+    }
+
+    /// The session network if it exists, without creating it.
+    pub(crate) fn existing_session_network(&self) -> Option<String> {
+        self.bridge().network.clone()
+    }
+
+    /// Records that the container `name`, created on the default bridge, now exists; returns the
+    /// session network when it appeared in the meantime (the container must then join it).
+    pub(crate) fn bridge_member_created(&self, name: &str) -> Option<String> {
+        let mut bridge = self.bridge();
+        let position = bridge.members.iter().position(|(n, _)| n == name)?;
+        if bridge.network.is_some() {
+            bridge.members.remove(position);
+            return bridge.network.clone();
+        }
+        bridge.members[position].1 = true;
+        None
+    }
+
+    /// Forgets a default-bridge container (its create failed, or it was removed).
+    pub(crate) fn bridge_member_gone(&self, name: &str) {
+        self.bridge().members.retain(|(n, _)| n != name);
+    }
+
+    /// Connects the container `container` to `network`, without aliases. A container removed in
+    /// the meantime is not an error.
+    pub(crate) async fn connect_to_network(&self, network: &str, container: String) -> Result<()> {
+        let joined = self
+            .0
+            .engine
+            .docker()
+            .connect_network(
+                network,
+                bollard::models::NetworkConnectRequest {
+                    container: container.clone(),
+                    endpoint_config: Some(Default::default()),
+                },
+            )
+            .await;
+        match joined {
+            Ok(()) => Ok(()),
+            Err(e) if crate::error::status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(Error::docker(
+                format!("connect container {container} to network {network}"),
+                e,
+            )),
+        }
     }
 
     /// The engine name of the session volume the user calls `name`, created on first use.

@@ -205,7 +205,7 @@ async fn prepare(inner: &Inner, snapshot: &Snapshot) -> Result<Ready> {
         rand::random::<u32>() & 0xff_ffff
     ));
     def.copies.clear();
-    def.join_session_network = false;
+    def.session_network = crate::definition::SessionNetwork::Never;
     def.networks.clear();
     def.network_mode = None;
     def.aliases.clear();
@@ -285,12 +285,9 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
         rand::random::<u32>() & 0xff_ffff
     );
     let mut joins: Vec<(String, Vec<String>)> = Vec::new();
-    if inner.definition.join_session_network && inner.definition.network_mode.is_none() {
-        let network = if inner.definition.run_scoped {
-            inner.session.run_network_name().await?
-        } else {
-            inner.session.network_name().await?
-        };
+    if let Some(network) =
+        crate::container::session_network_for(&inner.definition, &inner.session, None).await?
+    {
         let mut aliases = inner.definition.aliases.clone();
         aliases.extend(inner.definition.name.clone());
         joins.push((network, aliases));

@@ -194,6 +194,100 @@ async fn containers_on_the_session_network_reach_each_other_by_name() {
     assert!(out.success(), "{}", out.stderr_text());
 }
 
+/// The networks a container is attached to, by engine name.
+async fn networks_of(c: &seaworthy::Container) -> Vec<String> {
+    let mut names: Vec<String> = c
+        .inspect()
+        .await
+        .unwrap()
+        .network_settings
+        .and_then(|n| n.networks)
+        .map(|n| n.into_keys().collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn unnamed_containers_join_the_session_network_once_a_named_one_exists() {
+    let session = Session::connect_to("unix:///var/run/docker.sock")
+        .await
+        .unwrap();
+    let network = session.namespace().to_string();
+    // Alone, an unnamed container starts on the engine's default bridge, and no session
+    // network is created for it.
+    let early = sleeper().start_in(&session).await.unwrap();
+    assert_eq!(networks_of(&early).await, vec!["bridge".to_string()]);
+    let docker = session.engine().docker();
+    assert!(docker.inspect_network(&network, None).await.is_err());
+    assert_eq!(session.live_count(ResourceKind::Network), 0);
+    // A named container creates the session network; the earlier one joins it, and each
+    // reaches the other by name.
+    let named = sleeper()
+        .with_name("named")
+        .start_in(&session)
+        .await
+        .unwrap();
+    assert_eq!(networks_of(&named).await, vec![network.clone()]);
+    assert_eq!(
+        networks_of(&early).await,
+        vec!["bridge".to_string(), network.clone()]
+    );
+    let out = early
+        .exec(Exec::new(["ping", "-c", "1", "-W", "2", "named"]))
+        .await
+        .unwrap();
+    assert!(out.success(), "{}{}", out.stdout_text(), out.stderr_text());
+    let out = named
+        .exec(Exec::new(["ping", "-c", "1", "-W", "2", early.name()]))
+        .await
+        .unwrap();
+    assert!(out.success(), "{}{}", out.stdout_text(), out.stderr_text());
+    // Unnamed containers started from then on are on it at once.
+    let late = sleeper().start_in(&session).await.unwrap();
+    assert_eq!(networks_of(&late).await, vec![network.clone()]);
+    let out = late
+        .exec(Exec::new(["ping", "-c", "1", "-W", "2", "named"]))
+        .await
+        .unwrap();
+    assert!(out.success(), "{}{}", out.stdout_text(), out.stderr_text());
+    let errors = session.teardown().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(docker.inspect_network(&network, None).await.is_err());
+}
+
+#[tokio::test]
+async fn on_session_network_puts_an_unnamed_container_there_at_once() {
+    let session = Session::connect_to("unix:///var/run/docker.sock")
+        .await
+        .unwrap();
+    let server = ContainerDefinition::new(BUSYBOX)
+        .on_session_network()
+        .with_cmd([
+            "sh",
+            "-c",
+            "mkdir /www && echo pong > /www/ping && exec httpd -f -p 80 -h /www",
+        ])
+        .with_port(80)
+        .with_wait(Wait::http(80, "/ping"))
+        .start_in(&session)
+        .await
+        .unwrap();
+    assert_eq!(
+        networks_of(&server).await,
+        vec![session.namespace().to_string()]
+    );
+    let client = sleeper().start_in(&session).await.unwrap();
+    let url = format!("http://{}/ping", server.name());
+    let out = client
+        .exec(Exec::new(["wget", "-q", "-O", "-", &url]))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "pong\n", "stderr: {}", out.stderr_text());
+    let errors = session.teardown().await;
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 #[tokio::test]
 async fn user_networks_with_aliases() {
     let net = NetworkDefinition::new("backend").create().await.unwrap();
