@@ -1,6 +1,8 @@
 //! Where a busybox start-to-ready goes: Seaworthy on its session network and on the engine's
 //! default bridge, the bare engine calls on each, and testcontainers — alternating, medians; then
-//! the same for 8 containers started concurrently.
+//! the same for 8 containers started concurrently. (An unnamed container, like these, starts on
+//! the default bridge unless the session network already exists; this example creates it first
+//! and picks each side's network explicitly.)
 //!
 //! `cargo run --release -p seaworthy-compare --example start_breakdown [RUNS]`
 //! (`RUST_LOG=seaworthy=debug` adds the library's own timings per step).
@@ -28,7 +30,7 @@ fn seaworthy(session_network: bool) -> ContainerDefinition {
         .with_cmd(["sh", "-c", SCRIPT])
         .with_wait(Wait::log("^ready$"));
     if session_network {
-        def
+        def.on_session_network()
     } else {
         def.without_session_network()
     }
