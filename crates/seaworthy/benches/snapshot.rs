@@ -6,6 +6,10 @@
 //! * `postgres.restore`: restore of that snapshot until PostgreSQL is ready again, against a fresh
 //!   start-to-ready of the same image (initdb, first start) as the baseline.
 //! * `postgres.restore_standby`: the same restore with a warm standby ready: a swap (target ≤ 50 ms).
+//!   The container has no name, so it is on the default bridge and the swap moves no network
+//!   endpoint.
+//! * `postgres.restore_standby_named`: the same for a container with a name and an alias on the
+//!   session network: the swap also moves those (disconnect, connect).
 //! * `postgres.restart`: `docker restart` of the same container until ready, for reference.
 
 use std::time::{Duration, Instant};
@@ -59,25 +63,29 @@ async fn fresh_start() -> Container {
     c
 }
 
+/// Starts `def` and loads the 100k rows.
+async fn loaded(def: ContainerDefinition) -> Container {
+    let c = def.start().await.expect("start postgres");
+    until_ready(&c).await;
+    let out = c
+        .exec(Exec::new([
+            "psql",
+            "-U",
+            "postgres",
+            "-q",
+            "-c",
+            "CREATE TABLE rows (id bigint PRIMARY KEY, payload text); \
+             INSERT INTO rows SELECT g, md5(g::text) FROM generate_series(1, 100000) g; CHECKPOINT;",
+        ]))
+        .await
+        .expect("load rows");
+    assert!(out.success(), "{}", out.stderr_text());
+    c
+}
+
 fn main() {
     let mut suite = Suite::new("snapshot");
-    let pg = suite.block_on(async {
-        let c = fresh_start().await;
-        let out = c
-            .exec(Exec::new([
-                "psql",
-                "-U",
-                "postgres",
-                "-q",
-                "-c",
-                "CREATE TABLE rows (id bigint PRIMARY KEY, payload text); \
-                 INSERT INTO rows SELECT g, md5(g::text) FROM generate_series(1, 100000) g; CHECKPOINT;",
-            ]))
-            .await
-            .expect("load rows");
-        assert!(out.success(), "{}", out.stderr_text());
-        c
-    });
+    let pg = suite.block_on(loaded(postgres()));
     let pg = std::sync::Arc::new(pg);
 
     let snapshot = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -139,6 +147,27 @@ fn main() {
                 pg.wait_for_standby().await.expect("standby ready");
                 let t = Instant::now();
                 pg.restore(&snap).await.expect("restore by swap");
+                t.elapsed()
+            }
+        });
+    }
+    {
+        // The same swap for a container other containers reach by name: the standby also takes
+        // over its name and alias on the session network (which this container creates; the
+        // unnamed one above was alone on the default bridge until now).
+        let named = suite.block_on(loaded(postgres().with_name("db").with_alias("database")));
+        let named = std::sync::Arc::new(named);
+        let snap = suite.block_on(async {
+            let snap = named.snapshot("bench-named").await.expect("snapshot");
+            named.enable_standby(&snap).await.expect("enable standby");
+            snap
+        });
+        suite.measure("postgres.restore_standby_named", 10, move || {
+            let (named, snap) = (named.clone(), snap.clone());
+            async move {
+                named.wait_for_standby().await.expect("standby ready");
+                let t = Instant::now();
+                named.restore(&snap).await.expect("restore by swap");
                 t.elapsed()
             }
         });

@@ -299,12 +299,35 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
             .iter()
             .map(|j| (j.network.clone(), j.aliases.clone())),
     );
-    let rename_old = docker.rename_container(
-        &old_id,
-        RenameContainerOptions {
-            name: retired.clone(),
-        },
-    );
+    // The renames must follow each other (one name), but the network calls need not wait for
+    // them, nor for each other: all of it is one round of engine calls. While it runs, a peer
+    // resolving an alias may still get the old container; once restore returns, only the
+    // standby holds the name and the aliases.
+    let renames = async {
+        docker
+            .rename_container(
+                &old_id,
+                RenameContainerOptions {
+                    name: retired.clone(),
+                },
+            )
+            .await
+            .map_err(|e| Error::docker(format!("rename container {} aside", inner.name), e))?;
+        docker
+            .rename_container(
+                &ready.id,
+                RenameContainerOptions {
+                    name: inner.name.clone(),
+                },
+            )
+            .await
+            .map_err(|e| {
+                Error::docker(
+                    format!("rename standby {} to {}", ready.name, inner.name),
+                    e,
+                )
+            })
+    };
     let disconnect_old = futures_util::future::join_all(joins.iter().map(|(network, _)| {
         docker.disconnect_network(
             network,
@@ -314,16 +337,6 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
             },
         )
     }));
-    let phase = Instant::now();
-    let (renamed, _) = tokio::join!(rename_old, disconnect_old);
-    tracing::debug!(elapsed = ?phase.elapsed(), "standby swap: old container renamed and disconnected");
-    renamed.map_err(|e| Error::docker(format!("rename container {} aside", inner.name), e))?;
-    let rename_standby = docker.rename_container(
-        &ready.id,
-        RenameContainerOptions {
-            name: inner.name.clone(),
-        },
-    );
     let connect = futures_util::future::join_all(joins.iter().map(|(network, aliases)| {
         docker.connect_network(
             network,
@@ -337,14 +350,9 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
         )
     }));
     let phase = Instant::now();
-    let (renamed, connected) = tokio::join!(rename_standby, connect);
-    tracing::debug!(elapsed = ?phase.elapsed(), "standby swap: standby renamed and connected");
-    renamed.map_err(|e| {
-        Error::docker(
-            format!("rename standby {} to {}", ready.name, inner.name),
-            e,
-        )
-    })?;
+    let (renamed, _, connected) = tokio::join!(renames, disconnect_old, connect);
+    tracing::debug!(elapsed = ?phase.elapsed(), networks = joins.len(), "standby swap: renamed, networks moved");
+    renamed?;
     for c in connected {
         c.map_err(|e| {
             Error::docker(

@@ -201,7 +201,8 @@ async fn sigkill_leaves_nothing_of_the_session_15s_after_death() {
     let mut ids = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(pid) = line.strip_prefix("PID=") {
+        // The shell's echo may land after libtest's "test child ... " on the same line.
+        if let Some((_, pid)) = line.split_once("PID=") {
             test_pid = Some(pid.trim().parse::<i32>().unwrap());
             continue;
         }
