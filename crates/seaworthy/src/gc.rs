@@ -275,6 +275,16 @@ fn kept_ids() -> Vec<String> {
 
 const ENV_REAPER: &str = "SEAWORTHY_REAPER";
 
+/// How long a reaper keeps trying to reach the engine and remove what its owner left:
+/// `SEAWORTHY_REAPER_PATIENCE` seconds, 10 minutes by default.
+fn reaper_patience() -> Duration {
+    std::env::var("SEAWORTHY_REAPER_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(600))
+}
+
 /// Starts this process's reaper (once), unless `SEAWORTHY_REAPER=off` or resources are kept.
 pub(crate) fn spawn_reaper(endpoint: &str, run_id: &str, owner: &str, runner: &str) {
     if std::env::var(ENV_REAPER).is_ok_and(|v| v == "off" || v == "0") {
@@ -345,42 +355,87 @@ fn run_reaper() -> i32 {
         return 3;
     };
     rt.block_on(async move {
-        let Ok(engine) = Engine::connect_to(&endpoint).await else {
-            eprintln!("reaper: cannot reach {endpoint}");
-            return 4;
-        };
         let started = Instant::now();
+        // The engine may be down or restarting right now (a restart is often what killed the
+        // tests): keep trying, backing off, for a while.
+        let deadline = started + reaper_patience();
+        let mut pause = Duration::from_millis(200);
+        let mut retry = |what: &str, e: &dyn std::fmt::Display| {
+            eprintln!("reaper: {what}: {e}; trying again in {pause:?}");
+            let wait = pause;
+            pause = (pause * 2).min(Duration::from_secs(2));
+            (Instant::now() + wait < deadline).then_some(wait)
+        };
+        let engine = loop {
+            match Engine::connect_to(&endpoint).await {
+                Ok(engine) => break engine,
+                Err(e) => match retry(&format!("cannot reach {endpoint}"), &e) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return 4,
+                },
+            }
+        };
         let kept = kept_ids();
         let keep = |r: &LabelledResource| kept.iter().any(|k| r.id.starts_with(k.as_str()));
-        let mut report = GcReport::default();
-        if let Ok(found) = list_labelled(&engine, &[(LABEL_OWNER, &owner)]).await {
-            remove_all(
-                &engine,
-                found.into_iter().filter(|r| !keep(r)).collect(),
-                &mut report,
-            )
-            .await;
+        // What the owner left, listed again after each pass until nothing is left.
+        let mut removed = 0;
+        loop {
+            let failure = match list_labelled(&engine, &[(LABEL_OWNER, &owner)]).await {
+                Ok(found) => {
+                    let found: Vec<_> = found.into_iter().filter(|r| !keep(r)).collect();
+                    if found.is_empty() {
+                        break;
+                    }
+                    let mut report = GcReport::default();
+                    remove_all(&engine, found, &mut report).await;
+                    removed += report.removed.len();
+                    match report.errors.first() {
+                        None => continue,
+                        Some(e) => e.to_string(),
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            match retry("cannot remove what the owner left", &failure) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return 5,
+            }
         }
         eprintln!(
-            "reaper: owner {owner} is gone; removed {} resources in {:?} ({} errors)",
-            report.removed.len(),
+            "reaper: owner {owner} is gone; removed {removed} resources in {:?}",
             started.elapsed(),
-            report.errors.len()
         );
         // Resources shared by the run live until the runner is gone.
         loop {
-            let shared = list_labelled(&engine, &[(LABEL_SESSION, &run), (LABEL_OWNER, OWNER_RUN)])
-                .await
-                .unwrap_or_default();
+            let shared =
+                match list_labelled(&engine, &[(LABEL_SESSION, &run), (LABEL_OWNER, OWNER_RUN)])
+                    .await
+                {
+                    Ok(shared) => shared,
+                    Err(e) => {
+                        match retry("cannot list the run's shared resources", &e) {
+                            Some(wait) => tokio::time::sleep(wait).await,
+                            None => return 6,
+                        }
+                        continue;
+                    }
+                };
             if shared.is_empty() {
                 return 0;
             }
             if !process_alive(&runner) {
-                let mut report = GcReport::default();
                 // Everything of the run: shared containers, and whatever else is left.
-                let all = list_labelled(&engine, &[(LABEL_SESSION, &run)])
-                    .await
-                    .unwrap_or_default();
+                let all = match list_labelled(&engine, &[(LABEL_SESSION, &run)]).await {
+                    Ok(all) => all,
+                    Err(e) => {
+                        match retry("cannot list the run's resources", &e) {
+                            Some(wait) => tokio::time::sleep(wait).await,
+                            None => return 6,
+                        }
+                        continue;
+                    }
+                };
+                let mut report = GcReport::default();
                 remove_all(
                     &engine,
                     all.into_iter().filter(|r| !keep(r)).collect(),
@@ -391,7 +446,15 @@ fn run_reaper() -> i32 {
                     "reaper: runner {runner} is gone; removed {} shared resources",
                     report.removed.len()
                 );
-                return 0;
+                if report.errors.is_empty() {
+                    return 0;
+                }
+                // Listed again on the next pass; what failed is tried again.
+                match retry("cannot remove the run's resources", &report.errors[0]) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return 6,
+                }
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -64,6 +64,11 @@ async fn child() {
             );
             tokio::time::sleep(Duration::from_secs(120)).await;
         }
+        "own_only" => {
+            let own = sleeper().start().await.unwrap();
+            println!("ID={}", own.id());
+            tokio::time::sleep(Duration::from_secs(120)).await;
+        }
         other => panic!("unknown SW_CHILD mode {other}"),
     }
 }
@@ -242,6 +247,104 @@ async fn sigkill_leaves_nothing_of_the_session_15s_after_death() {
     eprintln!(
         "everything of the killed session was removed {:?} after SIGKILL",
         died.elapsed()
+    );
+}
+
+/// A Unix socket that forwards to the engine's, for as long as it lives: a way to make the
+/// engine unreachable for one process without stopping it.
+struct EngineForwarder {
+    path: std::path::PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EngineForwarder {
+    fn start(path: &std::path::Path) -> EngineForwarder {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let task = tokio::spawn(async move {
+            // Dropped with the task: every forwarded connection ends with it.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut engine) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut engine).await;
+                    }
+                });
+            }
+        });
+        EngineForwarder {
+            path: path.to_path_buf(),
+            task,
+        }
+    }
+}
+
+impl Drop for EngineForwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+// Multi-threaded: the forwarder keeps serving while this test blocks reading the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_waits_for_an_engine_that_is_unreachable_when_its_owner_dies() {
+    let session = Session::global().await.unwrap();
+    let run = format!("unreachable{:08x}", rand_u32());
+    let socket = std::env::temp_dir().join(format!("{run}.sock"));
+    let forwarder = EngineForwarder::start(&socket);
+    let mut child = child_command("own_only")
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("SEAWORTHY_SESSION", &run)
+        .spawn()
+        .unwrap();
+    let id = read_ids(&mut child).remove(0);
+    assert!(container_exists(&session, &id).await);
+    // The engine becomes unreachable for the child and its reaper; then the child dies.
+    drop(forwarder);
+    child.kill().unwrap();
+    let _ = child.wait();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still_there = container_exists(&session, &id).await;
+    // The engine answers again: the reaper, still trying, removes the container.
+    let _forwarder = EngineForwarder::start(&socket);
+    let back = Instant::now();
+    let mut gone = false;
+    while back.elapsed() < Duration::from_secs(15) {
+        if !container_exists(&session, &id).await {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !gone {
+        let _ = session
+            .engine()
+            .docker()
+            .remove_container(
+                &id,
+                Some(
+                    seaworthy::bollard::query_parameters::RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    },
+                ),
+            )
+            .await;
+    }
+    assert!(
+        still_there,
+        "the container went while the engine was unreachable"
+    );
+    assert!(
+        gone,
+        "the reaper did not remove the container within 15 s of the engine answering again"
+    );
+    eprintln!(
+        "removed {:?} after the engine answered again",
+        back.elapsed()
     );
 }
 
