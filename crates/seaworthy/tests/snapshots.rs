@@ -21,13 +21,30 @@ fn postgres() -> ContainerDefinition {
         .with_startup_timeout(Duration::from_secs(90))
 }
 
+/// Runs `sql`; while PostgreSQL is still recovering (it listens on 5432 before it accepts
+/// queries, so the TCP wait can pass first after a restore of a crash-consistent snapshot),
+/// tries again, for up to 60 s.
 async fn psql(c: &seaworthy::Container, sql: &str) -> String {
-    let out = c
-        .exec(Exec::new(["psql", "-U", "postgres", "-tA", "-c", sql]).env("PGPASSWORD", "secret"))
-        .await
-        .unwrap();
-    assert!(out.success(), "{sql}: {}", out.stderr_text());
-    out.stdout_text().trim().to_string()
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = c
+            .exec(
+                Exec::new(["psql", "-U", "postgres", "-tA", "-c", sql]).env("PGPASSWORD", "secret"),
+            )
+            .await
+            .unwrap();
+        if !out.success()
+            && out
+                .stderr_text()
+                .contains("the database system is starting up")
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert!(out.success(), "{sql}: {}", out.stderr_text());
+        return out.stdout_text().trim().to_string();
+    }
 }
 
 #[tokio::test]
