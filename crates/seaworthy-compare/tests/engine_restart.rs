@@ -129,21 +129,26 @@ async fn after_an_engine_restart_errors_are_clear_nothing_hangs_and_the_next_fix
 
     // While the engine is down, calls fail at once and say what they were for.
     let asked = Instant::now();
-    let err = c.exec(Exec::new(["true"])).await.unwrap_err().to_string();
+    let err = c.exec(Exec::new(["true"])).await.unwrap_err();
     assert!(
         asked.elapsed() < Duration::from_secs(5),
         "{:?}",
         asked.elapsed()
     );
+    assert!(err.is_engine_unavailable(), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains(&name), "names the container: {err}");
+    assert!(err.contains("is dockerd running?"), "says why: {err}");
     eprintln!("exec while down: {err}");
     let asked = Instant::now();
-    let err = sleeper().start_in(&session).await.unwrap_err().to_string();
+    let err = sleeper().start_in(&session).await.unwrap_err();
     assert!(
         asked.elapsed() < Duration::from_secs(5),
         "{:?}",
         asked.elapsed()
     );
+    assert!(err.is_engine_unavailable(), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains(BUSYBOX) || err.contains("container"), "{err}");
     eprintln!("start while down: {err}");
 

@@ -51,7 +51,7 @@ impl StackDefinition {
     /// cycles are found here, before anything is created.
     ///
     /// ```no_run
-    /// # async fn demo() -> seaworthy::Result<()> {
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     /// use seaworthy::StackDefinition;
     /// let stack = StackDefinition::from_compose_file("tests/compose/app/compose.yaml")?
     ///     .start()

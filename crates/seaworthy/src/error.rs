@@ -23,7 +23,7 @@ pub enum Error {
     },
 
     /// A Docker API call failed.
-    #[error("{action} failed: {source}")]
+    #[error("{action} failed: {source}{}", engine_hint(source))]
     Docker {
         /// What was being done, naming the resource (`create container sw-1a2b-web`).
         action: String,
@@ -190,6 +190,17 @@ impl Error {
         }
     }
 
+    /// True when the engine could not be reached at all: not running, stopped or restarting
+    /// since the session connected, or its socket gone (as opposed to an engine that answered
+    /// with an error).
+    pub fn is_engine_unavailable(&self) -> bool {
+        match self {
+            Error::EngineUnavailable { .. } => true,
+            Error::Docker { source, .. } => unreachable_engine(source),
+            _ => false,
+        }
+    }
+
     /// True when the engine answered 404 (no such container, image, network or volume).
     pub fn is_not_found(&self) -> bool {
         self.docker_status() == Some(404) || matches!(self, Error::NotFound { .. })
@@ -201,5 +212,69 @@ pub(crate) fn status_of(err: &bollard::errors::Error) -> Option<u16> {
     match err {
         bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
+    }
+}
+
+/// Whether `err` says the engine could not be reached (connection refused, socket missing or
+/// reset), rather than that it answered.
+fn unreachable_engine(err: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as B;
+    match err {
+        B::SocketNotFoundError(_) => return true,
+        // Transparent: its `source()` is the I/O error's own source, so look at it here.
+        B::IOError { err } => return io_unreachable(err),
+        _ => {}
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io_unreachable(io);
+        }
+        cause = e.source();
+    }
+    false
+}
+
+fn io_unreachable(io: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        io.kind(),
+        K::ConnectionRefused | K::NotFound | K::ConnectionReset | K::BrokenPipe
+    )
+}
+
+/// The hint added to a failed API call whose engine could not be reached.
+fn engine_hint(err: &bollard::errors::Error) -> &'static str {
+    if unreachable_engine(err) {
+        " (the Docker engine cannot be reached: is dockerd running?)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_that_cannot_be_reached_is_told_apart_from_one_that_answered() {
+        let refused = Error::docker(
+            "create container sw-1-web",
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+        );
+        assert!(refused.is_engine_unavailable());
+        assert!(
+            refused.to_string().contains("is dockerd running?"),
+            "{refused}"
+        );
+        let answered = Error::docker(
+            "create container sw-1-web",
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message: "no such image".into(),
+            },
+        );
+        assert!(!answered.is_engine_unavailable());
+        assert!(!answered.to_string().contains("dockerd"), "{answered}");
     }
 }

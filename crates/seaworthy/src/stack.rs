@@ -30,7 +30,7 @@
 //!   answers to the member's name, the member itself to `NAME-origin`, where the proxy forwards.
 //!
 //! ```no_run
-//! # async fn demo() -> seaworthy::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use seaworthy::{ContainerDefinition, DependsOn, Healthcheck, StackDefinition, StackMember, Wait};
 //! let stack = StackDefinition::new("shop")
 //!     .with_member(StackMember::new(
