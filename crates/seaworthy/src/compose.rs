@@ -22,7 +22,7 @@ impl StackDefinition {
     /// What is imported:
     ///
     /// - top level: `services`, `networks` (`driver`, `internal`, `labels`), `volumes` (`driver`,
-    ///   `labels`), `name` (the stack's name; else the directory's name, as compose does);
+    ///   `driver_opts`, `labels`), `name` (the stack's name; else the directory's name, as compose does);
     ///   `version` and `x-*` extensions are ignored. `${VAR}` interpolation (with `:-`, `-`, `:?`,
     ///   `?`, `:+`, `+`, and `$$` for a literal `$`) reads the process environment, then the
     ///   `.env` file next to the compose file. YAML anchors and `<<` merge keys work.
@@ -282,6 +282,12 @@ impl Loader {
         for (key, value) in options(cfg).map_err(at)? {
             def = match key.as_str() {
                 "driver" => def.driver(text(value).map_err(|r| at(format!("driver: {r}")))?),
+                "driver_opts" => {
+                    for (k, v) in pairs(value).map_err(|r| at(format!("driver_opts: {r}")))? {
+                        def = def.driver_opt(k, v.unwrap_or_default());
+                    }
+                    def
+                }
                 "labels" => {
                     for (k, v) in pairs(value).map_err(|r| at(format!("labels: {r}")))? {
                         def = def.label(k, v.unwrap_or_default());

@@ -139,6 +139,7 @@ impl Drop for Network {
 pub struct VolumeDefinition {
     name: String,
     driver: Option<String>,
+    driver_opts: HashMap<String, String>,
     labels: HashMap<String, String>,
 }
 
@@ -148,6 +149,7 @@ impl VolumeDefinition {
         VolumeDefinition {
             name: name.into(),
             driver: None,
+            driver_opts: HashMap::new(),
             labels: HashMap::new(),
         }
     }
@@ -166,6 +168,14 @@ impl VolumeDefinition {
     /// Uses another volume driver.
     pub fn driver(mut self, driver: impl Into<String>) -> Self {
         self.driver = Some(driver.into());
+        self
+    }
+
+    /// Sets a driver option (`docker volume create -o KEY=VALUE`). With the default `local`
+    /// driver, `type`, `device` and `o` mount a filesystem of your choice, for example a size-
+    /// limited tmpfs: `type=tmpfs`, `device=tmpfs`, `o=size=64m`.
+    pub fn driver_opt(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.driver_opts.insert(key.into(), value.into());
         self
     }
 
@@ -193,6 +203,7 @@ impl VolumeDefinition {
                 .create_volume(VolumeCreateRequest {
                     name: Some(name.clone()),
                     driver: self.driver.clone(),
+                    driver_opts: (!self.driver_opts.is_empty()).then(|| self.driver_opts.clone()),
                     labels: Some(labels),
                     ..Default::default()
                 })

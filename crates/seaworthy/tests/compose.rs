@@ -103,6 +103,12 @@ async fn four_services_start_serve_http_and_leave_nothing_behind() {
     )
     .await
     .unwrap();
+    // Its volume is the tmpfs the file's driver_opts asked for.
+    let out = logs
+        .exec(Exec::shell("mount | grep ' /logs ' | cut -d' ' -f5"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "tmpfs\n", "{}", out.stderr_text());
 
     // The app got its environment from env_file and environment, and the file-level labels.
     let app = stack.container("app").unwrap();

@@ -194,6 +194,33 @@ async fn containers_on_the_session_network_reach_each_other_by_name() {
     assert!(out.success(), "{}", out.stderr_text());
 }
 
+#[tokio::test]
+async fn volume_driver_options_reach_the_engine() {
+    // The local driver mounting a 1 MiB tmpfs: the container sees the filesystem and its size.
+    let volume = VolumeDefinition::new("sized")
+        .driver("local")
+        .driver_opt("type", "tmpfs")
+        .driver_opt("device", "tmpfs")
+        .driver_opt("o", "size=1m")
+        .create()
+        .await
+        .unwrap();
+    let c = sleeper()
+        .with_volume(&volume, "/sized", false)
+        .start()
+        .await
+        .unwrap();
+    let out = c
+        .exec(Exec::shell(
+            "mount | grep ' /sized ' | cut -d' ' -f5; df -k /sized | tail -1 | awk '{print $2}'",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "tmpfs\n1024\n", "{}", out.stderr_text());
+    c.remove().await.unwrap();
+    volume.remove().await.unwrap();
+}
+
 /// The networks a container is attached to, by engine name.
 async fn networks_of(c: &seaworthy::Container) -> Vec<String> {
     let mut names: Vec<String> = c
