@@ -183,7 +183,7 @@ fn archive_entries(
     Ok(out)
 }
 
-fn read_file_here<'a>(
+pub(crate) fn read_file_here<'a>(
     inner: &'a Inner,
     path: &'a str,
     depth: usize,

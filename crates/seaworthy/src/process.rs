@@ -12,7 +12,11 @@ pub struct Process {
     pub pid: u32,
     /// Parent process id, as seen from the host.
     pub ppid: u32,
-    /// The user it runs as.
+    /// The id of the user it runs as.
+    pub uid: u32,
+    /// The user it runs as, named from the container's own `/etc/passwd` (the engine's `ps`
+    /// runs on the host, whose names may differ); the uid as text when the container has no
+    /// such user (or no `/etc/passwd`).
     pub user: String,
     /// Its command line.
     pub args: String,
@@ -117,7 +121,7 @@ impl Container {
                 .top_processes(
                     &inner.name,
                     Some(bollard::query_parameters::TopOptions {
-                        ps_args: "-o pid,ppid,user,args".into(),
+                        ps_args: "-o pid,ppid,uid,args".into(),
                     }),
                 )
                 .await
@@ -136,19 +140,39 @@ impl Container {
                         ),
                     })
             };
-            let (pid, ppid, user, args) = (
+            let (pid, ppid, uid, args) = (
                 column("PID")?,
                 column("PPID")?,
-                column("USER")?,
+                column("UID")?,
                 column("COMMAND")?,
             );
+            let rows = top.processes.unwrap_or_default();
+            // Names from the container's own accounts; a container without /etc/passwd (FROM
+            // scratch) shows uids.
+            let passwd = crate::files::read_file_here(&inner, "/etc/passwd", 0)
+                .await
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default();
+            let names: std::collections::HashMap<u32, &str> = passwd
+                .lines()
+                .filter_map(|line| {
+                    let mut fields = line.split(':');
+                    let name = fields.next()?;
+                    let uid = fields.nth(1)?.parse().ok()?;
+                    Some((uid, name))
+                })
+                .collect();
             let mut out = Vec::new();
-            for row in top.processes.unwrap_or_default() {
+            for row in rows {
                 let get = |i: usize| row.get(i).cloned().unwrap_or_default();
+                let uid: u32 = get(uid).parse().unwrap_or(u32::MAX);
                 out.push(Process {
                     pid: get(pid).parse().unwrap_or(0),
                     ppid: get(ppid).parse().unwrap_or(0),
-                    user: get(user),
+                    uid,
+                    user: names
+                        .get(&uid)
+                        .map_or_else(|| uid.to_string(), |n| n.to_string()),
                     args: get(args),
                 });
             }

@@ -144,6 +144,40 @@ async fn process_tree_without_ps_in_the_image() {
 }
 
 #[tokio::test]
+async fn process_users_are_named_by_the_containers_own_accounts() {
+    // uid 4321 exists in this container only: the host has no name for it.
+    let c = ContainerDefinition::new(BUSYBOX)
+        .with_file(
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\ntester:x:4321:4321::/:/bin/sh\n",
+            0o644,
+        )
+        .with_user("4321")
+        .with_cmd(["sh", "-c", "sleep 3600 & echo ready; wait"])
+        .with_wait(Wait::log("^ready$"))
+        .start()
+        .await
+        .unwrap();
+    let processes = c.processes().await.unwrap();
+    assert_eq!(processes.len(), 2, "{processes:?}");
+    for p in &processes {
+        assert_eq!((p.uid, p.user.as_str()), (4321, "tester"), "{p:?}");
+    }
+    // An exec as root shows as root, by the container's name for uid 0.
+    let execing = c.exec(Exec::new(["sleep", "2"]).user("0"));
+    let listing = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.processes().await.unwrap()
+    };
+    let (_, processes) = tokio::join!(execing, listing);
+    let sleeper = processes
+        .iter()
+        .find(|p| p.args == "sleep 2")
+        .unwrap_or_else(|| panic!("{processes:?}"));
+    assert_eq!((sleeper.uid, sleeper.user.as_str()), (0, "root"));
+}
+
+#[tokio::test]
 async fn scratch_image_processes_and_file_metadata() {
     let c = ContainerDefinition::new(SCRATCH)
         .with_wait(Wait::log("pause: ready"))

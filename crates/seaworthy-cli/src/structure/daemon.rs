@@ -148,7 +148,7 @@ async fn run_one(
             let errors = match check {
                 Check::Log(l) => check_log(c, l).await,
                 Check::Http(h) => check_http(c, h).await,
-                Check::Process(p) => check_process(ctx, c, p).await,
+                Check::Process(p) => check_process(c, p).await,
             };
             let r = TestResult::new(file, order(1 + i), named(name), started.elapsed(), errors);
             ctx.progress.result(&r);
@@ -351,60 +351,21 @@ struct Proc {
 
 /// The container's processes, read by the engine (`top`), with user names from the container's
 /// own `/etc/passwd` (the engine's `ps` runs on the host, whose names may differ).
-async fn processes(ctx: &Context, c: &Container) -> Result<Vec<Proc>, String> {
-    let top = ctx
-        .session
-        .engine()
-        .docker()
-        .top_processes(
-            &c.id(),
-            Some(seaworthy::bollard::query_parameters::TopOptions {
-                ps_args: "-o pid,uid,args".into(),
-            }),
-        )
+async fn processes(c: &Container) -> Result<Vec<Proc>, String> {
+    Ok(c.processes()
         .await
-        .map_err(|e| format!("cannot list the processes of {}: {e}", c.name()))?;
-    let titles = top.titles.unwrap_or_default();
-    let column = |name: &str| {
-        titles
-            .iter()
-            .position(|t| t.eq_ignore_ascii_case(name))
-            .ok_or_else(|| format!("the engine's process list has no {name} column: {titles:?}"))
-    };
-    let (uid, args) = (column("UID")?, column("COMMAND")?);
-    let names: Vec<(String, String)> = c
-        .read_file_text("/etc/passwd")
-        .await
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?;
-            let uid = fields.nth(1)?;
-            Some((uid.to_string(), name.to_string()))
-        })
-        .collect();
-    Ok(top
-        .processes
-        .unwrap_or_default()
+        .map_err(|e| format!("cannot list the processes of {}: {e}", c.name()))?
         .into_iter()
-        .map(|row| {
-            let uid = row.get(uid).cloned().unwrap_or_default();
-            let user = names
-                .iter()
-                .find(|(u, _)| *u == uid)
-                .map_or_else(|| uid.clone(), |(_, n)| n.clone());
-            Proc {
-                uid,
-                user,
-                args: row.get(args).cloned().unwrap_or_default(),
-            }
+        .map(|p| Proc {
+            uid: p.uid.to_string(),
+            user: p.user,
+            args: p.args,
         })
         .collect())
 }
 
-async fn check_process(ctx: &Context, c: &Container, p: &ProcessCheck) -> Vec<String> {
-    let processes = match processes(ctx, c).await {
+async fn check_process(c: &Container, p: &ProcessCheck) -> Vec<String> {
+    let processes = match processes(c).await {
         Ok(list) => list,
         Err(e) => return vec![e],
     };
