@@ -25,6 +25,10 @@ use crate::logs::LogStream;
 
 /// How often HTTP, TCP and custom checks are retried.
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long the container's exit and a condition failing because of it may lie apart: the
+/// condition still holding within this time after the exit counts; a condition that cannot hold is
+/// blamed on an exit recorded within this time.
+const EXIT_SETTLE: Duration = Duration::from_millis(500);
 /// Lines of log carried by a failed wait.
 const LOG_TAIL_LINES: usize = 50;
 
@@ -347,14 +351,23 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
         // to consume output the container wrote just before exiting.
         let exit = watch_exit(inner);
         tokio::pin!(check);
+        tokio::pin!(exit);
         tokio::select! {
-            r = &mut check => outcome(r),
-            code = exit => match tokio::time::timeout(Duration::from_millis(300), &mut check).await {
-                Ok(r) => outcome(r),
-                Err(_) => Some(match code {
-                    Some(c) => format!("because the container exited with code {c}"),
-                    None => "because the container stopped".to_string(),
-                }),
+            r = &mut check => match r {
+                Ok(()) => None,
+                // A condition that can no longer hold is often a symptom of the exit (the log
+                // ended, the port was never bound): the exit is the cause, report it. The engine
+                // ends a container's log streams a moment before it records the exit.
+                Err(Impossible(why)) => Some(
+                    match tokio::time::timeout(EXIT_SETTLE, &mut exit).await {
+                        Ok(code) => exited(code),
+                        Err(_) => why,
+                    },
+                ),
+            },
+            code = &mut exit => match tokio::time::timeout(EXIT_SETTLE, &mut check).await {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) | Err(_) => Some(exited(code)),
             },
             _ = tokio::time::sleep_until(deadline.into()) => Some(format!("within {timeout:?}")),
         }
@@ -366,6 +379,14 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
         why,
         log_tail: log_tail(inner, LOG_TAIL_LINES).await,
     })
+}
+
+/// `because the container exited with code N`, the reason of a wait cut short by the exit.
+fn exited(code: Option<i64>) -> String {
+    match code {
+        Some(c) => format!("because the container exited with code {c}"),
+        None => "because the container stopped".to_string(),
+    }
 }
 
 /// Resolves when the container is no longer running, with its exit code when known.
