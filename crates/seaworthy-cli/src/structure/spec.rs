@@ -6,6 +6,8 @@
 //! the file, line and column, and the path of the field (`commandTests[2].exitCode`).
 
 mod extension;
+#[cfg(test)]
+mod fuzz;
 mod values;
 
 use std::cell::RefCell;
@@ -63,13 +65,19 @@ pub fn load(path: &Path) -> Result<SpecFile, SpecError> {
         location: None,
         message: format!("cannot read the spec: {e}"),
     })?;
+    load_text(path, &text)
+}
+
+/// Checks `text` as the contents of the spec file at `path` (relative paths in it resolve
+/// against the file's directory).
+pub fn load_text(path: &Path, text: &str) -> Result<SpecFile, SpecError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     SPEC_DIR.with(|d| *d.borrow_mut() = dir);
-    let spec = parse(&text).map_err(|(location, message)| SpecError {
-        file,
+    let spec = parse(text).map_err(|(location, message)| SpecError {
+        file: path.display().to_string(),
         location,
         message,
     })?;
