@@ -106,8 +106,6 @@ fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
         failure_persistence: None,
-        // A hang fails the case instead of the whole run.
-        timeout: 60_000,
         ..ProptestConfig::default()
     }
 }
