@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{EventsOptions, LogsOptions, WaitContainerOptions};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use regex::Regex;
 
 use crate::container::{inspect_here, Inner};
@@ -340,39 +340,55 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
         Ok(()) => None,
         Err(Impossible(why)) => Some(why),
     };
-    let check = check(inner, wait);
     let failure: Option<String> = if wait.expects_exit() {
-        match tokio::time::timeout_at(deadline.into(), check).await {
+        match tokio::time::timeout_at(deadline.into(), check(inner, wait, false)).await {
             Ok(r) => outcome(r),
             Err(_) => Some(format!("within {timeout:?}")),
         }
     } else {
-        // Race the condition against the container's exit; on exit, give the condition a moment
-        // to consume output the container wrote just before exiting.
+        // Race the condition against the container's exit.
         let exit = watch_exit(inner);
-        tokio::pin!(check);
+        let live = check(inner, wait, false);
         tokio::pin!(exit);
-        tokio::select! {
-            r = &mut check => match r {
-                Ok(()) => None,
+        tokio::pin!(live);
+        let exit_code = tokio::select! {
+            r = &mut live => match r {
+                // Held, unless the container had exited already (a probe may be fooled by the
+                // engine's port proxy while the container goes away).
+                Ok(()) => (&mut exit).now_or_never(),
                 // A condition that can no longer hold is often a symptom of the exit (the log
                 // ended, the port was never bound): the exit is the cause, report it. The engine
                 // ends a container's log streams a moment before it records the exit.
-                Err(Impossible(why)) => Some(
-                    match tokio::time::timeout(EXIT_SETTLE, &mut exit).await {
-                        Ok(code) => exited(code),
-                        Err(_) => why,
-                    },
-                ),
+                Err(Impossible(why)) => match tokio::time::timeout(EXIT_SETTLE, &mut exit).await {
+                    Ok(code) => Some(code),
+                    Err(_) => return wait_failed(inner, wait, why).await,
+                },
             },
-            code = &mut exit => match tokio::time::timeout(EXIT_SETTLE, &mut check).await {
-                Ok(Ok(())) => None,
-                Ok(Err(_)) | Err(_) => Some(exited(code)),
-            },
-            _ = tokio::time::sleep_until(deadline.into()) => Some(format!("within {timeout:?}")),
+            code = &mut exit => Some(code),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                return wait_failed(inner, wait, format!("within {timeout:?}")).await
+            }
+        };
+        // After the exit only the log can still hold what the condition waits for (output the
+        // container wrote just before exiting): look at it once more, probes count as failed.
+        match exit_code {
+            None => None,
+            Some(code) => {
+                match tokio::time::timeout(EXIT_SETTLE, check(inner, wait, true)).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(_)) | Err(_) => Some(exited(code)),
+                }
+            }
         }
     };
-    let Some(why) = failure else { return Ok(()) };
+    match failure {
+        None => Ok(()),
+        Some(why) => wait_failed(inner, wait, why).await,
+    }
+}
+
+/// The error of a wait on `inner` that failed for `why`, with the log tail.
+async fn wait_failed(inner: &Inner, wait: &Wait, why: String) -> Result<()> {
     Err(Error::Wait {
         container: inner.name.clone(),
         condition: wait.to_string(),
@@ -409,11 +425,18 @@ async fn watch_exit(inner: &Inner) -> Option<i64> {
     }
 }
 
+/// Whether `wait` holds; with `after_exit`, on a container that exited: only its log is looked
+/// at, probes (HTTP, TCP, healthcheck, running, custom) fail at once.
 fn check<'a>(
     inner: &'a Inner,
     wait: &'a Wait,
+    after_exit: bool,
 ) -> Pin<Box<dyn Future<Output = Result<(), Impossible>> + Send + 'a>> {
     Box::pin(async move {
+        let log_or_composite = matches!(wait, Wait::Logs { .. } | Wait::All(_) | Wait::Any(_));
+        if after_exit && !log_or_composite {
+            return Err(Impossible("because the container exited".into()));
+        }
         match wait {
             Wait::Logs { patterns, ordered } => check_logs(inner, patterns, *ordered).await,
             Wait::Http { port, path, status } => check_http(inner, *port, path, *status).await,
@@ -433,7 +456,7 @@ fn check<'a>(
             },
             Wait::All(waits) => {
                 let results =
-                    futures_util::future::join_all(waits.iter().map(|w| check(inner, w))).await;
+                    futures_util::future::join_all(waits.iter().map(|w| check(inner, w, after_exit))).await;
                 results
                     .into_iter()
                     .collect::<Result<Vec<()>, Impossible>>()
@@ -443,7 +466,7 @@ fn check<'a>(
                 if waits.is_empty() {
                     return Ok(());
                 }
-                let mut futures: Vec<_> = waits.iter().map(|w| check(inner, w)).collect();
+                let mut futures: Vec<_> = waits.iter().map(|w| check(inner, w, after_exit)).collect();
                 let mut last = Impossible(String::new());
                 while !futures.is_empty() {
                     let (r, _, rest) = futures_util::future::select_all(futures).await;
