@@ -20,7 +20,9 @@ const ID: &str = "malformed";
 
 /// A plugin directory of its own for `test`, whose manifest points at `plugin.wasm`.
 fn plugin_dir(test: &str) -> PathBuf {
-    let dir = common::target().join("seaworthy-plugin-malformed").join(test);
+    let dir = common::target()
+        .join("seaworthy-plugin-malformed")
+        .join(test);
     std::fs::create_dir_all(&dir).expect("a plugin directory");
     std::fs::write(
         dir.join(MANIFEST_FILE),
@@ -87,11 +89,7 @@ fn load(host: &PluginHost, dir: &Path, bytes: &[u8]) -> Result<bool, TestCaseErr
     prop_assert!(message.contains(&format!("`{ID}`")), "{}", message);
     if let PluginError::InvalidComponent { path, .. } = &error {
         prop_assert_eq!(path, &wasm);
-        prop_assert!(
-            message.contains(&wasm.display().to_string()),
-            "{}",
-            message
-        );
+        prop_assert!(message.contains(&wasm.display().to_string()), "{}", message);
     }
     Ok(false)
 }

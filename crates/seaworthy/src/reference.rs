@@ -286,7 +286,9 @@ mod tests {
         let tagged = format!("{name}:{}", "t".repeat(128));
         assert_eq!(ImageRef::parse(&tagged).unwrap().to_string(), tagged);
         let long = "a".repeat(256);
-        let err = ImageRef::parse(&format!("{long}:1")).unwrap_err().to_string();
+        let err = ImageRef::parse(&format!("{long}:1"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than 255"), "{err}");
         let huge = "a".repeat(100_000);
         assert!(ImageRef::parse(&huge).is_err());

@@ -330,6 +330,9 @@ impl fmt::Display for Wait {
     }
 }
 
+/// Why a log condition cannot hold any more.
+const LOG_ENDED: &str = "because the log ended (the container stopped)";
+
 /// Why a condition cannot hold (as opposed to "not yet").
 struct Impossible(String);
 
@@ -359,10 +362,18 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
                 // A condition that can no longer hold is often a symptom of the exit (the log
                 // ended, the port was never bound): the exit is the cause, report it. The engine
                 // ends a container's log streams a moment before it records the exit.
-                Err(Impossible(why)) => match tokio::time::timeout(EXIT_SETTLE, &mut exit).await {
-                    Ok(code) => Some(code),
-                    Err(_) => return wait_failed(inner, wait, why).await,
-                },
+                // The log ending means the container stopped: its exit is on the way.
+                Err(Impossible(why)) => {
+                    let settle = if why == LOG_ENDED {
+                        tokio::time::timeout_at(deadline.into(), &mut exit).await
+                    } else {
+                        tokio::time::timeout(EXIT_SETTLE, &mut exit).await
+                    };
+                    match settle {
+                        Ok(code) => Some(code),
+                        Err(_) => return wait_failed(inner, wait, why).await,
+                    }
+                }
             },
             code = &mut exit => Some(code),
             _ = tokio::time::sleep_until(deadline.into()) => {
@@ -373,12 +384,10 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
         // container wrote just before exiting): look at it once more, probes count as failed.
         match exit_code {
             None => None,
-            Some(code) => {
-                match tokio::time::timeout(EXIT_SETTLE, check(inner, wait, true)).await {
-                    Ok(Ok(())) => None,
-                    Ok(Err(_)) | Err(_) => Some(exited(code)),
-                }
-            }
+            Some(code) => match tokio::time::timeout(EXIT_SETTLE, check(inner, wait, true)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) | Err(_) => Some(exited(code)),
+            },
         }
     };
     match failure {
@@ -455,8 +464,10 @@ fn check<'a>(
                 }
             },
             Wait::All(waits) => {
-                let results =
-                    futures_util::future::join_all(waits.iter().map(|w| check(inner, w, after_exit))).await;
+                let results = futures_util::future::join_all(
+                    waits.iter().map(|w| check(inner, w, after_exit)),
+                )
+                .await;
                 results
                     .into_iter()
                     .collect::<Result<Vec<()>, Impossible>>()
@@ -466,7 +477,8 @@ fn check<'a>(
                 if waits.is_empty() {
                     return Ok(());
                 }
-                let mut futures: Vec<_> = waits.iter().map(|w| check(inner, w, after_exit)).collect();
+                let mut futures: Vec<_> =
+                    waits.iter().map(|w| check(inner, w, after_exit)).collect();
                 let mut last = Impossible(String::new());
                 while !futures.is_empty() {
                     let (r, _, rest) = futures_util::future::select_all(futures).await;
@@ -546,9 +558,7 @@ async fn check_logs(
             }
         }
     }
-    Err(Impossible(
-        "because the log ended (the container stopped)".into(),
-    ))
+    Err(Impossible(LOG_ENDED.into()))
 }
 
 async fn check_http(
@@ -610,7 +620,18 @@ async fn check_tcp(inner: &Inner, port: u16) -> Result<(), Impossible> {
             use tokio::io::AsyncReadExt;
             let mut byte = [0u8; 1];
             match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await {
-                Err(_) | Ok(Ok(1..)) => return Ok(()),
+                Ok(Ok(1..)) => return Ok(()),
+                // The proxy is silent too while it tries to reach a container that just went
+                // away: silence counts only from a running container.
+                Err(_) => {
+                    let info = inspect_here(inner)
+                        .await
+                        .map_err(|e| Impossible(format!("because {e}")))?;
+                    if info.state.and_then(|s| s.running) == Some(true) {
+                        return Ok(());
+                    }
+                    return Err(Impossible("because the container is not running".into()));
+                }
                 Ok(Ok(0)) | Ok(Err(_)) => {}
             }
         }

@@ -224,12 +224,20 @@ async fn files_in_a_tmpfs_mount_are_those_the_container_sees() {
         .await
         .unwrap();
     assert_eq!(seen.stdout_text(), "from the test\n640 0\n", "{seen:?}");
-    c.exec(Exec::shell("echo from-inside > /fast/b.txt; ln -s b.txt /fast/link"))
-        .await
-        .unwrap();
-    assert_eq!(c.read_file_text("/fast/link").await.unwrap(), "from-inside\n");
+    c.exec(Exec::shell(
+        "echo from-inside > /fast/b.txt; ln -s b.txt /fast/link",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        c.read_file_text("/fast/link").await.unwrap(),
+        "from-inside\n"
+    );
     let meta = c.file_metadata("/fast/sub/a.txt").await.unwrap();
-    assert_eq!((meta.kind, meta.mode, meta.size), (FileKind::File, 0o640, 13));
+    assert_eq!(
+        (meta.kind, meta.mode, meta.size),
+        (FileKind::File, 0o640, 13)
+    );
     let names: Vec<_> = c
         .list_dir("/fast")
         .await
@@ -280,7 +288,10 @@ async fn tmpfs_paths_that_cannot_be_reached_are_refused_naming_them() {
         "{err}"
     );
     // Outside the mount, the archive API still works on a container that is not running.
-    created.write_file("/elsewhere.txt", "x", 0o644).await.unwrap();
+    created
+        .write_file("/elsewhere.txt", "x", 0o644)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -171,7 +171,11 @@ fn assert_located(e: &SpecError, path: &Path, text: &str) {
         line >= 1 && line <= lines + 1 && column >= 1,
         "line {line} (column {column}) is not in the {lines}-line spec: {e}\n--- spec ---\n{text}"
     );
-    assert!(e.to_string().starts_with(&format!("{file}:{line}:{column}: ")), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{file}:{line}:{column}: ")),
+        "{e}"
+    );
 }
 
 /// Text made mostly of what YAML and these specs are made of.
