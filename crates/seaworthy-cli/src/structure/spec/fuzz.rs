@@ -242,3 +242,25 @@ fn the_examples_parse_and_the_error_examples_do_not() {
         }
     }
 }
+
+#[test]
+fn a_wrong_value_and_an_unknown_key_are_blamed_on_their_key_and_line() {
+    let path = example_path("fixture.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("uid: "))
+        .expect("a uid line");
+    let list = WRONG_VALUES.iter().position(|v| *v == "[1, 2]").unwrap();
+    for (mutation, line) in [
+        (Mutation::WrongValue(at, list), at + 1),
+        (Mutation::UnknownKey(at), at + 2),
+    ] {
+        let (mutated, blamed) = mutated("fixture.yaml", std::slice::from_ref(&mutation));
+        let key = blamed.expect("a key to blame");
+        let e = load_text(&path, &mutated).expect_err("a broken spec");
+        assert_located(&e, &path, &mutated);
+        assert_eq!(e.location.map(|(l, _)| l), Some(line), "{mutation:?}: {e}");
+        assert!(e.message.contains(&key), "{mutation:?}: {e}");
+    }
+}
