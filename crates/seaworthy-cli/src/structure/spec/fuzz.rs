@@ -92,10 +92,11 @@ fn key_of(line: &str) -> Option<(usize, &str)> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     // Not a block scalar, nor a flow collection continued on the next lines.
+    let unclosed = |open: char, close: char| value.starts_with(open) && !value.ends_with(close);
     let inline = !value.is_empty()
         && !value.starts_with(['|', '>', '#'])
-        && !(value.starts_with('[') && !value.ends_with(']'))
-        && !(value.starts_with('{') && !value.ends_with('}'));
+        && !unclosed('[', ']')
+        && !unclosed('{', '}');
     (plain && inline).then_some((at, key))
 }
 
