@@ -2,7 +2,8 @@
 //! value that round-trips through its short form or fail with an error that quotes the input.
 //! Malformed definitions fail at `start` with that error, before anything is created.
 //!
-//! (Spec files and WASM plugins are fuzzed by their own crates: `seaworthy-cli`, `seaworthy-plugin`.)
+//! (Spec files and WASM plugins are fuzzed by their own crates: `seaworthy-cli`'s
+//! `structure::spec::fuzz` and `seaworthy-plugin`'s `tests/malformed.rs`.)
 
 use std::time::{Duration, Instant};
 
