@@ -1,5 +1,11 @@
 //! Files inside a container, through the engine's archive API: no shell, `ls` or `cat` needed in the
 //! image, and it works on created-but-not-started containers too.
+//!
+//! The one exception is a tmpfs mount: the archive API sees the directory *under* the mount, where
+//! the container never looks. Paths in a tmpfs mount of a running container are read and written
+//! with `tar` run inside the container (the image needs one: busybox, Debian, Alpine... have it);
+//! without it, or when the container is not running, they are refused with an error naming the
+//! container, the path and the mount.
 
 use std::io::Read;
 use std::path::Path;
@@ -7,10 +13,12 @@ use std::path::Path;
 use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerOptions};
 use futures_util::StreamExt;
 
-use crate::container::{Container, Inner};
+use crate::container::{inspect_here, Container, Inner};
 use crate::definition::CopySource;
 use crate::error::{status_of, Error, Result};
+use crate::exec::{exec_here, Exec, ExecOutput};
 use crate::session::on_runtime;
+use crate::spec::MountSource;
 
 /// What kind of filesystem entry a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -113,8 +121,67 @@ fn metadata_of(header: &tar::Header, name: String) -> Result<FileMetadata> {
     })
 }
 
-/// Downloads the archive of `path`; with `limit`, stops once that many bytes have arrived.
+/// The path's components, without empty ones and `.`.
+fn components(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
+}
+
+/// The target of the tmpfs mount that `path` lies in (or, with `or_contains`, that lies in `path`).
+fn tmpfs_mount<'a>(inner: &'a Inner, path: &str, or_contains: bool) -> Option<&'a str> {
+    let path = components(path);
+    inner
+        .definition
+        .mounts
+        .iter()
+        .filter(|m| matches!(m.source, MountSource::Tmpfs { .. }))
+        .map(|m| m.target.as_str())
+        .find(|target| {
+            let target = components(target);
+            path.starts_with(&target) || (or_contains && target.starts_with(&path))
+        })
+}
+
+async fn is_running(inner: &Inner) -> Result<bool> {
+    let info = inspect_here(inner).await?;
+    Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+}
+
+/// Runs `tar` (as root) in the container for `path` in the tmpfs at `mount`; a failure names the
+/// container, the path and the mount, and says when the image has no `tar`.
+async fn tar_in_container(
+    inner: &Inner,
+    doing: &str,
+    path: &str,
+    mount: &str,
+    exec: Exec,
+) -> Result<ExecOutput> {
+    let out = exec_here(inner.docker(), &inner.name, &inner.name, exec.user("0")).await?;
+    if out.success() {
+        return Ok(out);
+    }
+    let why = match out.exit_code {
+        126 | 127 => "the image has no `tar` to reach it with".to_string(),
+        code => format!(
+            "`tar` in the container exited with code {code}: {}",
+            out.stderr_text().trim()
+        ),
+    };
+    Err(Error::Container {
+        container: inner.name.clone(),
+        reason: format!("cannot {doing} {path} in the tmpfs mount {mount}: {why}"),
+    })
+}
+
+/// Downloads the archive of `path`; with `limit`, stops once that many bytes have arrived. A path
+/// in a tmpfs mount of a running container is archived by `tar` inside the container.
 async fn download(inner: &Inner, path: &str, limit: Option<usize>) -> Result<Option<Vec<u8>>> {
+    if let Some(mount) = tmpfs_mount(inner, path, false) {
+        if is_running(inner).await? {
+            return download_from_tmpfs(inner, path, mount).await;
+        }
+    }
     let mut stream = inner.docker().download_from_container(
         &inner.name,
         Some(DownloadFromContainerOptions {
@@ -138,6 +205,25 @@ async fn download(inner: &Inner, path: &str, limit: Option<usize>) -> Result<Opt
         }
     }
     Ok(Some(bytes))
+}
+
+/// The archive of `path` (in the tmpfs at `mount`), as the archive API would make it: one entry
+/// named after the last component, a directory's contents under it; `None` when it does not exist.
+async fn download_from_tmpfs(inner: &Inner, path: &str, mount: &str) -> Result<Option<Vec<u8>>> {
+    let parts = components(path);
+    let Some((base, parents)) = parts.split_last() else {
+        return Ok(None);
+    };
+    let parent = format!("/{}", parents.join("/"));
+    let tar = Exec::new(["tar", "-c", "-f", "-", "-C", &parent, base]);
+    match tar_in_container(inner, "read", path, mount, tar).await {
+        Ok(out) => Ok(Some(out.stdout)),
+        // busybox and GNU tar both say so when the path does not exist.
+        Err(Error::Container { reason, .. }) if reason.contains("No such file or directory") => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn not_found(inner: &Inner, path: &str) -> Error {
@@ -397,6 +483,21 @@ pub(crate) async fn copy_source_here(inner: &Inner, path: &str, source: &CopySou
             e,
         )
     })?;
+    if let Some(mount) = tmpfs_mount(inner, path, true) {
+        if !is_running(inner).await? {
+            return Err(Error::Container {
+                container: name,
+                reason: format!(
+                    "cannot write {path}: the tmpfs mount {mount} exists only while the container \
+                     runs (write it after the container has started)"
+                ),
+            });
+        }
+        let tar = Exec::new(["tar", "-x", "-o", "-f", "-", "-C", "/"]).stdin(archive);
+        return tar_in_container(inner, "write", path, mount, tar)
+            .await
+            .map(|_| ());
+    }
     inner
         .docker()
         .upload_to_container(

@@ -8,6 +8,13 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
+/// The longest name (registry and repository path) the distribution spec allows.
+const MAX_NAME: usize = 255;
+
+/// The longest input looked at: a name at the limit, a tag at its limit of 128 and a digest with
+/// room for a long algorithm and a 512-bit hex value.
+const MAX_INPUT: usize = MAX_NAME + 1 + 128 + 1 + 256;
+
 /// A parsed image reference: `[registry/]repository[:tag][@digest]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageRef {
@@ -24,8 +31,11 @@ impl ImageRef {
         if input.is_empty() {
             return Err(bad("it is empty"));
         }
-        if input.len() > 255 {
-            return Err(bad("it is longer than 255 characters"));
+        // The distribution spec limits the name (registry and repository) to 255 characters;
+        // the tag (128 at most) and the digest do not count. This bound only keeps a huge
+        // input from being scanned: no valid reference comes near it.
+        if input.len() > MAX_INPUT {
+            return Err(bad(&format!("it is longer than {MAX_INPUT} characters")));
         }
         if input.chars().any(|c| c.is_whitespace()) {
             return Err(bad("it contains white space"));
@@ -79,6 +89,12 @@ impl ImageRef {
         };
         if name.is_empty() {
             return Err(bad("the repository name is empty"));
+        }
+        if name.len() > MAX_NAME {
+            return Err(bad(&format!(
+                "the name (registry and repository) is {} characters long, more than {MAX_NAME}",
+                name.len()
+            )));
         }
         let mut parts: Vec<&str> = name.split('/').collect();
         let registry = if parts.len() > 1
@@ -262,5 +278,19 @@ mod tests {
             assert!(err.contains(needle), "{input:?}: {err}");
             assert!(err.contains(&format!("{input:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn limits_the_name_not_the_tag_or_digest() {
+        let name = "a".repeat(255);
+        let tagged = format!("{name}:{}", "t".repeat(128));
+        assert_eq!(ImageRef::parse(&tagged).unwrap().to_string(), tagged);
+        let long = "a".repeat(256);
+        let err = ImageRef::parse(&format!("{long}:1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 255"), "{err}");
+        let huge = "a".repeat(100_000);
+        assert!(ImageRef::parse(&huge).is_err());
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{EventsOptions, LogsOptions, WaitContainerOptions};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use regex::Regex;
 
 use crate::container::{inspect_here, Inner};
@@ -25,6 +25,10 @@ use crate::logs::LogStream;
 
 /// How often HTTP, TCP and custom checks are retried.
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long the container's exit and a condition failing because of it may lie apart: the
+/// condition still holding within this time after the exit counts; a condition that cannot hold is
+/// blamed on an exit recorded within this time.
+const EXIT_SETTLE: Duration = Duration::from_millis(500);
 /// Lines of log carried by a failed wait.
 const LOG_TAIL_LINES: usize = 50;
 
@@ -326,6 +330,9 @@ impl fmt::Display for Wait {
     }
 }
 
+/// Why a log condition cannot hold any more.
+const LOG_ENDED: &str = "because the log ended (the container stopped)";
+
 /// Why a condition cannot hold (as opposed to "not yet").
 struct Impossible(String);
 
@@ -336,36 +343,75 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
         Ok(()) => None,
         Err(Impossible(why)) => Some(why),
     };
-    let check = check(inner, wait);
     let failure: Option<String> = if wait.expects_exit() {
-        match tokio::time::timeout_at(deadline.into(), check).await {
+        match tokio::time::timeout_at(deadline.into(), check(inner, wait, false)).await {
             Ok(r) => outcome(r),
             Err(_) => Some(format!("within {timeout:?}")),
         }
     } else {
-        // Race the condition against the container's exit; on exit, give the condition a moment
-        // to consume output the container wrote just before exiting.
+        // Race the condition against the container's exit.
         let exit = watch_exit(inner);
-        tokio::pin!(check);
-        tokio::select! {
-            r = &mut check => outcome(r),
-            code = exit => match tokio::time::timeout(Duration::from_millis(300), &mut check).await {
-                Ok(r) => outcome(r),
-                Err(_) => Some(match code {
-                    Some(c) => format!("because the container exited with code {c}"),
-                    None => "because the container stopped".to_string(),
-                }),
+        let live = check(inner, wait, false);
+        tokio::pin!(exit);
+        tokio::pin!(live);
+        let exit_code = tokio::select! {
+            r = &mut live => match r {
+                // Held, unless the container had exited already (a probe may be fooled by the
+                // engine's port proxy while the container goes away).
+                Ok(()) => (&mut exit).now_or_never(),
+                // A condition that can no longer hold is often a symptom of the exit (the log
+                // ended, the port was never bound): the exit is the cause, report it. The engine
+                // ends a container's log streams a moment before it records the exit.
+                // The log ending means the container stopped: its exit is on the way.
+                Err(Impossible(why)) => {
+                    let settle = if why == LOG_ENDED {
+                        tokio::time::timeout_at(deadline.into(), &mut exit).await
+                    } else {
+                        tokio::time::timeout(EXIT_SETTLE, &mut exit).await
+                    };
+                    match settle {
+                        Ok(code) => Some(code),
+                        Err(_) => return wait_failed(inner, wait, why).await,
+                    }
+                }
             },
-            _ = tokio::time::sleep_until(deadline.into()) => Some(format!("within {timeout:?}")),
+            code = &mut exit => Some(code),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                return wait_failed(inner, wait, format!("within {timeout:?}")).await
+            }
+        };
+        // After the exit only the log can still hold what the condition waits for (output the
+        // container wrote just before exiting): look at it once more, probes count as failed.
+        match exit_code {
+            None => None,
+            Some(code) => match tokio::time::timeout(EXIT_SETTLE, check(inner, wait, true)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) | Err(_) => Some(exited(code)),
+            },
         }
     };
-    let Some(why) = failure else { return Ok(()) };
+    match failure {
+        None => Ok(()),
+        Some(why) => wait_failed(inner, wait, why).await,
+    }
+}
+
+/// The error of a wait on `inner` that failed for `why`, with the log tail.
+async fn wait_failed(inner: &Inner, wait: &Wait, why: String) -> Result<()> {
     Err(Error::Wait {
         container: inner.name.clone(),
         condition: wait.to_string(),
         why,
         log_tail: log_tail(inner, LOG_TAIL_LINES).await,
     })
+}
+
+/// `because the container exited with code N`, the reason of a wait cut short by the exit.
+fn exited(code: Option<i64>) -> String {
+    match code {
+        Some(c) => format!("because the container exited with code {c}"),
+        None => "because the container stopped".to_string(),
+    }
 }
 
 /// Resolves when the container is no longer running, with its exit code when known.
@@ -388,11 +434,18 @@ async fn watch_exit(inner: &Inner) -> Option<i64> {
     }
 }
 
+/// Whether `wait` holds; with `after_exit`, on a container that exited: only its log is looked
+/// at, probes (HTTP, TCP, healthcheck, running, custom) fail at once.
 fn check<'a>(
     inner: &'a Inner,
     wait: &'a Wait,
+    after_exit: bool,
 ) -> Pin<Box<dyn Future<Output = Result<(), Impossible>> + Send + 'a>> {
     Box::pin(async move {
+        let log_or_composite = matches!(wait, Wait::Logs { .. } | Wait::All(_) | Wait::Any(_));
+        if after_exit && !log_or_composite {
+            return Err(Impossible("because the container exited".into()));
+        }
         match wait {
             Wait::Logs { patterns, ordered } => check_logs(inner, patterns, *ordered).await,
             Wait::Http { port, path, status } => check_http(inner, *port, path, *status).await,
@@ -411,8 +464,10 @@ fn check<'a>(
                 }
             },
             Wait::All(waits) => {
-                let results =
-                    futures_util::future::join_all(waits.iter().map(|w| check(inner, w))).await;
+                let results = futures_util::future::join_all(
+                    waits.iter().map(|w| check(inner, w, after_exit)),
+                )
+                .await;
                 results
                     .into_iter()
                     .collect::<Result<Vec<()>, Impossible>>()
@@ -422,7 +477,8 @@ fn check<'a>(
                 if waits.is_empty() {
                     return Ok(());
                 }
-                let mut futures: Vec<_> = waits.iter().map(|w| check(inner, w)).collect();
+                let mut futures: Vec<_> =
+                    waits.iter().map(|w| check(inner, w, after_exit)).collect();
                 let mut last = Impossible(String::new());
                 while !futures.is_empty() {
                     let (r, _, rest) = futures_util::future::select_all(futures).await;
@@ -502,9 +558,7 @@ async fn check_logs(
             }
         }
     }
-    Err(Impossible(
-        "because the log ended (the container stopped)".into(),
-    ))
+    Err(Impossible(LOG_ENDED.into()))
 }
 
 async fn check_http(
@@ -566,7 +620,18 @@ async fn check_tcp(inner: &Inner, port: u16) -> Result<(), Impossible> {
             use tokio::io::AsyncReadExt;
             let mut byte = [0u8; 1];
             match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await {
-                Err(_) | Ok(Ok(1..)) => return Ok(()),
+                Ok(Ok(1..)) => return Ok(()),
+                // The proxy is silent too while it tries to reach a container that just went
+                // away: silence counts only from a running container.
+                Err(_) => {
+                    let info = inspect_here(inner)
+                        .await
+                        .map_err(|e| Impossible(format!("because {e}")))?;
+                    if info.state.and_then(|s| s.running) == Some(true) {
+                        return Ok(());
+                    }
+                    return Err(Impossible("because the container is not running".into()));
+                }
                 Ok(Ok(0)) | Ok(Err(_)) => {}
             }
         }

@@ -239,6 +239,95 @@ async fn files_of_a_created_but_not_started_container() {
     );
 }
 
+/// The archive API sees the directory under a tmpfs mount: files there go through `tar` inside the
+/// running container, both ways, with metadata, listings and missing files as elsewhere.
+#[tokio::test]
+async fn files_in_a_tmpfs_mount_are_those_the_container_sees() {
+    let c = sleeper()
+        .with_tmpfs("/fast", Some(1 << 20))
+        .start()
+        .await
+        .unwrap();
+    c.write_file("/fast/sub/a.txt", "from the test", 0o640)
+        .await
+        .unwrap();
+    let seen = c
+        .exec(Exec::shell(
+            "cat /fast/sub/a.txt; echo; stat -c '%a %u' /fast/sub/a.txt",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(seen.stdout_text(), "from the test\n640 0\n", "{seen:?}");
+    c.exec(Exec::shell(
+        "echo from-inside > /fast/b.txt; ln -s b.txt /fast/link",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        c.read_file_text("/fast/link").await.unwrap(),
+        "from-inside\n"
+    );
+    let meta = c.file_metadata("/fast/sub/a.txt").await.unwrap();
+    assert_eq!(
+        (meta.kind, meta.mode, meta.size),
+        (FileKind::File, 0o640, 13)
+    );
+    let names: Vec<_> = c
+        .list_dir("/fast")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["b.txt", "link", "sub"]);
+    assert!(!c.file_exists("/fast/nope").await.unwrap());
+    let err = c.read_file("/fast/nope").await.unwrap_err().to_string();
+    assert!(
+        err.contains("no such file or directory: /fast/nope") && err.contains(c.name()),
+        "{err}"
+    );
+}
+
+/// Without `tar` in the image, or before the tmpfs is mounted, a tmpfs path is refused, naming the
+/// container, the path and the mount, instead of succeeding where the container never looks.
+#[tokio::test]
+async fn tmpfs_paths_that_cannot_be_reached_are_refused_naming_them() {
+    let c = ContainerDefinition::new(SCRATCH)
+        .with_tmpfs("/fast", None)
+        .with_wait(Wait::log("pause: ready"))
+        .start()
+        .await
+        .unwrap();
+    for err in [
+        c.write_file("/fast/a.txt", "x", 0o644).await.unwrap_err(),
+        c.read_file("/fast/a.txt").await.unwrap_err(),
+    ] {
+        let err = err.to_string();
+        assert!(
+            err.contains(c.name())
+                && err.contains("/fast/a.txt")
+                && err.contains("tmpfs mount /fast")
+                && err.contains("no `tar`"),
+            "{err}"
+        );
+    }
+    let created = sleeper().with_tmpfs("/fast", None).create().await.unwrap();
+    let err = created
+        .write_file("/fast/a.txt", "x", 0o644)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(created.name()) && err.contains("/fast/a.txt") && err.contains("only while"),
+        "{err}"
+    );
+    // Outside the mount, the archive API still works on a container that is not running.
+    created
+        .write_file("/elsewhere.txt", "x", 0o644)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn http_client_bound_to_a_port() {
     let c = ContainerDefinition::new(NGINX)

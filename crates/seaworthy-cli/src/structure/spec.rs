@@ -6,6 +6,8 @@
 //! the file, line and column, and the path of the field (`commandTests[2].exitCode`).
 
 mod extension;
+#[cfg(test)]
+mod fuzz;
 mod values;
 
 use std::cell::RefCell;
@@ -63,13 +65,19 @@ pub fn load(path: &Path) -> Result<SpecFile, SpecError> {
         location: None,
         message: format!("cannot read the spec: {e}"),
     })?;
+    load_text(path, &text)
+}
+
+/// Checks `text` as the contents of the spec file at `path` (relative paths in it resolve
+/// against the file's directory).
+pub fn load_text(path: &Path, text: &str) -> Result<SpecFile, SpecError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     SPEC_DIR.with(|d| *d.borrow_mut() = dir);
-    let spec = parse(&text).map_err(|(location, message)| SpecError {
-        file,
+    let spec = parse(text).map_err(|(location, message)| SpecError {
+        file: path.display().to_string(),
         location,
         message,
     })?;
@@ -81,6 +89,37 @@ pub fn load(path: &Path) -> Result<SpecFile, SpecError> {
 
 /// Parses spec text; the error is `(line and column, message)`.
 pub fn parse(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
+    let Err((None, message)) = parse_yaml(text) else {
+        return parse_yaml(text);
+    };
+    // A few errors come without a location (a second YAML document, most often made by a line
+    // indented less than the first): the first line at which the text fails the same way.
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let fails_the_same =
+        |n: usize| matches!(parse_yaml(&lines[..n].concat()), Err((_, m)) if m == message);
+    let (mut low, mut high) = (1, lines.len().max(1));
+    while low < high {
+        let middle = (low + high) / 2;
+        if fails_the_same(middle) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    let line = lines.get(high - 1).copied().unwrap_or_default();
+    let column = line.len() - line.trim_start_matches(' ').len() + 1;
+    let message = if message.contains("more than one document") {
+        "a second YAML document starts here, and a spec is one document (is this line indented \
+         less than the lines before it, or does a `---` or `...` precede it?)"
+            .to_string()
+    } else {
+        message
+    };
+    Err((Some((high, column)), message))
+}
+
+/// The spec in `text`, or serde_norway's error: `(line and column, when known, message)`.
+fn parse_yaml(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
     serde_norway::from_str::<Spec>(text).map_err(|e| {
         let location = e.location().map(|l| (l.line(), l.column()));
         let mut message = e.to_string();
@@ -459,6 +498,14 @@ licenseTests:
             e.starts_with("4:21: daemonTests[0].startupTimeout: invalid duration"),
             "{e}"
         );
+        // A second document (here made by indenting the first line) is located where it starts.
+        let e = error_of(" schemaVersion: 2.0.0\ncommandTests: []\n");
+        assert!(
+            e.starts_with("2:1: a second YAML document starts here"),
+            "{e}"
+        );
+        let e = error_of("schemaVersion: 2.0.0\ncommandTests: []\n---\nx: 1\n");
+        assert!(e.starts_with("3:1: a second YAML document"), "{e}");
         // Malformed YAML: the scanner's error has a location too.
         let e = error_of(
             "schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n    command: x\n    args: [a, b\n    exitCode: 1\n",
