@@ -444,3 +444,214 @@ async fn pinned_plugin_installs_from_the_cache_with_the_registry_stopped() {
     assert!(matches!(error, PluginError::Registry { .. }), "{error:?}");
     assert!(error.to_string().contains(&registry.host()), "{error}");
 }
+
+/// A front for a registry that demands `Bearer` tokens, as Docker Hub and GHCR do: requests
+/// without the token get a challenge naming its realm; the realm trades Basic credentials for
+/// the token; requests with it are forwarded. Stops when dropped.
+struct BearerFront {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+    scopes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for BearerFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const TOKEN: &str = "token-for-tests";
+
+impl BearerFront {
+    async fn start(backend: String, user: &'static str, password: &'static str) -> BearerFront {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let scopes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = scopes.clone();
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (http, backend, seen) = (http.clone(), backend.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let _ = Self::serve(stream, port, &http, &backend, user, password, &seen).await;
+                });
+            }
+        });
+        BearerFront { port, task, scopes }
+    }
+
+    /// One request per connection (answers carry `Connection: close`).
+    async fn serve(
+        stream: tokio::net::TcpStream,
+        port: u16,
+        http: &reqwest::Client,
+        backend: &str,
+        user: &str,
+        password: &str,
+        seen: &std::sync::Mutex<Vec<String>>,
+    ) -> std::io::Result<()> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let mut reader = tokio::io::BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).await?;
+        let mut parts = line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut headers = Vec::new();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).await?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = header.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let length: usize = get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await?;
+
+        let (status, mut out_headers, out_body): (u16, Vec<(String, String)>, Vec<u8>) =
+            if let Some(query) = target.strip_prefix("/token?") {
+                let scope = query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("scope="))
+                    .unwrap_or("")
+                    .replace("%3A", ":")
+                    .replace("%2F", "/")
+                    .replace("%2C", ",");
+                seen.lock().unwrap().push(scope);
+                if get("authorization")
+                    == Some(format!(
+                        "Basic {}",
+                        base64_of(&format!("{user}:{password}"))
+                    ))
+                {
+                    (
+                        200,
+                        vec![("content-type".into(), "application/json".into())],
+                        format!(r#"{{"token":"{TOKEN}"}}"#).into_bytes(),
+                    )
+                } else {
+                    (401, vec![], b"{\"details\":\"bad credentials\"}".to_vec())
+                }
+            } else if get("authorization") != Some(format!("Bearer {TOKEN}")) {
+                let challenge = format!(
+                    r#"Bearer realm="http://127.0.0.1:{port}/token",service="seaworthy-test""#
+                );
+                (
+                    401,
+                    vec![("www-authenticate".into(), challenge)],
+                    Vec::new(),
+                )
+            } else {
+                let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                let mut request = http
+                    .request(method, format!("http://{backend}{target}"))
+                    .body(body);
+                for name in ["content-type", "accept"] {
+                    if let Some(v) = get(name) {
+                        request = request.header(name, v);
+                    }
+                }
+                let response = request.send().await.map_err(std::io::Error::other)?;
+                let status = response.status().as_u16();
+                let mut kept = Vec::new();
+                for name in [
+                    "content-type",
+                    "docker-content-digest",
+                    "location",
+                    "content-length",
+                ] {
+                    if let Some(v) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
+                        kept.push((
+                            name.to_string(),
+                            v.replace(backend, &format!("127.0.0.1:{port}")),
+                        ));
+                    }
+                }
+                let bytes = response.bytes().await.map_err(std::io::Error::other)?;
+                (status, kept, bytes.to_vec())
+            };
+        if !out_headers.iter().any(|(k, _)| k == "content-length") {
+            out_headers.push(("content-length".into(), out_body.len().to_string()));
+        }
+        let mut answer = format!("HTTP/1.1 {status} X\r\nconnection: close\r\n");
+        for (k, v) in out_headers {
+            answer.push_str(&format!("{k}: {v}\r\n"));
+        }
+        answer.push_str("\r\n");
+        let mut stream = reader.into_inner();
+        stream.write_all(answer.as_bytes()).await?;
+        if method != "HEAD" {
+            stream.write_all(&out_body).await?;
+        }
+        stream.shutdown().await
+    }
+}
+
+#[tokio::test]
+async fn bearer_token_challenges_are_answered_with_the_credentials() {
+    let plugin_dir = scaffolded();
+    let registry = Registry::start(&[]);
+    let front = BearerFront::start(registry.host(), "robot", "t0ken-pass").await;
+    let reference = format!("127.0.0.1:{}/org/{ID}:bearer", front.port);
+    let ws = Workspace::new();
+    let right = ws
+        .config("publisher")
+        .credentials(Credentials::new("robot", "t0ken-pass"));
+    let pushed = oci::push(&plugin_dir, &reference, &right)
+        .await
+        .expect("push through a Bearer challenge");
+    let installed = oci::install(
+        &reference,
+        &right.clone().cache_dir(ws.dir.path().join("clean")),
+    )
+    .await
+    .expect("install through a Bearer challenge");
+    assert_eq!(installed.manifest_digest, pushed.manifest_digest);
+    let scopes = front.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.contains(&format!("repository:org/{ID}:pull,push")),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes.contains(&format!("repository:org/{ID}:pull")),
+        "{scopes:?}"
+    );
+
+    // The token endpoint refusing the credentials is an authentication failure too.
+    let wrong = ws
+        .config("other")
+        .credentials(Credentials::new("robot", "nope"));
+    let error = oci::install(&reference, &wrong).await.unwrap_err();
+    assert!(
+        matches!(error, PluginError::AuthFailed { status: 401, .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("getting a token from")
+            && text.contains(&format!("127.0.0.1:{}", front.port)),
+        "{text}"
+    );
+}
