@@ -1,12 +1,24 @@
 //! A small client of the OCI distribution API: manifests by tag or digest, blobs, monolithic
 //! blob uploads (`POST` then `PUT ?digest=`), and the `Basic` and `Bearer` challenge flows.
-//! Every request has a deadline (the client's timeout); every error names the registry.
+//! HTTP/1.1 over hyper, TLS through rustls with the ring provider and the platform's roots.
+//! Every request, body included, has a deadline (the config's timeout); every error names the
+//! registry.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use bytes::Bytes;
+use http::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, USER_AGENT,
+    WWW_AUTHENTICATE,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 use super::auth::{self, Challenge, Credentials};
 use super::reference::{self, Reference};
@@ -17,10 +29,16 @@ use crate::error::{PluginError, Result};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest manifest accepted (the distribution spec suggests registries accept 4 MiB).
 const MAX_MANIFEST: usize = 4 << 20;
+/// How many redirects a blob download follows (registries may send blobs from storage).
+const MAX_REDIRECTS: usize = 5;
+/// The answers read to explain an error are cut here.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+type Http = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A client for one repository of one registry.
 pub(crate) struct RegistryClient {
-    http: reqwest::Client,
+    http: Http,
     registry: String,
     base: String,
     repository: String,
@@ -28,14 +46,7 @@ pub(crate) struct RegistryClient {
     /// The `Authorization` header that worked last (Basic, or a Bearer token).
     authorization: Mutex<Option<HeaderValue>>,
     push: bool,
-}
-
-/// Installs the ring crypto provider for rustls, unless the process chose one.
-fn ensure_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Fails only if another thread installed one first, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
+    timeout: Duration,
 }
 
 /// A fetched manifest.
@@ -45,24 +56,55 @@ pub(crate) struct FetchedManifest {
     pub(crate) header_digest: Option<String>,
 }
 
+/// An HTTP(S) connector with rustls (ring) and the platform's root certificates. Without
+/// readable roots, only plain HTTP works, and HTTPS fails naming the certificate.
+fn connector() -> std::result::Result<HttpsConnector<HttpConnector>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider.clone())
+    {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "no platform root certificates: HTTPS registries will fail");
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+        }
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    Ok(builder.https_or_http().enable_http1().wrap_connector(http))
+}
+
+/// `text` percent-encoded for a URL query (everything but unreserved characters).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl RegistryClient {
     /// A client for `reference`'s repository. `push` asks for push rights in token scopes.
     pub(crate) fn new(reference: &Reference, config: &OciConfig, push: bool) -> Result<Self> {
-        ensure_crypto_provider();
         let registry = reference.registry().to_string();
         let host = reference.api_host();
         let plain = reference::is_loopback(host) || config.is_insecure(reference.registry());
         let base = format!("{}://{host}", if plain { "http" } else { "https" });
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(config.timeout)
-            .user_agent(concat!("seaworthy-plugin/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PluginError::Registry {
-                registry: registry.clone(),
-                action: "set up an HTTP client".into(),
-                reason: e.to_string(),
-            })?;
+        let connector = connector().map_err(|reason| PluginError::Registry {
+            registry: registry.clone(),
+            action: "set up TLS".into(),
+            reason,
+        })?;
+        let http = Client::builder(TokioExecutor::new()).build(connector);
         let credentials = auth::lookup(
             &registry,
             config.credentials.as_ref(),
@@ -76,6 +118,7 @@ impl RegistryClient {
             credentials,
             authorization: Mutex::new(None),
             push,
+            timeout: config.timeout,
         })
     }
 
@@ -110,28 +153,60 @@ impl RegistryClient {
         }
     }
 
-    /// Sends the request `build` makes, answering one authentication challenge if the registry
-    /// sends one. A 401 or 403 after that is an [`PluginError::AuthFailed`].
+    /// A request to `url` with `body`, and `headers`.
+    fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(http::HeaderName, &str)],
+        body: Bytes,
+        authorization: Option<&HeaderValue>,
+        action: &str,
+    ) -> Result<Request<Full<Bytes>>> {
+        let mut builder = Request::builder().method(method).uri(url).header(
+            USER_AGENT,
+            concat!("seaworthy-plugin/", env!("CARGO_PKG_VERSION")),
+        );
+        for (name, value) in headers {
+            builder = builder.header(name, *value);
+        }
+        if let Some(value) = authorization {
+            builder = builder.header(AUTHORIZATION, value.clone());
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| self.error(action, format!("cannot make a request for {url}: {e}")))
+    }
+
+    /// Sends `request` under the deadline.
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        action: &str,
+    ) -> Result<Response<Incoming>> {
+        match tokio::time::timeout(self.timeout, self.http.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(self.error(action, describe(&e))),
+            Err(_) => Err(self.error(action, format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
+    /// Sends a request (made by `build` with the current `Authorization`), answering one
+    /// authentication challenge if the registry sends one. A 401 or 403 after that is an
+    /// [`PluginError::AuthFailed`].
     async fn send(
         &self,
         action: &str,
-        build: impl Fn(&reqwest::Client) -> RequestBuilder,
-    ) -> Result<Response> {
+        build: impl Fn(Option<&HeaderValue>) -> Result<Request<Full<Bytes>>>,
+    ) -> Result<Response<Incoming>> {
         let mut answered_challenge = false;
         loop {
-            let mut request = build(&self.http);
             let current = self
                 .authorization
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            if let Some(value) = current {
-                request = request.header(AUTHORIZATION, value);
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| self.error(action, describe(&e)))?;
+            let response = self.exchange(build(current.as_ref())?, action).await?;
             let status = response.status();
             if status == StatusCode::FORBIDDEN {
                 return Err(self.auth_failed(status, action, ""));
@@ -192,22 +267,28 @@ impl RegistryClient {
     ) -> Result<String> {
         let rights = if self.push { "pull,push" } else { "pull" };
         let scope = scope.unwrap_or_else(|| format!("repository:{}:{rights}", self.repository));
-        let mut query = vec![("scope", scope)];
+        let mut url = format!(
+            "{realm}{}scope={}",
+            if realm.contains('?') { '&' } else { '?' },
+            encode(&scope)
+        );
         if let Some(service) = service {
-            query.push(("service", service));
+            url.push_str(&format!("&service={}", encode(&service)));
         }
         let token_action = format!("{action} (getting a token from {realm})");
-        let mut url = reqwest::Url::parse(realm)
-            .map_err(|e| self.error(&token_action, format!("the realm is not a URL: {e}")))?;
-        url.query_pairs_mut().extend_pairs(&query);
-        let mut request = self.http.get(url);
-        if let Some(c) = &self.credentials {
-            request = request.header(AUTHORIZATION, c.basic_header());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.error(&token_action, describe(&e)))?;
+        let basic = self
+            .credentials
+            .as_ref()
+            .and_then(|c| HeaderValue::from_str(&c.basic_header()).ok());
+        let request = self.request(
+            Method::GET,
+            &url,
+            &[],
+            Bytes::new(),
+            basic.as_ref(),
+            &token_action,
+        )?;
+        let response = self.exchange(request, &token_action).await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(self.auth_failed(status, &token_action, ""));
@@ -220,9 +301,8 @@ impl RegistryClient {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let answer: TokenAnswer = response
-            .json()
-            .await
+        let body = self.body(response, &token_action, MAX_MANIFEST).await?;
+        let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|e| self.error(&token_action, format!("unreadable token answer: {e}")))?;
         answer
             .token
@@ -238,24 +318,24 @@ impl RegistryClient {
             self.registry, self.repository
         );
         let url = self.url(&format!("manifests/{reference}"));
+        let accept = format!(
+            "{}, application/vnd.docker.distribution.manifest.v2+json",
+            super::IMAGE_MANIFEST_MEDIA_TYPE
+        );
         let response = self
-            .send(&action, |http| {
-                http.get(&url).header(
-                    reqwest::header::ACCEPT,
-                    format!(
-                        "{}, {}",
-                        super::IMAGE_MANIFEST_MEDIA_TYPE,
-                        "application/vnd.docker.distribution.manifest.v2+json"
-                    ),
+            .send(&action, |auth| {
+                self.request(
+                    Method::GET,
+                    &url,
+                    &[(ACCEPT, &accept)],
+                    Bytes::new(),
+                    auth,
+                    &action,
                 )
             })
             .await?;
         let response = self.expect(response, &action, &[StatusCode::OK]).await?;
-        let header_digest = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header_digest = header(response.headers(), "docker-content-digest");
         let bytes = self.body(response, &action, MAX_MANIFEST).await?;
         Ok(FetchedManifest {
             bytes,
@@ -263,16 +343,57 @@ impl RegistryClient {
         })
     }
 
-    /// `GET /v2/<name>/blobs/<digest>` (following redirects to storage).
+    /// `GET /v2/<name>/blobs/<digest>`, following redirects to storage (without the registry's
+    /// credentials when the redirect leaves the registry).
     pub(crate) async fn get_blob(&self, digest: &str, limit: usize) -> Result<Vec<u8>> {
         let action = format!(
             "fetch blob {digest} of {}/{}",
             self.registry, self.repository
         );
         let url = self.url(&format!("blobs/{digest}"));
-        let response = self.send(&action, |http| http.get(&url)).await?;
+        let mut response = self
+            .send(&action, |auth| {
+                self.request(Method::GET, &url, &[], Bytes::new(), auth, &action)
+            })
+            .await?;
+        for _ in 0..MAX_REDIRECTS {
+            if !response.status().is_redirection() {
+                break;
+            }
+            let Some(location) = header(response.headers(), LOCATION.as_str()) else {
+                break;
+            };
+            let next = self.absolute(&location);
+            let same_registry = next.starts_with(&format!("{}/", self.base));
+            let auth = if same_registry {
+                self.authorization
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            } else {
+                None
+            };
+            let request = self.request(
+                Method::GET,
+                &next,
+                &[],
+                Bytes::new(),
+                auth.as_ref(),
+                &action,
+            )?;
+            response = self.exchange(request, &action).await?;
+        }
         let response = self.expect(response, &action, &[StatusCode::OK]).await?;
         self.body(response, &action, limit).await
+    }
+
+    /// `location` as an absolute URL (registries may answer with a path).
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{location}", self.base)
+        }
     }
 
     /// Whether the repository already has blob `digest` (`HEAD`).
@@ -282,7 +403,11 @@ impl RegistryClient {
             self.registry, self.repository
         );
         let url = self.url(&format!("blobs/{digest}"));
-        let response = self.send(&action, |http| http.head(&url)).await?;
+        let response = self
+            .send(&action, |auth| {
+                self.request(Method::HEAD, &url, &[], Bytes::new(), auth, &action)
+            })
+            .await?;
         Ok(response.status() == StatusCode::OK)
     }
 
@@ -297,33 +422,37 @@ impl RegistryClient {
         );
         let start_url = self.url("blobs/uploads/");
         let response = self
-            .send(&action, |http| {
-                http.post(&start_url)
-                    .header(reqwest::header::CONTENT_LENGTH, "0")
+            .send(&action, |auth| {
+                self.request(
+                    Method::POST,
+                    &start_url,
+                    &[(CONTENT_LENGTH, "0")],
+                    Bytes::new(),
+                    auth,
+                    &action,
+                )
             })
             .await?;
         let response = self
             .expect(response, &action, &[StatusCode::ACCEPTED])
             .await?;
-        let location = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
+        let location = header(response.headers(), LOCATION.as_str())
             .ok_or_else(|| self.error(&action, "the upload answer has no Location"))?;
-        let mut upload = if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else {
-            format!("{}{location}", self.base)
-        };
+        let mut upload = self.absolute(&location);
         upload.push(if upload.contains('?') { '&' } else { '?' });
         upload.push_str("digest=");
-        upload.push_str(digest);
-        let body = bytes.to_vec();
+        upload.push_str(&encode(digest));
+        let body = Bytes::copy_from_slice(bytes);
         let response = self
-            .send(&action, |http| {
-                http.request(Method::PUT, &upload)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(body.clone())
+            .send(&action, |auth| {
+                self.request(
+                    Method::PUT,
+                    &upload,
+                    &[(CONTENT_TYPE, "application/octet-stream")],
+                    body.clone(),
+                    auth,
+                    &action,
+                )
             })
             .await?;
         self.expect(response, &action, &[StatusCode::CREATED])
@@ -343,41 +472,42 @@ impl RegistryClient {
             self.registry, self.repository
         );
         let url = self.url(&format!("manifests/{tag}"));
-        let body = bytes.to_vec();
+        let body = Bytes::copy_from_slice(bytes);
         let response = self
-            .send(&action, |http| {
-                http.put(&url)
-                    .header(CONTENT_TYPE, media_type)
-                    .body(body.clone())
+            .send(&action, |auth| {
+                self.request(
+                    Method::PUT,
+                    &url,
+                    &[(CONTENT_TYPE, media_type)],
+                    body.clone(),
+                    auth,
+                    &action,
+                )
             })
             .await?;
         let response = self
             .expect(response, &action, &[StatusCode::CREATED])
             .await?;
-        Ok(response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string))
+        Ok(header(response.headers(), "docker-content-digest"))
     }
 
     /// `response` if its status is one of `expected`, else an error with the registry's own
     /// message (its JSON `errors`, or the start of the body).
     async fn expect(
         &self,
-        response: Response,
+        response: Response<Incoming>,
         action: &str,
         expected: &[StatusCode],
-    ) -> Result<Response> {
+    ) -> Result<Response<Incoming>> {
         let status = response.status();
         if expected.contains(&status) {
             return Ok(response);
         }
-        let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        let body = self
+            .body(response, action, MAX_ERROR_BODY)
             .await
-            .ok()
-            .and_then(|r| r.ok())
             .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
         let detail = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| {
@@ -407,37 +537,69 @@ impl RegistryClient {
         ))
     }
 
-    /// Reads a body of at most `limit` bytes.
-    async fn body(&self, mut response: Response, action: &str, limit: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.error(action, describe(&e)))?
-        {
-            if out.len() + chunk.len() > limit {
-                return Err(self.error(action, format!("the answer is larger than {limit} bytes")));
+    /// Reads a body of at most `limit` bytes, under the deadline.
+    async fn body(
+        &self,
+        response: Response<Incoming>,
+        action: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
+        let mut body = response.into_body();
+        let read = async {
+            let mut out = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| self.error(action, describe(&e)))?;
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        return Err(
+                            self.error(action, format!("the answer is larger than {limit} bytes"))
+                        );
+                    }
+                    out.extend_from_slice(&data);
+                }
             }
-            out.extend_from_slice(&chunk);
+            Ok(out)
+        };
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(result) => result,
+            Err(_) => Err(self.error(
+                action,
+                format!("the answer did not arrive within {:?}", self.timeout),
+            )),
         }
-        Ok(out)
     }
 }
 
-/// A reqwest error with its causes (the useful part is often the innermost).
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "cannot connect".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut source = std::error::Error::source(e);
+/// Header `name` as text.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An error with its causes (the useful part is often the innermost).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode;
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(
+            encode("repository:ns/kv:pull,push"),
+            "repository%3Ans%2Fkv%3Apull%2Cpush"
+        );
+        assert_eq!(encode("a-b_c.d~"), "a-b_c.d~");
+    }
 }
