@@ -1,7 +1,7 @@
 //! `seaworthy plugin new|push|install|check` end to end: a new plugin crate (its own unit tests
 //! pass, it builds for wasm32-wasip2), pushed to a real registry on 127.0.0.1 with htpasswd auth
-//! (credentials from the environment; wrong ones named), installed and pinned, then checked by
-//! reference.
+//! (credentials from a Docker credential helper and from the environment; wrong ones named),
+//! installed and pinned, then checked by reference.
 
 #[path = "../../seaworthy-plugin/tests/common/registry.rs"]
 mod registry;
@@ -119,7 +119,36 @@ fn new_push_install_and_check_a_plugin_through_an_authenticated_registry() {
     );
     assert!(stderr.contains("SEAWORTHY_REGISTRY_USERNAME"), "{stderr}");
 
-    // The right ones.
+    // The right ones, from a Docker credential helper named in the Docker config's credHelpers
+    // (run as `docker-credential-<name> get`, the server on stdin).
+    let helpers = home.join("bin");
+    std::fs::create_dir_all(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-seaworthy-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\nif [ \"$server\" = \"{host}\" ]; then\n  echo '{{\"ServerURL\":\"{host}\",\"Username\":\"ci\",\"Secret\":\"letmein\"}}'\nelse\n  echo 'credentials not found in native keychain' >&2; exit 1\nfi\n",
+            host = registry.host()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(home.join("docker")).unwrap();
+    std::fs::write(
+        home.join("docker/config.json"),
+        format!(
+            r#"{{"credHelpers": {{"{}": "seaworthy-test"}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(helpers.clone()).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .unwrap();
     let out = seaworthy(
         home,
         &[
@@ -131,8 +160,7 @@ fn new_push_install_and_check_a_plugin_through_an_authenticated_registry() {
             wasm.to_str().unwrap(),
         ],
     )
-    .env("SEAWORTHY_REGISTRY_USERNAME", "ci")
-    .env("SEAWORTHY_REGISTRY_PASSWORD", "letmein")
+    .env("PATH", &path)
     .output()
     .unwrap();
     let (stdout, stderr) = text(&out);
@@ -147,7 +175,8 @@ fn new_push_install_and_check_a_plugin_through_an_authenticated_registry() {
         .map(|d| d.trim().to_string())
         .expect("the manifest digest is printed");
 
-    // Install on a clean store: pinned in the lockfile.
+    // Install on a clean store, with credentials from the environment: pinned in the lockfile.
+    std::fs::remove_dir_all(home.join("docker")).unwrap();
     std::fs::remove_dir_all(home.join("oci")).unwrap();
     let out = seaworthy(home, &["plugin", "install", &reference])
         .env("SEAWORTHY_REGISTRY_USERNAME", "ci")
