@@ -32,7 +32,8 @@ enum Commands {
     /// Remove the containers, networks, volumes and images of dead test processes (and of finished
     /// test runs) on this host.
     Gc(gc::GcArgs),
-    /// Fixture plugins: list those on the search path, inspect one, check that one loads.
+    /// Fixture plugins: list, inspect and check them; create one; push one to an OCI registry;
+    /// install (and pin) a published one.
     Plugin(plugin::PluginArgs),
 }
 

@@ -5,6 +5,8 @@
 //!   it) and the capabilities it declares. Reads manifests only.
 //! * `inspect`: one plugin's manifest, component file, sha256, the WIT versions its component
 //!   names (read from the binary, without compiling) and what is or isn't granted.
+//! * `inspect` and `check` also take an OCI reference (`registry/namespace/name:tag`), installed
+//!   first (see [`crate::oci`]).
 //! * `check`: loads the plugin like a test would (manifest, WIT version, grants, compile or
 //!   cache, link), asks it for its metadata, and reports; any refusal is the error.
 
@@ -75,9 +77,14 @@ fn host(dirs: &[PathBuf], extra: Option<(&str, Grants)>) -> Result<PluginHost> {
     builder.build()
 }
 
-/// The manifest file of `plugin`: a path if one exists there, else an id on the search path.
+/// The manifest file of `plugin`: a path if one exists there, an OCI reference (installed
+/// through the lockfile and the local store), else an id on the search path.
 fn locate(host: &PluginHost, plugin: &str) -> Result<PathBuf> {
     let path = Path::new(plugin);
+    if !path.exists() && crate::oci::Reference::looks_like(plugin) {
+        let installed = crate::oci::install_blocking(plugin, host.oci_config())?;
+        return Ok(installed.dir.join(MANIFEST_FILE));
+    }
     if path.is_file() {
         return Ok(path.to_path_buf());
     }

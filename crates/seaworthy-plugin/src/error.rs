@@ -168,6 +168,72 @@ pub enum PluginError {
         reason: String,
     },
 
+    /// A plugin reference (`registry/namespace/name:tag`) could not be parsed.
+    #[error("invalid plugin reference {reference:?}: {reason}")]
+    Reference {
+        /// The text given.
+        reference: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Talking to an OCI registry failed (unreachable, an unexpected answer, a timeout).
+    #[error("registry {registry}: {action} failed: {reason}")]
+    Registry {
+        /// The registry host (`host[:port]`).
+        registry: String,
+        /// What was being done, naming the reference or blob.
+        action: String,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// The registry refused the credentials, or asked for credentials and there were none.
+    #[error("registry {registry}: authentication failed (HTTP {status}) while trying to {action}: {reason}")]
+    AuthFailed {
+        /// The registry host (`host[:port]`).
+        registry: String,
+        /// The HTTP status the registry answered (401 or 403).
+        status: u16,
+        /// What was being done.
+        action: String,
+        /// Which credentials were tried, and what to do.
+        reason: String,
+    },
+
+    /// Bytes fetched from a registry or read from the cache do not match the digest that
+    /// names them (the descriptor's, or the one pinned in `seaworthy.lock`): the plugin is refused.
+    #[error("plugin {reference}: {what} does not match its digest: expected {expected}, got {actual}; refused")]
+    Integrity {
+        /// The plugin reference.
+        reference: String,
+        /// What did not match (`the component`, `the OCI manifest`...), and where it came from.
+        what: String,
+        /// The digest it should have.
+        expected: String,
+        /// The digest it has.
+        actual: String,
+    },
+
+    /// An OCI artifact is not a Seaworthy plugin (wrong media types, missing layers).
+    #[error("plugin {reference}: {reason}")]
+    Artifact {
+        /// The plugin reference.
+        reference: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The lockfile (`seaworthy.lock`) could not be read or written, or does not allow what was
+    /// asked.
+    #[error("lockfile {}: {reason}", path.display())]
+    Lockfile {
+        /// The lockfile.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A local I/O error (reading a manifest or a component, building plugins).
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -207,7 +273,14 @@ impl PluginError {
             | PluginError::Container { plugin, .. }
             | PluginError::Engine { plugin, .. } => Some(plugin),
             PluginError::NotFound { id, .. } => Some(id),
-            PluginError::Manifest { .. } | PluginError::Io { .. } => None,
+            PluginError::Manifest { .. }
+            | PluginError::Io { .. }
+            | PluginError::Reference { .. }
+            | PluginError::Registry { .. }
+            | PluginError::AuthFailed { .. }
+            | PluginError::Integrity { .. }
+            | PluginError::Artifact { .. }
+            | PluginError::Lockfile { .. } => None,
         }
     }
 

@@ -163,6 +163,8 @@ fn check_spec(plugin: &str, spec: &ContainerSpec) -> Result<()> {
 impl PluginFixtureDefinition {
     /// Loads plugin `id` with the process-wide [`PluginHost::global`] (search path and grants
     /// from `SEAWORTHY_PLUGIN_PATH` and `seaworthy.toml`) and makes a definition for `config`.
+    /// `id` may be an OCI reference (`registry.example.com/acme/kv:0.1`): it is resolved through
+    /// `seaworthy.lock` and the local store, and installed on a miss (see [`crate::oci`]).
     pub fn load<I, K, V>(id: &str, config: I) -> Result<PluginFixtureDefinition>
     where
         I: IntoIterator<Item = (K, V)>,

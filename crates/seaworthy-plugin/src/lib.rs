@@ -40,6 +40,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! * **Published through OCI registries.** [`oci::push`] uploads a plugin as a wasm OCI
+//!   artifact; [`oci::install`] fetches it, checks every byte's sha256, keeps it by digest and
+//!   pins it in `seaworthy.lock`. [`PluginHost::load`] and [`PluginFixtureDefinition::load`] take
+//!   a reference (`registry.example.com/acme/kv:0.1`) wherever they take an id. [`scaffold`]
+//!   makes a new plugin crate.
+//!
 //! Plugins are built with `cargo build --target wasm32-wasip2` and wit-bindgen; see
 //! `plugins/README.md` for the authoring guide, and [`workspace`] for building a directory of
 //! plugins from tests.
@@ -57,7 +63,9 @@ mod instance;
 mod isolation;
 mod limits;
 mod manifest;
+pub mod oci;
 mod plugin;
+pub mod scaffold;
 mod v0_1_0;
 mod version;
 pub mod workspace;

@@ -13,6 +13,7 @@ use crate::grants::{Grants, PluginsConfig};
 use crate::instance::{Call, HostState, Reply, Runner};
 use crate::limits::Limits;
 use crate::manifest::{Manifest, MANIFEST_FILE};
+use crate::oci::{OciConfig, Reference};
 use crate::v0_1_0;
 use crate::version::{self, WitVersion};
 
@@ -205,6 +206,7 @@ struct HostInner {
     search_path: Vec<PathBuf>,
     grants: BTreeMap<String, Grants>,
     limits: Limits,
+    oci: OciConfig,
     loaded: Mutex<HashMap<String, Component>>,
 }
 
@@ -242,6 +244,7 @@ pub struct PluginHostBuilder {
     grants: BTreeMap<String, Grants>,
     limits: Limits,
     cache_dir: Option<Option<PathBuf>>,
+    oci: Option<OciConfig>,
 }
 
 impl PluginHostBuilder {
@@ -271,6 +274,15 @@ impl PluginHostBuilder {
         self
     }
 
+    /// How plugins named by an OCI reference are installed: the local store, the lockfile,
+    /// credentials (default: [`OciConfig::from_environment`] with
+    /// [`from_environment`](Self::from_environment), else [`OciConfig::default`], which pins
+    /// nothing).
+    pub fn oci(mut self, config: OciConfig) -> Self {
+        self.oci = Some(config);
+        self
+    }
+
     /// Compiles every time (no on-disk cache).
     pub fn no_cache(mut self) -> Self {
         self.cache_dir = Some(None);
@@ -295,6 +307,9 @@ impl PluginHostBuilder {
                 self.cache_dir = Some(Some(dir));
             }
         }
+        if self.oci.is_none() {
+            self.oci = Some(OciConfig::from_environment());
+        }
         Ok(self)
     }
 
@@ -309,6 +324,7 @@ impl PluginHostBuilder {
                 search_path: self.search_path,
                 grants: self.grants,
                 limits: self.limits,
+                oci: self.oci.unwrap_or_default(),
                 loaded: Mutex::new(HashMap::new()),
             }),
         })
@@ -407,8 +423,29 @@ impl PluginHost {
             })
     }
 
-    /// Finds plugin `id` on the search path and loads it (see [`load_from`](Self::load_from)).
+    /// How this host installs plugins named by reference.
+    pub fn oci_config(&self) -> &OciConfig {
+        &self.inner.oci
+    }
+
+    /// Loads plugin `id` (see [`load_from`](Self::load_from)): found on the search path, or, when
+    /// `id` is an OCI reference (`registry.example.com/acme/kv:0.1`), installed through the
+    /// lockfile and the local store ([`oci::install`](crate::oci::install), fetching on a miss).
+    /// A plugin installed by reference gets the grants of its manifest id, of the reference as
+    /// written, and of `registry/repository`.
     pub fn load(&self, id: &str) -> Result<Plugin> {
+        if Reference::looks_like(id) {
+            let installed = crate::oci::install_blocking(id, &self.inner.oci)?;
+            let keys = [
+                id.to_string(),
+                format!(
+                    "{}/{}",
+                    installed.reference.registry(),
+                    installed.reference.repository()
+                ),
+            ];
+            return self.load_granted(&installed.dir, &keys);
+        }
         let manifest = self.find(id)?;
         self.load_from(&manifest)
     }
@@ -419,6 +456,11 @@ impl PluginHost {
     /// and the component's own imports and exports must name the same WIT version. Then the
     /// compiled component comes from this host's memory, the on-disk cache, or the compiler.
     pub fn load_from(&self, path: &Path) -> Result<Plugin> {
+        self.load_granted(path, &[])
+    }
+
+    /// [`load_from`](Self::load_from), also granting what is granted to each of `extra_keys`.
+    fn load_granted(&self, path: &Path, extra_keys: &[String]) -> Result<Plugin> {
         let (manifest, manifest_path) = self.checked_manifest(path)?;
         let version =
             WitVersion::parse(&manifest.wit).ok_or_else(|| PluginError::UnsupportedWit {
@@ -427,7 +469,11 @@ impl PluginHost {
                 declared_in: "its manifest",
                 supported: version::supported_list(),
             })?;
-        let grants = self.grants_for(&manifest.id);
+        let grants = extra_keys
+            .iter()
+            .fold(self.grants_for(&manifest.id), |g, key| {
+                g.merged(&self.grants_for(key))
+            });
         let missing = manifest.capabilities.not_granted(&grants);
         if !missing.is_empty() {
             return Err(PluginError::NotGranted {

@@ -50,9 +50,10 @@ pub(crate) fn supported_list() -> String {
     SUPPORTED_WIT_VERSIONS.join(", ")
 }
 
-/// The versions of `seaworthy:fixture` that a component's imports and exports name, read from
-/// its binary without compiling it. Errors say why the bytes are not a component.
-pub(crate) fn component_wit_versions(bytes: &[u8]) -> Result<BTreeSet<String>, String> {
+/// The names of a component's top-level imports and exports (`wasi:io/streams@0.2.6`,
+/// `seaworthy:fixture/fixture@0.1.0`...), read from its binary without compiling it. Errors say
+/// why the bytes are not a component.
+pub(crate) fn component_names(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), String> {
     use wasmtime::wasmparser::{Parser, Payload};
     if !Parser::is_component(bytes) {
         return Err(if Parser::is_core_wasm(bytes) {
@@ -61,43 +62,45 @@ pub(crate) fn component_wit_versions(bytes: &[u8]) -> Result<BTreeSet<String>, S
             "it is not a wasm component".to_string()
         });
     }
-    let mut versions = BTreeSet::new();
-    let mut note = |name: &str| {
-        if let Some(rest) = name
-            .strip_prefix(WIT_PACKAGE)
-            .and_then(|r| r.strip_prefix('/'))
-        {
-            if let Some((_, version)) = rest.split_once('@') {
-                versions.insert(version.to_string());
-            }
-        }
-    };
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    // Only the outermost component's sections: nested components have imports of their own.
+    let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|e| format!("invalid wasm: {e}"))? {
-            Payload::ComponentImportSection(section) => {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(section) if depth == 0 => {
                 for import in section {
-                    note(
-                        import
-                            .map_err(|e| format!("invalid import: {e}"))?
-                            .name
-                            .name,
-                    );
+                    let import = import.map_err(|e| format!("invalid import: {e}"))?;
+                    imports.push(import.name.name.to_string());
                 }
             }
-            Payload::ComponentExportSection(section) => {
+            Payload::ComponentExportSection(section) if depth == 0 => {
                 for export in section {
-                    note(
-                        export
-                            .map_err(|e| format!("invalid export: {e}"))?
-                            .name
-                            .name,
-                    );
+                    let export = export.map_err(|e| format!("invalid export: {e}"))?;
+                    exports.push(export.name.name.to_string());
                 }
             }
             _ => {}
         }
     }
-    Ok(versions)
+    Ok((imports, exports))
+}
+
+/// The versions of `seaworthy:fixture` that a component's imports and exports name, read from
+/// its binary without compiling it. Errors say why the bytes are not a component.
+pub(crate) fn component_wit_versions(bytes: &[u8]) -> Result<BTreeSet<String>, String> {
+    let (imports, exports) = component_names(bytes)?;
+    Ok(imports
+        .iter()
+        .chain(&exports)
+        .filter_map(|name| {
+            name.strip_prefix(WIT_PACKAGE)?
+                .strip_prefix('/')?
+                .split_once('@')
+                .map(|(_, version)| version.to_string())
+        })
+        .collect())
 }
 
 #[cfg(test)]
