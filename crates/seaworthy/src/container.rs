@@ -700,12 +700,27 @@ pub(crate) async fn start_here(
         .await
         .map_err(|e| Error::docker(format!("start container {}", inner.name), e))?;
     tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "started");
-    // Only published ports need the engine's answer of which host port it chose.
-    if !inner.definition.ports.is_empty() {
-        refresh_ports(inner).await?;
+    // Only published ports need the engine's answer of which host port it chose. A wait that
+    // does not probe ports (logs, health, exit) runs meanwhile: the answer is in hand by the
+    // time the container is ready, and the start is ready no later than the wait alone.
+    let ports = async {
+        if inner.definition.ports.is_empty() {
+            Ok(())
+        } else {
+            refresh_ports(inner).await
+        }
+    };
+    match wait {
+        Some(wait) if wait.needs_ports() => {
+            ports.await?;
+            crate::wait::wait_until(inner, wait, deadline).await?;
+        }
+        Some(wait) => {
+            tokio::try_join!(ports, crate::wait::wait_until(inner, wait, deadline))?;
+        }
+        None => ports.await?,
     }
-    if let Some(wait) = wait {
-        crate::wait::wait_until(inner, wait, deadline).await?;
+    if wait.is_some() {
         tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "ready");
     }
     Ok(())

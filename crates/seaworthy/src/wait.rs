@@ -147,6 +147,15 @@ pub enum Wait {
 }
 
 impl Wait {
+    /// Whether checking this condition needs the published ports (HTTP, TCP, custom checks).
+    pub(crate) fn needs_ports(&self) -> bool {
+        match self {
+            Wait::Http { .. } | Wait::Tcp { .. } | Wait::Custom { .. } => true,
+            Wait::All(waits) | Wait::Any(waits) => waits.iter().any(Wait::needs_ports),
+            _ => false,
+        }
+    }
+
     /// One log line matching `regex`. An invalid regex fails the wait with the regex named.
     pub fn log(regex: &str) -> Wait {
         Wait::log_pattern_list(vec![LogPattern::new(regex)], true)
