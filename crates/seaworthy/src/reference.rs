@@ -105,11 +105,22 @@ impl ImageRef {
                 Some((h, p)) => (h, Some(p)),
                 None => (registry, None),
             };
-            if host.is_empty()
-                || !host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-[]".contains(c))
-            {
+            // A host name or IPv4 address, or an IPv6 address in brackets (`[::1]:5000`).
+            let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                Some(v6) => {
+                    !v6.is_empty()
+                        && v6
+                            .chars()
+                            .all(|c| c.is_ascii_hexdigit() || ":.".contains(c))
+                }
+                None => {
+                    !host.is_empty()
+                        && host
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+                }
+            };
+            if !host_ok {
                 return Err(bad(&format!(
                     "the registry host {host:?} is not a host name"
                 )));

@@ -357,6 +357,22 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
             Ok(r) => outcome(r),
             Err(_) => Some(format!("within {timeout:?}")),
         }
+    } else if matches!(wait, Wait::Logs { .. }) {
+        // A log wait needs no exit watch running beside it (one engine call less per start):
+        // the log ends when the container stops, and only then is the exit code asked for.
+        let exit_code =
+            match tokio::time::timeout_at(deadline.into(), check(inner, wait, false)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(Impossible(why))) if why == LOG_ENDED => {
+                    match tokio::time::timeout_at(deadline.into(), watch_exit(inner)).await {
+                        Ok(code) => Some(code),
+                        Err(_) => return wait_failed(inner, wait, why).await,
+                    }
+                }
+                Ok(Err(Impossible(why))) => return wait_failed(inner, wait, why).await,
+                Err(_) => return wait_failed(inner, wait, format!("within {timeout:?}")).await,
+            };
+        after_exit(inner, wait, exit_code).await
     } else {
         // Race the condition against the container's exit.
         let exit = watch_exit(inner);
@@ -389,19 +405,24 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
                 return wait_failed(inner, wait, format!("within {timeout:?}")).await
             }
         };
-        // After the exit only the log can still hold what the condition waits for (output the
-        // container wrote just before exiting): look at it once more, probes count as failed.
-        match exit_code {
-            None => None,
-            Some(code) => match tokio::time::timeout(EXIT_SETTLE, check(inner, wait, true)).await {
-                Ok(Ok(())) => None,
-                Ok(Err(_)) | Err(_) => Some(exited(code)),
-            },
-        }
+        after_exit(inner, wait, exit_code).await
     };
     match failure {
         None => Ok(()),
         Some(why) => wait_failed(inner, wait, why).await,
+    }
+}
+
+/// After the exit (`Some(code)`) only the log can still hold what the condition waits for
+/// (output the container wrote just before exiting): look at it once more, probes count as
+/// failed. `None` when it held, else why not.
+async fn after_exit(inner: &Inner, wait: &Wait, exit_code: Option<Option<i64>>) -> Option<String> {
+    match exit_code {
+        None => None,
+        Some(code) => match tokio::time::timeout(EXIT_SETTLE, check(inner, wait, true)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(_)) | Err(_) => Some(exited(code)),
+        },
     }
 }
 

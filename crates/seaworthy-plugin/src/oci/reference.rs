@@ -36,28 +36,6 @@ pub fn is_sha256_digest(digest: &str) -> bool {
     })
 }
 
-fn valid_component(part: &str) -> bool {
-    // Lowercase letters and digits, separated by `.`, `_`, `__` or dashes (as the distribution
-    // spec's repository names); not starting or ending with a separator.
-    let bytes = part.as_bytes();
-    !bytes.is_empty()
-        && bytes
-            .iter()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-}
-
-fn valid_tag(tag: &str) -> bool {
-    let bytes = tag.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 128
-        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
 impl Reference {
     /// Whether `text` is shaped like a reference rather than a plugin id: it has a `/` and its
     /// first part names a registry host (has a `.` or a `:`, or is `localhost`). Plugin ids
@@ -72,68 +50,45 @@ impl Reference {
         }
     }
 
-    /// Parses `registry[:port]/repository[:tag][@sha256:digest]`. Without a tag or a digest,
-    /// the tag is `latest`.
+    /// Parses `registry[:port]/repository[:tag][@sha256:digest]`, by the image reference
+    /// grammar of the core crate ([`seaworthy::ImageRef`]) plus two rules of its own: the
+    /// registry must be named, and a digest must be sha256. Without a tag or a digest, the tag
+    /// is `latest`.
     pub fn parse(text: &str) -> Result<Reference> {
         let invalid = |reason: &str| PluginError::Reference {
             reference: text.to_string(),
             reason: reason.to_string(),
         };
-        let (name, digest) = match text.split_once('@') {
-            Some((name, digest)) => {
-                if !is_sha256_digest(digest) {
-                    return Err(invalid(
-                        "the digest must be sha256: followed by 64 lowercase hex digits",
-                    ));
-                }
-                (name, Some(digest.to_string()))
-            }
-            None => (text, None),
-        };
-        let (registry, path) = name.split_once('/').ok_or_else(|| {
-            invalid("expected registry/namespace/name[:tag] (the registry must be named)")
-        })?;
+        let name = text.split_once('@').map_or(text, |(name, _)| name);
+        if !name.contains('/') {
+            return Err(invalid(
+                "expected registry/namespace/name[:tag] (the registry must be named)",
+            ));
+        }
         if !Reference::looks_like(name) {
             return Err(invalid(
                 "the first part must be a registry host: it needs a `.` or a `:port`, or be `localhost`",
             ));
         }
-        if registry.is_empty()
-            || !registry
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-        {
-            return Err(invalid(
-                "the registry host has characters a host name cannot have",
-            ));
-        }
-        // A `:` after the last `/` starts the tag.
-        let (repository, tag) = match path.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => {
-                if !valid_tag(tag) {
-                    return Err(invalid(
-                        "a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
-                    ));
-                }
-                (repo, Some(tag.to_string()))
+        let image = seaworthy::ImageRef::parse(text).map_err(|e| match e {
+            seaworthy::Error::Invalid { reason, .. } => invalid(&reason),
+            other => invalid(&other.to_string()),
+        })?;
+        let registry = image.registry().ok_or_else(|| {
+            invalid("expected registry/namespace/name[:tag] (the registry must be named)")
+        })?;
+        if let Some(digest) = image.digest() {
+            if !is_sha256_digest(digest) {
+                return Err(invalid(
+                    "the digest must be sha256: followed by 64 lowercase hex digits",
+                ));
             }
-            _ => (path, None),
-        };
-        if !repository.split('/').all(valid_component) {
-            return Err(invalid(
-                "repository parts are lowercase letters and digits, separated by `.`, `_` or `-`",
-            ));
         }
-        let tag = if tag.is_none() && digest.is_none() {
-            Some("latest".to_string())
-        } else {
-            tag
-        };
         Ok(Reference {
             registry: registry.to_string(),
-            repository: repository.to_string(),
-            tag,
-            digest,
+            repository: image.repository().to_string(),
+            tag: image.tag().map(str::to_string),
+            digest: image.digest().map(str::to_string),
         })
     }
 
@@ -250,6 +205,10 @@ mod tests {
         }
         assert!(!Reference::looks_like("memcached"));
         assert!(Reference::looks_like("registry.example.com/ns/kv:1"));
+        // An IPv6 registry in brackets.
+        let r = Reference::parse("[::1]:5000/ns/kv:1").unwrap();
+        assert_eq!((r.registry(), r.repository()), ("[::1]:5000", "ns/kv"));
+        assert!(Reference::parse("[zz]:5000/ns/kv:1").is_err());
     }
 
     #[test]
