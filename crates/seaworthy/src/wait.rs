@@ -364,9 +364,11 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
             match tokio::time::timeout_at(deadline.into(), check(inner, wait, false)).await {
                 Ok(Ok(())) => None,
                 Ok(Err(Impossible(why))) if why == LOG_ENDED => {
-                    match tokio::time::timeout_at(deadline.into(), watch_exit(inner)).await {
-                        Ok(code) => Some(code),
-                        Err(_) => return wait_failed(inner, wait, why).await,
+                    match tokio::time::timeout_at(deadline.into(), exit_status(inner)).await {
+                        Ok(Some(code)) => Some(code),
+                        // No answer about the exit (the engine went away with the log): say
+                        // what is known, now rather than at the deadline.
+                        Ok(None) | Err(_) => return wait_failed(inner, wait, why).await,
                     }
                 }
                 Ok(Err(Impossible(why))) => return wait_failed(inner, wait, why).await,
@@ -446,6 +448,19 @@ fn exited(code: Option<i64>) -> String {
 
 /// Resolves when the container is no longer running, with its exit code when known.
 async fn watch_exit(inner: &Inner) -> Option<i64> {
+    match exit_status(inner).await {
+        Some(code) => code,
+        None => {
+            // The wait API failed (engine restarting?): never resolve, let the deadline decide.
+            std::future::pending::<()>().await;
+            None
+        }
+    }
+}
+
+/// The container's exit once it is no longer running (`Some`, with the code when known), or
+/// `None` when the engine's wait API failed (the engine went away?).
+async fn exit_status(inner: &Inner) -> Option<Option<i64>> {
     let mut stream = inner.docker().wait_container(
         &inner.name,
         Some(WaitContainerOptions {
@@ -453,14 +468,12 @@ async fn watch_exit(inner: &Inner) -> Option<i64> {
         }),
     );
     match stream.next().await {
-        Some(Ok(r)) => Some(r.status_code),
+        Some(Ok(r)) => Some(Some(r.status_code)),
         // bollard reports a non-zero exit as an error carrying the code.
-        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
-        Some(Err(_)) | None => {
-            // The wait API failed (engine restarting?): never resolve, let the deadline decide.
-            std::future::pending::<()>().await;
-            None
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+            Some(Some(code))
         }
+        Some(Err(_)) | None => None,
     }
 }
 
