@@ -77,7 +77,8 @@ struct Tracker {
 struct BridgeMembers {
     /// The session network once it exists (mirrors `SessionInner::network`, without awaiting).
     network: Option<String>,
-    /// Engine names, with whether the container has been created yet.
+    /// Engine names, with whether the container has been created yet. Removed containers stay
+    /// listed until the network is created (a few bytes each; their join is then skipped).
     members: Vec<(String, bool)>,
 }
 
@@ -471,18 +472,10 @@ impl Session {
                 bridge.members = creating;
                 created.into_iter().map(|(n, _)| n).collect()
             };
-            let live: std::collections::HashSet<String> = session
-                .0
-                .tracker
-                .live
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&ResourceKind::Container)
-                .map(|m| m.values().cloned().collect())
-                .unwrap_or_default();
+            // By engine name: a container removed since is skipped (404), and one whose warm
+            // standby took its name is replaced by that standby.
             let joins = waiting
                 .into_iter()
-                .filter(|n| live.contains(n))
                 .map(|container| session.connect_to_network(&name, container));
             for joined in futures_util::future::join_all(joins).await {
                 if let Err(e) = joined {
