@@ -342,32 +342,11 @@ async fn check_http(c: &Container, h: &HttpCheck) -> Vec<String> {
     errors
 }
 
-/// A process as the image sees it: its user is named from the container's `/etc/passwd`.
-struct Proc {
-    uid: String,
-    user: String,
-    args: String,
-}
-
-/// The container's processes, read by the engine (`top`), with user names from the container's
-/// own `/etc/passwd` (the engine's `ps` runs on the host, whose names may differ).
-async fn processes(c: &Container) -> Result<Vec<Proc>, String> {
-    Ok(c.processes()
-        .await
-        .map_err(|e| format!("cannot list the processes of {}: {e}", c.name()))?
-        .into_iter()
-        .map(|p| Proc {
-            uid: p.uid.to_string(),
-            user: p.user,
-            args: p.args,
-        })
-        .collect())
-}
-
 async fn check_process(c: &Container, p: &ProcessCheck) -> Vec<String> {
-    let processes = match processes(c).await {
+    // Users are named from the container's own `/etc/passwd` (the core's process list).
+    let processes = match c.processes().await {
         Ok(list) => list,
-        Err(e) => return vec![e],
+        Err(e) => return vec![format!("cannot list the processes of {}: {e}", c.name())],
     };
     let matching: Vec<_> = processes
         .iter()
@@ -375,7 +354,7 @@ async fn check_process(c: &Container, p: &ProcessCheck) -> Vec<String> {
         .filter(|proc| {
             p.user
                 .as_ref()
-                .is_none_or(|u| *u == proc.user || *u == proc.uid)
+                .is_none_or(|u| *u == proc.user || *u == proc.uid.to_string())
         })
         .collect();
     let who = p
