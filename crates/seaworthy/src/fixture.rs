@@ -87,10 +87,16 @@ pub trait FixtureDefinition: Clone + Send + Sync + 'static {
     /// the baseline with a lock the service offers (an advisory lock, a key) or a file lock.
     fn attach(&self, container: Container) -> impl Future<Output = Result<Self::Fixture>> + Send;
 
-    /// Whether one container can carry this fixture for a whole run ([`Shared::per_run`](crate::Shared::per_run)):
-    /// `Err` with the reason when it cannot (a stack is several containers). The default is `Ok`.
-    fn check_run_scope(&self) -> Result<()> {
-        Ok(())
+    /// Finds the fixture this test run shares ([`Shared::per_run`](crate::Shared::per_run)), or
+    /// starts it when no process of the run has: called once per process. The default shares one
+    /// container, found by its labels (the run id and a hash of [`key`](Self::key)) and created
+    /// under a cross-process file lock, then [`attach`](Self::attach)es it. A fixture of several
+    /// containers (a [`StackFixture`](crate::StackFixture)) overrides this.
+    fn share_per_run(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<Self::Fixture>> + Send {
+        crate::shared::share_container_per_run(self.clone(), session.clone())
     }
 
     /// Starts a fixture for one test in the global session; it is removed when dropped.

@@ -224,6 +224,35 @@ pub fn state_dir() -> PathBuf {
     dir
 }
 
+/// Removes the files the test run `run` (the value of `io.seaworthy.session`) left in
+/// [`state_dir`]: the data of its shared containers' snapshots, their recorded baselines and the
+/// run's lock files. For a run that is over: the reaper calls it once the test runner is gone.
+pub fn remove_run_files(run: &str) {
+    let namespace = format!("sw-{}", &run[..8.min(run.len())]);
+    let shared_snapshots = format!("{namespace}-shared-");
+    if let Ok(entries) = std::fs::read_dir(crate::snapshot::snapshot_dir()) {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&shared_snapshots)
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let baselines = format!("baseline-{namespace}-");
+    let locks = format!("run-{run}-");
+    if let Ok(entries) = std::fs::read_dir(state_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&baselines) || name.starts_with(&locks) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// Takes an exclusive lock on the file `name` in [`state_dir`], waiting for other processes that
 /// hold it; the lock is released when the returned file is dropped. `what` names the lock in errors.
 pub(crate) async fn lock_file(name: String, what: &str) -> Result<std::fs::File> {
@@ -330,6 +359,13 @@ pub(crate) fn spawn_reaper(endpoint: &str, run_id: &str, owner: &str, runner: &s
 fn reaper_entry() {
     if std::env::var(ENV_REAPER).is_ok_and(|v| v == "1") {
         let code = run_reaper();
+        if code == 0 {
+            // Its log (named after the owner's pid) is only worth keeping when something failed.
+            let owner = std::env::var("SEAWORTHY_REAPER_OWNER").unwrap_or_default();
+            if let Some((pid, _)) = owner.split_once(':') {
+                let _ = std::fs::remove_file(state_dir().join(format!("reaper-{pid}.log")));
+            }
+        }
         std::process::exit(code);
     }
 }
@@ -447,6 +483,7 @@ fn run_reaper() -> i32 {
                     report.removed.len()
                 );
                 if report.errors.is_empty() {
+                    remove_run_files(&run);
                     return 0;
                 }
                 // Listed again on the next pass; what failed is tried again.

@@ -132,7 +132,7 @@ impl FixtureDefinition for SnapshotFixture {
         };
         let baseline = if container.is_kept() {
             // Shared by the run: every process must restore the same baseline, taken once.
-            shared_baseline(&container, options).await?
+            crate::snapshot::run_baseline(&container, options).await?
         } else {
             container.snapshot_with("baseline", options).await?
         };
@@ -145,23 +145,4 @@ impl FixtureDefinition for SnapshotFixture {
             baseline,
         })
     }
-}
-
-/// The baseline of a container shared by the run: taken by the first process under a file lock,
-/// read by the others.
-async fn shared_baseline(container: &Container, options: SnapshotOptions) -> Result<Snapshot> {
-    let dir = crate::gc::state_dir();
-    let json = dir.join(format!("baseline-{}.json", container.name()));
-    let lock =
-        crate::gc::lock_file(format!("baseline-{}.lock", container.name()), "baseline").await?;
-    let result = match Snapshot::load(&json) {
-        Ok(snapshot) => Ok(snapshot),
-        Err(_) => {
-            let snapshot = container.snapshot_with("baseline", options).await?;
-            snapshot.save(&json)?;
-            Ok(snapshot)
-        }
-    };
-    drop(lock);
-    result
 }

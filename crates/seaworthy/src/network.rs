@@ -15,6 +15,8 @@ pub struct NetworkDefinition {
     driver: String,
     internal: bool,
     labels: HashMap<String, String>,
+    /// Shared by the test run: named in the run's namespace, owned by no process.
+    run_scoped: bool,
 }
 
 impl NetworkDefinition {
@@ -25,6 +27,7 @@ impl NetworkDefinition {
             driver: "bridge".into(),
             internal: false,
             labels: HashMap::new(),
+            run_scoped: false,
         }
     }
 
@@ -36,6 +39,14 @@ impl NetworkDefinition {
     /// Replaces the name (a stack prefixes its networks' names with the stack's id).
     pub(crate) fn renamed(mut self, name: String) -> Self {
         self.name = name;
+        self
+    }
+
+    /// Makes the network the test run's (a stack shared per run): named in the run's namespace,
+    /// labelled as the run's, and left in place by its handle; the reaper removes it when the
+    /// run is over.
+    pub(crate) fn run_scoped(mut self) -> Self {
+        self.run_scoped = true;
         self
     }
 
@@ -66,9 +77,9 @@ impl NetworkDefinition {
     pub async fn create_in(self, session: &Session) -> Result<Network> {
         let session = session.clone();
         on_runtime(async move {
-            let name = session.scoped_name(&self.name);
+            let (name, owner_labels) = names_and_labels(&session, &self.name, self.run_scoped);
             let mut labels = self.labels.clone();
-            labels.extend(session.labels());
+            labels.extend(owner_labels);
             let created = session
                 .engine()
                 .docker()
@@ -81,12 +92,14 @@ impl NetworkDefinition {
                 })
                 .await
                 .map_err(|e| Error::docker(format!("create network {name}"), e))?;
-            session.track(ResourceKind::Network, &created.id, &name);
+            if !self.run_scoped {
+                session.track(ResourceKind::Network, &created.id, &name);
+            }
             Ok(Network {
                 session,
                 id: created.id,
                 name,
-                removed: AtomicBool::new(false),
+                removed: AtomicBool::new(self.run_scoped),
             })
         })
         .await
@@ -111,6 +124,17 @@ impl Network {
     /// The engine id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A handle to the run's network `name` (id `id`) that another process created: dropping it
+    /// removes nothing.
+    pub(crate) fn attached(session: &Session, id: String, name: String) -> Network {
+        Network {
+            session: session.clone(),
+            id,
+            name,
+            removed: AtomicBool::new(true),
+        }
     }
 
     /// Removes the network now (waiting for containers still on it to go).
@@ -141,6 +165,8 @@ pub struct VolumeDefinition {
     driver: Option<String>,
     driver_opts: HashMap<String, String>,
     labels: HashMap<String, String>,
+    /// Shared by the test run: named in the run's namespace, owned by no process.
+    run_scoped: bool,
 }
 
 impl VolumeDefinition {
@@ -151,6 +177,7 @@ impl VolumeDefinition {
             driver: None,
             driver_opts: HashMap::new(),
             labels: HashMap::new(),
+            run_scoped: false,
         }
     }
 
@@ -162,6 +189,12 @@ impl VolumeDefinition {
     /// Replaces the name (a stack prefixes its volumes' names with the stack's id).
     pub(crate) fn renamed(mut self, name: String) -> Self {
         self.name = name;
+        self
+    }
+
+    /// Makes the volume the test run's; see [`NetworkDefinition::run_scoped`].
+    pub(crate) fn run_scoped(mut self) -> Self {
+        self.run_scoped = true;
         self
     }
 
@@ -194,9 +227,9 @@ impl VolumeDefinition {
     pub async fn create_in(self, session: &Session) -> Result<Volume> {
         let session = session.clone();
         on_runtime(async move {
-            let name = session.scoped_name(&self.name);
+            let (name, owner_labels) = names_and_labels(&session, &self.name, self.run_scoped);
             let mut labels = self.labels.clone();
-            labels.extend(session.labels());
+            labels.extend(owner_labels);
             session
                 .engine()
                 .docker()
@@ -209,11 +242,13 @@ impl VolumeDefinition {
                 })
                 .await
                 .map_err(|e| Error::docker(format!("create volume {name}"), e))?;
-            session.track(ResourceKind::Volume, &name, &name);
+            if !self.run_scoped {
+                session.track(ResourceKind::Volume, &name, &name);
+            }
             Ok(Volume {
                 session,
                 name,
-                removed: AtomicBool::new(false),
+                removed: AtomicBool::new(self.run_scoped),
             })
         })
         .await
@@ -234,6 +269,16 @@ impl Volume {
         &self.name
     }
 
+    /// A handle to the run's volume `name` that another process created: dropping it removes
+    /// nothing.
+    pub(crate) fn attached(session: &Session, name: String) -> Volume {
+        Volume {
+            session: session.clone(),
+            name,
+            removed: AtomicBool::new(true),
+        }
+    }
+
     /// Removes the volume now (waiting for containers using it to go).
     pub async fn remove(self) -> Result<()> {
         self.removed.store(true, Ordering::SeqCst);
@@ -252,5 +297,22 @@ impl Drop for Volume {
                 self.name.clone(),
             );
         }
+    }
+}
+
+/// The engine name for a network or volume the user calls `name`, and the labels saying who owns
+/// it: the session (this process), or the test run.
+fn names_and_labels(
+    session: &Session,
+    name: &str,
+    run_scoped: bool,
+) -> (String, HashMap<String, String>) {
+    if run_scoped {
+        (
+            format!("{}-{name}", session.run_namespace()),
+            session.run_labels(),
+        )
+    } else {
+        (session.scoped_name(name), session.labels())
     }
 }

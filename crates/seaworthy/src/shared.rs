@@ -141,7 +141,10 @@ impl<D: FixtureDefinition> Shared<D> {
         let definition = (self.make)();
         let fixture = match self.scope {
             Scope::Process => definition.start().await?,
-            Scope::Run => start_or_attach_per_run(&definition).await?,
+            Scope::Run => {
+                let session = Session::global().await?;
+                definition.share_per_run(&session).await?
+            }
         };
         let fresh = Arc::new(Slot {
             fixture,
@@ -186,10 +189,12 @@ pub(crate) fn key_hash(key: &str) -> String {
     format!("{h:016x}")
 }
 
-/// Finds the run's container for `definition`, or creates it under a cross-process lock.
-async fn start_or_attach_per_run<D: FixtureDefinition>(definition: &D) -> Result<D::Fixture> {
-    definition.check_run_scope()?;
-    let session = Session::global().await?;
+/// Finds the run's container for `definition`, or creates it under a cross-process lock: the
+/// default [`FixtureDefinition::share_per_run`].
+pub(crate) async fn share_container_per_run<D: FixtureDefinition>(
+    definition: D,
+    session: Session,
+) -> Result<D::Fixture> {
     let hash = key_hash(&definition.key());
     // The run's container: labelled with the definition's key, owned by the run, named for it.
     let mut shared_definition = definition
@@ -203,11 +208,7 @@ async fn start_or_attach_per_run<D: FixtureDefinition>(definition: &D) -> Result
         let container = Container::attach(&session, &id, shared_definition).await?;
         return definition.attach(container).await;
     }
-    let lock = crate::gc::lock_file(
-        format!("run-{}-{hash}.lock", session.run_id()),
-        "shared-fixture",
-    )
-    .await?;
+    let lock = run_lock(&session, &hash).await?;
     let result = async {
         if let Some(id) = find_run_container(&session, &hash).await? {
             let container = Container::attach(&session, &id, shared_definition).await?;
@@ -219,6 +220,16 @@ async fn start_or_attach_per_run<D: FixtureDefinition>(definition: &D) -> Result
     .await;
     drop(lock);
     result
+}
+
+/// The cross-process lock under which a process of the run finds or starts the fixture hashed
+/// `hash`.
+pub(crate) async fn run_lock(session: &Session, hash: &str) -> Result<std::fs::File> {
+    crate::gc::lock_file(
+        format!("run-{}-{hash}.lock", session.run_id()),
+        "shared-fixture",
+    )
+    .await
 }
 
 /// The id of the running container shared by this run for the definition hashed `hash`; a
@@ -253,6 +264,9 @@ async fn find_run_container(session: &Session, hash: &str) -> Result<Option<Stri
             eprintln!(
                 "seaworthy: the run's shared container {id:.12} is not running; replacing it"
             );
+            if let Some(name) = c.names.iter().flatten().next() {
+                crate::snapshot::forget_run_baseline(name.trim_start_matches('/'));
+            }
             crate::session::remove_now(
                 session.engine(),
                 crate::session::ResourceKind::Container,

@@ -117,6 +117,49 @@ impl Snapshot {
     }
 }
 
+/// The baseline of a container shared by the run: taken by the first process under a file lock,
+/// read by the others.
+pub(crate) async fn run_baseline(
+    container: &Container,
+    options: SnapshotOptions,
+) -> Result<Snapshot> {
+    let json = run_baseline_file(container.name());
+    let lock =
+        crate::gc::lock_file(format!("baseline-{}.lock", container.name()), "baseline").await?;
+    // A description left by an earlier run of the same session id names an image that run's
+    // reaper removed: take the baseline again.
+    let recorded = match Snapshot::load(&json) {
+        Ok(snapshot) => {
+            let inner = container.inner.clone();
+            let image = snapshot.image_id.clone();
+            let present =
+                on_runtime(async move { inner.docker().inspect_image(&image).await.is_ok() }).await;
+            present.then_some(snapshot)
+        }
+        Err(_) => None,
+    };
+    let result = match recorded {
+        Some(snapshot) => Ok(snapshot),
+        None => {
+            let snapshot = container.snapshot_with("baseline", options).await?;
+            snapshot.save(&json)?;
+            Ok(snapshot)
+        }
+    };
+    drop(lock);
+    result
+}
+
+/// Where the run's baseline of the run-shared container `name` is described.
+fn run_baseline_file(name: &str) -> PathBuf {
+    crate::gc::state_dir().join(format!("baseline-{name}.json"))
+}
+
+/// Forgets the recorded baseline of the run-shared container `name` (it is being replaced).
+pub(crate) fn forget_run_baseline(name: &str) {
+    let _ = std::fs::remove_file(run_baseline_file(name));
+}
+
 pub(crate) fn snapshot_dir() -> PathBuf {
     let dir = crate::gc::state_dir().join("snapshots");
     let _ = std::fs::create_dir_all(&dir);
@@ -259,18 +302,22 @@ async fn capture(
         .filter(|d| !tmpfs.iter().any(|(t, _)| t == d))
         .collect();
     let session = &inner.session;
-    let repo = format!("{}-snapshot", session.namespace());
+    // A snapshot of a container shared by the run belongs to the run, like the container: its
+    // image (which carries the container's run labels) and data outlive this process, for the
+    // other processes of the run to restore, and the reaper removes them when the run is over.
+    let run_owned = inner.definition.run_scoped && !keep;
+    let namespace = if run_owned {
+        format!("{}-shared", session.run_namespace())
+    } else {
+        session.namespace().to_string()
+    };
+    let repo = format!("{namespace}-snapshot");
     let tag = sanitize_tag(name);
     let image = format!("{repo}:{tag}");
     // Kept snapshots' data lives on; the others' is removed with the session (by namespace).
-    let prefix = if keep {
-        "kept-".to_string()
-    } else {
-        String::new()
-    };
+    let prefix = if keep { "kept-" } else { "" };
     let dir = snapshot_dir().join(format!(
-        "{prefix}{}-{tag}-{:08x}",
-        session.namespace(),
+        "{prefix}{namespace}-{tag}-{:08x}",
         rand::random::<u32>()
     ));
     tokio::fs::create_dir_all(&dir)
@@ -323,7 +370,7 @@ async fn capture(
             )
         })?;
     let image_id = committed.id;
-    if !keep {
+    if !keep && !run_owned {
         session.track(ResourceKind::Image, &image_id, &image);
     }
     Ok(Snapshot {

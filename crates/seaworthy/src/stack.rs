@@ -363,4 +363,11 @@ impl StackDefinition {
         let plan = self.plan()?;
         run::start(self.name, plan, session.clone()).await
     }
+
+    /// The stack the test run shares under the fixture hash `hash` (found, or started as the
+    /// run's); the caller holds the run's lock for `hash`.
+    pub(crate) async fn share_per_run(self, session: &Session, hash: String) -> Result<Stack> {
+        let plan = self.plan()?;
+        run::share_per_run(self.name, plan, session.clone(), hash).await
+    }
 }

@@ -5,17 +5,20 @@ use crate::definition::ContainerDefinition;
 use crate::error::{Error, Result};
 use crate::fixture::{ConnectionInfo, Fixture, FixtureDefinition};
 use crate::session::Session;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Consistency, Snapshot, SnapshotOptions};
 use crate::stack::{Stack, StackDefinition};
 
-/// A stack used as a fixture: started once (per test, or shared per process with
-/// [`Shared::per_process`](crate::Shared::per_process)), and returned to its baseline by
+/// A stack used as a fixture, in every scope: started for one test, shared per process with
+/// [`Shared::per_process`](crate::Shared::per_process), or shared by every process of the test
+/// run with [`Shared::per_run`](crate::Shared::per_run). It is returned to its baseline by
 /// `clean()`, which restores a snapshot of every member taken when the stack first became ready —
 /// concurrently, each keeping its name, aliases and host ports, so the members still reach each
 /// other. [`Fixture::container`] is the *primary* member, the one tests talk to.
 ///
-/// A stack cannot be shared per run (across processes): that scope finds one container by its
-/// labels, and a stack is several. `Shared::per_run` with a stack fixture fails with that reason.
+/// Shared per run, the whole stack — members, networks, volumes and baseline snapshots — belongs
+/// to the run: the first process starts it under a cross-process lock, the others find every
+/// member by its labels (a stack with a member gone or stopped is removed and started afresh),
+/// and the reaper removes it all once the test runner is gone.
 #[derive(Debug, Clone)]
 pub struct StackFixture {
     definition: StackDefinition,
@@ -102,17 +105,6 @@ impl FixtureDefinition for StackFixture {
             .unwrap_or_else(|| ContainerDefinition::new("invalid-stack-fixture"))
     }
 
-    fn check_run_scope(&self) -> Result<()> {
-        Err(Error::invalid(
-            "shared fixture scope",
-            "per_run",
-            format!(
-                "stack {} cannot be shared per run: that scope shares one container, a stack has several (use Shared::per_process)",
-                self.definition.name()
-            ),
-        ))
-    }
-
     async fn attach(&self, container: Container) -> Result<RunningStack> {
         Err(Error::Container {
             container: container.name().to_string(),
@@ -124,21 +116,8 @@ impl FixtureDefinition for StackFixture {
     }
 
     async fn start_in(&self, session: &Session) -> Result<RunningStack> {
-        if self.definition.member(&self.primary).is_none() {
-            return Err(Error::invalid(
-                "stack fixture",
-                &self.primary,
-                format!(
-                    "stack {} has no member of that name",
-                    self.definition.name()
-                ),
-            ));
-        }
+        self.check_primary()?;
         let stack = self.definition.clone().start_in(session).await?;
-        let primary = stack
-            .containers()
-            .position(|(name, _)| name == self.primary)
-            .unwrap_or_default();
         let snapshots = stack.containers().map(|(name, container)| async move {
             container
                 .snapshot("baseline")
@@ -146,11 +125,59 @@ impl FixtureDefinition for StackFixture {
                 .map(|snapshot| (name.to_string(), snapshot))
         });
         let baselines = futures_util::future::try_join_all(snapshots).await?;
-        Ok(RunningStack {
+        Ok(self.running(stack, baselines))
+    }
+
+    async fn share_per_run(&self, session: &Session) -> Result<RunningStack> {
+        self.check_primary()?;
+        let hash = crate::shared::key_hash(&self.key());
+        let lock = crate::shared::run_lock(session, &hash).await?;
+        let result = async {
+            let stack = self.definition.clone().share_per_run(session, hash).await?;
+            // Each member's baseline is taken once for the run, by the process that starts it.
+            let snapshots = stack.containers().map(|(name, container)| async move {
+                let options = SnapshotOptions {
+                    consistency: Consistency::Paused,
+                    keep: false,
+                };
+                crate::snapshot::run_baseline(container, options)
+                    .await
+                    .map(|snapshot| (name.to_string(), snapshot))
+            });
+            let baselines = futures_util::future::try_join_all(snapshots).await?;
+            Ok(self.running(stack, baselines))
+        }
+        .await;
+        drop(lock);
+        result
+    }
+}
+
+impl StackFixture {
+    fn check_primary(&self) -> Result<()> {
+        match self.definition.member(&self.primary) {
+            Some(_) => Ok(()),
+            None => Err(Error::invalid(
+                "stack fixture",
+                &self.primary,
+                format!(
+                    "stack {} has no member of that name",
+                    self.definition.name()
+                ),
+            )),
+        }
+    }
+
+    fn running(&self, stack: Stack, baselines: Vec<(String, Snapshot)>) -> RunningStack {
+        let primary = stack
+            .containers()
+            .position(|(name, _)| name == self.primary)
+            .unwrap_or_default();
+        RunningStack {
             kind: self.definition.name().to_string(),
             stack,
             primary,
             baselines,
-        })
+        }
     }
 }

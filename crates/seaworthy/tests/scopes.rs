@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{container_exists, sleeper};
+use common::{container_exists, read_ids, sleeper};
 use seaworthy::gc::list_labelled;
 use seaworthy::session::{LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION};
 use seaworthy::{ContainerDefinition, Fixture, Session, Shared, SnapshotFixture, Wait};
@@ -44,6 +44,19 @@ async fn child() {
             let fixture = PER_RUN.get().await.unwrap();
             println!("ID={}", fixture.container().id());
         }
+        "per_run_clean" => {
+            // The baseline was taken by another process of the run, which has exited since.
+            let fixture = PER_RUN.get().await.unwrap();
+            let container = fixture.container();
+            let before = container.id();
+            container
+                .write_file("/tmp/dirty", "x", 0o644)
+                .await
+                .unwrap();
+            fixture.clean().await.unwrap();
+            assert!(!container.file_exists("/tmp/dirty").await.unwrap());
+            println!("ID={before} {}", container.id());
+        }
         "killed" => {
             let fixture = PER_RUN.get().await.unwrap();
             let own = sleeper().start().await.unwrap();
@@ -74,44 +87,7 @@ async fn child() {
 }
 
 fn child_command(mode: &str) -> Command {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SW_CHILD", mode)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Reads the child's stdout until its `ID=` line.
-fn read_ids(child: &mut Child) -> Vec<String> {
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        // libtest prints "test child ... " before the child's own output, on the same line.
-        if let Some(ids) = line.split_once("ID=").map(|(_, ids)| ids) {
-            let ids = ids.split_whitespace().map(str::to_string).collect();
-            // Keep draining in the background so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return ids;
-        }
-    }
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    panic!("the child printed no ID line; stderr:\n{err}");
+    common::child_command("child", mode)
 }
 
 #[tokio::test]
@@ -148,9 +124,9 @@ async fn shared_per_process_is_removed_after_sigterm() {
 }
 
 #[tokio::test]
-async fn shared_per_run_is_started_once_by_four_concurrent_processes() {
+async fn shared_per_run_is_started_once_by_four_processes_and_cleaned_by_a_fifth() {
     let session = Session::global().await.unwrap();
-    let run = format!("sharedrun{:08x}", rand_u32());
+    let run = format!("{:08x}sharedrun", rand_u32());
     let mut children: Vec<Child> = (0..4)
         .map(|_| {
             child_command("per_run")
@@ -164,6 +140,14 @@ async fn shared_per_run_is_started_once_by_four_concurrent_processes() {
         assert!(c.wait().unwrap().success());
     }
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    // A fifth process, once the others are gone, cleans it back to the baseline they recorded.
+    let mut cleaner = child_command("per_run_clean")
+        .env("SEAWORTHY_SESSION", &run)
+        .spawn()
+        .unwrap();
+    let cleaned = read_ids(&mut cleaner);
+    assert!(cleaner.wait().unwrap().success());
+    assert_eq!(cleaned[0], ids[0]);
     let found = list_labelled(
         session.engine(),
         &[(LABEL_SESSION, &run), (LABEL_OWNER, "run")],
@@ -176,16 +160,21 @@ async fn shared_per_run_is_started_once_by_four_concurrent_processes() {
         .collect();
     assert_eq!(containers.len(), 1, "{found:?}");
     assert!(containers[0].labels.contains_key(LABEL_FIXTURE));
+    assert_eq!(
+        containers[0].id, cleaned[1],
+        "the restored container is the run's"
+    );
     // The run (this test plays the runner) is over: remove what it shared.
     let mut report = seaworthy::gc::GcReport::default();
     seaworthy::gc::remove_all(session.engine(), found, &mut report).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+    seaworthy::gc::remove_run_files(&run);
 }
 
 #[tokio::test]
 async fn sigkill_leaves_nothing_of_the_session_15s_after_death() {
     let session = Session::global().await.unwrap();
-    let run = format!("killedrun{:08x}", rand_u32());
+    let run = format!("{:08x}killedrun", rand_u32());
     // A shell plays the test runner, so the run ends when it is killed too.
     let exe = std::env::current_exe().unwrap();
     let mut runner = Command::new("sh")
@@ -292,7 +281,7 @@ impl Drop for EngineForwarder {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reaper_waits_for_an_engine_that_is_unreachable_when_its_owner_dies() {
     let session = Session::global().await.unwrap();
-    let run = format!("unreachable{:08x}", rand_u32());
+    let run = format!("{:08x}unreachable", rand_u32());
     let socket = std::env::temp_dir().join(format!("{run}.sock"));
     let forwarder = EngineForwarder::start(&socket);
     let mut child = child_command("own_only")

@@ -4,6 +4,8 @@
 //! Each test uses a session of its own, so "nothing was created" and "nothing is left" can be
 //! checked exactly while other tests run in the same process.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -519,30 +521,107 @@ mod as_a_fixture {
         assert_eq!(out.stdout_text(), "base\n", "{}", out.stderr_text());
     }
 
+    /// The child side of the per-run test: `SW_CHILD` is `write` or `clean`.
     #[tokio::test]
-    async fn a_stack_cannot_be_shared_per_run_and_says_why() {
-        let session = seaworthy::Session::global().await.unwrap();
-        let run_id = session.run_id().to_string();
-        let run_owned = || {
-            let (engine, run_id) = (session.engine().clone(), run_id.clone());
-            async move {
-                seaworthy::gc::list_labelled(
-                    &engine,
-                    &[
-                        ("io.seaworthy.session", &run_id),
-                        ("io.seaworthy.owner", "run"),
-                    ],
-                )
-                .await
+    #[ignore = "run as a child process by a_stack_is_shared_by_the_processes_of_a_run"]
+    async fn child() {
+        let Ok(mode) = std::env::var("SW_CHILD") else {
+            return;
+        };
+        let fixture = STACK_PER_RUN.get().await.unwrap();
+        let web = fixture.container();
+        let client = fixture.stack().container("client").unwrap();
+        let ids = format!("{} {}", web.id(), client.id());
+        match mode.as_str() {
+            "write" => {
+                web.write_file("/www/v", "dirty\n", 0o644).await.unwrap();
+                client.write_file("/tmp/dirty", "x", 0o644).await.unwrap();
+                println!("ID={ids}");
             }
+            "clean" => {
+                // The stack the writers left, dirty: the same one, found by its labels.
+                assert_eq!(web.read_file("/www/v").await.unwrap(), b"dirty\n");
+                assert!(client.file_exists("/tmp/dirty").await.unwrap());
+                fixture.clean().await.unwrap();
+                assert!(!client.file_exists("/tmp/dirty").await.unwrap());
+                let out = client
+                    .exec(Exec::new(["wget", "-q", "-O", "-", "http://web/v"]))
+                    .await
+                    .unwrap();
+                assert_eq!(out.stdout_text(), "base\n", "{}", out.stderr_text());
+                println!("ID={ids} {} {}", web.id(), client.id());
+            }
+            other => panic!("unknown SW_CHILD mode {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stack_is_shared_by_the_processes_of_a_run() {
+        use super::common::{child_command, read_ids};
+        use seaworthy::gc::{list_labelled, remove_all, GcReport};
+        use seaworthy::session::{LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION};
+        use seaworthy::ResourceKind;
+
+        let session = seaworthy::Session::global().await.unwrap();
+        // This test plays the test runner of a run of its own.
+        let run = format!("{:08x}stackrun", rand::random::<u32>());
+        let spawn = |mode: &str| {
+            child_command("as_a_fixture::child", mode)
+                .env("SEAWORTHY_SESSION", &run)
+                .spawn()
+                .unwrap()
         };
-        let before = run_owned().await.unwrap().len();
-        let err = match STACK_PER_RUN.get().await {
-            Ok(_) => panic!("a stack shared per run should be refused"),
-            Err(e) => e.to_string(),
-        };
-        assert!(err.contains("cannot be shared per run"), "{err}");
-        // Refused before anything was created.
-        assert_eq!(run_owned().await.unwrap().len(), before);
+        // Two processes at once: the stack is started once, by one of them.
+        let mut writers = [spawn("write"), spawn("write")];
+        let written: Vec<Vec<String>> = writers.iter_mut().map(read_ids).collect();
+        for w in &mut writers {
+            assert!(w.wait().unwrap().success());
+        }
+        assert_eq!(written[0], written[1]);
+        // A third process, after both have exited: the stack and its baselines outlived them.
+        let mut cleaner = spawn("clean");
+        let ids = read_ids(&mut cleaner);
+        assert!(cleaner.wait().unwrap().success());
+        assert_eq!(ids[..2], written[0][..]);
+        assert_ne!(
+            ids[2], ids[0],
+            "clean() restores the web member into a new container"
+        );
+
+        let found = list_labelled(
+            session.engine(),
+            &[(LABEL_SESSION, &run), (LABEL_OWNER, "run")],
+        )
+        .await
+        .unwrap();
+        let count = |kind| found.iter().filter(|r| r.kind == kind).count();
+        assert_eq!(count(ResourceKind::Container), 2, "{found:?}");
+        assert_eq!(count(ResourceKind::Network), 1, "{found:?}");
+        assert_eq!(
+            count(ResourceKind::Image),
+            2,
+            "the members' baselines: {found:?}"
+        );
+        assert!(found.iter().all(|r| r.labels.contains_key(LABEL_FIXTURE)));
+        // The run is over: remove what it shared, as the reaper does once the runner is gone.
+        let mut report = GcReport::default();
+        remove_all(session.engine(), found, &mut report).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        seaworthy::gc::remove_run_files(&run);
+        let left = list_labelled(session.engine(), &[(LABEL_SESSION, &run)])
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        let namespace = format!("sw-{}", &run[..8]);
+        let state = seaworthy::gc::state_dir();
+        let files: Vec<_> = [state.clone(), state.join("snapshots")]
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(&namespace) || n.contains(&run))
+            .collect();
+        assert!(files.is_empty(), "{files:?}");
     }
 }

@@ -13,7 +13,9 @@ use crate::container::Container;
 use crate::definition::ContainerDefinition;
 use crate::error::{Error, Result};
 use crate::network::{Network, Volume};
-use crate::session::{on_runtime, Session};
+use crate::session::{
+    on_runtime, ResourceKind, Session, LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION, OWNER_RUN,
+};
 use crate::wait::Wait;
 
 /// A running stack: its members' containers, networks and volumes, owned together.
@@ -161,11 +163,167 @@ fn find<'a, T>(
 
 /// Starts `plan` as stack `name` in `session` (on the library's runtime).
 pub(crate) async fn start(name: String, plan: Plan, session: Session) -> Result<Stack> {
-    on_runtime(async move { start_here(name, plan, session).await }).await
+    on_runtime(async move { start_here(name, plan, session, None).await }).await
 }
 
-async fn start_here(name: String, plan: Plan, session: Session) -> Result<Stack> {
-    let id = format!("{name}-{:04x}", rand::random::<u16>());
+/// The stack of `plan` that the test run shares under the fixture hash `hash`: found among the
+/// run's resources when another process started it (every member running), or started as the
+/// run's. The caller holds the run's lock for `hash`.
+pub(crate) async fn share_per_run(
+    name: String,
+    plan: Plan,
+    session: Session,
+    hash: String,
+) -> Result<Stack> {
+    on_runtime(async move {
+        if let Some(stack) = attach_shared(&name, &plan, &session, &hash).await? {
+            return Ok(stack);
+        }
+        start_here(name, plan, session, Some(&hash)).await
+    })
+    .await
+}
+
+/// The id of the stack `name` shared by the run under the fixture hash `hash`.
+fn shared_id(name: &str, hash: &str) -> String {
+    format!("{name}-{}", &hash[..8.min(hash.len())])
+}
+
+/// Finds the run's stack for `hash`: `None` when no process started it yet, or when part of it
+/// is gone or stopped (what is left is then removed, to be started afresh).
+async fn attach_shared(
+    name: &str,
+    plan: &Plan,
+    session: &Session,
+    hash: &str,
+) -> Result<Option<Stack>> {
+    let found = crate::gc::list_labelled(
+        session.engine(),
+        &[
+            (LABEL_SESSION, session.run_id()),
+            (LABEL_OWNER, OWNER_RUN),
+            (LABEL_FIXTURE, hash),
+        ],
+    )
+    .await?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let id = shared_id(name, hash);
+    let engine_name = |local: &str| format!("{}-{id}-{local}", session.run_namespace());
+    let of_kind = |kind: ResourceKind, name: &str| {
+        found
+            .iter()
+            .find(|r| r.kind == kind && r.name == name)
+            .cloned()
+    };
+    let mut stack = Stack {
+        members: Vec::new(),
+        networks: Vec::new(),
+        volumes: Vec::new(),
+        id: id.clone(),
+        name: name.to_string(),
+        session: session.clone(),
+    };
+    let mut complete = true;
+    for n in &plan.networks {
+        match of_kind(ResourceKind::Network, &engine_name(n.name())) {
+            Some(r) => stack.networks.push((
+                n.name().to_string(),
+                Network::attached(session, r.id, r.name),
+            )),
+            None => complete = false,
+        }
+    }
+    for v in &plan.volumes {
+        match of_kind(ResourceKind::Volume, &engine_name(v.name())) {
+            Some(r) => stack
+                .volumes
+                .push((v.name().to_string(), Volume::attached(session, r.name))),
+            None => complete = false,
+        }
+    }
+    let member_ids: Vec<Option<String>> = plan
+        .members
+        .iter()
+        .map(|m| {
+            found
+                .iter()
+                .find(|r| {
+                    r.kind == ResourceKind::Container
+                        && r.labels.get(LABEL_STACK_MEMBER) == Some(&m.name)
+                })
+                .map(|r| r.id.clone())
+        })
+        .collect();
+    complete &= member_ids.iter().all(Option::is_some);
+    if complete {
+        // Attached level by level, so a sidecar's host is there for its definition.
+        let mut order: Vec<usize> = (0..plan.members.len()).collect();
+        order.sort_by_key(|&i| plan.levels[i]);
+        let mut attached: Vec<Option<Arc<Container>>> = vec![None; plan.members.len()];
+        {
+            let run = Run::new(&id, session, plan, &stack, Some(hash));
+            for &i in &order {
+                let host = plan.members[i].network_of.as_ref().and_then(|host| {
+                    let h = plan.members.iter().position(|m| &m.name == host)?;
+                    attached[h].clone()
+                });
+                if plan.members[i].network_of.is_some() && host.is_none() {
+                    complete = false;
+                    break;
+                }
+                let def = run.definition(i, host.as_deref());
+                let Some(container_id) = &member_ids[i] else {
+                    complete = false;
+                    break;
+                };
+                let container = Container::attach(session, container_id, def).await?;
+                if !container.is_running().await.unwrap_or(false) {
+                    complete = false;
+                    break;
+                }
+                attached[i] = Some(Arc::new(container));
+            }
+        }
+        if complete {
+            for i in order {
+                if let Some(container) = attached[i].take() {
+                    stack.members.push(Running {
+                        name: plan.members[i].name.clone(),
+                        level: plan.levels[i],
+                        container,
+                    });
+                }
+            }
+            tracing::debug!(stack = %stack.id, "attached to the run's shared stack");
+            return Ok(Some(stack));
+        }
+    }
+    // Part of it is gone: remove the rest (and its baselines) and start again.
+    eprintln!("seaworthy: the run's shared stack {id} is incomplete or stopped; replacing it");
+    for r in found.iter().filter(|r| r.kind == ResourceKind::Container) {
+        crate::snapshot::forget_run_baseline(&r.name);
+    }
+    drop(stack);
+    let mut report = crate::gc::GcReport::default();
+    crate::gc::remove_all(session.engine(), found, &mut report).await;
+    match report.errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
+}
+
+async fn start_here(
+    name: String,
+    plan: Plan,
+    session: Session,
+    shared: Option<&str>,
+) -> Result<Stack> {
+    let id = match shared {
+        Some(hash) => shared_id(&name, hash),
+        None => format!("{name}-{:04x}", rand::random::<u16>()),
+    };
     let started = Instant::now();
     let mut stack = Stack {
         members: Vec::new(),
@@ -185,19 +343,25 @@ async fn start_here(name: String, plan: Plan, session: Session) -> Result<Stack>
     // Networks and volumes first, all in parallel.
     let networks = plan.networks.iter().map(|n| {
         let local = n.name().to_string();
-        let def = n
+        let mut def = n
             .clone()
             .renamed(format!("{id}-{local}"))
             .label(LABEL_STACK, &id);
+        if let Some(hash) = shared {
+            def = def.label(LABEL_FIXTURE, hash).run_scoped();
+        }
         let session = session.clone();
         async move { (local, def.create_in(&session).await) }
     });
     let volumes = plan.volumes.iter().map(|v| {
         let local = v.name().to_string();
-        let def = v
+        let mut def = v
             .clone()
             .renamed(format!("{id}-{local}"))
             .label(LABEL_STACK, &id);
+        if let Some(hash) = shared {
+            def = def.label(LABEL_FIXTURE, hash).run_scoped();
+        }
         let session = session.clone();
         async move { (local, def.create_in(&session).await) }
     });
@@ -220,7 +384,7 @@ async fn start_here(name: String, plan: Plan, session: Session) -> Result<Stack>
     }
 
     // Then the members, each as soon as its dependencies allow.
-    let run = Run::new(&id, &session, &plan, &stack);
+    let run = Run::new(&id, &session, &plan, &stack, shared);
     join_all((0..plan.members.len()).map(|i| run.member(i))).await;
     let Run {
         containers,
@@ -290,10 +454,18 @@ struct Run<'a> {
     abort: watch::Sender<bool>,
     /// Failures in the order they happened: (member index, error).
     failures: Mutex<Vec<(usize, Error)>>,
+    /// The fixture hash of a stack shared by the run: its members are the run's.
+    shared: Option<&'a str>,
 }
 
 impl<'a> Run<'a> {
-    fn new(id: &'a str, session: &'a Session, plan: &'a Plan, stack: &'a Stack) -> Self {
+    fn new(
+        id: &'a str,
+        session: &'a Session,
+        plan: &'a Plan,
+        stack: &'a Stack,
+        shared: Option<&'a str>,
+    ) -> Self {
         let n = plan.members.len();
         Run {
             id,
@@ -316,6 +488,7 @@ impl<'a> Run<'a> {
             created: Mutex::new(Vec::new()),
             abort: watch::channel(false).0,
             failures: Mutex::new(Vec::new()),
+            shared,
         }
     }
 
@@ -464,6 +637,10 @@ impl<'a> Run<'a> {
             .with_name(format!("{}-{name}", self.id))
             .with_label(LABEL_STACK, self.id)
             .with_label(LABEL_STACK_MEMBER, name);
+        if let Some(hash) = self.shared {
+            def = def.with_label(LABEL_FIXTURE, hash);
+            def.run_scoped = true;
+        }
         for v in &member.volumes {
             if let Some(volume) = self.volumes.get(v.volume.as_str()) {
                 def = def.with_volume(volume, v.target.clone(), v.read_only);
