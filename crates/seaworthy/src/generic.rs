@@ -146,3 +146,13 @@ impl FixtureDefinition for SnapshotFixture {
         })
     }
 }
+
+impl Drop for GenericFixture {
+    fn drop(&mut self) {
+        // The baseline goes with the fixture, unless the container is the run's (other processes
+        // restore it) or kept.
+        if !self.container.is_kept() {
+            self.baseline.discard(self.container.session());
+        }
+    }
+}

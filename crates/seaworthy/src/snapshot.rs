@@ -117,6 +117,24 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Removes the snapshot's image (in the background, once no container uses it) and its
+    /// volume data: a fixture's baseline when the fixture goes. Kept snapshots stay.
+    pub(crate) fn discard(&self, session: &crate::session::Session) {
+        if self.kept {
+            return;
+        }
+        session.remove_in_background(
+            ResourceKind::Image,
+            self.image_id.clone(),
+            self.image.clone(),
+        );
+        if let Some(dir) = self.volumes.first().and_then(|v| v.archive.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// The baseline of a container shared by the run: taken by the first process under a file lock,
 /// read by the others.
 pub(crate) async fn run_baseline(

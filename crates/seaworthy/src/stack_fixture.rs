@@ -51,6 +51,18 @@ impl RunningStack {
     }
 }
 
+impl Drop for RunningStack {
+    fn drop(&mut self) {
+        // The members' baselines go with the stack, unless it is the run's (other processes
+        // restore them).
+        for (_, baseline) in &self.baselines {
+            if !self.container().is_kept() {
+                baseline.discard(self.stack.session());
+            }
+        }
+    }
+}
+
 impl Fixture for RunningStack {
     fn kind(&self) -> &str {
         &self.kind

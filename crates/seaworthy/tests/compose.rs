@@ -123,6 +123,11 @@ async fn four_services_start_serve_http_and_leave_nothing_behind() {
         app.read_file_text("/srv/www/api/status").await.unwrap(),
         "shop-app: db:5432 answered [N]\n"
     );
+    // `service_healthy`: db answered the app's very first probe, made as the app started.
+    assert_eq!(
+        app.read_file_text("/srv/www/api/first").await.unwrap(),
+        "first probe answered [N]\n"
+    );
     let labels = app.inspect().await.unwrap().config.unwrap().labels.unwrap();
     assert_eq!(labels["io.seaworthy.example"], "four-services");
     let db = stack.container("db").unwrap().inspect().await.unwrap();
@@ -199,4 +204,48 @@ fn a_dependency_cycle_is_refused_when_the_file_is_read() {
         err.contains("cycle: api -> worker -> cache -> api"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn declared_networks_aliases_and_a_services_network_namespace() {
+    let session = own_session().await;
+    let stack = StackDefinition::from_compose_file(compose_file("networks"))
+        .unwrap()
+        .start_in(&session)
+        .await
+        .unwrap();
+    let id = stack.id().to_string();
+    // Fetches `url` from `member`, `tries` times 0.1 s apart while the web server comes up, each
+    // try bounded to 3 s.
+    let fetch = |member: &str, url: &str, tries: u32| {
+        let container = stack.container(member).unwrap();
+        let script = format!(
+            "for i in $(seq {tries}); do timeout 3 wget -q -O - {url} && exit 0; sleep 0.1; done; exit 1"
+        );
+        async move { container.exec(Exec::shell(script)).await.unwrap() }
+    };
+    // `side` shares web's network namespace (`network_mode: service:web`): web is on localhost.
+    let out = fetch("side", "http://localhost:8080/", 20).await;
+    assert_eq!(out.stdout_text(), "web\n", "{}", out.stderr_text());
+    // `client` shares the network `back` with web, which has the alias `api` there.
+    let out = fetch("client", "http://api:8080/", 20).await;
+    assert_eq!(out.stdout_text(), "web\n", "{}", out.stderr_text());
+    // `outsider` is only on `front`: neither the alias nor the service name resolves there.
+    for url in ["http://api:8080/", "http://web:8080/"] {
+        let out = fetch("outsider", url, 1).await;
+        assert!(
+            !out.success(),
+            "outsider reached {url}: {}",
+            out.stdout_text()
+        );
+    }
+    // Each declared network is the stack's own, and web's alias is on `back` only.
+    let web = stack.container("web").unwrap().inspect().await.unwrap();
+    let networks = web.network_settings.unwrap().networks.unwrap();
+    let back = stack.network("back").unwrap().name().to_string();
+    assert_eq!(networks.len(), 1, "{:?}", networks.keys());
+    let aliases = networks[&back].aliases.clone().unwrap_or_default();
+    assert!(aliases.contains(&"api".to_string()), "{aliases:?}");
+    stack.remove().await.unwrap();
+    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
 }

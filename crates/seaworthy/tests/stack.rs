@@ -349,6 +349,120 @@ http {
 }
 
 #[tokio::test]
+async fn teardown_removes_dependents_before_their_dependencies() {
+    use futures_util::TryStreamExt as _;
+    use seaworthy::bollard::query_parameters::EventsOptions;
+
+    let session = own_session().await;
+    let stack = StackDefinition::new("layers")
+        .with_container("db", busybox("exec sleep 3600"))
+        .with_member(
+            StackMember::new("app", busybox("exec sleep 3600")).depends_on("db", DependsOn::Ready),
+        )
+        .with_member(
+            StackMember::new("client", busybox("exec sleep 3600"))
+                .depends_on("app", DependsOn::Started),
+        )
+        .with_container("loner", busybox("exec sleep 3600"))
+        .start_in(&session)
+        .await
+        .unwrap();
+    let id = stack.id().to_string();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    stack.remove().await.unwrap();
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    // The engine's record of the removals, in the order they happened.
+    let events: Vec<_> = session
+        .engine()
+        .docker()
+        .events(Some(EventsOptions {
+            since: Some(since.to_string()),
+            until: Some(until.to_string()),
+            filters: Some(HashMap::from([
+                ("type".to_string(), vec!["container".to_string()]),
+                ("event".to_string(), vec!["destroy".to_string()]),
+                ("label".to_string(), vec![format!("{LABEL_STACK}={id}")]),
+            ])),
+        }))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut removed: Vec<(i64, String)> = events
+        .into_iter()
+        .map(|e| {
+            let member = e.actor.unwrap().attributes.unwrap()[LABEL_STACK_MEMBER].clone();
+            (e.time_nano.unwrap(), member)
+        })
+        .collect();
+    removed.sort();
+    let order: Vec<&str> = removed.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(order.len(), 4, "{order:?}");
+    let at = |m: &str| order.iter().position(|o| *o == m).unwrap();
+    assert!(
+        at("client") < at("app") && at("app") < at("db"),
+        "{order:?}"
+    );
+    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_dependency_on_started_does_not_wait_for_ready() {
+    let session = own_session().await;
+    // `slow` is ready two seconds after it starts; `eager` only needs it started.
+    let stack = StackDefinition::new("eager")
+        .with_container(
+            "slow",
+            ContainerDefinition::new(BUSYBOX)
+                .with_cmd(["sh", "-c", "sleep 2; echo ready; exec sleep 3600"])
+                .with_wait(Wait::log("^ready$")),
+        )
+        .with_member(
+            StackMember::new("eager", busybox("exec sleep 3600"))
+                .depends_on("slow", DependsOn::Started),
+        )
+        .start_in(&session)
+        .await
+        .unwrap();
+    let started_at = |name: &str| {
+        let container = stack.container(name).unwrap();
+        async move {
+            let state = container.inspect().await.unwrap().state.unwrap();
+            nanos(&state.started_at.unwrap())
+        }
+    };
+    let (slow, eager) = (started_at("slow").await, started_at("eager").await);
+    assert!(
+        eager - slow < 1_500_000_000,
+        "eager started {} ms after slow, which is ready only after 2 s",
+        (eager - slow) / 1_000_000
+    );
+    stack.remove().await.unwrap();
+}
+
+/// Nanoseconds of the day in an engine timestamp (`2026-11-25T13:30:27.4637Z`): enough to
+/// compare two instants a few seconds apart.
+fn nanos(rfc3339: &str) -> i64 {
+    let time = rfc3339.split_once('T').unwrap().1.trim_end_matches('Z');
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let mut parts = hms.split(':').map(|p| p.parse::<i64>().unwrap());
+    let (h, m, s) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let fraction = format!("{fraction:0<9}")[..9].parse::<i64>().unwrap();
+    ((h * 60 + m) * 60 + s) * 1_000_000_000 + fraction
+}
+
+#[tokio::test]
 async fn a_middle_member_that_fails_is_named_and_everything_is_removed() {
     let session = own_session().await;
     let err = StackDefinition::new("broken")
@@ -497,6 +611,33 @@ mod as_a_fixture {
                 ),
             "web",
         )
+    }
+
+    #[tokio::test]
+    async fn a_stack_fixture_for_one_test_is_cleaned_and_removed_with_its_handle() {
+        use seaworthy::FixtureDefinition;
+
+        let session = super::own_session().await;
+        let fixture = web_and_client().start_in(&session).await.unwrap();
+        let id = fixture.stack().id().to_string();
+        let web = fixture.container();
+        web.write_file("/www/v", "dirty\n", 0o644).await.unwrap();
+        fixture.clean().await.unwrap();
+        let client = fixture.stack().container("client").unwrap();
+        let out = client
+            .exec(Exec::new(["wget", "-q", "-O", "-", "http://web/v"]))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout_text(), "base\n", "{}", out.stderr_text());
+        drop(fixture);
+        assert!(session.wait_for_background_removals(std::time::Duration::from_secs(30)));
+        assert_eq!(super::leftovers(&session, &id).await, Vec::<String>::new());
+        // The baselines went with it.
+        assert_eq!(
+            session.live_count(seaworthy::ResourceKind::Image),
+            0,
+            "snapshot images left"
+        );
     }
 
     static STACK: Shared<StackFixture> = Shared::per_process(web_and_client);
