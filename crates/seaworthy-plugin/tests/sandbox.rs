@@ -258,3 +258,171 @@ async fn a_capability_that_is_not_granted_is_refused() {
     }
     assert_healthy_plugin_still_works().await;
 }
+
+/// The lines of the `escape` plugin's sandbox report in an error message: (attempt, outcome).
+fn sandbox_report(message: &str) -> Vec<(&str, &str)> {
+    message
+        .lines()
+        .filter_map(|l| l.strip_prefix("- "))
+        .filter_map(|l| l.split_once(": "))
+        .collect()
+}
+
+/// Asserts that the report in `error` comes from `call` of plugin `escape`, covers every
+/// attempt in `expected`, and that each attempt failed or found nothing.
+fn assert_nothing_escaped(error: &PluginError, call: &str, expected: &[String]) {
+    let message = error.to_string();
+    eprintln!("{message}");
+    assert!(
+        message.starts_with(&format!(
+            "plugin `escape`: {call}() failed: sandbox report:"
+        )),
+        "{message}"
+    );
+    let report = sandbox_report(&message);
+    for what in expected {
+        assert!(
+            report.iter().any(|(w, _)| w == what),
+            "`{what}` was not attempted:\n{message}"
+        );
+    }
+    for (what, outcome) in &report {
+        assert!(
+            *outcome == "empty" || outcome.starts_with("failed: "),
+            "the sandbox let `{what}` through ({outcome}):\n{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wasi_reaches_no_files_environment_network_or_docker_socket() {
+    // What a plugin could reach on this machine if WASI were open: a TCP listener, a UDP
+    // socket and a file of this test, the machine's files and the Docker socket.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let dir = common::target()
+        .join("seaworthy-plugin-tests")
+        .join("escape");
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = std::fs::canonicalize(&dir).unwrap().join("secret.txt");
+    std::fs::write(&secret, "the host's secret").unwrap();
+    let tcp = listener.local_addr().unwrap().to_string();
+    let udp_to = udp.local_addr().unwrap().to_string();
+    let file = secret.display().to_string();
+    let config = vec![
+        ("tcp", tcp.clone()),
+        ("udp", udp_to.clone()),
+        ("file", file.clone()),
+    ];
+    let expected: Vec<String> = [
+        "environment variables",
+        "arguments",
+        "read /etc/passwd",
+        &format!("read {file}"),
+        "list /",
+        "list .",
+        "write /tmp/seaworthy-escape",
+        "stat /var/run/docker.sock",
+        "open /var/run/docker.sock",
+        &format!("tcp connect {tcp}"),
+        "tcp connect 127.0.0.1:2375",
+        "tcp listen 0.0.0.0:0",
+        &format!("udp send to {udp_to}"),
+        "resolve localhost",
+    ]
+    .map(String::from)
+    .into();
+
+    let plugin = common::host().load("escape").unwrap();
+    // In definition(), before any container exists.
+    let mut in_definition = config.clone();
+    in_definition.push(("when", "definition".into()));
+    let error = plugin.fixture(in_definition).unwrap_err();
+    assert_nothing_escaped(&error, "definition", &expected);
+
+    // In clean(), with the plugin's container running and its TCP port granted.
+    let fixture = plugin
+        .fixture(config)
+        .unwrap()
+        .start()
+        .await
+        .expect("the escape plugin's container");
+    let error = fixture.try_clean().await.unwrap_err();
+    assert_nothing_escaped(&error, "clean", &expected);
+    assert!(!error.to_string().contains("the host's secret"), "{error}");
+
+    // Nothing arrived on this side either.
+    assert_eq!(
+        listener.accept().map(|(_, from)| from).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "a plugin connected to this test's listener"
+    );
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        udp.recv_from(&mut buf)
+            .map(|(_, from)| from)
+            .unwrap_err()
+            .kind(),
+        std::io::ErrorKind::WouldBlock,
+        "a plugin sent a datagram to this test's socket"
+    );
+    assert!(!std::path::Path::new("/tmp/seaworthy-escape").exists());
+    assert!(fixture
+        .check_ready()
+        .await
+        .expect("the plugin still answers"));
+    assert_healthy_plugin_still_works().await;
+}
+
+#[tokio::test]
+async fn a_host_call_that_never_returns_fails_at_the_host_call_timeout() {
+    // Longer than the CPU deadline of 2 s: time spent in host calls does not count against it.
+    let limit = Duration::from_secs(3);
+    let limits = common::host()
+        .limits()
+        .clone()
+        .with_host_call_timeout(limit)
+        // If the host call were not cut off, the call would fail here instead, not hang.
+        .with_call_timeout(Duration::from_secs(20));
+    // The container's busybox `nc` accepts connections and never answers; the plugin asks to
+    // wait for an answer for 50 days.
+    let fixture = common::host()
+        .load("escape")
+        .unwrap()
+        .fixture([("try", "silent-tcp")])
+        .unwrap()
+        .with_limits(limits)
+        .start()
+        .await
+        .expect("the escape plugin's container");
+    for _ in 0..2 {
+        let started = Instant::now();
+        let error = fixture.try_clean().await.unwrap_err();
+        let elapsed = started.elapsed();
+        let message = error.to_string();
+        eprintln!("{message}");
+        assert!(
+            matches!(&error, PluginError::Failed { plugin, call: "clean", .. } if plugin == "escape"),
+            "{error:?}"
+        );
+        assert!(
+            message.contains(
+                "plugin `escape`: clean() failed: host call failed: timed out: \
+                 nothing received from container port 7000 within 3s"
+            ),
+            "{message}"
+        );
+        assert!(
+            elapsed >= limit && elapsed < limit + Duration::from_secs(5),
+            "the host call was cut off after {elapsed:?}"
+        );
+    }
+    // The instance survived its timed-out host calls, and the host keeps working.
+    assert!(fixture
+        .check_ready()
+        .await
+        .expect("the plugin still answers"));
+    assert_healthy_plugin_still_works().await;
+}

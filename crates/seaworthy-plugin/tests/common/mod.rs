@@ -36,7 +36,8 @@ pub fn cache_dir(name: &str) -> PathBuf {
     target().join("seaworthy-plugin-test-cache").join(name)
 }
 
-/// What the shipped plugins need, granted.
+/// What the shipped plugins need, granted (and the test plugins that declare only what they
+/// use, and the authoring guide's example).
 pub fn shipped_grants(
     builder: seaworthy_plugin::PluginHostBuilder,
 ) -> seaworthy_plugin::PluginHostBuilder {
@@ -44,6 +45,8 @@ pub fn shipped_grants(
         .grant("memcached", Grants::new().tcp(11211))
         .grant("redis", Grants::new().exec())
         .grant("probe", Grants::new().tcp(80).http(80).exec())
+        .grant("escape", Grants::new().tcp(7000))
+        .grant("kv", Grants::new().tcp(6379))
 }
 
 /// A host seeing the built plugins, with the shipped plugins' grants and test limits.
