@@ -151,6 +151,8 @@ fn fixture_metadata_outcomes() -> Vec<(String, String, String)> {
         ("metadata", "env var APP_HOME", "pass"),
         ("metadata", "env var APP_MODE", "fail"),
         ("metadata", "env var MISSING_VAR", "fail"),
+        ("metadata", "env var APP_HOME", "fail"),
+        ("metadata", "env var APP_HOME", "fail"),
         ("metadata", "unbound env var DEBUG", "pass"),
         ("metadata", "unbound env var APP_MODE", "fail"),
         ("metadata", "label org.opencontainers.image.vendor", "pass"),
@@ -207,6 +209,8 @@ const FIXTURE_COMMANDS: &[&str] = &[
     "fail: expected error missing",
     "fail: excluded error present",
     "pass: test and global env vars",
+    "fail: test env var has another value",
+    "fail: global env var has another value",
     "pass: global PATH is expanded",
     "pass: image user and workdir",
     "pass: setup and teardown share the test's container",
@@ -241,13 +245,38 @@ fn result<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 fn errors_of(report: &Value, name: &str) -> String {
-    result(report, name)["errors"]
+    errors_in(result(report, name))
+}
+
+/// The errors of one result, a line each.
+fn errors_in(result: &Value) -> String {
+    result["errors"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e.as_str().unwrap().to_string())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The errors of every result named `name`, in report order.
+fn errors_of_all(report: &Value, name: &str) -> Vec<String> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == name)
+        .map(errors_in)
+        .collect()
+}
+
+/// `(stdout, stderr)` of the command test `name`.
+fn output_of<'a>(report: &'a Value, name: &str) -> (&'a str, &'a str) {
+    let r = result(report, name);
+    (
+        r["stdout"].as_str().expect("stdout"),
+        r["stderr"].as_str().expect("stderr"),
+    )
 }
 
 #[tokio::test]
@@ -267,10 +296,10 @@ async fn every_field_of_the_schema_passes_and_fails_as_expected() {
     assert_outcomes(&report, fixture_outcomes());
     assert_eq!(report["passed"], false);
     let summary = &report["summary"];
-    assert_eq!(summary["total"], 62);
-    assert_eq!(summary["failed"], 30);
+    assert_eq!(summary["total"], 66);
+    assert_eq!(summary["failed"], 34);
     assert_eq!(summary["skipped"], 1);
-    // One shared container for the 12 plain command tests, one each for the 3 with setup or
+    // One shared container for the 14 plain command tests, one each for the 3 with setup or
     // teardown; one created container for all 20 file tests; metadata needs none.
     assert_eq!(summary["containers_started"], 4, "{summary}");
     assert_eq!(summary["containers_created"], 1, "{summary}");
@@ -299,6 +328,28 @@ async fn every_field_of_the_schema_passes_and_fails_as_expected() {
         result(&report, "fail: missing file")["file"],
         "tests/specs/fixture.yaml"
     );
+    // isRegex: a match, a regex that does not match, and the same regex compared as text.
+    assert_eq!(
+        errors_of_all(&report, "env var APP_HOME"),
+        [
+            "",
+            "environment variable APP_HOME is \"/app\", which does not match /^/opt/",
+            "environment variable APP_HOME is \"/app\", expected \"^/ap+$\"",
+        ]
+    );
+    // The test's and the global variables are set; their values are not the expected ones.
+    assert_eq!(
+        output_of(&report, "fail: test env var has another value"),
+        ("actual\n", "")
+    );
+    assert_eq!(
+        errors_of(&report, "fail: global env var has another value"),
+        "stdout does not match /^bonjour\\n$/"
+    );
+    assert_eq!(
+        output_of(&report, "fail: global env var has another value"),
+        ("hello\n", "")
+    );
 }
 
 #[tokio::test]
@@ -318,8 +369,54 @@ async fn isolate_runs_every_test_in_a_container_of_its_own_with_the_same_outcome
     assert_outcomes(&report, fixture_outcomes());
     let summary = &report["summary"];
     assert_eq!(summary["isolate"], true);
-    assert_eq!(summary["containers_started"], 15, "{summary}");
+    assert_eq!(summary["containers_started"], 17, "{summary}");
     assert_eq!(summary["containers_created"], 20, "{summary}");
+}
+
+const RUN_OPTIONS_FILES: &[&str] = &[
+    "pass: bind mount seen by file tests",
+    "fail: bind mount file that does not exist",
+];
+
+const RUN_OPTIONS_CONTENTS: &[&str] = &[
+    "pass: bind mount contents",
+    "fail: bind mount contents differ",
+];
+
+const RUN_OPTIONS_COMMANDS: &[&str] = &[
+    "pass: runs as the given user",
+    "fail: not the image's user",
+    "pass: env file",
+    "fail: env file value differs",
+    "pass: host variables pass through",
+    "fail: an unset host variable is not passed",
+    "pass: bind mount",
+    "fail: bind mount has no such file",
+    "pass: bind mount is read-only",
+    "pass: NET_ADMIN is granted",
+    "fail: NET_ADMIN is missing",
+    "fail: not privileged, no SYS_ADMIN",
+    "fail: without allocateTty stderr is not in stdout",
+];
+
+const PRIVILEGED_COMMANDS: &[&str] = &[
+    "pass: privileged has SYS_ADMIN in its bounding set",
+    "pass: still the image's user",
+    "pass: allocateTty puts stderr in stdout",
+    "fail: with allocateTty stderr is empty",
+    "pass: stdout is a terminal",
+];
+
+/// The output of the same command (`echo to-stderr >&2`) with a terminal and without one.
+fn assert_tty_merges_stderr(report: &Value) {
+    assert_eq!(
+        output_of(report, "pass: allocateTty puts stderr in stdout"),
+        ("to-stderr\r\n", "")
+    );
+    assert_eq!(
+        errors_of(report, "fail: with allocateTty stderr is empty"),
+        "stderr does not match /to-stderr/"
+    );
 }
 
 #[tokio::test]
@@ -336,26 +433,50 @@ async fn container_run_options() {
     )
     .await;
     assert_eq!(code, 1);
-    let mut want = named("fileExistence", &["pass: bind mount seen by file tests"]);
-    want.extend(named("fileContent", &["pass: bind mount contents"]));
-    want.extend(named(
-        "command",
-        &[
-            "pass: runs as the given user",
-            "pass: env file",
-            "pass: host variables pass through",
-            "pass: bind mount",
-            "pass: bind mount is read-only",
-            "pass: NET_ADMIN is granted",
-            "fail: not privileged, no SYS_ADMIN",
-            "pass: privileged has SYS_ADMIN in its bounding set",
-            "pass: still the image's user",
-        ],
-    ));
+    let mut want = named("fileExistence", RUN_OPTIONS_FILES);
+    want.extend(named("fileContent", RUN_OPTIONS_CONTENTS));
+    want.extend(named("command", RUN_OPTIONS_COMMANDS));
+    want.extend(named("command", PRIVILEGED_COMMANDS));
     assert_outcomes(&report, want);
     // Different run options, different shared containers.
     assert_eq!(report["summary"]["containers_started"], 2);
     assert_eq!(report["summary"]["containers_created"], 1);
+
+    // Each option took effect; the failing cases expect something else.
+    assert_eq!(
+        output_of(&report, "fail: not the image's user"),
+        ("root\n", "")
+    );
+    assert_eq!(
+        output_of(&report, "fail: env file value differs"),
+        ("env-file-value\n", "")
+    );
+    assert_eq!(
+        errors_of(&report, "fail: an unset host variable is not passed"),
+        "expected exit code 0, got 1"
+    );
+    assert_eq!(
+        errors_of(&report, "fail: bind mount file that does not exist"),
+        "/mnt/bind/missing.txt does not exist"
+    );
+    // Without a terminal, stderr stays apart; with one, it is in stdout.
+    assert_eq!(
+        output_of(&report, "fail: without allocateTty stderr is not in stdout"),
+        ("", "to-stderr\n")
+    );
+    assert_tty_merges_stderr(&report);
+}
+
+#[tokio::test]
+async fn allocate_tty_under_isolate_gives_the_same_outcomes() {
+    let image = fixture().await;
+    let (code, report) =
+        run_json(image, &["tests/specs/privileged.yaml"], &["--isolate"], &[]).await;
+    assert_eq!(code, 1);
+    assert_outcomes(&report, named("command", PRIVILEGED_COMMANDS));
+    assert_tty_merges_stderr(&report);
+    // A container per test.
+    assert_eq!(report["summary"]["containers_started"], 5);
 }
 
 #[tokio::test]
@@ -481,6 +602,29 @@ async fn an_image_without_shell_or_sleep() {
         why.contains("kept alive by `sleep`, which the image lacks"),
         "{why}"
     );
+
+    // A terminal needs an exec, so `sleep` too: shared or isolated, the test says so.
+    let dir = std::env::temp_dir().join(format!("seaworthy-cli-tty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("scratch-tty.yaml");
+    std::fs::write(
+        &spec,
+        "schemaVersion: 2.0.0\ncontainerRunOptions:\n  allocateTty: true\ncommandTests:\n  - name: \"fail: a terminal needs sleep\"\n    command: /pause\n",
+    )
+    .unwrap();
+    for extra in [&[][..], &["--isolate"][..]] {
+        let (code, report) = run_json(SCRATCH, &[spec.to_str().unwrap()], extra, &[]).await;
+        assert_eq!(code, 1, "{extra:?}");
+        assert_outcomes(&report, named("command", &["fail: a terminal needs sleep"]));
+        let why = errors_of(&report, "fail: a terminal needs sleep");
+        assert!(
+            why.contains(
+                "a command with allocateTty runs in a container kept alive by `sleep`, which the image lacks"
+            ),
+            "{extra:?}: {why}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -592,6 +736,19 @@ fn spec_errors_name_the_file_the_line_and_the_field() {
         (
             "tests/specs/errors/bad-regex.yaml",
             "tests/specs/errors/bad-regex.yaml:7:9: commandTests[0].expectedOutput[1]: invalid regex \"(unclosed\": unclosed group",
+        ),
+        // An isRegex value is checked while reading, whether isRegex comes after it or before.
+        (
+            "tests/specs/errors/bad-env-regex.yaml",
+            "tests/specs/errors/bad-env-regex.yaml:7:14: metadataTest.envVars[1].value: invalid regex \"(unclosed\": unclosed group",
+        ),
+        (
+            "tests/specs/errors/bad-header-regex.yaml",
+            "tests/specs/errors/bad-header-regex.yaml:9:20: daemonTests[0].httpTests[0].headers[0].value: invalid regex \"^text/(html\": unclosed group",
+        ),
+        (
+            "tests/specs/errors/empty-command.yaml",
+            "tests/specs/errors/empty-command.yaml:6:9: commandTests[0].setup[1]: an empty command",
         ),
     ];
     for (spec, message) in cases {

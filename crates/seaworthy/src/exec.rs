@@ -20,6 +20,7 @@ pub struct Exec {
     workdir: Option<String>,
     privileged: bool,
     stdin: Option<Vec<u8>>,
+    tty: bool,
     timeout: Duration,
 }
 
@@ -37,6 +38,7 @@ impl Exec {
             workdir: None,
             privileged: false,
             stdin: None,
+            tty: false,
             timeout: Duration::from_secs(60),
         }
     }
@@ -74,6 +76,13 @@ impl Exec {
     /// Feeds `input` to the command's standard input, then closes it.
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(input.into());
+        self
+    }
+
+    /// Runs the command with a terminal (`docker exec --tty`): what it writes to stderr arrives in
+    /// [`ExecOutput::stdout`] with the rest, lines end in `\r\n`, and `stderr` stays empty.
+    pub fn tty(mut self, tty: bool) -> Self {
+        self.tty = tty;
         self
     }
 
@@ -191,6 +200,7 @@ pub(crate) async fn exec_here(
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 attach_stdin: Some(exec.stdin.is_some()),
+                tty: Some(exec.tty),
                 ..Default::default()
             },
         )
@@ -203,6 +213,7 @@ pub(crate) async fn exec_here(
             &created.id,
             Some(StartExecOptions {
                 detach: false,
+                tty: exec.tty,
                 ..Default::default()
             }),
         )

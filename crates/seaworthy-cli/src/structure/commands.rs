@@ -8,6 +8,10 @@
 //! - With `--isolate`, or when the image has no `sleep` to idle on, a test without setup runs as
 //!   the main process of a container of its own (entrypoint cleared, command as `CMD`), which is
 //!   what container-structure-test does for every test.
+//! - With `containerRunOptions.allocateTty`, the command (not its setup or teardown steps) runs
+//!   with a terminal (`docker exec --tty`): what it writes to stderr is part of its stdout, with
+//!   the terminal's `\r\n` line endings, as in container-structure-test. Under `--isolate` such a
+//!   test gets a kept-alive container of its own, so it needs `sleep` in the image too.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,7 @@ pub async fn run(ctx: &Context, spec: &SpecFile, file_index: usize) -> Vec<TestR
     let file = spec.path.display().to_string();
     let run = &spec.spec.container_run_options;
     let base_env = ctx.base_env(run);
+    let tty = run.allocate_tty;
     let shares = !ctx.isolate && tests.iter().any(|t| !t.has_setup_or_teardown());
     let shell = if shares {
         Some(ctx.shell_container(run).await)
@@ -54,13 +59,16 @@ pub async fn run(ctx: &Context, spec: &SpecFile, file_index: usize) -> Vec<TestR
             async move {
                 let started = Instant::now();
                 let outcome = if t.has_setup_or_teardown() {
-                    run_with_setup(ctx, run, t, &env).await
+                    run_in_own_container(ctx, run, t, &env).await
                 } else {
                     match &shell {
-                        Some(Ok(c)) => run_steps(ctx, c, t, &env).await,
+                        Some(Ok(c)) => run_steps(ctx, c, t, &env, tty).await,
                         Some(Err(e)) if !is_missing_binary(e) => {
                             Err(format!("cannot start a container of the image: {e}"))
                         }
+                        Some(Err(e)) if tty => Err(lacks_sleep(t, e)),
+                        // --isolate: a terminal needs an exec, so a kept-alive container.
+                        None if tty => run_in_own_container(ctx, run, t, &env).await,
                         // --isolate, or no `sleep` in the image.
                         _ => run_as_main_process(ctx, run, t, &env).await,
                     }
@@ -146,8 +154,9 @@ pub fn is_missing_binary(message: &str) -> bool {
     message.contains("executable file not found") || message.contains("no such file or directory")
 }
 
-/// A test with setup or teardown, in a kept-alive container of its own.
-async fn run_with_setup(
+/// A test with setup or teardown (or, under `--isolate`, one needing a terminal), in a
+/// kept-alive container of its own.
+async fn run_in_own_container(
     ctx: &Context,
     run: &RunOptions,
     t: &CommandTest,
@@ -155,25 +164,38 @@ async fn run_with_setup(
 ) -> Result<Outcome, String> {
     let c = ctx.start_keepalive(run).await.map_err(|e| {
         if is_missing_binary(&e) {
-            format!("setup and teardown run in a container kept alive by `sleep`, which the image lacks: {e}")
+            lacks_sleep(t, &e)
         } else {
             format!("cannot start a container of the image: {e}")
         }
     })?;
-    let outcome = run_steps(ctx, &c, t, env).await;
+    let outcome = run_steps(ctx, &c, t, env, run.allocate_tty).await;
     ctx.remove(c).await;
     outcome
 }
 
-/// Runs `t`'s setup steps, its command and its teardown steps in `c`, in order.
+/// Why `t`, which needs a kept-alive container (for its setup or teardown, or its terminal),
+/// cannot run in an image without `sleep` (`e`: the engine's error).
+fn lacks_sleep(t: &CommandTest, e: &str) -> String {
+    let what = if t.has_setup_or_teardown() {
+        "setup and teardown run"
+    } else {
+        "a command with allocateTty runs"
+    };
+    format!("{what} in a container kept alive by `sleep`, which the image lacks: {e}")
+}
+
+/// Runs `t`'s setup steps, its command (with a terminal when `tty`) and its teardown steps in
+/// `c`, in order.
 pub async fn run_steps(
     ctx: &Context,
     c: &Container,
     t: &CommandTest,
     env: &[(String, String)],
+    tty: bool,
 ) -> Result<Outcome, String> {
     for step in &t.setup {
-        let out = exec(ctx, c, step, env).await?;
+        let out = exec(ctx, c, step, env, false).await?;
         if out.exit_code != 0 {
             return Err(format!(
                 "setup step `{}` exited with {}{}",
@@ -183,9 +205,9 @@ pub async fn run_steps(
             ));
         }
     }
-    let mut outcome = exec(ctx, c, &t.argv(), env).await?;
+    let mut outcome = exec(ctx, c, &t.argv(), env, tty).await?;
     for step in &t.teardown {
-        match exec(ctx, c, step, env).await {
+        match exec(ctx, c, step, env, false).await {
             Ok(out) if out.exit_code == 0 => {}
             Ok(out) => outcome.teardown_errors.push(format!(
                 "teardown step `{}` exited with {}{}",
@@ -199,16 +221,18 @@ pub async fn run_steps(
     Ok(outcome)
 }
 
+/// `argv` run in `c`; with `tty`, with a terminal (`docker exec --tty`): the terminal's output,
+/// stderr included, is the stdout of the outcome, and its stderr is empty.
 async fn exec(
     ctx: &Context,
     c: &Container,
     argv: &[String],
     env: &[(String, String)],
+    tty: bool,
 ) -> Result<Outcome, String> {
-    if argv.is_empty() {
-        return Err("a command cannot be empty".into());
-    }
-    let mut exec = Exec::new(argv.to_vec()).timeout(ctx.command_timeout);
+    let mut exec = Exec::new(argv.to_vec())
+        .timeout(ctx.command_timeout)
+        .tty(tty);
     for (k, v) in env {
         exec = exec.env(k, v);
     }

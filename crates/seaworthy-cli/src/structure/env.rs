@@ -111,6 +111,7 @@ mod tests {
             key: key.into(),
             value: value.into(),
             is_regex: false,
+            pattern: None,
         }
     }
 

@@ -290,14 +290,6 @@ pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot reach the Docker engine")?;
     let config = image_config(&session, &args.image, args.pull).await?;
-    for spec in &specs {
-        if spec.spec.container_run_options.allocate_tty {
-            progress.note(&format!(
-                "note: {}: containerRunOptions.allocateTty has no effect (stdout and stderr stay apart)",
-                spec.path.display()
-            ));
-        }
-    }
     let ctx = Context {
         session: session.clone(),
         image: args.image.clone(),

@@ -1,10 +1,12 @@
 //! The spec file: container-structure-test schema 2.0.0, read unchanged, plus Seaworthy's
 //! `daemonTests` extension.
 //!
-//! Everything is checked while parsing (unknown fields, types, regexes, permission strings,
-//! durations, the env file and bind mounts of `containerRunOptions`), so every spec error carries
-//! the file, line and column, and the path of the field (`commandTests[2].exitCode`).
+//! Everything is checked while parsing (unknown fields, types, regexes — `isRegex` values
+//! included —, empty commands, permission strings, durations, the env file and bind mounts of
+//! `containerRunOptions`), so every spec error carries the file, line and column, and the path of
+//! the field (`commandTests[2].exitCode`).
 
+mod env_var;
 mod extension;
 #[cfg(test)]
 mod fuzz;
@@ -18,8 +20,8 @@ use serde::de::Deserializer;
 use serde::Deserialize;
 
 pub use extension::{DaemonTest, HttpCheck, LogExpectation, ProcessCheck, StreamName, WaitSpec};
-use values::parse_str;
-pub use values::{parse_duration, BindMount, EnvFile, Pattern, Permissions, Timeout};
+pub use values::{parse_duration, Argv, BindMount, EnvFile, Pattern, Permissions, Timeout};
+use values::{parse_str, program};
 
 /// A spec file, parsed.
 #[derive(Debug, Clone)]
@@ -120,7 +122,7 @@ pub fn parse(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
 
 /// The spec in `text`, or serde_norway's error: `(line and column, when known, message)`.
 fn parse_yaml(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
-    serde_norway::from_str::<Spec>(text).map_err(|e| {
+    env_var::parse_located(|| serde_norway::from_str::<Spec>(text)).map_err(|e| {
         let location = e.location().map(|l| (l.line(), l.column()));
         let mut message = e.to_string();
         // The location is reported in front; drop serde_norway's " at line L column C".
@@ -182,18 +184,29 @@ impl<'de> Deserialize<'de> for SchemaVersion {
     }
 }
 
-/// A key and a value (`envVars`, `labels`, `globalEnvVars`), the value a regex when `isRegex`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// A key and a value (`envVars`, `labels`, `globalEnvVars`, HTTP `headers`), the value a regex
+/// when `isRegex`, compiled while parsing (see [`env_var`]).
+#[derive(Debug, Clone)]
 pub struct EnvVar {
     /// The name.
     pub key: String,
     /// The value (empty when not given).
-    #[serde(default)]
     pub value: String,
     /// Whether `value` is a regex.
-    #[serde(default)]
     pub is_regex: bool,
+    /// `value` compiled, when `is_regex`.
+    pub pattern: Option<Pattern>,
+}
+
+impl EnvVar {
+    /// Whether `actual` is what this entry expects: equal to the value, or matching it when it is
+    /// a regex.
+    pub fn accepts(&self, actual: &str) -> bool {
+        match &self.pattern {
+            Some(p) => p.is_match(actual),
+            None => actual == self.value,
+        }
+    }
 }
 
 /// `containerRunOptions`.
@@ -205,7 +218,9 @@ pub struct RunOptions {
     /// `--privileged`.
     #[serde(default)]
     pub privileged: bool,
-    /// `--tty`: accepted; Seaworthy keeps stdout and stderr apart, so it has no effect.
+    /// `--tty`: command tests run their command (not their setup or teardown steps) with a
+    /// terminal, as `docker exec --tty`, so what it writes to stderr is part of its stdout (with
+    /// the terminal's `\r\n` line endings) and its stderr is empty.
     #[serde(default)]
     pub allocate_tty: bool,
     /// `--env-file`, read while parsing.
@@ -260,14 +275,15 @@ pub struct CommandTest {
     pub name: String,
     /// Commands run before, in the same container.
     #[serde(default)]
-    pub setup: Vec<Vec<String>>,
+    pub setup: Vec<Argv>,
     /// Commands run after, in the same container.
     #[serde(default)]
-    pub teardown: Vec<Vec<String>>,
+    pub teardown: Vec<Argv>,
     /// Environment variables of this test.
     #[serde(default)]
     pub env_vars: Vec<EnvVar>,
-    /// The program.
+    /// The program (never empty).
+    #[serde(deserialize_with = "program")]
     pub command: String,
     /// Its arguments.
     #[serde(default)]
@@ -511,5 +527,92 @@ licenseTests:
             "schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n    command: x\n    args: [a, b\n    exitCode: 1\n",
         );
         assert!(e.starts_with("6:"), "{e}");
+    }
+
+    /// `(line:column: message)` of the error of a spec made of `body` after the schema line.
+    fn error_in(body: &str) -> String {
+        error_of(&format!("schemaVersion: 2.0.0\n{body}"))
+    }
+
+    #[test]
+    fn every_regex_is_checked_while_parsing_at_its_line() {
+        let bad = "'(x'";
+        let cases = [
+            (format!("commandTests:\n  - name: a\n    command: x\n    expectedOutput: [{bad}]\n"), "commandTests[0].expectedOutput[0]"),
+            (format!("commandTests:\n  - name: a\n    command: x\n    excludedOutput: [{bad}]\n"), "commandTests[0].excludedOutput[0]"),
+            (format!("commandTests:\n  - name: a\n    command: x\n    expectedError: [{bad}]\n"), "commandTests[0].expectedError[0]"),
+            (format!("commandTests:\n  - name: a\n    command: x\n    excludedError: [{bad}]\n"), "commandTests[0].excludedError[0]"),
+            (format!("fileContentTests:\n  - name: a\n    path: /x\n    expectedContents: [{bad}]\n"), "fileContentTests[0].expectedContents[0]"),
+            (format!("fileContentTests:\n  - name: a\n    path: /x\n    excludedContents: [{bad}]\n"), "fileContentTests[0].excludedContents[0]"),
+            // isRegex after the value, then before it.
+            (format!("metadataTest:\n  envVars:\n    - key: A\n      value: {bad}\n      isRegex: true\n"), "metadataTest.envVars[0].value"),
+            (format!("metadataTest:\n  labels:\n    - key: A\n      isRegex: true\n      value: {bad}\n"), "metadataTest.labels[0].value"),
+            (format!("metadataTest:\n  labels:\n    - {{key: A, value: {bad}, isRegex: true}}\n"), "metadataTest.labels[0].value"),
+            (format!("globalEnvVars:\n  - {{key: A, value: ok, isRegex: true}}\n  - {{key: B, value: {bad}, isRegex: true}}\n"), "globalEnvVars[1].value"),
+            (format!("commandTests:\n  - name: a\n    command: x\n    envVars: [{{isRegex: true, key: A, value: {bad}}}]\n"), "commandTests[0].envVars[0].value"),
+            (format!("daemonTests:\n  - name: d\n    waitFor: {{log: {bad}}}\n"), "daemonTests[0].waitFor.log"),
+            (format!("daemonTests:\n  - name: d\n    expectedLogs: [{{pattern: {bad}}}]\n"), "daemonTests[0].expectedLogs[0].pattern"),
+            (format!("daemonTests:\n  - name: d\n    excludedLogs: [{bad}]\n"), "daemonTests[0].excludedLogs[0]"),
+            (format!("daemonTests:\n  - name: d\n    httpTests: [{{port: 80, expectedBody: [{bad}]}}]\n"), "daemonTests[0].httpTests[0].expectedBody[0]"),
+            (format!("daemonTests:\n  - name: d\n    httpTests: [{{port: 80, excludedBody: [{bad}]}}]\n"), "daemonTests[0].httpTests[0].excludedBody[0]"),
+            (format!("daemonTests:\n  - name: d\n    httpTests:\n      - port: 80\n        headers:\n          - key: content-type\n            value: {bad}\n            isRegex: true\n"), "daemonTests[0].httpTests[0].headers[0].value"),
+            (format!("daemonTests:\n  - name: d\n    processTests: [{{args: {bad}}}]\n"), "daemonTests[0].processTests[0].args"),
+        ];
+        for (body, path) in cases {
+            // Located at the bad value itself.
+            let (line, column) = body
+                .lines()
+                .enumerate()
+                .find_map(|(n, l)| l.find(bad).map(|c| (n + 2, c + 1)))
+                .unwrap();
+            assert_eq!(
+                error_in(&body),
+                format!("{line}:{column}: {path}: invalid regex \"(x\": unclosed group"),
+                "--- spec ---\n{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn is_regex_values_are_compiled_and_plain_values_compared() {
+        let spec = parse(
+            "schemaVersion: 2.0.0\nmetadataTest:\n  envVars:\n    - {key: A, value: '^/ap+$', isRegex: true}\n    - {key: B, value: '^/ap+$'}\n    - {key: C, value: '(', isRegex: false}\n",
+        )
+        .unwrap();
+        let vars = spec.metadata_test.unwrap().env_vars;
+        assert!(vars[0].accepts("/app") && !vars[0].accepts("/opt"));
+        assert!(vars[1].accepts("^/ap+$") && !vars[1].accepts("/app"));
+        assert!(vars[2].pattern.is_none() && vars[2].accepts("("));
+        // The other errors of an entry are unchanged.
+        assert_eq!(
+            error_in("globalEnvVars:\n  - {key: A, valu: x}\n"),
+            "3:14: globalEnvVars[0]: unknown field `valu`, expected one of `key`, `value`, `isRegex`"
+        );
+        assert_eq!(
+            error_in("globalEnvVars:\n  - {value: x}\n"),
+            "3:5: globalEnvVars[0]: missing field `key`"
+        );
+        assert_eq!(
+            error_in("globalEnvVars:\n  - {key: A, key: B}\n"),
+            "3:5: globalEnvVars[0]: duplicate field `key`"
+        );
+    }
+
+    #[test]
+    fn empty_commands_are_refused_at_their_line() {
+        let cases = [
+            ("commandTests:\n  - name: a\n    command: ''\n", "4:14: commandTests[0].command: an empty command"),
+            ("commandTests:\n  - name: a\n    command:\n", "4:13: commandTests[0].command: an empty command"),
+            ("commandTests:\n  - name: a\n    setup: [[]]\n    command: x\n", "4:13: commandTests[0].setup[0]: an empty command"),
+            ("commandTests:\n  - name: a\n    command: x\n    teardown:\n      - [rm, /tmp/x]\n      - []\n", "7:9: commandTests[0].teardown[1]: an empty command"),
+            ("commandTests:\n  - name: a\n    command: x\n    teardown: [['', x]]\n", "5:16: commandTests[0].teardown[0]: the program of the command is an empty string"),
+            ("daemonTests:\n  - name: d\n    commandTests:\n      - name: a\n        setup: [[]]\n        command: x\n", "6:17: daemonTests[0].commandTests[0].setup[0]: an empty command"),
+        ];
+        for (body, start) in cases {
+            let e = error_in(body);
+            assert!(e.starts_with(start), "{e}\n--- spec ---\n{body}");
+        }
+        let spec = parse("schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n    setup: [[sh, -c, 'true']]\n    command: x\n").unwrap();
+        assert_eq!(spec.command_tests[0].setup[0].join(" "), "sh -c true");
     }
 }

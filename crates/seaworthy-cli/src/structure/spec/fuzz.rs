@@ -21,7 +21,10 @@ const EXAMPLES: &[&str] = &[
     "scratch.yaml",
     "spec30.yaml",
     "errors/bad-regex.yaml",
+    "errors/bad-env-regex.yaml",
+    "errors/bad-header-regex.yaml",
     "errors/bad-values.yaml",
+    "errors/empty-command.yaml",
     "errors/malformed.yaml",
     "errors/unknown-field.yaml",
 ];

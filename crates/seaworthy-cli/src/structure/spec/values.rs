@@ -1,5 +1,5 @@
-//! Scalar values of a spec that are checked while parsing: regexes, permission strings,
-//! durations, env files and bind mounts. Each is read through a visitor, so an error carries the
+//! Values of a spec that are checked while parsing: regexes, permission strings, durations, env
+//! files, bind mounts and commands. Each is read through a visitor, so an error carries the
 //! line and column of the value itself.
 
 use std::fmt;
@@ -154,17 +154,74 @@ impl fmt::Display for Pattern {
     }
 }
 
-impl<'de> Deserialize<'de> for Pattern {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a regex", |source| {
-            Regex::new(source).map(Pattern).map_err(|e| {
-                let why = e.to_string();
-                let why = why.lines().last().unwrap_or_default().trim();
-                let why = why.strip_prefix("error: ").unwrap_or(why);
-                format!("invalid regex {source:?}: {why}")
-            })
+impl Pattern {
+    /// Compiles `source`; the error says which regex and why, on one line.
+    pub fn compile(source: &str) -> Result<Pattern, String> {
+        Regex::new(source).map(Pattern).map_err(|e| {
+            let why = e.to_string();
+            let why = why.lines().last().unwrap_or_default().trim();
+            let why = why.strip_prefix("error: ").unwrap_or(why);
+            format!("invalid regex {source:?}: {why}")
         })
     }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a regex", Pattern::compile)
+    }
+}
+
+/// A program and its arguments (a `setup` or `teardown` step), checked while parsing: neither
+/// the list nor the program may be empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Argv(pub Vec<String>);
+
+impl std::ops::Deref for Argv {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Argv;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a command: a list of a program and its arguments")
+            }
+            // Raised here, inside the list's own visitor, an error carries the list's line.
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Argv, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    argv.push(arg);
+                }
+                match argv.first() {
+                    None => Err(de::Error::custom(
+                        "an empty command: a step is a program and its arguments, like [\"rm\", \"/tmp/state\"]",
+                    )),
+                    Some(program) if program.is_empty() => Err(de::Error::custom(
+                        "the program of the command is an empty string",
+                    )),
+                    Some(_) => Ok(Argv(argv)),
+                }
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A command test's `command`: a program, which cannot be empty.
+pub(super) fn program<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    parse_str(d, "a program", |v| {
+        if v.is_empty() {
+            Err("an empty command: name the program to run".to_string())
+        } else {
+            Ok(v.to_string())
+        }
+    })
 }
 
 /// A permission string, checked while parsing.
