@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig, HostConfig,
-    Mount, MountTmpfsOptions, MountType, NetworkConnectRequest, NetworkingConfig, PortBinding,
+    ContainerCreateBody, ContainerInspectResponse, ContainerState, EndpointSettings, HealthConfig,
+    HostConfig, Mount, MountTmpfsOptions, MountType, NetworkConnectRequest, NetworkingConfig,
+    PortBinding,
 };
 use bollard::query_parameters::{CreateContainerOptions, StopContainerOptions};
 
@@ -31,9 +32,114 @@ pub(crate) struct Inner {
     pub(crate) standby: Mutex<Option<Arc<crate::standby::StandbyState>>>,
     removed: AtomicBool,
     kept: AtomicBool,
+    /// What is known of its runs, to tell the current run's log lines from earlier runs'.
+    runs: Mutex<Runs>,
 }
 
+/// What Seaworthy knows of a container's runs. The engine keeps the log lines of every run of a
+/// container; these tell where the current run's begin.
+#[derive(Debug, Default)]
+struct Runs {
+    /// The engine id all this is about (a restored snapshot is a new container: a new id).
+    id: String,
+    /// How often Seaworthy started it.
+    starts: u32,
+    /// When its runs ended (the engine's `FinishedAt`), as seen; the latest few.
+    ends: Vec<SystemTime>,
+}
+
+/// How many run ends [`Runs`] keeps.
+const RUN_ENDS_KEPT: usize = 4;
+
+/// How far before the start of a run its log is taken to begin, when nothing says where the
+/// previous run's ended (a container started behind Seaworthy's back that has stopped since).
+const RUN_START_SLACK: Duration = Duration::from_secs(1);
+
 impl Inner {
+    /// The runs record of the current engine id.
+    fn runs(&self) -> std::sync::MutexGuard<'_, Runs> {
+        let id = self.id();
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if runs.id != id {
+            *runs = Runs {
+                id,
+                ..Runs::default()
+            };
+        }
+        runs
+    }
+
+    /// Notes that Seaworthy is starting the container; whether it had started it before.
+    fn note_start(&self) -> bool {
+        let mut runs = self.runs();
+        runs.starts += 1;
+        runs.starts > 1
+    }
+
+    /// Notes the end of a run that `state` records.
+    fn note_state(&self, state: &ContainerState) {
+        let Some(end) = state
+            .finished_at
+            .as_deref()
+            .and_then(crate::logs::parse_timestamp)
+        else {
+            return;
+        };
+        let mut runs = self.runs();
+        if !runs.ends.contains(&end) {
+            runs.ends.push(end);
+            runs.ends.sort();
+            let excess = runs.ends.len().saturating_sub(RUN_ENDS_KEPT);
+            runs.ends.drain(..excess);
+        }
+    }
+
+    /// When the log of the run that `state` describes (the current one, or the last one once
+    /// stopped) begins, in the engine's clock: lines recorded before belong to earlier runs.
+    /// `None` when it is the first run.
+    ///
+    /// Neither of the engine's own times is that boundary: it records the start of a run
+    /// (`StartedAt`) a moment after the process started, so the first lines may be recorded
+    /// before it, and the end of a run (`FinishedAt`) a moment before its last lines are read.
+    /// Between the end of one run and the start of the next lies at least the engine's work of
+    /// starting a container: the midpoint of the two is after the one's last line and before
+    /// the other's first.
+    pub(crate) fn run_log_start(&self, state: &ContainerState) -> Option<SystemTime> {
+        let started = state
+            .started_at
+            .as_deref()
+            .and_then(crate::logs::parse_timestamp)?;
+        // Running, `FinishedAt` is the previous run's end (or never, on the first run); stopped,
+        // it is this run's, which may even come before its `StartedAt` (a process that exits at
+        // once is gone before the engine records its start).
+        self.note_state(state);
+        let own_end = (state.running != Some(true))
+            .then(|| {
+                state
+                    .finished_at
+                    .as_deref()
+                    .and_then(crate::logs::parse_timestamp)
+            })
+            .flatten();
+        let runs = self.runs();
+        let previous_end = runs
+            .ends
+            .iter()
+            .filter(|end| **end < started && Some(**end) != own_end)
+            .max();
+        match previous_end {
+            Some(end) => {
+                let gap = started.duration_since(*end).unwrap_or_default();
+                Some(*end + gap / 2)
+            }
+            None if state.running == Some(true) => None,
+            // Stopped: its own end is all the engine tells. Seaworthy started it once: the first
+            // run (a restart by Seaworthy would have noted the previous end).
+            None if runs.starts == 1 => None,
+            None => Some(started - RUN_START_SLACK),
+        }
+    }
+
     /// The engine id (it changes when a snapshot is restored; the name does not).
     pub(crate) fn id(&self) -> String {
         self.id.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -77,9 +183,12 @@ impl ContainerDefinition {
     }
 
     /// Like [`start`](Self::start), in a given session.
+    ///
+    /// The startup timeout bounds it all: pulling the image, creating the container, starting it
+    /// and the wait.
     pub async fn start_in(self, session: &Session) -> Result<Container> {
-        let container = self.clone().create_in(session).await?;
         let deadline = Instant::now() + self.startup_timeout;
+        let container = self.clone().create_until(session, deadline).await?;
         match container.start_and_wait(self.wait.as_ref(), deadline).await {
             Ok(()) => Ok(container),
             Err(e) => {
@@ -95,7 +204,8 @@ impl ContainerDefinition {
     }
 
     /// Creates the container (pulling its image if needed) without starting it: files can be
-    /// read from it, and [`Container::start`] starts it later.
+    /// read from it, and [`Container::start`] starts it later. The startup timeout bounds the
+    /// pull and the create.
     pub async fn create(self) -> Result<Container> {
         let session = Session::global().await?;
         self.create_in(&session).await
@@ -103,34 +213,103 @@ impl ContainerDefinition {
 
     /// Like [`create`](Self::create), in a given session.
     pub async fn create_in(self, session: &Session) -> Result<Container> {
+        let deadline = Instant::now() + self.startup_timeout;
+        self.create_until(session, deadline).await
+    }
+
+    async fn create_until(self, session: &Session, deadline: Instant) -> Result<Container> {
         self.validate()?;
         let session = session.clone();
-        on_runtime(async move { create_here(self, session).await }).await
+        on_runtime(async move { create_here_until(self, session, deadline).await }).await
     }
 }
 
-pub(crate) async fn create_here(
+/// Creates the container of `def` in `session` (pulling its image if needed), within the
+/// definition's startup timeout from now.
+pub(crate) async fn create_here(def: ContainerDefinition, session: Session) -> Result<Container> {
+    let deadline = Instant::now() + def.startup_timeout;
+    create_here_until(def, session, deadline).await
+}
+
+/// Creates the container of `def` in `session` (pulling its image if needed) by `deadline`: a
+/// pull or create still running then is abandoned, and the error names the image or container.
+pub(crate) async fn create_here_until(
     mut def: ContainerDefinition,
     session: Session,
+    deadline: Instant,
 ) -> Result<Container> {
     if let Some(substitute) = crate::substitution::substitute(&def.image)? {
         tracing::debug!(from = %def.image, to = %substitute, "image substituted");
         def.image = substitute;
     }
     let image = ImageRef::parse(&def.image)?;
-    crate::image::ensure_image(&session, &image, def.pull).await?;
+    crate::image::ensure_image_until(&session, &image, def.pull, deadline, def.startup_timeout)
+        .await?;
     let name = match (&def.name, def.run_scoped) {
         _ if def.engine_name.is_some() => def.engine_name.clone().unwrap_or_default(),
         (Some(n), true) => format!("{}-{n}", session.run_namespace()),
         (Some(n), false) => session.scoped_name(n),
         (None, _) => session.fresh_name(),
     };
-    let mut attempt = 0;
-    loop {
-        let session_network = session_network_for(&def, &session, Some(&name)).await?;
-        let body = create_body(&def, &session, &name, session_network.as_deref()).await?;
-        let started = Instant::now();
-        let created = session
+    let created = tokio::time::timeout_at(
+        deadline.into(),
+        create_named(&def, &session, &image, &name, deadline),
+    )
+    .await;
+    match created {
+        Ok(created) => created,
+        // A container created meanwhile is removed: by its handle (dropped with the future),
+        // or by `create_detached` when the engine answers after the deadline.
+        Err(_) => {
+            session.bridge_member_gone(&name);
+            Err(Error::Timeout {
+                action: format!(
+                    "create container {name} from {} (the startup timeout)",
+                    def.image
+                ),
+                timeout: def.startup_timeout,
+            })
+        }
+    }
+}
+
+/// A container the engine created, removed when dropped unless claimed: the create of a start
+/// whose deadline passed while the engine was at it leaves nothing behind.
+struct Unclaimed {
+    session: Session,
+    id: Option<String>,
+    name: String,
+}
+
+impl Unclaimed {
+    fn claim(mut self) -> String {
+        self.id.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            tracing::debug!(container = %self.name, "removing a container created after its start was abandoned");
+            self.session
+                .remove_in_background(ResourceKind::Container, id, self.name.clone());
+        }
+    }
+}
+
+/// Asks the engine to create container `name` from `body`. The request runs on its own: if the
+/// caller gives up waiting (its deadline passed), a container the engine still creates is
+/// removed.
+async fn create_detached(
+    session: &Session,
+    name: &str,
+    body: ContainerCreateBody,
+) -> std::result::Result<String, bollard::errors::Error> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let owner = session.clone();
+    let name = name.to_string();
+    crate::session::runtime().spawn(async move {
+        let created = owner
             .engine()
             .docker()
             .create_container(
@@ -140,19 +319,51 @@ pub(crate) async fn create_here(
                 }),
                 body,
             )
-            .await;
+            .await
+            .map(|created| Unclaimed {
+                session: owner.clone(),
+                id: Some(created.id),
+                name,
+            });
+        // Nobody waiting any more: the container (if any) is dropped, and so removed.
+        let _ = tx.send(created);
+    });
+    match rx.await {
+        Ok(created) => created.map(Unclaimed::claim),
+        Err(_) => Err(bollard::errors::Error::IOError {
+            err: std::io::Error::other("the create request was lost (the runtime is stopping?)"),
+        }),
+    }
+}
+
+/// Creates container `name` of `def` once its image is present (the network, the create and the
+/// files to copy in).
+async fn create_named(
+    def: &ContainerDefinition,
+    session: &Session,
+    image: &ImageRef,
+    name: &str,
+    deadline: Instant,
+) -> Result<Container> {
+    let name = name.to_string();
+    let mut attempt = 0;
+    loop {
+        let session_network = session_network_for(def, session, Some(&name)).await?;
+        let body = create_body(def, session, &name, session_network.as_deref()).await?;
+        let started = Instant::now();
+        let created = create_detached(session, &name, body).await;
         match created {
-            Ok(created) => {
+            Ok(id) => {
                 // Owned from here on: any later failure removes it. A container shared by the
                 // run belongs to no process: the reaper removes it when the runner is gone.
                 if !def.run_scoped {
-                    session.track(ResourceKind::Container, &created.id, &name);
+                    session.track(ResourceKind::Container, &id, &name);
                 }
                 tracing::debug!(container = %name, image = %def.image, elapsed = ?started.elapsed(), "created");
                 let container = Container {
                     inner: Arc::new(Inner {
                         session: session.clone(),
-                        id: RwLock::new(created.id),
+                        id: RwLock::new(id),
                         name: name.clone(),
                         short_name: def.name.clone(),
                         image: def.image.clone(),
@@ -161,6 +372,7 @@ pub(crate) async fn create_here(
                         standby: Mutex::new(None),
                         removed: AtomicBool::new(false),
                         kept: AtomicBool::new(def.run_scoped),
+                        runs: Mutex::new(Runs::default()),
                     }),
                 };
                 if session_network.is_none() && def.network_mode.is_none() {
@@ -171,7 +383,7 @@ pub(crate) async fn create_here(
                     }
                 }
                 container
-                    .join_networks(&def, session_network.is_some())
+                    .join_networks(def, session_network.is_some())
                     .await?;
                 for (path, source) in &def.copies {
                     crate::files::copy_source_here(&container.inner, path, source).await?;
@@ -196,7 +408,14 @@ pub(crate) async fn create_here(
             {
                 attempt += 1;
                 session.forget_image(&image.to_string());
-                crate::image::ensure_image(&session, &image, def.pull).await?;
+                crate::image::ensure_image_until(
+                    session,
+                    image,
+                    def.pull,
+                    deadline,
+                    def.startup_timeout,
+                )
+                .await?;
             }
             Err(e) if status_of(&e) == Some(404) => {
                 session.bridge_member_gone(&name);
@@ -669,6 +888,7 @@ impl Container {
                 standby: Mutex::new(None),
                 removed: AtomicBool::new(false),
                 kept: AtomicBool::new(true),
+                runs: Mutex::new(Runs::default()),
             });
             refresh_ports(&inner).await?;
             Ok(Container { inner })
@@ -693,6 +913,13 @@ pub(crate) async fn start_here(
     wait: Option<&Wait>,
     deadline: Instant,
 ) -> Result<()> {
+    if inner.note_start() {
+        // Started again: note when the previous run ended, so that a wait on its log tells the
+        // runs apart even once this one has ended too.
+        if let Ok(info) = inspect_here(inner).await {
+            inner.note_state(&info.state.unwrap_or_default());
+        }
+    }
     let started = Instant::now();
     inner
         .docker()

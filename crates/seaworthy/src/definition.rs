@@ -523,7 +523,9 @@ impl ContainerDefinition {
         self
     }
 
-    /// Sets the deadline for pulling, starting and the wait together (default 60 s).
+    /// Sets the deadline for pulling the image, creating and starting the container, and the
+    /// wait, together (default 60 s). A pull still running at the deadline is abandoned, and the
+    /// error names the image.
     pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
         self

@@ -1,6 +1,8 @@
 //! Images: presence checks and pulls, one pull per image however many starts ask for it.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
@@ -10,8 +12,26 @@ use crate::error::{status_of, Error, Result};
 use crate::reference::ImageRef;
 use crate::session::Session;
 
+/// The pulls of this process: per engine endpoint and image reference, a lock held while one is
+/// pulled, guarding when the last pull of it that succeeded began. Shared by every session of
+/// the process, so that two sessions on one engine pull an image once.
+type PullLocks = HashMap<(String, String), Arc<tokio::sync::Mutex<Option<Instant>>>>;
+static PULLS: Mutex<Option<PullLocks>> = Mutex::new(None);
+
+/// The lock that makes the concurrent pulls of `reference` on `endpoint` one pull.
+fn pull_lock(endpoint: &str, reference: &str) -> Arc<tokio::sync::Mutex<Option<Instant>>> {
+    PULLS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .entry((endpoint.to_string(), reference.to_string()))
+        .or_default()
+        .clone()
+}
+
 /// Makes sure `image` is present locally, pulling it per `policy`. Concurrent calls for the same
-/// image in one session pull it once: the others wait for that pull.
+/// image on one engine pull it once, whichever sessions of the process they come from: the
+/// others wait for that pull (with [`PullPolicy::Always`] too, when it began after they asked).
 pub(crate) async fn ensure_image(
     session: &Session,
     image: &ImageRef,
@@ -31,15 +51,43 @@ pub(crate) async fn ensure_image(
             reason: "not present locally, and the pull policy is Never".into(),
         });
     }
-    let lock = session.pull_lock(&reference);
-    let _guard = lock.lock().await;
-    // Another task may have pulled it while this one waited.
-    if policy != PullPolicy::Always && image_present(session, &reference).await? {
-        return Ok(());
+    let asked = Instant::now();
+    let lock = pull_lock(session.engine().endpoint(), &reference);
+    let mut last_pull = lock.lock().await;
+    // Another task, of this session or another, may have pulled it while this one waited.
+    let pulled_meanwhile = match policy {
+        PullPolicy::Always => last_pull.is_some_and(|began| began >= asked),
+        _ => image_present(session, &reference).await?,
+    };
+    if !pulled_meanwhile {
+        let began = Instant::now();
+        pull(session, image).await?;
+        *last_pull = Some(began);
     }
-    pull(session, image).await?;
     session.remember_image_present(&reference);
     Ok(())
+}
+
+/// Like [`ensure_image`], by `deadline` (`timeout` after the start was asked for): a pull still
+/// running then is abandoned (the engine stops it when the request goes away), and the error
+/// names the image.
+pub(crate) async fn ensure_image_until(
+    session: &Session,
+    image: &ImageRef,
+    policy: PullPolicy,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<()> {
+    match tokio::time::timeout_at(deadline.into(), ensure_image(session, image, policy)).await {
+        Ok(done) => done,
+        Err(_) => Err(Error::Image {
+            image: image.to_string(),
+            reason: format!(
+                "not present, and not pulled within the startup timeout ({timeout:?}); the pull \
+                 was abandoned (is the registry reachable? with_startup_timeout allows more time)"
+            ),
+        }),
+    }
 }
 
 async fn image_present(session: &Session, reference: &str) -> Result<bool> {

@@ -94,7 +94,6 @@ pub(crate) struct SessionInner {
     network: tokio::sync::Mutex<Option<String>>,
     bridge: Mutex<BridgeMembers>,
     volumes: tokio::sync::Mutex<HashMap<String, String>>,
-    pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     present_images: Mutex<std::collections::HashSet<String>>,
 }
 
@@ -118,6 +117,8 @@ static GLOBAL: OnceLock<Session> = OnceLock::new();
 static GLOBAL_INIT: Mutex<()> = Mutex::new(());
 static SESSIONS: Mutex<Vec<Session>> = Mutex::new(Vec::new());
 static EXIT_HOOK: std::sync::Once = std::sync::Once::new();
+/// How many sessions this process has created.
+static SESSION_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The library's runtime: two worker threads that carry every engine call.
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
@@ -180,8 +181,11 @@ impl Session {
         let owner = owner_id();
         let runner = runner_id();
         let host = host_name();
-        let token: u16 = rand::random();
-        let namespace = format!("sw-{}-{token:04x}", &run_id[..8.min(run_id.len())]);
+        let namespace = format!(
+            "sw-{}-{}",
+            &run_id[..8.min(run_id.len())],
+            process_token(SESSION_COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+        );
         let keep = std::env::var("SEAWORTHY_KEEP").is_ok_and(|v| v == "1" || v == "true");
         let session = Session(Arc::new(SessionInner {
             run_id,
@@ -195,7 +199,6 @@ impl Session {
             network: tokio::sync::Mutex::new(None),
             bridge: Mutex::new(BridgeMembers::default()),
             volumes: tokio::sync::Mutex::new(HashMap::new()),
-            pulls: Mutex::new(HashMap::new()),
             present_images: Mutex::new(Default::default()),
         }));
         SESSIONS
@@ -628,17 +631,6 @@ impl Session {
         .await
     }
 
-    /// The lock that makes concurrent pulls of one image a single pull.
-    pub(crate) fn pull_lock(&self, image: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.0
-            .pulls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(image.to_string())
-            .or_default()
-            .clone()
-    }
-
     /// Whether this session already saw `image` present (saves an inspect per start).
     pub(crate) fn image_known_present(&self, image: &str) -> bool {
         self.0
@@ -785,6 +777,23 @@ fn run_id() -> String {
     let ppid = std::os::unix::process::parent_id();
     let start = process_start_time(ppid).unwrap_or(0);
     format!("{:016x}", fnv1a(format!("{ppid}:{start}").as_bytes()))
+}
+
+/// This process's part of the namespace of its session number `session` (counted from 0): its
+/// pid in hex, so that the live processes of a run never share one, then `t` and the low 16 bits
+/// of its start time in hex, so that a later process given the same pid almost surely does not
+/// share the namespace of a killed one either, then `s<n>` for the process's later sessions. The
+/// letters are not hex digits, so two tokens are the same only when all three parts are; and
+/// none has a `-`, so no namespace followed by `-` (how teardown and gc select names) begins
+/// another.
+fn process_token(session: usize) -> String {
+    let pid = std::process::id();
+    let start = process_start_time(pid).unwrap_or(0) & 0xffff;
+    let mut token = format!("{pid:x}t{start:x}");
+    if session > 0 {
+        token.push_str(&format!("s{session}"));
+    }
+    token
 }
 
 /// `pid:start-time` of this process, the value of [`LABEL_OWNER`].

@@ -7,7 +7,11 @@
 //! line read once), the healthcheck and exit through the engine's events and wait API; only HTTP,
 //! TCP and custom checks probe, every 50 ms. While waiting, the container exiting fails the wait at
 //! once (unless the wait is for its exit), and every failure names the condition and carries the
-//! last 50 lines of the container's log.
+//! last 50 lines of the container's log; a combined wait's failure also names the conditions in it
+//! that did not hold, and those that did.
+//!
+//! Log conditions count only the lines of the container's current run (or, once it stopped, its
+//! last run): the engine keeps the lines of every run of a container stopped and started again.
 
 use std::fmt;
 use std::future::Future;
@@ -281,6 +285,14 @@ impl Wait {
         }
     }
 
+    /// How many nodes the wait's tree has (itself and its parts, all the way down).
+    fn size(&self) -> usize {
+        match self {
+            Wait::All(v) | Wait::Any(v) => 1 + v.iter().map(Wait::size).sum::<usize>(),
+            _ => 1,
+        }
+    }
+
     fn expects_exit(&self) -> bool {
         match self {
             Wait::Exited { .. } => true,
@@ -345,40 +357,117 @@ const LOG_ENDED: &str = "because the log ended (the container stopped)";
 /// Why a condition cannot hold (as opposed to "not yet").
 struct Impossible(String);
 
+/// What became of one node of a wait's tree.
+#[derive(Clone)]
+enum Outcome {
+    /// Not decided (still being checked when the wait ended).
+    Pending,
+    /// It held.
+    Held,
+    /// It could not hold, for this reason.
+    Failed(String),
+}
+
+/// What became of each node of a wait's tree (numbered in pre-order, the wait itself 0), so that
+/// a failed combined wait can say which of its parts held and which did not.
+struct Progress(std::sync::Mutex<Vec<Outcome>>);
+
+impl Progress {
+    fn new(wait: &Wait) -> Progress {
+        Progress(std::sync::Mutex::new(vec![Outcome::Pending; wait.size()]))
+    }
+
+    /// Records that node `node` held or failed; a part that held once stays held (checked again
+    /// after the container exited, a probe fails, but it did hold).
+    fn record(&self, node: usize, result: &Result<(), Impossible>) {
+        let mut outcomes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = outcomes.get_mut(node) {
+            match (result, &*slot) {
+                (_, Outcome::Held) => {}
+                (Ok(()), _) => *slot = Outcome::Held,
+                (Err(Impossible(why)), _) => *slot = Outcome::Failed(why.clone()),
+            }
+        }
+    }
+
+    /// For a combined wait, ` (not held: A (because ...), B; held: C)` naming its simple
+    /// conditions; empty for a simple one.
+    fn summary(&self, wait: &Wait) -> String {
+        if !matches!(wait, Wait::All(_) | Wait::Any(_)) {
+            return String::new();
+        }
+        let outcomes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut leaves = Vec::new();
+        collect_leaves(wait, 0, &mut leaves);
+        let (mut held, mut not_held) = (Vec::new(), Vec::new());
+        for (node, leaf) in leaves {
+            match outcomes.get(node).unwrap_or(&Outcome::Pending) {
+                Outcome::Held => held.push(leaf.to_string()),
+                Outcome::Pending => not_held.push(leaf.to_string()),
+                Outcome::Failed(why) => not_held.push(format!("{leaf} ({why})")),
+            }
+        }
+        let held = if held.is_empty() {
+            "none".to_string()
+        } else {
+            held.join(", ")
+        };
+        if not_held.is_empty() {
+            format!(" (held: {held})")
+        } else {
+            format!(" (not held: {}; held: {held})", not_held.join(", "))
+        }
+    }
+}
+
+/// The simple conditions of `wait` (node `node`), with their node numbers, in order.
+fn collect_leaves<'a>(wait: &'a Wait, node: usize, out: &mut Vec<(usize, &'a Wait)>) {
+    match wait {
+        Wait::All(v) | Wait::Any(v) => {
+            for (child, w) in numbered(v, node) {
+                collect_leaves(w, child, out);
+            }
+        }
+        leaf => out.push((node, leaf)),
+    }
+}
+
 /// Waits until `wait` holds for `inner`, or fails at `deadline` with the log tail.
 pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) -> Result<()> {
+    let progress = Progress::new(wait);
+    let progress = &progress;
     let timeout = deadline.saturating_duration_since(Instant::now());
     let outcome = |r: Result<(), Impossible>| match r {
         Ok(()) => None,
         Err(Impossible(why)) => Some(why),
     };
+    let failed = |why: String| wait_failed(inner, wait, why, progress);
+    let live = check(inner, wait, false, progress, 0);
     let failure: Option<String> = if wait.expects_exit() {
-        match tokio::time::timeout_at(deadline.into(), check(inner, wait, false)).await {
+        match tokio::time::timeout_at(deadline.into(), live).await {
             Ok(r) => outcome(r),
             Err(_) => Some(format!("within {timeout:?}")),
         }
     } else if matches!(wait, Wait::Logs { .. }) {
         // A log wait needs no exit watch running beside it (one engine call less per start):
         // the log ends when the container stops, and only then is the exit code asked for.
-        let exit_code =
-            match tokio::time::timeout_at(deadline.into(), check(inner, wait, false)).await {
-                Ok(Ok(())) => None,
-                Ok(Err(Impossible(why))) if why == LOG_ENDED => {
-                    match tokio::time::timeout_at(deadline.into(), exit_status(inner)).await {
-                        Ok(Some(code)) => Some(code),
-                        // No answer about the exit (the engine went away with the log): say
-                        // what is known, now rather than at the deadline.
-                        Ok(None) | Err(_) => return wait_failed(inner, wait, why).await,
-                    }
+        let exit_code = match tokio::time::timeout_at(deadline.into(), live).await {
+            Ok(Ok(())) => None,
+            Ok(Err(Impossible(why))) if why == LOG_ENDED => {
+                match tokio::time::timeout_at(deadline.into(), exit_status(inner)).await {
+                    Ok(Some(code)) => Some(code),
+                    // No answer about the exit (the engine went away with the log): say
+                    // what is known, now rather than at the deadline.
+                    Ok(None) | Err(_) => return failed(why).await,
                 }
-                Ok(Err(Impossible(why))) => return wait_failed(inner, wait, why).await,
-                Err(_) => return wait_failed(inner, wait, format!("within {timeout:?}")).await,
-            };
-        after_exit(inner, wait, exit_code).await
+            }
+            Ok(Err(Impossible(why))) => return failed(why).await,
+            Err(_) => return failed(format!("within {timeout:?}")).await,
+        };
+        after_exit(inner, wait, exit_code, progress).await
     } else {
         // Race the condition against the container's exit.
         let exit = watch_exit(inner);
-        let live = check(inner, wait, false);
         tokio::pin!(exit);
         tokio::pin!(live);
         let exit_code = tokio::select! {
@@ -398,42 +487,50 @@ pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) ->
                     };
                     match settle {
                         Ok(code) => Some(code),
-                        Err(_) => return wait_failed(inner, wait, why).await,
+                        Err(_) => return failed(why).await,
                     }
                 }
             },
             code = &mut exit => Some(code),
             _ = tokio::time::sleep_until(deadline.into()) => {
-                return wait_failed(inner, wait, format!("within {timeout:?}")).await
+                return failed(format!("within {timeout:?}")).await
             }
         };
-        after_exit(inner, wait, exit_code).await
+        after_exit(inner, wait, exit_code, progress).await
     };
     match failure {
         None => Ok(()),
-        Some(why) => wait_failed(inner, wait, why).await,
+        Some(why) => failed(why).await,
     }
 }
 
 /// After the exit (`Some(code)`) only the log can still hold what the condition waits for
 /// (output the container wrote just before exiting): look at it once more, probes count as
 /// failed. `None` when it held, else why not.
-async fn after_exit(inner: &Inner, wait: &Wait, exit_code: Option<Option<i64>>) -> Option<String> {
+async fn after_exit(
+    inner: &Inner,
+    wait: &Wait,
+    exit_code: Option<Option<i64>>,
+    progress: &Progress,
+) -> Option<String> {
     match exit_code {
         None => None,
-        Some(code) => match tokio::time::timeout(EXIT_SETTLE, check(inner, wait, true)).await {
-            Ok(Ok(())) => None,
-            Ok(Err(_)) | Err(_) => Some(exited(code)),
-        },
+        Some(code) => {
+            match tokio::time::timeout(EXIT_SETTLE, check(inner, wait, true, progress, 0)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) | Err(_) => Some(exited(code)),
+            }
+        }
     }
 }
 
-/// The error of a wait on `inner` that failed for `why`, with the log tail.
-async fn wait_failed(inner: &Inner, wait: &Wait, why: String) -> Result<()> {
+/// The error of a wait on `inner` that failed for `why`, with the log tail; a combined wait also
+/// names its parts that did not hold, and those that did.
+async fn wait_failed(inner: &Inner, wait: &Wait, why: String, progress: &Progress) -> Result<()> {
     Err(Error::Wait {
         container: inner.name.clone(),
         condition: wait.to_string(),
-        why,
+        why: format!("{why}{}", progress.summary(wait)),
         log_tail: log_tail(inner, LOG_TAIL_LINES).await,
     })
 }
@@ -477,64 +574,92 @@ async fn exit_status(inner: &Inner) -> Option<Option<i64>> {
     }
 }
 
-/// Whether `wait` holds; with `after_exit`, on a container that exited: only its log is looked
-/// at, probes (HTTP, TCP, healthcheck, running, custom) fail at once.
+/// Whether `wait` (node `node` of the tree `progress` follows) holds; with `after_exit`, on a
+/// container that exited: only its log is looked at, probes (HTTP, TCP, healthcheck, running,
+/// custom) fail at once.
 fn check<'a>(
     inner: &'a Inner,
     wait: &'a Wait,
     after_exit: bool,
+    progress: &'a Progress,
+    node: usize,
 ) -> Pin<Box<dyn Future<Output = Result<(), Impossible>> + Send + 'a>> {
     Box::pin(async move {
-        let log_or_composite = matches!(wait, Wait::Logs { .. } | Wait::All(_) | Wait::Any(_));
-        if after_exit && !log_or_composite {
-            return Err(Impossible("because the container exited".into()));
-        }
-        match wait {
-            Wait::Logs { patterns, ordered } => check_logs(inner, patterns, *ordered).await,
-            Wait::Http { port, path, status } => check_http(inner, *port, path, *status).await,
-            Wait::Tcp { port } => check_tcp(inner, *port).await,
-            Wait::Healthy => check_healthy(inner).await,
-            Wait::RunningFor(d) => {
-                tokio::time::sleep(*d).await;
-                Ok(())
-            }
-            Wait::Exited { code } => check_exited(inner, *code).await,
-            Wait::Custom { check, .. } => loop {
-                match check(target(inner)).await {
-                    Ok(true) => return Ok(()),
-                    Ok(false) => tokio::time::sleep(PROBE_INTERVAL).await,
-                    Err(e) => return Err(Impossible(format!("because the check failed: {e}"))),
-                }
-            },
-            Wait::All(waits) => {
-                let results = futures_util::future::join_all(
-                    waits.iter().map(|w| check(inner, w, after_exit)),
-                )
-                .await;
-                results
-                    .into_iter()
-                    .collect::<Result<Vec<()>, Impossible>>()
-                    .map(|_| ())
-            }
-            Wait::Any(waits) => {
-                if waits.is_empty() {
-                    return Ok(());
-                }
-                let mut futures: Vec<_> =
-                    waits.iter().map(|w| check(inner, w, after_exit)).collect();
-                let mut last = Impossible(String::new());
-                while !futures.is_empty() {
-                    let (r, _, rest) = futures_util::future::select_all(futures).await;
-                    match r {
-                        Ok(()) => return Ok(()),
-                        Err(e) => last = e,
-                    }
-                    futures = rest;
-                }
-                Err(last)
-            }
-        }
+        let result = check_node(inner, wait, after_exit, progress, node).await;
+        progress.record(node, &result);
+        result
     })
+}
+
+async fn check_node(
+    inner: &Inner,
+    wait: &Wait,
+    after_exit: bool,
+    progress: &Progress,
+    node: usize,
+) -> Result<(), Impossible> {
+    let log_or_composite = matches!(wait, Wait::Logs { .. } | Wait::All(_) | Wait::Any(_));
+    if after_exit && !log_or_composite {
+        return Err(Impossible("because the container exited".into()));
+    }
+    match wait {
+        Wait::Logs { patterns, ordered } => check_logs(inner, patterns, *ordered).await,
+        Wait::Http { port, path, status } => check_http(inner, *port, path, *status).await,
+        Wait::Tcp { port } => check_tcp(inner, *port).await,
+        Wait::Healthy => check_healthy(inner).await,
+        Wait::RunningFor(d) => {
+            tokio::time::sleep(*d).await;
+            Ok(())
+        }
+        Wait::Exited { code } => check_exited(inner, *code).await,
+        Wait::Custom { check, .. } => loop {
+            match check(target(inner)).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => tokio::time::sleep(PROBE_INTERVAL).await,
+                Err(e) => return Err(Impossible(format!("because the check failed: {e}"))),
+            }
+        },
+        // One part that cannot hold fails the whole at once.
+        Wait::All(waits) => futures_util::future::try_join_all(
+            numbered(waits, node)
+                .into_iter()
+                .map(|(n, w)| check(inner, w, after_exit, progress, n)),
+        )
+        .await
+        .map(|_| ()),
+        Wait::Any(waits) => {
+            if waits.is_empty() {
+                return Ok(());
+            }
+            let mut futures: Vec<_> = numbered(waits, node)
+                .into_iter()
+                .map(|(n, w)| check(inner, w, after_exit, progress, n))
+                .collect();
+            let mut last = Impossible(String::new());
+            while !futures.is_empty() {
+                let (r, _, rest) = futures_util::future::select_all(futures).await;
+                match r {
+                    Ok(()) => return Ok(()),
+                    Err(e) => last = e,
+                }
+                futures = rest;
+            }
+            Err(last)
+        }
+    }
+}
+
+/// The parts of the combined wait `node`, with their node numbers.
+fn numbered(waits: &[Wait], node: usize) -> Vec<(usize, &Wait)> {
+    let mut child = node + 1;
+    waits
+        .iter()
+        .map(|w| {
+            let numbered = (child, w);
+            child += w.size();
+            numbered
+        })
+        .collect()
 }
 
 fn target(inner: &Inner) -> CheckTarget {
@@ -553,6 +678,8 @@ fn target(inner: &Inner) -> CheckTarget {
     }
 }
 
+/// Whether the log lines of the container's current run meet `patterns`. The engine keeps the
+/// lines of earlier runs (a container stopped and started again): they do not count.
 async fn check_logs(
     inner: &Inner,
     patterns: &[LogPattern],
@@ -563,19 +690,32 @@ async fn check_logs(
     if done(&counts) {
         return Ok(());
     }
-    let mut lines = crate::logs::line_stream(
+    let mut lines = crate::logs::stamped_line_stream(
         inner.docker().clone(),
         inner.name.clone(),
         LogsOptions {
             follow: true,
             stdout: true,
             stderr: true,
+            timestamps: true,
             ..Default::default()
         },
     );
+    // Where the current run's lines begin follows from the container's state, asked for while
+    // the log is being read (no time lost). The engine's `since` has whole seconds: lines are
+    // told apart here, by their timestamps.
+    let (run_start, first) = tokio::join!(current_run_start(inner), lines.next());
+    let run_start = run_start.map_err(|e| Impossible(format!("because {e}")))?;
+    let mut next = first;
     let mut current = 0;
-    while let Some(line) = lines.next().await {
+    while let Some(line) = next {
         let Ok(line) = line else { break };
+        let earlier_run = run_start.is_some_and(|start| line.time.is_some_and(|t| t < start));
+        let line = line.line;
+        if earlier_run {
+            next = lines.next().await;
+            continue;
+        }
         if ordered {
             let p = &patterns[current];
             if p.stream.is_none_or(|s| s == line.stream) && p.regex.is_match(&line.text) {
@@ -600,8 +740,16 @@ async fn check_logs(
                 return Ok(());
             }
         }
+        next = lines.next().await;
     }
     Err(Impossible(LOG_ENDED.into()))
+}
+
+/// When the log of the container's current (or, once it stopped, last) run begins, in the
+/// engine's clock; `None` when there is no earlier run whose lines are to be left out.
+async fn current_run_start(inner: &Inner) -> Result<Option<std::time::SystemTime>> {
+    let info = inspect_here(inner).await?;
+    Ok(inner.run_log_start(&info.state.unwrap_or_default()))
 }
 
 async fn check_http(
@@ -683,19 +831,12 @@ async fn check_tcp(inner: &Inner, port: u16) -> Result<(), Impossible> {
 }
 
 async fn check_healthy(inner: &Inner) -> Result<(), Impossible> {
-    // Subscribe before looking, so a transition between the look and the subscription is not lost.
-    let mut events = inner.docker().events(Some(EventsOptions {
-        filters: Some(std::collections::HashMap::from([
-            ("container".to_string(), vec![inner.name.clone()]),
-            ("event".to_string(), vec!["health_status".to_string()]),
-        ])),
-        ..Default::default()
-    }));
     let info = inspect_here(inner)
         .await
         .map_err(|e| Impossible(format!("because {e}")))?;
     let state = info.state.unwrap_or_default();
-    match state.health.and_then(|h| h.status) {
+    let health = state.health.unwrap_or_default();
+    match health.status {
         Some(bollard::models::HealthStatusEnum::HEALTHY) => return Ok(()),
         None
         | Some(bollard::models::HealthStatusEnum::NONE)
@@ -706,6 +847,39 @@ async fn check_healthy(inner: &Inner) -> Result<(), Impossible> {
         }
         _ => {}
     }
+    // The engine sends the events request only when the stream is first polled, after the
+    // look above: a transition in between would be lost. The stream therefore starts at the
+    // moment the look describes, in the engine's clock: the end of the last check it lists (a
+    // later transition comes from a later check, and its event is recorded after that check
+    // ended), or the start of the run before any check ended. The engine replays the events
+    // recorded since then, and goes on with the new ones.
+    let parse = |t: &Option<String>| t.as_deref().and_then(crate::logs::parse_timestamp);
+    // A check's end is a string or a date, depending on the features bollard is built with (a
+    // dependency of the user's may enable `time`); its serialised form is the engine's string.
+    let end_of = |check: &bollard::models::HealthcheckResult| {
+        serde_json::to_value(check)
+            .ok()?
+            .get("End")?
+            .as_str()
+            .and_then(crate::logs::parse_timestamp)
+    };
+    let since = health
+        .log
+        .iter()
+        .flatten()
+        .filter_map(end_of)
+        .chain(parse(&state.started_at))
+        .max()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
+    let mut events = inner.docker().events(Some(EventsOptions {
+        since,
+        filters: Some(std::collections::HashMap::from([
+            ("container".to_string(), vec![inner.name.clone()]),
+            ("event".to_string(), vec!["health_status".to_string()]),
+        ])),
+        ..Default::default()
+    }));
     while let Some(event) = events.next().await {
         match event {
             Ok(e) if e.action.as_deref() == Some("health_status: healthy") => return Ok(()),

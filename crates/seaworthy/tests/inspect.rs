@@ -113,6 +113,65 @@ async fn logs_split_streams_follow_and_since() {
     assert_eq!(second.text, "tick");
 }
 
+/// An engine log timestamp (`2024-05-01T12:34:56.123456789Z`) as a time.
+fn engine_time(stamp: &str) -> SystemTime {
+    let n = |range: std::ops::Range<usize>| stamp[range].parse::<i64>().unwrap();
+    let (year, month, day) = (n(0..4), n(5..7), n(8..10));
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * m + 2) / 5 + day - 719_469;
+    let seconds = days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19);
+    let fraction = stamp[20..stamp.len() - 1].to_string();
+    let nanos: u32 = format!("{fraction:0<9}").parse().unwrap();
+    SystemTime::UNIX_EPOCH + Duration::new(seconds as u64, nanos)
+}
+
+#[tokio::test]
+async fn logs_since_are_precise_to_the_nanosecond() {
+    let c = ContainerDefinition::new(BUSYBOX)
+        .with_cmd(["sh", "-c", "echo one; sleep 0.2; echo two; exec sleep 3600"])
+        .with_wait(Wait::log("^two$"))
+        .start()
+        .await
+        .unwrap();
+    // The engine's own time of the first line.
+    let mut stamped = c.session().engine().docker().logs(
+        c.name(),
+        Some(seaworthy::bollard::query_parameters::LogsOptions {
+            stdout: true,
+            timestamps: true,
+            ..Default::default()
+        }),
+    );
+    let first = stamped.next().await.unwrap().unwrap().to_string();
+    let (stamp, text) = first.split_once(' ').unwrap();
+    assert_eq!(text.trim_end(), "one");
+    let one = engine_time(stamp);
+    // Just after it, within the same second: only the later line.
+    let lines: Vec<String> = c
+        .log_stream(LogOptions {
+            since: Some(one + Duration::from_nanos(1)),
+            ..Default::default()
+        })
+        .map(|l| l.unwrap().text)
+        .collect()
+        .await;
+    assert_eq!(lines, ["two"]);
+    // At it: both.
+    let lines: Vec<String> = c
+        .log_stream(LogOptions {
+            since: Some(one),
+            ..Default::default()
+        })
+        .map(|l| l.unwrap().text)
+        .collect()
+        .await;
+    assert_eq!(lines, ["one", "two"]);
+}
+
 #[tokio::test]
 async fn process_tree_without_ps_in_the_image() {
     let c = ContainerDefinition::new(BUSYBOX)

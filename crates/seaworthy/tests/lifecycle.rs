@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{container_exists, sleeper, BUSYBOX};
+use common::{container_exists, sleeper, web_server, BUSYBOX};
 use seaworthy::{
     ContainerDefinition, Exec, Healthcheck, NetworkDefinition, ResourceKind, Session,
     VolumeDefinition, Wait,
@@ -168,18 +168,7 @@ async fn mounts_volumes_binds_and_tmpfs() {
 
 #[tokio::test]
 async fn containers_on_the_session_network_reach_each_other_by_name() {
-    let server = ContainerDefinition::new(BUSYBOX)
-        .with_name("pong")
-        .with_cmd([
-            "sh",
-            "-c",
-            "mkdir /www && echo pong > /www/ping && exec httpd -f -p 80 -h /www",
-        ])
-        .with_port(80)
-        .with_wait(Wait::http(80, "/ping"))
-        .start()
-        .await
-        .unwrap();
+    let server = web_server("pong").with_name("pong").start().await.unwrap();
     let client = sleeper().with_name("ping").start().await.unwrap();
     let out = client
         .exec(Exec::new(["wget", "-q", "-O", "-", "http://pong/ping"]))
@@ -288,15 +277,8 @@ async fn on_session_network_puts_an_unnamed_container_there_at_once() {
     let session = Session::connect_to("unix:///var/run/docker.sock")
         .await
         .unwrap();
-    let server = ContainerDefinition::new(BUSYBOX)
+    let server = web_server("pong")
         .on_session_network()
-        .with_cmd([
-            "sh",
-            "-c",
-            "mkdir /www && echo pong > /www/ping && exec httpd -f -p 80 -h /www",
-        ])
-        .with_port(80)
-        .with_wait(Wait::http(80, "/ping"))
         .start_in(&session)
         .await
         .unwrap();
@@ -524,4 +506,195 @@ async fn teardown_removes_containers_then_networks_then_volumes() {
     ] {
         assert_eq!(session.live_count(kind), 0, "{kind:?}");
     }
+}
+
+#[tokio::test]
+async fn a_directory_copied_into_a_running_container_keeps_contents_and_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("seaworthy-copy-dir-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    std::fs::write(dir.join("settings.conf"), "mode=late\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("settings.conf"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bin/hello"),
+        "#!/bin/sh\necho hello from the copy\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/hello"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let c = sleeper().start().await.unwrap();
+    c.copy_into(&dir, "/opt/late").await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = c
+        .exec(Exec::shell(
+            "cat /opt/late/settings.conf && /opt/late/bin/hello && test -d /opt/late/empty && echo dir",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout_text(),
+        "mode=late\nhello from the copy\ndir\n",
+        "{}",
+        out.stderr_text()
+    );
+    assert_eq!(
+        c.file_metadata("/opt/late/settings.conf")
+            .await
+            .unwrap()
+            .mode,
+        0o640
+    );
+    assert_eq!(
+        c.file_metadata("/opt/late/bin/hello").await.unwrap().mode,
+        0o755
+    );
+    let names: Vec<String> = c
+        .list_dir("/opt/late")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["bin", "empty", "settings.conf"]);
+    c.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_alias_on_the_session_network_reaches_the_container() {
+    let session = Session::connect_to("unix:///var/run/docker.sock")
+        .await
+        .unwrap();
+    let server = web_server("aliased")
+        .with_alias("api")
+        .start_in(&session)
+        .await
+        .unwrap();
+    assert_eq!(
+        networks_of(&server).await,
+        vec![session.namespace().to_string()]
+    );
+    let client = sleeper().start_in(&session).await.unwrap();
+    let out = client
+        .exec(Exec::new(["wget", "-q", "-O", "-", "http://api/ping"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout_text(),
+        "aliased\n",
+        "stderr: {}",
+        out.stderr_text()
+    );
+    let errors = session.teardown().await;
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[tokio::test]
+async fn an_internal_network_is_internal_and_its_members_reach_each_other() {
+    let net = NetworkDefinition::new("internal")
+        .internal(true)
+        .create()
+        .await
+        .unwrap();
+    let info = Session::global()
+        .await
+        .unwrap()
+        .engine()
+        .docker()
+        .inspect_network(
+            net.id(),
+            None::<seaworthy::bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.internal, Some(true));
+    assert_eq!(
+        info.labels.unwrap_or_default().get("io.seaworthy.managed"),
+        Some(&"true".to_string())
+    );
+    let a = sleeper()
+        .without_session_network()
+        .with_network(&net, ["inner-a"])
+        .start()
+        .await
+        .unwrap();
+    let b = sleeper()
+        .without_session_network()
+        .with_network(&net, ["inner-b"])
+        .start()
+        .await
+        .unwrap();
+    for (from, to) in [
+        (&a, "inner-b"),
+        (&b, "inner-a"),
+        (&a, b.name()),
+        (&b, a.name()),
+    ] {
+        let out = from
+            .exec(Exec::new(["ping", "-c", "1", "-W", "2", to]))
+            .await
+            .unwrap();
+        assert!(
+            out.success(),
+            "{to}: {}{}",
+            out.stdout_text(),
+            out.stderr_text()
+        );
+    }
+    a.remove().await.unwrap();
+    b.remove().await.unwrap();
+    net.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn each_process_and_session_of_a_run_has_its_own_namespace() {
+    let own = Session::global().await.unwrap();
+    let run = own.run_id().to_string();
+    let prefix = format!("sw-{}-", &run[..8.min(run.len())]);
+    // Derived from the process, not drawn at random.
+    let token = own.namespace().strip_prefix(&prefix).unwrap().to_string();
+    assert!(
+        token.starts_with(&format!("{:x}", std::process::id())),
+        "{token}"
+    );
+    let other = Session::connect_to(own.engine().endpoint()).await.unwrap();
+    assert_ne!(own.namespace(), other.namespace());
+    // No namespace is another's prefix (teardown and gc select by `NAMESPACE-`).
+    assert!(!other
+        .namespace()
+        .starts_with(&format!("{}-", own.namespace())));
+    let mut child = common::child_command("namespace_of_a_child", "namespace")
+        .env("SEAWORTHY_SESSION", &run)
+        .env("SEAWORTHY_REAPER", "off")
+        .spawn()
+        .unwrap();
+    let child_pid = child.id();
+    let ids = common::read_ids(&mut child);
+    assert!(child.wait().unwrap().success());
+    let child_namespace = &ids[0];
+    assert!(child_namespace.starts_with(&prefix), "{child_namespace}");
+    assert_ne!(child_namespace, own.namespace());
+    assert!(
+        child_namespace[prefix.len()..].starts_with(&format!("{child_pid:x}")),
+        "{child_namespace}"
+    );
+    assert!(other.teardown().await.is_empty());
+}
+
+/// The child side of `each_process_and_session_of_a_run_has_its_own_namespace`.
+#[tokio::test]
+#[ignore = "run as a child process by the tests of this file"]
+async fn namespace_of_a_child() {
+    if std::env::var("SW_CHILD").as_deref() != Ok("namespace") {
+        return;
+    }
+    let session = Session::global().await.unwrap();
+    println!("ID={}", session.namespace());
 }

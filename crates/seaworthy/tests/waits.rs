@@ -234,3 +234,126 @@ async fn custom_checks_and_invalid_patterns() {
         .to_string();
     assert!(err.contains("(unclosed"), "{err}");
 }
+
+/// Prints `ready` the first time it runs and `again` on every later run (a file in the
+/// container remembers), then runs `then`.
+fn remembers_its_runs(then: &str) -> ContainerDefinition {
+    script(&format!(
+        "if [ -e /ran ]; then echo again; else touch /ran; echo ready; fi; {then}"
+    ))
+}
+
+#[tokio::test]
+async fn a_restarted_container_is_waited_on_for_its_current_run_only() {
+    let c = remembers_its_runs("exec sleep 3600")
+        .with_wait(Wait::log("^ready$"))
+        .start()
+        .await
+        .unwrap();
+    // `sleep` as PID 1 ignores SIGTERM: stop kills it at once.
+    c.stop(Duration::ZERO).await.unwrap();
+    c.start().await.unwrap();
+    let started = Instant::now();
+    let err = c
+        .wait_for(&Wait::log("^ready$"), Duration::from_millis(800))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, seaworthy::Error::Wait { .. }),
+        "the first run's line passed the wait: {err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    c.wait_for(&Wait::log("^again$"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Counts, too, are of the current run only: one `again` per run.
+    c.stop(Duration::ZERO).await.unwrap();
+    c.start().await.unwrap();
+    let err = c
+        .wait_for(&Wait::log_times("^again$", 2), Duration::from_millis(800))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("/^again$/ x2"),
+        "two runs' lines were counted as one run's: {err}"
+    );
+    c.wait_for(&Wait::log("^again$"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    // The whole log still holds every run.
+    let logs = c.logs().await.unwrap();
+    assert_eq!(logs.stdout(), "ready\nagain\nagain");
+}
+
+#[tokio::test]
+async fn a_restarted_container_that_exited_is_judged_on_its_last_run() {
+    let c = remembers_its_runs("exit 0")
+        .with_wait(Wait::exit_code(0))
+        .start()
+        .await
+        .unwrap();
+    c.start().await.unwrap();
+    c.wait_for(&Wait::exit_code(0), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let err = c
+        .wait_for(&Wait::log("^ready$"), Duration::from_secs(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/^ready$/"), "{err}");
+    c.wait_for(&Wait::log("^again$"), Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_log_wait_is_met_by_a_container_that_exited_at_once() {
+    // Its run may end before the engine records its start: its line still counts.
+    for _ in 0..3 {
+        let c = script("echo done")
+            .with_wait(Wait::log("^done$"))
+            .start()
+            .await
+            .unwrap();
+        c.wait_for(&Wait::log("^done$"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        c.remove().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_failed_combined_wait_names_the_parts_that_did_not_hold() {
+    let err = script("echo up; exec sleep 3600")
+        .with_wait(Wait::all([
+            Wait::log("^up$"),
+            Wait::log("^never$"),
+            Wait::running_for(Duration::from_secs(60)),
+        ]))
+        .with_startup_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not held: log lines in order [/^never$/], running for 60s; held: log lines in order [/^up$/]"),
+        "{err}"
+    );
+    // Any: none held; each says why when it knows.
+    let err = sleeper()
+        .with_wait(Wait::any([Wait::healthy(), Wait::log("^never$")]))
+        .with_startup_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not held: healthcheck healthy (because the container has no healthcheck"),
+        "{err}"
+    );
+    assert!(
+        err.contains("log lines in order [/^never$/]; held: none"),
+        "{err}"
+    );
+}

@@ -17,6 +17,18 @@ pub fn sleeper() -> ContainerDefinition {
         .with_wait(Wait::log("^ready$"))
 }
 
+/// A busybox web server on port 80 (published) that answers `body` at `/ping`, ready once it does.
+pub fn web_server(body: &str) -> ContainerDefinition {
+    ContainerDefinition::new(BUSYBOX)
+        .with_cmd([
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("mkdir /www && echo {body} > /www/ping && exec httpd -f -p 80 -h /www"),
+        ])
+        .with_port(80)
+        .with_wait(Wait::http(80, "/ping"))
+}
+
 /// Whether the engine still knows a container by id.
 pub async fn container_exists(session: &Session, id: &str) -> bool {
     match session.engine().docker().inspect_container(id, None).await {
