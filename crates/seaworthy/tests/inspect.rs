@@ -9,6 +9,22 @@ use futures_util::StreamExt;
 use seaworthy::{ContainerDefinition, Exec, FileKind, LogOptions, LogStream, Wait};
 
 #[tokio::test]
+async fn exec_with_a_terminal_merges_stderr_into_stdout() {
+    let c = sleeper().start().await.unwrap();
+    let script = "echo out; echo err >&2; [ -t 1 ] && echo terminal; exit 3";
+    let plain = c.exec(Exec::shell(script)).await.unwrap();
+    assert_eq!(
+        (plain.exit_code, plain.stdout_text(), plain.stderr_text()),
+        (3, "out\n".to_string(), "err\n".to_string())
+    );
+    let tty = c.exec(Exec::shell(script).tty(true)).await.unwrap();
+    assert_eq!(
+        (tty.exit_code, tty.stdout_text(), tty.stderr_text()),
+        (3, "out\r\nerr\r\nterminal\r\n".to_string(), String::new())
+    );
+}
+
+#[tokio::test]
 async fn exec_reports_exit_code_output_env_user_and_workdir() {
     let c = sleeper().start().await.unwrap();
     let out = c
