@@ -69,6 +69,13 @@ impl Inner {
         runs
     }
 
+    /// Whether the container is on the first run Seaworthy gave it, as far as this handle knows
+    /// (started once, no run seen ending): its whole log is the current run's.
+    pub(crate) fn on_first_run(&self) -> bool {
+        let runs = self.runs();
+        runs.starts == 1 && runs.ends.is_empty()
+    }
+
     /// Notes that Seaworthy is starting the container; whether it had started it before.
     fn note_start(&self) -> bool {
         let mut runs = self.runs();

@@ -748,6 +748,11 @@ async fn check_logs(
 /// When the log of the container's current (or, once it stopped, last) run begins, in the
 /// engine's clock; `None` when there is no earlier run whose lines are to be left out.
 async fn current_run_start(inner: &Inner) -> Result<Option<std::time::SystemTime>> {
+    // Started once by this handle and never seen stopping (the usual start-to-ready): no earlier
+    // run to leave out, and no engine call to make.
+    if inner.on_first_run() {
+        return Ok(None);
+    }
     let info = inspect_here(inner).await?;
     Ok(inner.run_log_start(&info.state.unwrap_or_default()))
 }
