@@ -11,6 +11,9 @@
 //! slot, which drops it), else `<db>_iso_<pid>_<n>`. Dropping the guard drops the database in the
 //! background; with `SEAWORTHY_KEEP_ON_FAILURE=1`, a guard dropped by a failing (panicking) test
 //! keeps its database, and says where it is.
+//!
+//! What is isolated and what is not: see [`IsolatedDatabase`] (this module is private; the
+//! public docs are there).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -231,8 +234,34 @@ fn keep_on_failure() -> bool {
 }
 
 /// A database of one test's own, cloned from the baseline of a shared PostgreSQL: tests running
-/// in parallel each get one, and never see each other's rows or objects (roles excepted: they
-/// are cluster-wide). Dropping the guard drops the database, in the background.
+/// in parallel each get one, and never see each other's rows or objects. Dropping the guard drops
+/// the database, in the background.
+///
+/// # What is isolated, and what is not
+///
+/// Everything that lives in a database is the test's own: schemas, tables and rows, sequences,
+/// types, functions, triggers, extensions, grants on its objects, `LISTEN`/`NOTIFY` channels,
+/// advisory locks and `ALTER DATABASE ... SET` settings of its database.
+///
+/// What lives in the **cluster** is shared by every isolated database of the container at once:
+///
+/// * Roles (`CREATE ROLE`, `ALTER ROLE`, `GRANT role TO role`), their passwords, attributes,
+///   memberships and `ALTER ROLE ... SET` settings: two tests creating a role of the same name
+///   collide, and a change to the fixture's superuser reaches every test. Give roles names of
+///   the test's own, or hold the fixture alone.
+/// * Databases a test creates, and settings of roles for all databases.
+/// * The server: `ALTER SYSTEM` and its configuration, tablespaces, replication slots,
+///   connection limits (`max_connections`), statistics (`pg_stat_*`).
+///
+/// Dropping the guard drops the database only: a role the test created stays. A test that
+/// changes cluster-wide state should not isolate: it holds the fixture alone
+/// ([`Shared::exclusive`]) and calls [`PostgresFixture::clean`](crate::PostgresFixture::clean),
+/// which resets the rest: roles created after the baseline are dropped and the baseline roles'
+/// attributes, passwords, memberships and settings restored, databases created after the
+/// baseline dropped (isolated databases are left alone). A role that still owns objects in an
+/// isolated database cannot be dropped: clean() then fails and says so. The server's own
+/// state (`ALTER SYSTEM`, tablespaces, replication slots) is not restored by clean(): a test
+/// that changes it starts a fixture of its own.
 ///
 /// ```no_run
 /// use seaworthy::Shared;

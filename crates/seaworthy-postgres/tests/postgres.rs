@@ -3,10 +3,12 @@
 //! that clean it hold it exclusively, the others share it through isolated databases.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use seaworthy::{Fixture, Isolation, Shared};
-use seaworthy_postgres::{CleanPath, Postgres, PostgresFixture, SharedPostgres};
+use seaworthy_postgres::{CleanPath, Postgres, PostgresFixture};
+use tokio::sync::Barrier;
 
 const PASSWORD: &str = "s3cret-pw";
 
@@ -256,13 +258,24 @@ async fn init_sql_baseline_survives_clean() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long the eight tests wait for each other at the barrier: a test that fails before it
+/// must not leave the others waiting for ever.
+const BARRIER_DEADLINE: Duration = Duration::from_secs(60);
+
 #[tokio::test]
 async fn eight_concurrent_tests_get_isolated_databases() -> anyhow::Result<()> {
+    // One hold on the shared fixture for all eight: were each to take its own, a test of this
+    // file waiting for the fixture exclusively could queue between two of them, and wait for the
+    // first ones while the others wait for it at the barrier.
+    let pg = PG.get().await?;
+    let barrier = Arc::new(Barrier::new(8));
+    let held = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..8 {
+        let (barrier, held, pg) = (barrier.clone(), held.clone(), (*pg).clone());
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
-            let db = PG.isolated_database().await?;
+            let db = pg.isolated_database().await?;
             let checkout = started.elapsed();
             let client = db.client().await?;
             client
@@ -272,7 +285,33 @@ async fn eight_concurrent_tests_get_isolated_databases() -> anyhow::Result<()> {
                      INSERT INTO only_{i} VALUES ({i});"
                 ))
                 .await?;
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            held.lock().unwrap().push(db.name().to_string());
+            // Every test has written before any reads: the eight databases are all checked out
+            // now, and the last to arrive checks that they all exist at once.
+            let arrived = tokio::time::timeout(BARRIER_DEADLINE, barrier.wait())
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "test {i}: the other tests did not reach the barrier within {BARRIER_DEADLINE:?}"
+                    )
+                })?;
+            if arrived.is_leader() {
+                // pg_database is shared by the whole cluster: asked from this test's own
+                // database (taking another guard on PG here could queue behind a test waiting
+                // for it exclusively, which waits for these eight).
+                let names = held.lock().unwrap().clone();
+                let live: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_database WHERE datname = ANY($1)",
+                        &[&names],
+                    )
+                    .await?
+                    .get(0);
+                anyhow::ensure!(
+                    live == 8,
+                    "eight isolated databases exist at once, not {live}: {names:?}"
+                );
+            }
             // Each sees the baseline plus its own changes, and nothing of the others'.
             let names: Vec<String> = client
                 .query("SELECT name FROM users WHERE name LIKE 'test %'", &[])
@@ -308,7 +347,6 @@ async fn eight_concurrent_tests_get_isolated_databases() -> anyhow::Result<()> {
     }
     assert_eq!(names.len(), 8, "every test got a database of its own");
     // Dropping the guards dropped the databases (in the background).
-    let pg = PG.get().await?;
     let client = pg.client().await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

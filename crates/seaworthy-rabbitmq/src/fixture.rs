@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures_util::future::try_join_all;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use seaworthy::{ConnectionInfo, Container, Fixture, Isolation};
+use seaworthy::{ConnectionInfo, Container, Exec, Fixture, Isolation};
 use serde_json::Value;
 
 use crate::baseline::{Plan, State, BASELINE_PATH};
@@ -151,13 +151,27 @@ impl RabbitMqFixture {
     /// Reads the broker's state and undoes what differs from the baseline.
     async fn reset(&self) -> Result<()> {
         let started = Instant::now();
-        let now = State::read(&self.management).await?;
+        let now = match State::read(&self.management).await {
+            Err(e) if e.status() == Some(401) => {
+                // A test deleted the fixture's user, or changed its password or tags: the
+                // management API is shut to the fixture until the user can log in again.
+                self.restore_login().await?;
+                State::read(&self.management).await?
+            }
+            read => read?,
+        };
         let plan = Plan::between(&self.baseline, &now);
         if plan.is_empty() {
             tracing::debug!(container = self.container.name(), elapsed = ?started.elapsed(), "rabbitmq already at its baseline");
             return Ok(());
         }
-        if plan.delete_vhosts.iter().any(|v| v == &self.amqp.vhost) {
+        let vhost = &self.amqp.vhost;
+        if plan.delete_vhosts.contains(vhost)
+            || plan
+                .create_vhosts
+                .iter()
+                .any(|(path, _)| *path == vhost_path(vhost))
+        {
             // The broker closes connections to a deleted vhost; connect afresh next time.
             self.amqp.forget().await;
         }
@@ -165,6 +179,51 @@ impl RabbitMqFixture {
         tracing::debug!(container = self.container.name(), elapsed = ?started.elapsed(), "rabbitmq clean");
         Ok(())
     }
+
+    /// Lets the fixture's user log in to the management API again, with `rabbitmqctl` in the
+    /// container (the one way in that needs no user): creates it, or sets its password back,
+    /// with the definition's password and the `administrator` tag. The plan made afterwards
+    /// restores the rest exactly as the baseline has it: password hash, tags, limits,
+    /// permissions.
+    async fn restore_login(&self) -> Result<()> {
+        let user = self.definition.user();
+        tracing::debug!(
+            container = self.container.name(),
+            user,
+            "restoring the fixture's user with rabbitmqctl"
+        );
+        // The user and password go through the environment, so that neither the shell nor an
+        // error message (which quotes the command line) sees them.
+        let script = r#"
+            rabbitmqctl -q add_user -- "$SW_USER" "$SW_PASSWORD" 2>/dev/null ||
+                rabbitmqctl -q change_password -- "$SW_USER" "$SW_PASSWORD" || exit
+            rabbitmqctl -q set_user_tags -- "$SW_USER" administrator
+        "#;
+        let exec = Exec::shell(script)
+            .user("rabbitmq")
+            .env("HOME", "/var/lib/rabbitmq")
+            .env("SW_USER", user)
+            .env("SW_PASSWORD", self.definition.password())
+            .timeout(std::time::Duration::from_secs(60));
+        let out = self.container.exec(exec).await?;
+        if !out.success() {
+            return Err(Error::fixture(
+                self.container.name(),
+                format!(
+                    "clean: the management API refuses user {user} (deleted, or its password or tags changed by a test), \
+                     and restoring it with rabbitmqctl failed with exit code {}: {}",
+                    out.exit_code,
+                    out.stderr_text().trim()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The management API path of virtual host `vhost`.
+fn vhost_path(vhost: &str) -> String {
+    format!("/api/vhosts/{}", crate::management::encode(vhost))
 }
 
 /// One management API call of a plan.
@@ -188,11 +247,7 @@ async fn run_all(management: &Management, calls: Vec<Call<'_>>) -> Result<()> {
 
 /// Runs a plan's phases in order, each phase's calls concurrently.
 async fn execute(management: &Management, plan: Plan) -> Result<()> {
-    let vhost_paths: Vec<String> = plan
-        .delete_vhosts
-        .iter()
-        .map(|v| format!("/api/vhosts/{}", crate::management::encode(v)))
-        .collect();
+    let vhost_paths: Vec<String> = plan.delete_vhosts.iter().map(|v| vhost_path(v)).collect();
     let user_paths: Vec<String> = plan
         .delete_users
         .iter()
@@ -393,6 +448,11 @@ impl Fixture for RabbitMqFixture {
     /// connections all go with it) and gives it back its metadata, permissions and baseline
     /// objects, restores changed or deleted users (password hash, tags, limits), permissions,
     /// topic permissions and global parameters. A broker already at its baseline costs the reads.
+    ///
+    /// That includes the fixture's own user and the default virtual host: when a test deleted the
+    /// user, or changed its password or tags, so that the management API refuses it, the user is
+    /// first let in again with `rabbitmqctl` in the container (a second or two), then restored
+    /// exactly.
     ///
     /// It deletes the virtual hosts handed out by [`Isolation::isolate`] too: call it from a test
     /// that has the fixture alone ([`Shared::exclusive`](seaworthy::Shared::exclusive)). Channels

@@ -10,6 +10,27 @@
 //! tests running at once; a vhost of that name left by a test that could not clean up is deleted
 //! first), `seaworthy-<pid>-<n>` otherwise. [`clean`](seaworthy::Fixture::clean) deletes any that
 //! are left.
+//!
+//! # What is isolated, and what is not
+//!
+//! A vhost isolates what lives in it: queues and their messages, exchanges, bindings, policies,
+//! operator policies, vhost limits and per-vhost parameters (shovels, federation upstreams), and
+//! the connections and channels opened to it.
+//!
+//! Everything else is **broker-wide**, shared by every vhost of the container at once:
+//!
+//! * Users, their passwords, tags and limits: the guard's connections log in as the fixture's
+//!   own user, so a test that deletes it or changes its password locks every test out, and a
+//!   user a test creates is seen by all.
+//! * Global parameters (`cluster_name`...), feature flags, the broker's configuration and
+//!   alarms (memory, disk), and anything done with `rabbitmqctl`.
+//! * The management API the guard hands out ([`IsolatedRabbitMq::management`]) is the broker's
+//!   whole API, authenticated as an administrator: it can reach other vhosts.
+//!
+//! Dropping a guard only deletes its vhost. A test that changes broker-wide state should not
+//! isolate: it holds the fixture alone ([`Shared::exclusive`](seaworthy::Shared::exclusive)) and
+//! calls [`clean`](seaworthy::Fixture::clean), which resets the rest: users (the fixture's own
+//! included), permissions, global parameters and every vhost.
 
 use std::fmt;
 

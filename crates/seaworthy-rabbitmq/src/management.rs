@@ -308,7 +308,7 @@ impl Management {
         let mut text = String::from_utf8_lossy(&answer).into_owned();
         if status == 401 {
             text.push_str(&format!(
-                " (did a test delete user {} or change its password or tags? the fixture needs them)",
+                " (did a test delete user {} or change its password or tags? the fixture needs them; clean() restores them)",
                 self.user
             ));
         }

@@ -7,7 +7,7 @@ use seaworthy_rabbitmq::lapin::options::{
     QueueDeclareOptions,
 };
 use seaworthy_rabbitmq::lapin::types::FieldTable;
-use seaworthy_rabbitmq::lapin::{BasicProperties, ExchangeKind};
+use seaworthy_rabbitmq::lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use seaworthy_rabbitmq::{RabbitMq, RabbitMqFixture};
 use serde_json::{json, Value};
 
@@ -153,18 +153,7 @@ async fn clean_removes_queues_messages_exchanges_bindings_policies_vhosts_and_us
     );
 
     // The default vhost works again, through the fixture's (reconnected) channel.
-    let channel = rabbit.channel().await?;
-    channel
-        .queue_declare(
-            "after".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    assert_eq!(rabbit.message_count("after").await?, 0);
-    rabbit.clean().await?;
-    assert_eq!(snapshot(&rabbit).await?, baseline);
-    Ok(())
+    declare_and_clean_again(&rabbit, &baseline).await
 }
 
 #[tokio::test]
@@ -225,5 +214,108 @@ async fn clean_of_a_broker_at_its_baseline_changes_nothing() -> anyhow::Result<(
         channel.status().connected(),
         "nothing to undo: the fixture's connection stays open"
     );
+    Ok(())
+}
+
+/// Whether the fixture's user can open an AMQP connection to the default vhost with `password`.
+async fn can_connect(rabbit: &RabbitMqFixture, password: &str) -> bool {
+    let info = Fixture::connection(rabbit);
+    let user = info.user.clone().unwrap_or_default();
+    let info = info.with_credentials(user, Some(password.into()));
+    match Connection::connect(&info.url(), ConnectionProperties::default()).await {
+        Ok(connection) => {
+            let _ = connection.close(200, "done".into()).await;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn clean_restores_the_default_vhost_and_user_after_a_test_deleted_them() -> anyhow::Result<()>
+{
+    let rabbit = RABBIT.exclusive().await?;
+    rabbit.clean().await?;
+    let baseline = snapshot(&rabbit).await?;
+    let m = rabbit.management();
+    assert!(can_connect(&rabbit, "guest").await);
+
+    m.delete_vhost("/").await?;
+    m.delete_user("guest").await?;
+    // The fixture's own user is gone: nothing can log in with it any more.
+    assert!(!can_connect(&rabbit, "guest").await);
+    assert_eq!(
+        m.vhosts().await.map_err(|e| e.status()).err(),
+        Some(Some(401))
+    );
+
+    rabbit.clean().await?;
+
+    let vhosts: Vec<String> = rabbit.vhosts().await?.into_iter().map(|v| v.name).collect();
+    assert_eq!(vhosts, ["/"]);
+    let users: Vec<String> = rabbit.users().await?.into_iter().map(|u| u.name).collect();
+    assert_eq!(users, ["guest"]);
+    assert_eq!(
+        snapshot(&rabbit).await?,
+        baseline,
+        "the vhost, the user (password hash, tags) and its permissions are back"
+    );
+    assert!(
+        can_connect(&rabbit, "guest").await,
+        "guest logs in with its own password again"
+    );
+    // The default vhost works again, through the fixture's (reconnected) channel.
+    declare_and_clean_again(&rabbit, &baseline).await
+}
+
+#[tokio::test]
+async fn clean_restores_the_default_users_password_and_tags() -> anyhow::Result<()> {
+    let rabbit = RABBIT.exclusive().await?;
+    rabbit.clean().await?;
+    let baseline = snapshot(&rabbit).await?;
+    let m = rabbit.management();
+
+    m.put(
+        "/api/users/guest",
+        &json!({"password": "changed by a test", "tags": "monitoring"}),
+    )
+    .await?;
+    assert!(can_connect(&rabbit, "changed by a test").await);
+    assert!(!can_connect(&rabbit, "guest").await);
+
+    rabbit.clean().await?;
+
+    assert_eq!(snapshot(&rabbit).await?, baseline);
+    let guest = rabbit.users().await?.remove(0);
+    assert_eq!(
+        (guest.name.as_str(), guest.tags.as_slice()),
+        ("guest", ["administrator".to_string()].as_slice())
+    );
+    assert!(
+        can_connect(&rabbit, "guest").await,
+        "the original password works"
+    );
+    assert!(
+        !can_connect(&rabbit, "changed by a test").await,
+        "the test's does not"
+    );
+    Ok(())
+}
+
+/// Declares a queue through the fixture's channel (in the default vhost), then cleans and
+/// checks that the baseline `baseline` is back.
+async fn declare_and_clean_again(rabbit: &RabbitMqFixture, baseline: &Value) -> anyhow::Result<()> {
+    rabbit
+        .channel()
+        .await?
+        .queue_declare(
+            "after".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    assert_eq!(rabbit.message_count("after").await?, 0);
+    rabbit.clean().await?;
+    assert_eq!(&snapshot(rabbit).await?, baseline);
     Ok(())
 }

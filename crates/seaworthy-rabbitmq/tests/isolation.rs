@@ -1,15 +1,18 @@
 //! Isolation against a real RabbitMQ: parallel tests, each in a vhost of its own, in one broker.
 
-use std::sync::{Arc, Barrier};
-use std::time::Duration;
+use seaworthy_testkit as common;
 
-use seaworthy::{Isolation, Shared};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use seaworthy::{ConnectionInfo, Isolation, Shared};
 use seaworthy_rabbitmq::lapin::options::{
     BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
     QueueBindOptions, QueueDeclareOptions,
 };
 use seaworthy_rabbitmq::lapin::types::FieldTable;
-use seaworthy_rabbitmq::lapin::{BasicProperties, ExchangeKind};
+use seaworthy_rabbitmq::lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use seaworthy_rabbitmq::management::encode;
 use seaworthy_rabbitmq::RabbitMq;
 
 /// Shared by every test process of the run: under nextest (a process per test) the tests below
@@ -168,4 +171,212 @@ fn eight_concurrent_tests_share_one_broker_without_interfering() {
         }
         panic!("the isolated vhosts were not deleted");
     });
+}
+
+// How the run's processes key their vhosts under nextest. Each test below re-runs this binary as
+// child processes with `NEXTEST_TEST_GLOBAL_SLOT` set (setting it in this multithreaded process
+// would be unsound); the children of a test form a run of their own, sharing one broker through
+// `RABBIT`, which the test looks into from outside.
+
+/// How long a child may take for each step (the first one starts the run's broker).
+const CHILD_DEADLINE: Duration = Duration::from_secs(180);
+
+/// The child test of [`nextest_slots_key_the_vhosts`], run as cargo-nextest runs a test: takes
+/// the vhost of its slot, checks that it starts empty, declares `jobs` and publishes as many
+/// messages as its parameter says, shows the parent its vhost and the broker
+/// (`ID=VHOST AMQP-HOST AMQP-PORT MANAGEMENT-URL`), and once told to go on checks that it counts
+/// its own messages alone; then waits for the vhost to be deleted with its guard.
+#[tokio::test]
+#[ignore = "a child process of nextest_slots_key_the_vhosts"]
+async fn a_test_process_in_a_nextest_slot() -> anyhow::Result<()> {
+    let Some(count) = common::param() else {
+        return Ok(());
+    };
+    let count: u32 = count.parse()?;
+    let shared = RABBIT.get().await?;
+    let rabbit = shared.isolate().await?;
+    let vhost = rabbit.vhost().to_string();
+    let queues = rabbit.queues().await?;
+    anyhow::ensure!(
+        queues.is_empty(),
+        "{vhost} starts with the queues {queues:?}"
+    );
+    let channel = rabbit.channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .queue_declare(
+            "jobs".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    for _ in 0..count {
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                "jobs".into(),
+                BasicPublishOptions::default(),
+                vhost.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(confirm.is_ack(), "a publish to {vhost} was not confirmed");
+    }
+    let amqp = rabbit.connection_info();
+    common::report(&[
+        &vhost,
+        &amqp.host,
+        &amqp.port.to_string(),
+        rabbit.management().base_url(),
+    ]);
+    common::wait_for_parent(CHILD_DEADLINE).await?;
+    let counted = rabbit.message_count("jobs").await?;
+    anyhow::ensure!(
+        counted == count,
+        "{vhost} counts {counted} messages, not {count}"
+    );
+    drop(channel);
+    drop(rabbit);
+    // Deleted in the background: wait for it before the process ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared.vhosts().await?.iter().any(|v| v.name == vhost) {
+        anyhow::ensure!(Instant::now() < deadline, "{vhost} was not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// The children's broker, seen from this process as `RabbitMq::new()`'s user.
+struct Broker {
+    amqp: ConnectionInfo,
+    management: String,
+}
+
+impl Broker {
+    /// The broker of the child that printed `ids`.
+    fn of(ids: &[String]) -> anyhow::Result<Broker> {
+        let definition = RabbitMq::new();
+        Ok(Broker {
+            amqp: ConnectionInfo::new("amqp", ids[1].clone(), ids[2].parse()?)
+                .with_credentials(definition.user(), Some(definition.password().to_string())),
+            management: ids[3].clone(),
+        })
+    }
+
+    /// The messages ready in queue `jobs` of `vhost`, asked of the queue over AMQP.
+    async fn jobs_in(&self, vhost: &str) -> anyhow::Result<u32> {
+        let url = self.amqp.clone().with_path(vhost).url();
+        let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        let declared = channel
+            .queue_declare(
+                "jobs".into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel.close(200, "done".into()).await?;
+        connection.close(200, "done".into()).await?;
+        Ok(declared.message_count())
+    }
+
+    /// The names listed by the management API at `path` (`/api/vhosts`, `/api/queues/VHOST`).
+    async fn names(&self, path: &str) -> anyhow::Result<Vec<String>> {
+        let definition = RabbitMq::new();
+        let listed: Vec<serde_json::Value> = seaworthy::reqwest::Client::new()
+            .get(format!("{}{path}", self.management))
+            .basic_auth(definition.user(), Some(definition.password()))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut names: Vec<String> = listed
+            .iter()
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+const CHILD: &str = "a_test_process_in_a_nextest_slot";
+
+/// Under cargo-nextest, a test's vhost is named for its slot (`seaworthy-slot<N>`), and two
+/// slots never see each other's queues or messages.
+#[tokio::test]
+async fn nextest_slots_key_the_vhosts() -> anyhow::Result<()> {
+    let run = common::ChildRun::new();
+    let slots = [0, 1];
+    let counts = [3, 5];
+    let mut children: Vec<_> = slots
+        .iter()
+        .zip(counts)
+        .map(|(slot, count)| {
+            run.spawn(
+                &format!("slot {slot}"),
+                CHILD,
+                &count.to_string(),
+                &[("NEXTEST_TEST_GLOBAL_SLOT", slot.to_string())],
+            )
+        })
+        .collect();
+    let mut reported = Vec::new();
+    for child in &mut children {
+        reported.push(child.read_ids(CHILD_DEADLINE).await);
+    }
+    let broker = Broker::of(&reported[0])?;
+    let vhosts: Vec<&str> = reported.iter().map(|ids| ids[0].as_str()).collect();
+    assert_eq!(vhosts, ["seaworthy-slot0", "seaworthy-slot1"]);
+    // Seen from outside while both hold their vhosts: the same queue name, each with its own
+    // messages.
+    for (vhost, count) in vhosts.iter().zip(counts) {
+        let queues = broker
+            .names(&format!("/api/queues/{}", encode(vhost)))
+            .await?;
+        assert_eq!(queues, ["jobs"], "{vhost}");
+        assert_eq!(broker.jobs_in(vhost).await?, count, "{vhost}");
+    }
+    for child in &mut children {
+        child.proceed().await;
+    }
+    for child in children {
+        child.expect_success(CHILD_DEADLINE).await;
+    }
+    assert_eq!(broker.names("/api/vhosts").await?, ["/"], "deleted");
+    run.remove().await
+}
+
+/// Under cargo-nextest, a test process killed before its vhost was deleted leaves it behind; the
+/// next test of the same slot gets the vhost of that name afresh, empty.
+#[tokio::test]
+async fn a_vhost_left_by_a_dead_test_is_emptied_for_the_next_test_of_its_slot() -> anyhow::Result<()>
+{
+    let run = common::ChildRun::new();
+    let slot = [("NEXTEST_TEST_GLOBAL_SLOT", "3".to_string())];
+    let mut dead = run.spawn("the test that dies", CHILD, "4", &slot);
+    let reported = dead.read_ids(CHILD_DEADLINE).await;
+    assert_eq!(reported[0], "seaworthy-slot3");
+    let broker = Broker::of(&reported)?;
+    dead.kill().await;
+    assert_eq!(
+        broker.jobs_in("seaworthy-slot3").await?,
+        4,
+        "a killed test cannot delete its vhost"
+    );
+    // The next test checks that it starts with no queue, then publishes 2 messages.
+    let mut next = run.spawn("the next test", CHILD, "2", &slot);
+    assert_eq!(next.read_ids(CHILD_DEADLINE).await[0], "seaworthy-slot3");
+    assert_eq!(broker.jobs_in("seaworthy-slot3").await?, 2, "not 4 + 2");
+    next.proceed().await;
+    next.expect_success(CHILD_DEADLINE).await;
+    assert_eq!(broker.names("/api/vhosts").await?, ["/"], "deleted");
+    run.remove().await
 }

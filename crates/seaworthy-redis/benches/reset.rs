@@ -100,7 +100,7 @@ fn main() {
     let ready = definition.readiness();
     let container = &container;
     let ready = &ready;
-    suite.measure("redis.restart", 10, move || async move {
+    suite.measure("redis.restart", RUNS, move || async move {
         let t = Instant::now();
         container.stop(Duration::from_secs(10)).await.expect("stop");
         container.start().await.expect("start");
@@ -110,6 +110,9 @@ fn main() {
             .expect("PONG after restart");
         t.elapsed()
     });
-    suite.annotate("note", "stop + start + PING until PONG; 10 runs");
+    suite.annotate(
+        "note",
+        format!("stop + start + PING until PONG; {RUNS} runs"),
+    );
     suite.finish();
 }

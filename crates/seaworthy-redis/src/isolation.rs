@@ -19,6 +19,29 @@
 //!   [`Shared::per_run`](seaworthy::Shared::per_run) (under `cargo test`, test binaries run one
 //!   after another) each hand out databases from a pool of their own; a database is flushed
 //!   whenever a process first hands it out, so keys an earlier process left do not show.
+//!
+//! # What is isolated, and what is not
+//!
+//! A database isolates **keys** only: what a test writes, reads, scans, counts (`DBSIZE`) or
+//! flushes (`FLUSHDB`) on its own connection stays in its database, and keyspace notifications
+//! name it. A prefix namespace isolates less: only keys carrying the prefix, and `KEYS *`,
+//! `DBSIZE` and `FLUSHDB` see (and empty) all of database 0.
+//!
+//! Everything else is **server-wide**, shared by every namespace of the container at once:
+//!
+//! * Lua scripts (`SCRIPT LOAD`, `EVALSHA`'s cache, `SCRIPT FLUSH`) and functions (`FUNCTION
+//!   LOAD`, `FCALL`, `FUNCTION FLUSH`): two tests loading a library of the same name collide.
+//! * Pub/sub: channels are not per database, so a message published by one test reaches the
+//!   subscribers of another on the same channel name. Give channels names of the test's own.
+//! * `CONFIG SET`, `ACL SETUSER`/`DELUSER`, `CLIENT PAUSE`, `CLIENT KILL`, `SWAPDB`,
+//!   `FLUSHALL`, `SELECT` of another database, `MOVE`/`COPY ... DB`: they reach every other test.
+//! * Statistics (`INFO`), memory and eviction limits, the slow log, `CLIENT LIST`.
+//!
+//! Dropping a guard only empties its namespace (`FLUSHDB`, or deleting the prefixed keys). A test
+//! that changes server-wide state should not isolate: it holds the fixture alone
+//! ([`Shared::exclusive`](seaworthy::Shared::exclusive)) and calls
+//! [`clean`](seaworthy::Fixture::clean), which resets the rest: every database, scripts,
+//! functions, pub/sub clients, configuration and users.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,10 +1,12 @@
 //! Isolation against a real Redis: parallel tests, each in a database of its own, in one container.
 
+use seaworthy_testkit as common;
+
 use std::sync::{Arc, Barrier};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use seaworthy::{FixtureDefinition, Isolation, Shared};
+use seaworthy::{ConnectionInfo, FixtureDefinition, Isolation, Shared};
 use seaworthy_redis::Redis;
 
 /// Shared by every test process of the run: under nextest (a process per test) the tests below
@@ -147,4 +149,132 @@ async fn isolation_waits_for_a_free_database_and_hands_it_out_empty() -> anyhow:
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     anyhow::bail!("the databases were not returned to the pool")
+}
+
+/// The child test of [`nextest_slots_key_the_namespaces`], run with `NEXTEST_TEST_GLOBAL_SLOT`
+/// set, as cargo-nextest runs a test: it takes the namespace of its slot in the run's container
+/// (`REDIS`), writes ten keys whose values are its parameter, shows the parent where they are
+/// (`ID=DB PREFIX HOST PORT`, `-` for no prefix), and once told to go on checks that it still
+/// reads exactly its own, then waits for the namespace to be emptied when its guard drops.
+#[tokio::test]
+#[ignore = "a child process of nextest_slots_key_the_namespaces"]
+async fn a_test_process_in_a_nextest_slot() -> anyhow::Result<()> {
+    let Some(value) = common::param() else {
+        return Ok(());
+    };
+    let shared = REDIS.get().await?;
+    let redis = shared.isolate().await?;
+    let mut conn = redis.connection_manager();
+    anyhow::ensure!(
+        redis.keys("*").await?.is_empty(),
+        "the namespace of {value} is not empty at first"
+    );
+    for k in 0..10 {
+        let _: () = conn.set(redis.key(&format!("key:{k}")), &value).await?;
+    }
+    let prefix = redis.prefix().to_string();
+    let info = redis.connection_info();
+    common::report(&[
+        &redis.db().to_string(),
+        if prefix.is_empty() { "-" } else { &prefix },
+        &info.host,
+        &info.port.to_string(),
+    ]);
+    common::wait_for_parent(CHILD_DEADLINE).await?;
+    // The other slots wrote the same key names meanwhile.
+    let keys = redis.keys("*").await?;
+    anyhow::ensure!(keys.len() == 10, "{value} sees the keys {keys:?}");
+    for k in 0..10 {
+        let read: String = conn.get(redis.key(&format!("key:{k}"))).await?;
+        anyhow::ensure!(read == value, "{value} reads {read} in key:{k}");
+    }
+    let db = redis.db();
+    drop(redis);
+    // Emptied in the background: wait for it before the process ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shared.keys(&format!("{prefix}*"), db).await?.is_empty() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the namespace of {value} (database {db}, prefix {prefix:?}) was not emptied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// How long a child may take for each step (the first one starts the run's container).
+const CHILD_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The databases of `Redis::new()`'s server.
+const DATABASES: u32 = 16;
+
+/// Under cargo-nextest, a test process takes the database of its slot,
+/// `1 + NEXTEST_TEST_GLOBAL_SLOT`, and past the last database a key prefix in database 0; two
+/// slots never see each other's keys. Three child processes, in slots 0, 1 and the last one,
+/// share one container (a run of their own); this test looks into it from outside.
+#[tokio::test]
+async fn nextest_slots_key_the_namespaces() -> anyhow::Result<()> {
+    let run = common::ChildRun::new();
+    let last = DATABASES - 1;
+    let slots = [0, 1, last];
+    let mut children: Vec<_> = slots
+        .iter()
+        .map(|slot| {
+            run.spawn(
+                &format!("slot {slot}"),
+                "a_test_process_in_a_nextest_slot",
+                &format!("slot {slot}"),
+                &[("NEXTEST_TEST_GLOBAL_SLOT", slot.to_string())],
+            )
+        })
+        .collect();
+    let mut reported = Vec::new();
+    for child in &mut children {
+        reported.push(child.read_ids(CHILD_DEADLINE).await);
+    }
+    let namespaces: Vec<(&str, &str)> = reported
+        .iter()
+        .map(|ids| (ids[0].as_str(), ids[1].as_str()))
+        .collect();
+    let prefix = format!("sw:slot{last}:0:");
+    assert_eq!(
+        namespaces,
+        [("1", "-"), ("2", "-"), ("0", prefix.as_str())],
+        "slot s takes database s + 1; past the last database, a prefix in database 0"
+    );
+
+    // Seen from outside while the three hold their namespaces: each has ten keys, all of them
+    // carrying its own slot, and database 0 holds the prefixed slot's keys alone.
+    let (host, port) = (reported[0][2].clone(), reported[0][3].parse()?);
+    let mut connections = Vec::new();
+    for (slot, (db, prefix)) in slots.iter().zip(&namespaces) {
+        let url = ConnectionInfo::new("redis", host.clone(), port)
+            .with_path(*db)
+            .url();
+        let mut conn = redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await?;
+        let pattern = format!("{}*", prefix.trim_start_matches('-'));
+        let keys: Vec<String> = conn.keys(&pattern).await?;
+        assert_eq!(keys.len(), 10, "slot {slot}: {keys:?}");
+        for key in keys {
+            let value: String = conn.get(&key).await?;
+            assert_eq!(value, format!("slot {slot}"), "{key} in database {db}");
+        }
+        let all: Vec<String> = conn.keys("*").await?;
+        assert_eq!(all.len(), 10, "database {db} holds one slot's keys");
+        connections.push((conn, pattern));
+    }
+
+    for child in &mut children {
+        child.proceed().await;
+    }
+    for child in children {
+        child.expect_success(CHILD_DEADLINE).await;
+    }
+    for (conn, pattern) in &mut connections {
+        let keys: Vec<String> = conn.keys(pattern.as_str()).await?;
+        assert!(keys.is_empty(), "{pattern} was emptied: {keys:?}");
+    }
+    run.remove().await
 }
