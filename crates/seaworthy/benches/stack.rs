@@ -7,15 +7,21 @@
 //! - `parallel_start.vs_containers`: the same four members, against four plain
 //!   [`ContainerDefinition::start_in`] calls one after another on the session network (which
 //!   exists already, while the stack creates a network of its own).
+//! - `engine.parallel_start`: the engine's own floor, with no Seaworthy code in the way: the
+//!   bare engine calls (create a network, then for each member create, start and follow the log
+//!   until its line) made for the four members at once, against the same calls one member after
+//!   another.
 //!
 //! `cargo bench -p seaworthy --bench stack` (needs `cargo xtask images`).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{bare_network, bare_network_remove, bare_remove, bare_start, IMAGE};
 use seaworthy::{ContainerDefinition, DependsOn, Session, StackDefinition, StackMember, Wait};
 use seaworthy_benchkit::Suite;
 
-const IMAGE: &str = "seaworthy-test/busybox";
 const MEMBERS: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
 const RUNS: usize = 12;
 
@@ -39,6 +45,33 @@ fn stack(chained: bool) -> StackDefinition {
     stack
 }
 
+/// The bare engine calls of a stack of the four members: a network, then each member created,
+/// started and followed until its line, all at once (`parallel`) or one after another. Returns
+/// the time to ready, then removes everything (not timed).
+async fn time_bare(session: Session, parallel: bool, run: usize) -> Duration {
+    let t = Instant::now();
+    let name = format!("{}-bare-stack-{run}", session.namespace());
+    let network = bare_network(&session, &name).await;
+    let ids = if parallel {
+        futures_util::future::join_all(
+            (0..MEMBERS.len()).map(|i| bare_start(&session, &name, run * 10 + i)),
+        )
+        .await
+    } else {
+        let mut ids = Vec::new();
+        for i in 0..MEMBERS.len() {
+            ids.push(bare_start(&session, &name, run * 10 + i).await);
+        }
+        ids
+    };
+    let elapsed = t.elapsed();
+    for id in ids {
+        bare_remove(&session, &id).await;
+    }
+    bare_network_remove(&session, &network).await;
+    elapsed
+}
+
 /// Starts `def`, returns the time to ready, then removes it (not timed).
 async fn time_stack(def: StackDefinition, session: Session) -> Duration {
     let t = Instant::now();
@@ -55,6 +88,7 @@ fn main() {
     suite.block_on(async {
         time_stack(stack(false), session.clone()).await;
         time_stack(stack(true), session.clone()).await;
+        time_bare(session.clone(), true, 0).await;
         let c = member()
             .start_in(&session)
             .await
@@ -100,6 +134,25 @@ fn main() {
     suite.annotate(
         "note",
         "the stack's time includes creating its own network; the containers use the existing session network",
+    );
+
+    let (mut parallel_run, mut sequential_run) = (0, 1000);
+    suite.compare(
+        "engine.parallel_start",
+        "the same bare engine calls, one member after another",
+        RUNS,
+        || {
+            parallel_run += 1;
+            time_bare(session.clone(), true, parallel_run)
+        },
+        || {
+            sequential_run += 1;
+            time_bare(session.clone(), false, sequential_run)
+        },
+    );
+    suite.annotate(
+        "note",
+        "no Seaworthy code: the engine's own floor for parallel_start on this machine",
     );
     suite.finish();
 }
