@@ -7,23 +7,17 @@
 //! `cargo run --release -p seaworthy-compare --example start_breakdown [RUNS]`
 //! (`RUST_LOG=seaworthy=debug` adds the library's own timings per step).
 
-use std::collections::HashMap;
+// The bare engine calls of the core's benchmarks, the same code measured here.
+#[path = "../../seaworthy/benches/common/mod.rs"]
+mod bare_calls;
+
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use seaworthy::bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig,
-};
-use seaworthy::bollard::query_parameters::{
-    CreateContainerOptions, LogsOptions, RemoveContainerOptions,
-};
+use bare_calls::{IMAGE, SCRIPT};
 use seaworthy::{ContainerDefinition, Session, Wait};
 use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
-
-const IMAGE: &str = "seaworthy-test/busybox:latest";
-const SCRIPT: &str = "echo ready; exec sleep 3600";
 
 fn seaworthy(session_network: bool) -> ContainerDefinition {
     let def = ContainerDefinition::new(IMAGE)
@@ -38,63 +32,13 @@ fn seaworthy(session_network: bool) -> ContainerDefinition {
 
 /// create, start, follow the log until `ready`; on `network` or the default bridge.
 async fn bare(session: &Session, network: Option<&str>) -> (Duration, String) {
-    let docker = session.engine().docker();
     let t = Instant::now();
-    let id = docker
-        .create_container(
-            Some(CreateContainerOptions::default()),
-            ContainerCreateBody {
-                image: Some(IMAGE.into()),
-                cmd: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
-                labels: Some(session.labels()),
-                host_config: Some(HostConfig {
-                    network_mode: network.map(str::to_string),
-                    ..Default::default()
-                }),
-                networking_config: network.map(|n| NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(
-                        n.to_string(),
-                        EndpointSettings::default(),
-                    )])),
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create")
-        .id;
-    docker.start_container(&id, None).await.expect("start");
-    let mut logs = docker.logs(
-        &id,
-        Some(LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        }),
-    );
-    while let Some(chunk) = logs.next().await {
-        if chunk.expect("logs").to_string().contains("ready") {
-            break;
-        }
-    }
+    let id = bare_calls::bare_start(session, network, None).await;
     (t.elapsed(), id)
 }
 
 async fn remove(session: &Session, id: &str) {
-    session
-        .engine()
-        .docker()
-        .remove_container(
-            id,
-            Some(RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("remove");
+    bare_calls::bare_remove(session, id).await;
 }
 
 fn median(v: &mut [Duration]) -> f64 {

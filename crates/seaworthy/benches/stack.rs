@@ -54,13 +54,13 @@ async fn time_bare(session: Session, parallel: bool, run: usize) -> Duration {
     let network = bare_network(&session, &name).await;
     let ids = if parallel {
         futures_util::future::join_all(
-            (0..MEMBERS.len()).map(|i| bare_start(&session, &name, run * 10 + i)),
+            (0..MEMBERS.len()).map(|i| bare_start(&session, Some(&name), Some(run * 10 + i))),
         )
         .await
     } else {
         let mut ids = Vec::new();
         for i in 0..MEMBERS.len() {
-            ids.push(bare_start(&session, &name, run * 10 + i).await);
+            ids.push(bare_start(&session, Some(&name), Some(run * 10 + i)).await);
         }
         ids
     };

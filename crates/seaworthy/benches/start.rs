@@ -31,7 +31,7 @@ fn main() {
             .remove()
             .await
             .expect("remove");
-        let id = bare_start(&session, &network, 0).await;
+        let id = bare_start(&session, Some(&network), Some(0)).await;
         bare_remove(&session, &id).await;
     });
 
@@ -52,7 +52,7 @@ fn main() {
             let (session, network) = (session.clone(), network.clone());
             async move {
                 let t = Instant::now();
-                let id = bare_start(&session, &network, n).await;
+                let id = bare_start(&session, Some(&network), Some(n)).await;
                 let elapsed = t.elapsed();
                 bare_remove(&session, &id).await;
                 elapsed
@@ -75,7 +75,7 @@ fn main() {
             n += 1;
             let (session, network) = (session.clone(), network.clone());
             async move {
-                let id = bare_start(&session, &network, n).await;
+                let id = bare_start(&session, Some(&network), Some(n)).await;
                 let t = Instant::now();
                 bare_remove(&session, &id).await;
                 t.elapsed()

@@ -17,15 +17,16 @@ pub const IMAGE: &str = "seaworthy-test/busybox";
 /// What its containers run: a line to wait for, then sleep.
 pub const SCRIPT: &str = "echo ready; exec sleep 3600";
 
-/// The bare engine calls a start-to-ready needs: create (same labels, same network), start, and
-/// follow the log until the line appears.
-pub async fn bare_start(session: &Session, network: &str, n: usize) -> String {
+/// The bare engine calls a start-to-ready needs: create (the session's labels, on `network` or
+/// the engine's default bridge, named `NAMESPACE-bare-N` when `n` is given), start, and follow
+/// the log until the line appears. Returns the container's id.
+pub async fn bare_start(session: &Session, network: Option<&str>, n: Option<usize>) -> String {
     let docker = session.engine().docker();
-    let name = format!("{}-bare-{n}", session.namespace());
+    let name = n.map(|n| format!("{}-bare-{n}", session.namespace()));
     let id = docker
         .create_container(
             Some(CreateContainerOptions {
-                name: Some(name),
+                name,
                 ..Default::default()
             }),
             ContainerCreateBody {
@@ -33,12 +34,12 @@ pub async fn bare_start(session: &Session, network: &str, n: usize) -> String {
                 cmd: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
                 labels: Some(session.labels()),
                 host_config: Some(HostConfig {
-                    network_mode: Some(network.into()),
+                    network_mode: network.map(str::to_string),
                     ..Default::default()
                 }),
-                networking_config: Some(NetworkingConfig {
+                networking_config: network.map(|n| NetworkingConfig {
                     endpoints_config: Some(HashMap::from([(
-                        network.to_string(),
+                        n.to_string(),
                         EndpointSettings::default(),
                     )])),
                 }),
