@@ -499,13 +499,16 @@ pub(crate) async fn restore_here(inner: &Inner, snapshot: &Snapshot) -> Result<(
     for volume in &snapshot.volumes {
         upload_into(inner, volume).await?;
     }
-    // The old container's port forwarding may take a moment to let go of the host ports we pin:
-    // retry a start refused with "port is already allocated" for up to two seconds.
-    let mut retries = 0;
+    // The old container's port forwarding (the engine's proxy processes) may take a while to let
+    // go of the host ports we pin, longer on a busy machine: retry a start refused with "port is
+    // already allocated" for up to 15 seconds, within the startup deadline.
+    let give_up = deadline.min(Instant::now() + std::time::Duration::from_secs(15));
     loop {
         match crate::container::start_here(inner, wait.as_ref(), deadline).await {
-            Err(e) if retries < 20 && e.to_string().contains("port is already allocated") => {
-                retries += 1;
+            Err(e)
+                if Instant::now() < give_up
+                    && e.to_string().contains("port is already allocated") =>
+            {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             other => break other?,
