@@ -95,9 +95,23 @@ impl IsolatedRabbitMq {
             None => format!("seaworthy-{}-{n}", std::process::id()),
         };
         let body = json!({ "description": "a test's own virtual host (seaworthy isolation)" });
-        management
-            .put(&format!("/api/vhosts/{}", encode(&vhost)), &body)
-            .await?;
+        let path = format!("/api/vhosts/{}", encode(&vhost));
+        management.put(&path, &body).await?;
+        // The broker may answer the PUT before the vhost's processes run (more so on a busy
+        // machine); a connection before then is refused. Its state says when it runs (30 s at
+        // most; a broker that does not report it is taken at its word).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let info: serde_json::Value = management.get(&path).await?;
+            let running = match info.get("cluster_state").and_then(|s| s.as_object()) {
+                Some(nodes) => nodes.values().all(|state| state == "running"),
+                None => true,
+            };
+            if running || std::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let guard = IsolatedRabbitMq {
             container: fixture.container_name().to_string(),
             amqp: AmqpLink::new(

@@ -2,7 +2,7 @@
 
 use seaworthy_testkit as common;
 
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seaworthy::{ConnectionInfo, Isolation, Shared};
@@ -21,7 +21,10 @@ static RABBIT: Shared<RabbitMq> = Shared::per_run(RabbitMq::new);
 
 /// What one test does: declare the same queue, exchange and binding as every other test, publish
 /// `id + 1` messages carrying its id, then check that it sees exactly its own.
-async fn use_a_vhost(id: usize, barrier: Option<Arc<Barrier>>) -> anyhow::Result<String> {
+async fn use_a_vhost(
+    id: usize,
+    barrier: Option<Arc<tokio::sync::Barrier>>,
+) -> anyhow::Result<String> {
     let shared = RABBIT.get().await?;
     let rabbit = shared.isolate().await?;
     assert!(
@@ -74,10 +77,14 @@ async fn use_a_vhost(id: usize, barrier: Option<Arc<Barrier>>) -> anyhow::Result
         assert!(confirm.is_ack());
     }
     match barrier {
-        // Every test has published before any counts.
-        Some(barrier) => tokio::task::spawn_blocking(move || barrier.wait())
+        // Every test has published before any counts; a test that failed before it got here
+        // makes the others give up after a minute instead of waiting for ever.
+        Some(barrier) => tokio::time::timeout(Duration::from_secs(60), barrier.wait())
             .await
-            .map(drop)?,
+            .map(drop)
+            .map_err(|_| {
+                anyhow::anyhow!("test {id}: the other tests did not all publish within 60 s")
+            })?,
         None => tokio::time::sleep(Duration::from_millis(100)).await,
     }
     assert_eq!(
@@ -130,7 +137,7 @@ isolated_tests!(
 /// holding their vhost at the same time; the vhosts are gone afterwards.
 #[test]
 fn eight_concurrent_tests_share_one_broker_without_interfering() {
-    let barrier = Arc::new(Barrier::new(8));
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
     let threads: Vec<_> = (10..18)
         .map(|id| {
             let barrier = barrier.clone();
@@ -143,10 +150,21 @@ fn eight_concurrent_tests_share_one_broker_without_interfering() {
             })
         })
         .collect();
-    let mut vhosts: Vec<String> = threads
+    // Every thread is joined before any failure is reported, so that one test's failure shows
+    // as itself, not as the others' timeouts.
+    let results: Vec<anyhow::Result<String>> = threads
         .into_iter()
-        .map(|t| t.join().expect("test thread").expect("test"))
+        .map(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the test thread panicked")))
+        })
         .collect();
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| format!("{e:#}")))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    let mut vhosts: Vec<String> = results.into_iter().map(Result::unwrap).collect();
     vhosts.sort();
     vhosts.dedup();
     assert_eq!(vhosts.len(), 8, "eight different vhosts: {vhosts:?}");

@@ -33,10 +33,13 @@ async fn psql(c: &seaworthy::Container, sql: &str) -> String {
             )
             .await
             .unwrap();
+        // Not yet (or not on every socket): still starting, or the Unix socket, which the
+        // server creates after its TCP one, is not there yet.
+        let err = out.stderr_text();
         if !out.success()
-            && out
-                .stderr_text()
-                .contains("the database system is starting up")
+            && (err.contains("the database system is starting up")
+                || err.contains("could not connect to server")
+                || err.contains("connection to server on socket"))
             && std::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
