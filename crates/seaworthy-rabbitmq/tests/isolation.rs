@@ -35,17 +35,7 @@ async fn use_a_vhost(
         .connection_info()
         .to_string()
         .ends_with(&format!("/{}", rabbit.vhost())));
-    let channel = rabbit.channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    channel
-        .queue_declare(
-            "jobs".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let channel = jobs_channel(&rabbit).await?;
     channel
         .exchange_declare(
             "events".into(),
@@ -63,19 +53,7 @@ async fn use_a_vhost(
             FieldTable::default(),
         )
         .await?;
-    for _ in 0..=id {
-        let confirm = channel
-            .basic_publish(
-                "events".into(),
-                "job".into(),
-                BasicPublishOptions::default(),
-                id.to_string().as_bytes(),
-                BasicProperties::default(),
-            )
-            .await?
-            .await?;
-        assert!(confirm.is_ack());
-    }
+    publish_confirmed(&channel, "events", "job", &id.to_string(), id as u32 + 1).await?;
     match barrier {
         // Every test has published before any counts; a test that failed before it got here
         // makes the others give up after a minute instead of waiting for ever.
@@ -111,6 +89,48 @@ async fn use_a_vhost(
         .collect();
     assert_eq!(bindings, ["events->jobs:job"]);
     Ok(rabbit.vhost().to_string())
+}
+
+/// A channel in publisher-confirm mode on `rabbit`'s vhost, with the queue `jobs` declared.
+async fn jobs_channel(
+    rabbit: &seaworthy_rabbitmq::IsolatedRabbitMq,
+) -> anyhow::Result<seaworthy_rabbitmq::lapin::Channel> {
+    let channel = rabbit.channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .queue_declare(
+            "jobs".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(channel)
+}
+
+/// Publishes `count` messages carrying `body` to `exchange` with `routing_key`, each confirmed.
+async fn publish_confirmed(
+    channel: &seaworthy_rabbitmq::lapin::Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &str,
+    count: u32,
+) -> anyhow::Result<()> {
+    for _ in 0..count {
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(confirm.is_ack(), "a publish of {body:?} was not confirmed");
+    }
+    Ok(())
 }
 
 macro_rules! isolated_tests {
@@ -219,30 +239,8 @@ async fn a_test_process_in_a_nextest_slot() -> anyhow::Result<()> {
         queues.is_empty(),
         "{vhost} starts with the queues {queues:?}"
     );
-    let channel = rabbit.channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    channel
-        .queue_declare(
-            "jobs".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    for _ in 0..count {
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                "jobs".into(),
-                BasicPublishOptions::default(),
-                vhost.as_bytes(),
-                BasicProperties::default(),
-            )
-            .await?
-            .await?;
-        anyhow::ensure!(confirm.is_ack(), "a publish to {vhost} was not confirmed");
-    }
+    let channel = jobs_channel(&rabbit).await?;
+    publish_confirmed(&channel, "", "jobs", &vhost, count).await?;
     let amqp = rabbit.connection_info();
     common::report(&[
         &vhost,
