@@ -22,6 +22,7 @@ pub struct Exec {
     stdin: Option<Vec<u8>>,
     tty: bool,
     timeout: Duration,
+    max_output: Option<usize>,
 }
 
 impl Exec {
@@ -40,6 +41,7 @@ impl Exec {
             stdin: None,
             tty: false,
             timeout: Duration::from_secs(60),
+            max_output: None,
         }
     }
 
@@ -89,6 +91,14 @@ impl Exec {
     /// Fails the exec when the command runs longer than `timeout` (default 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Fails the exec when the command writes more than `bytes` of output (stdout and stderr
+    /// together); the output is not read past the cap, so a command that writes without end
+    /// (`cat /dev/zero`) costs at most `bytes` of memory. Default: no cap.
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.max_output = Some(bytes);
         self
     }
 
@@ -232,14 +242,24 @@ pub(crate) async fn exec_here(
                     Error::io(format!("close stdin of `{line}` in container {name}"), e)
                 })?;
             }
+            let cap = exec.max_output.unwrap_or(usize::MAX);
             while let Some(chunk) = output.next().await {
-                match chunk.map_err(failed)? {
+                let (to_stdout, message) = match chunk.map_err(failed)? {
                     LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        stdout.extend_from_slice(&message)
+                        (true, message)
                     }
-                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    LogOutput::StdIn { .. } => {}
+                    LogOutput::StdErr { message } => (false, message),
+                    LogOutput::StdIn { .. } => continue,
+                };
+                if stdout.len() + stderr.len() + message.len() > cap {
+                    return Err(Error::Container {
+                        container: name.to_string(),
+                        reason: format!(
+                            "exec `{line}` wrote more than {cap} bytes of output (its cap); the rest was not read"
+                        ),
+                    });
                 }
+                if to_stdout { &mut stdout } else { &mut stderr }.extend_from_slice(&message);
             }
         }
         StartExecResults::Detached => {}

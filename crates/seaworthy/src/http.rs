@@ -54,9 +54,22 @@ impl HttpClient {
 
 impl Container {
     /// An HTTP client for published TCP `port` (`c.http(80)?.get("/health").send().await`).
+    /// It follows up to 10 redirects, to any host (reqwest's default).
     pub fn http(&self, port: u16) -> Result<HttpClient> {
+        self.http_with_redirects(port, reqwest::redirect::Policy::default())
+    }
+
+    /// [`http`](Self::http) with the redirect policy `redirects`: for example
+    /// `reqwest::redirect::Policy::none()` to hand a redirect back as it came instead of
+    /// following it to wherever it points.
+    pub fn http_with_redirects(
+        &self,
+        port: u16,
+        redirects: reqwest::redirect::Policy,
+    ) -> Result<HttpClient> {
         let host_port = self.host_port(port)?;
         let client = reqwest::Client::builder()
+            .redirect(redirects)
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|source| Error::Http {
