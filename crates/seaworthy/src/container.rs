@@ -250,8 +250,15 @@ pub(crate) async fn create_here_until(
         def.image = substitute;
     }
     let image = ImageRef::parse(&def.image)?;
-    crate::image::ensure_image_until(&session, &image, def.pull, deadline, def.startup_timeout)
-        .await?;
+    crate::image::ensure_image_until(
+        &session,
+        &image,
+        def.pull,
+        def.platform.as_deref(),
+        deadline,
+        def.startup_timeout,
+    )
+    .await?;
     let name = match (&def.name, def.run_scoped) {
         _ if def.engine_name.is_some() => def.engine_name.clone().unwrap_or_default(),
         (Some(n), true) => format!("{}-{n}", session.run_namespace()),
@@ -310,8 +317,10 @@ impl Drop for Unclaimed {
 async fn create_detached(
     session: &Session,
     name: &str,
+    platform: Option<&str>,
     body: ContainerCreateBody,
 ) -> std::result::Result<String, bollard::errors::Error> {
+    let platform = platform.unwrap_or_default().to_string();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let owner = session.clone();
     let name = name.to_string();
@@ -322,7 +331,7 @@ async fn create_detached(
             .create_container(
                 Some(CreateContainerOptions {
                     name: Some(name.clone()),
-                    ..Default::default()
+                    platform,
                 }),
                 body,
             )
@@ -358,7 +367,7 @@ async fn create_named(
         let session_network = session_network_for(def, session, Some(&name)).await?;
         let body = create_body(def, session, &name, session_network.as_deref()).await?;
         let started = Instant::now();
-        let created = create_detached(session, &name, body).await;
+        let created = create_detached(session, &name, def.platform.as_deref(), body).await;
         match created {
             Ok(id) => {
                 // Owned from here on: any later failure removes it. A container shared by the
@@ -419,6 +428,7 @@ async fn create_named(
                     session,
                     image,
                     def.pull,
+                    def.platform.as_deref(),
                     deadline,
                     def.startup_timeout,
                 )

@@ -180,6 +180,8 @@ pub struct ContainerDefinition {
     pub(crate) wait: Option<Wait>,
     pub(crate) startup_timeout: Duration,
     pub(crate) pull: PullPolicy,
+    /// The platform (`linux/arm64`) asked of the engine for the pull and the create.
+    pub(crate) platform: Option<String>,
     /// Shared by the whole test run: run labels, run namespace, not owned by this process.
     pub(crate) run_scoped: bool,
     /// The exact engine name (a restored snapshot takes its predecessor's).
@@ -219,6 +221,7 @@ impl ContainerDefinition {
             wait: None,
             startup_timeout: Duration::from_secs(60),
             pull: PullPolicy::Missing,
+            platform: None,
             run_scoped: false,
             engine_name: None,
             invalid,
@@ -535,6 +538,24 @@ impl ContainerDefinition {
     pub fn with_pull_policy(mut self, pull: PullPolicy) -> Self {
         self.pull = pull;
         self
+    }
+
+    /// Runs the image built for `platform` (`os[/arch[/variant]]`: `linux/amd64`,
+    /// `linux/arm64/v8`), as `docker run --platform` does. The platform goes with the pull (a
+    /// multi-platform image is pulled for it) and with the create: the engine refuses to create
+    /// from a local image of another platform, and its error says which platform the image has.
+    /// A local image is not pulled again for the platform under [`PullPolicy::Missing`]; use
+    /// [`PullPolicy::Always`] to fetch another platform's variant of a tag already present.
+    /// An empty `platform` leaves the choice to the engine (its own platform).
+    pub fn with_platform(mut self, platform: impl Into<String>) -> Self {
+        let platform = platform.into();
+        self.platform = (!platform.is_empty()).then_some(platform);
+        self
+    }
+
+    /// The platform given with [`with_platform`](Self::with_platform), if any.
+    pub fn platform(&self) -> Option<&str> {
+        self.platform.as_deref()
     }
 
     /// The first error found in the definition's short forms, if any.

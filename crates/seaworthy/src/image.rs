@@ -32,10 +32,13 @@ fn pull_lock(endpoint: &str, reference: &str) -> Arc<tokio::sync::Mutex<Option<I
 /// Makes sure `image` is present locally, pulling it per `policy`. Concurrent calls for the same
 /// image on one engine pull it once, whichever sessions of the process they come from: the
 /// others wait for that pull (with [`PullPolicy::Always`] too, when it began after they asked).
+/// A `platform` goes with the pull; a local image is taken whatever its platform (the create,
+/// which gets the platform too, refuses a mismatch).
 pub(crate) async fn ensure_image(
     session: &Session,
     image: &ImageRef,
     policy: PullPolicy,
+    platform: Option<&str>,
 ) -> Result<()> {
     let reference = image.to_string();
     if policy != PullPolicy::Always && session.image_known_present(&reference) {
@@ -52,7 +55,11 @@ pub(crate) async fn ensure_image(
         });
     }
     let asked = Instant::now();
-    let lock = pull_lock(session.engine().endpoint(), &reference);
+    let lock_key = match platform {
+        Some(platform) => format!("{reference} ({platform})"),
+        None => reference.clone(),
+    };
+    let lock = pull_lock(session.engine().endpoint(), &lock_key);
     let mut last_pull = lock.lock().await;
     // Another task, of this session or another, may have pulled it while this one waited.
     let pulled_meanwhile = match policy {
@@ -61,7 +68,7 @@ pub(crate) async fn ensure_image(
     };
     if !pulled_meanwhile {
         let began = Instant::now();
-        pull(session, image).await?;
+        pull(session, image, platform).await?;
         *last_pull = Some(began);
     }
     session.remember_image_present(&reference);
@@ -75,10 +82,12 @@ pub(crate) async fn ensure_image_until(
     session: &Session,
     image: &ImageRef,
     policy: PullPolicy,
+    platform: Option<&str>,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<()> {
-    match tokio::time::timeout_at(deadline.into(), ensure_image(session, image, policy)).await {
+    let ensured = ensure_image(session, image, policy, platform);
+    match tokio::time::timeout_at(deadline.into(), ensured).await {
         Ok(done) => done,
         Err(_) => Err(Error::Image {
             image: image.to_string(),
@@ -98,14 +107,20 @@ async fn image_present(session: &Session, reference: &str) -> Result<bool> {
     }
 }
 
-/// Pulls `image`, reporting progress on stderr (one line per layer state change) and in tracing.
-pub(crate) async fn pull(session: &Session, image: &ImageRef) -> Result<()> {
+/// Pulls `image` (its variant for `platform` when given), reporting progress on stderr (one line
+/// per layer state change) and in tracing.
+pub(crate) async fn pull(
+    session: &Session,
+    image: &ImageRef,
+    platform: Option<&str>,
+) -> Result<()> {
     let reference = image.to_string();
     let started = Instant::now();
     eprintln!("seaworthy: pulling {reference}");
     let options = CreateImageOptions {
         from_image: Some(image.name()),
         tag: image.digest().or(image.tag()).map(str::to_string),
+        platform: platform.unwrap_or_default().to_string(),
         ..Default::default()
     };
     let mut stream = session
