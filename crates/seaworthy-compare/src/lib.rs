@@ -9,22 +9,22 @@
 //!   start into what the engine spends on it, network by network.
 //! * `tests/faults.rs` — containers killed or removed behind the library's back, waits on
 //!   containers that exit at once, fixed host ports already taken, full disks.
-//! * `tests/engine_restart.rs` — the engine restarted mid-suite. It stops every container on the
-//!   engine, so it lives in a test binary of its own (cargo runs test binaries one at a time) and
-//!   only runs as root against the local engine.
+//! * `tests/engine_restart.rs` — the engine restarted mid-suite: a private `dockerd` of the test's
+//!   own ([`private_engine`]), so the machine's engine and the containers of other tests are never
+//!   touched. Needs root; it fails (not skips) when it cannot run.
 //! * `tests/load.rs` — 32 containers at once; 1,000 `clean()` cycles per native fixture with
 //!   memory, descriptors and connections measured before and after (`SEAWORTHY_LOAD=1`).
 //! * `tests/bad_input.rs` — property tests of the short-form parsers and malformed definitions.
 //!
 //! Every test checks that it leaves nothing labelled `io.seaworthy.managed` behind: the helpers of
 //! [`leaks`] list what a session left. [`stats`] reads the process's own resource use, and
-//! [`local_engine`] stops and starts the local `dockerd`. [`Sleeper`] is the smallest fixture
+//! [`private_engine`] runs, stops and restarts a private `dockerd`. [`Sleeper`] is the smallest fixture
 //! there is, for tests of the fixture machinery itself.
 
 #![warn(missing_docs)]
 
 pub mod leaks;
-pub mod local_engine;
+pub mod private_engine;
 mod sleeper;
 pub mod stats;
 
