@@ -57,6 +57,15 @@ pub trait Fixture: Send + Sync + 'static {
 
     /// How a client connects to the service from the host.
     fn connection(&self) -> ConnectionInfo;
+
+    /// Whether the service is known to be exactly as the last [`clean`](Self::clean) of this
+    /// handle left it, by a check much cheaper than a clean; `Ok(false)` when it cannot tell.
+    /// [`Shared::fresh`](crate::Shared::fresh) skips the clean when this says `true`, so it must
+    /// never say `true` for a service some test changed (a false `false` only costs a clean). The
+    /// default cannot tell.
+    fn unchanged_since_clean(&self) -> impl Future<Output = Result<bool>> + Send {
+        std::future::ready(Ok(false))
+    }
 }
 
 /// Per-test isolation inside one shared container.

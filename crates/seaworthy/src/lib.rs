@@ -74,7 +74,7 @@ pub use network::{Network, NetworkDefinition, Volume, VolumeDefinition};
 pub use process::{Process, ProcessTree};
 pub use reference::ImageRef;
 pub use session::{ResourceKind, Session};
-pub use shared::{ExclusiveGuard, Scope, Shared, SharedGuard};
+pub use shared::{ExclusiveGuard, Isolated, Scope, Shared, SharedGuard};
 pub use snapshot::{Consistency, Snapshot, SnapshotOptions, VolumeData};
 pub use spec::{parse_env, MountSource, MountSpec, PortSpec, Protocol};
 pub use stack::{
