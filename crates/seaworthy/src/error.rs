@@ -22,6 +22,16 @@ pub enum Error {
         source: bollard::errors::Error,
     },
 
+    /// No engine was found: every place discovery looked at, in order, and why each gave none.
+    #[error("{}", crate::engine::describe_search(tried, configured))]
+    EngineNotFound {
+        /// The places looked at, in order.
+        tried: Vec<crate::engine::Tried>,
+        /// The place that named the engine (`DOCKER_HOST`...), when one did: discovery used
+        /// only that one.
+        configured: Option<String>,
+    },
+
     /// A Docker API call failed.
     #[error("{action} failed: {source}{}", engine_hint(source))]
     Docker {
@@ -195,7 +205,7 @@ impl Error {
     /// with an error).
     pub fn is_engine_unavailable(&self) -> bool {
         match self {
-            Error::EngineUnavailable { .. } => true,
+            Error::EngineUnavailable { .. } | Error::EngineNotFound { .. } => true,
             Error::Docker { source, .. } => unreachable_engine(source),
             _ => false,
         }

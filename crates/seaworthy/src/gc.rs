@@ -331,6 +331,7 @@ pub(crate) fn spawn_reaper(endpoint: &str, run_id: &str, owner: &str, runner: &s
         .env("SEAWORTHY_REAPER_RUN", run_id)
         .env("SEAWORTHY_REAPER_OWNER", owner)
         .env("SEAWORTHY_REAPER_RUNNER", runner)
+        .envs(crate::engine::connect_env(endpoint))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .process_group(0);

@@ -91,7 +91,8 @@ fn config_file() -> Result<Option<&'static [(String, String)]>> {
     }
 }
 
-fn find_upward(dir: &Path) -> Option<PathBuf> {
+/// The first `seaworthy.toml` in `dir` or its ancestors.
+pub(crate) fn find_upward(dir: &Path) -> Option<PathBuf> {
     dir.ancestors()
         .map(|d| d.join("seaworthy.toml"))
         .find(|p| p.is_file())
