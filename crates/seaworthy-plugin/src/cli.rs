@@ -205,7 +205,7 @@ pub fn inspect(args: &InspectArgs) -> Result<InspectReport> {
         .parent()
         .unwrap_or(Path::new("."))
         .join(&manifest.wasm);
-    let bytes = std::fs::read(&wasm_path)
+    let bytes = crate::files::read_regular(&wasm_path, crate::files::MAX_COMPONENT_BYTES)
         .map_err(|e| PluginError::io("read plugin component", &wasm_path, e))?;
     let granted = host.grants_for(&manifest.id);
     Ok(InspectReport {

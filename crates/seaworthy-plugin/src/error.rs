@@ -29,6 +29,18 @@ pub enum PluginError {
         searched: String,
     },
 
+    /// Two plugins on the search path have the same id: neither is loaded (the first would
+    /// shadow the second, and receive the grants meant for it).
+    #[error("two plugins have the id `{id}`: {} and {}; remove one from the search path, or load one by path with `PluginHost::load_from`", first.display(), second.display())]
+    Shadowed {
+        /// The id.
+        id: String,
+        /// The manifest found first.
+        first: PathBuf,
+        /// The manifest found next.
+        second: PathBuf,
+    },
+
     /// The plugin targets a version of the `seaworthy:fixture` WIT package this host does not
     /// implement. Detected before the component is compiled.
     #[error("plugin `{plugin}` targets seaworthy:fixture@{found} ({declared_in}); this host supports {supported}")]
@@ -85,8 +97,9 @@ pub enum PluginError {
         deadline: Duration,
     },
 
-    /// A call into the plugin tried to grow its memory past the limit.
-    #[error("plugin `{plugin}`: {call}() tried to grow its memory to {requested} bytes, over its limit of {limit} bytes; its instance was discarded")]
+    /// A call into the plugin (or its instantiation) tried to grow its linear memory, counted
+    /// over all its memories, past the limit.
+    #[error("plugin `{plugin}`: {call}() tried to grow its linear memory to {requested} bytes in total, over its limit of {limit} bytes; its instance was discarded")]
     Memory {
         /// The plugin's id.
         plugin: String,
@@ -94,8 +107,20 @@ pub enum PluginError {
         call: &'static str,
         /// The limit in bytes.
         limit: usize,
-        /// The size asked for.
+        /// The total size (over all its memories) it would have had.
         requested: usize,
+    },
+
+    /// A call into the plugin (or its instantiation) would have created more instances,
+    /// memories, tables or table elements than its [`Limits`](crate::Limits) allow.
+    #[error("plugin `{plugin}`: {call}() exceeded its resource limits: {reason}; its instance was discarded")]
+    Resources {
+        /// The plugin's id.
+        plugin: String,
+        /// The fixture function called (or `instantiate`).
+        call: &'static str,
+        /// Which limit, and by how much.
+        reason: String,
     },
 
     /// A call into the plugin trapped (a panic, an out-of-bounds access...).
@@ -266,13 +291,14 @@ impl PluginError {
             | PluginError::InvalidComponent { plugin, .. }
             | PluginError::Deadline { plugin, .. }
             | PluginError::Memory { plugin, .. }
+            | PluginError::Resources { plugin, .. }
             | PluginError::Trap { plugin, .. }
             | PluginError::Timeout { plugin, .. }
             | PluginError::Failed { plugin, .. }
             | PluginError::Unsupported { plugin, .. }
             | PluginError::Container { plugin, .. }
             | PluginError::Engine { plugin, .. } => Some(plugin),
-            PluginError::NotFound { id, .. } => Some(id),
+            PluginError::NotFound { id, .. } | PluginError::Shadowed { id, .. } => Some(id),
             PluginError::Manifest { .. }
             | PluginError::Io { .. }
             | PluginError::Reference { .. }
@@ -291,6 +317,7 @@ impl PluginError {
             self,
             PluginError::Deadline { .. }
                 | PluginError::Memory { .. }
+                | PluginError::Resources { .. }
                 | PluginError::Trap { .. }
                 | PluginError::Timeout { .. }
         )

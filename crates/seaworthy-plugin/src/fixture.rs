@@ -103,6 +103,22 @@ impl Plugin {
                 .collect(),
         );
         let runner = Runner::new(self.inner.clone(), None, self.inner.limits.clone());
+        // The plugin must be what its manifest says it is: the grants were given to that id.
+        match block_on(runner.call(Call::Metadata, &Vec::new()))? {
+            Reply::Metadata(m) if m.id == self.id() => {}
+            Reply::Metadata(m) => {
+                return Err(PluginError::InvalidComponent {
+                    plugin: self.id().to_string(),
+                    path: self.wasm_path().to_path_buf(),
+                    reason: format!(
+                        "its manifest says id `{}` but its metadata() says {:?}; refused",
+                        self.id(),
+                        crate::host_api::clip(&m.id, 100)
+                    ),
+                })
+            }
+            _ => return Err(runner.mismatch(Call::Metadata)),
+        }
         let spec = match block_on(runner.call(Call::Definition, &config))? {
             Reply::Definition(Ok(spec)) => spec,
             Reply::Definition(Err(e)) => return Err(block_on(runner.failed(Call::Definition, &e))),
@@ -190,10 +206,13 @@ impl PluginFixtureDefinition {
         &self.config
     }
 
+    /// The spec's startup timeout (or the default), cut to the host's
+    /// [`Limits::max_startup`]: a plugin cannot make a run wait for days.
     fn startup_timeout(&self) -> Duration {
         self.spec
             .startup_timeout_ms
             .map_or(DEFAULT_STARTUP, |ms| Duration::from_millis(u64::from(ms)))
+            .min(self.limits.max_startup)
     }
 }
 

@@ -79,7 +79,9 @@ pub struct PluginsConfig {
     /// Directories to search for plugins, relative to the config file.
     #[serde(default)]
     pub path: Vec<PathBuf>,
-    /// Where compiled components are cached, relative to the config file.
+    /// Ignored by [`PluginHostBuilder::from_environment`](crate::PluginHostBuilder::from_environment):
+    /// the compile cache holds native code, so only the user places it
+    /// (`SEAWORTHY_PLUGIN_CACHE` or the host builder). Read so that older files still parse.
     #[serde(default)]
     pub cache: Option<PathBuf>,
     /// Grants per plugin id.

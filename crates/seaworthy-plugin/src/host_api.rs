@@ -25,6 +25,118 @@ const MAX_TCP_READ: usize = 64 << 10;
 const MAX_SLEEP: Duration = Duration::from_secs(10);
 /// The longest message a plugin may log.
 const MAX_LOG_MESSAGE: usize = 4096;
+/// How many log lines a plugin may write in a burst, and then per second.
+const LOG_BURST: f64 = 200.0;
+const LOG_PER_SECOND: f64 = 100.0;
+/// How many denials of one call are kept for its error message.
+const KEPT_DENIALS: usize = 8;
+/// How many host calls one call may have denied before it is stopped.
+pub(crate) const MAX_DENIED_CALLS: usize = 256;
+/// The most log lines one `container-logs` call returns, and the longest line.
+const MAX_LOG_LINES: u32 = 10_000;
+const MAX_LOG_LINE: usize = 16 << 10;
+/// The most bytes of log text one `container-logs` call returns (the newest lines are kept).
+const MAX_LOG_BYTES: usize = 4 << 20;
+/// The most bytes an exec's output (stdout and stderr together) may have.
+pub(crate) const MAX_EXEC_OUTPUT: usize = 8 << 20;
+
+/// `text` cut to at most `max` bytes (at a character boundary), with a note of how much was cut.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes cut)", &text[..end], text.len() - end)
+}
+
+/// The host calls denied during the current call: the first few kept for the error message,
+/// all counted, so a plugin that is denied in a loop costs the host a bounded amount of work.
+#[derive(Debug, Default)]
+pub(crate) struct Denials {
+    pub(crate) kept: Vec<String>,
+    pub(crate) total: usize,
+}
+
+impl Denials {
+    pub(crate) fn clear(&mut self) {
+        self.kept.clear();
+        self.total = 0;
+    }
+
+    fn record(&mut self, what: &str) {
+        self.total += 1;
+        if self.kept.len() < KEPT_DENIALS {
+            self.kept.push(what.to_string());
+        }
+    }
+}
+
+/// Marks the error that stops a call whose host calls were denied too often.
+#[derive(Debug)]
+pub(crate) struct TooManyDenials {
+    pub(crate) first: String,
+}
+
+impl std::fmt::Display for TooManyDenials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "it was denied more than {MAX_DENIED_CALLS} host calls in one call (the first: {})",
+            self.first
+        )
+    }
+}
+
+impl std::error::Error for TooManyDenials {}
+
+/// Stops the call (a trap) once it has been denied more than [`MAX_DENIED_CALLS`] host calls.
+pub(crate) fn check_denials(state: &HostState) -> wasmtime::Result<()> {
+    if state.denials.total > MAX_DENIED_CALLS {
+        return Err(wasmtime::Error::new(TooManyDenials {
+            first: state.denials.kept.first().cloned().unwrap_or_default(),
+        }));
+    }
+    Ok(())
+}
+
+/// A token bucket for a plugin's log lines: a burst, then a steady rate; lines over it are
+/// dropped and counted, and the count is logged with the next line let through.
+#[derive(Debug)]
+pub(crate) struct LogRate {
+    tokens: f64,
+    last: Instant,
+    dropped: u64,
+}
+
+impl Default for LogRate {
+    fn default() -> Self {
+        LogRate {
+            tokens: LOG_BURST,
+            last: Instant::now(),
+            dropped: 0,
+        }
+    }
+}
+
+impl LogRate {
+    /// Whether a line may be logged now; `Some(n)` with the lines dropped before it.
+    fn take(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * LOG_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(LOG_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Some(std::mem::take(&mut self.dropped))
+        } else {
+            self.dropped += 1;
+            None
+        }
+    }
+}
 
 /// An open TCP connection to one of the container's ports (the `tcp-stream` resource).
 pub struct TcpConn {
@@ -39,8 +151,10 @@ fn charge(state: &mut HostState, started: Instant) {
 }
 
 fn denied(state: &mut HostState, what: String) -> HostError {
-    tracing::warn!(plugin = %state.manifest.id, denied = %what, "plugin host call denied");
-    state.denials.push(what.clone());
+    if state.denials.total < KEPT_DENIALS {
+        tracing::warn!(plugin = %state.manifest.id, denied = %what, "plugin host call denied");
+    }
+    state.denials.record(&what);
     HostError::Denied(what)
 }
 
@@ -98,7 +212,9 @@ async fn exec_here(state: &mut HostState, request: ExecRequest) -> Result<ExecOu
         return Err(HostError::Invalid("exec needs a program to run".into()));
     }
     let timeout = capped(state, request.timeout_ms);
-    let mut exec = seaworthy::Exec::new(request.argv).timeout(timeout);
+    let mut exec = seaworthy::Exec::new(request.argv)
+        .timeout(timeout)
+        .max_output(MAX_EXEC_OUTPUT);
     for (k, v) in &request.env {
         exec = exec.env(k, v);
     }
@@ -286,11 +402,15 @@ async fn http_here(state: &mut HostState, request: HttpRequest) -> Result<HttpRe
             request.path
         )));
     }
-    let client = container.http(port).map_err(|_| {
-        HostError::Invalid(format!(
-            "container port {port} is not published (add it to the spec's ports)"
-        ))
-    })?;
+    // Redirects are handed to the plugin as they came, never followed: a `Location` may point
+    // anywhere (the host's loopback, another container), and the capability is this port only.
+    let client = container
+        .http_with_redirects(port, seaworthy::reqwest::redirect::Policy::none())
+        .map_err(|_| {
+            HostError::Invalid(format!(
+                "container port {port} is not published (add it to the spec's ports)"
+            ))
+        })?;
     let timeout = capped(state, request.timeout_ms);
     let mut builder = client.request(method, &request.path).timeout(timeout);
     for (k, v) in &request.headers {
@@ -357,30 +477,45 @@ async fn container_logs_here(
     state: &mut HostState,
     tail: Option<u32>,
 ) -> Result<Vec<LogLine>, HostError> {
+    use futures_util::StreamExt;
+
     let container = own_container(state, "container-logs")?;
     let timeout = state.limits.host_call_timeout;
-    let logs = match tokio::time::timeout(timeout, container.logs()).await {
-        Ok(Ok(logs)) => logs,
-        Ok(Err(e)) => return Err(core_error(e)),
-        Err(_) => {
-            return Err(HostError::Timeout(format!(
-                "reading the logs within {timeout:?}"
-            )))
+    // Only the tail is read (the engine seeks from the end), whatever the log's size.
+    let wanted = tail.unwrap_or(MAX_LOG_LINES).min(MAX_LOG_LINES);
+    let mut stream = container.log_stream(seaworthy::LogOptions {
+        tail: Some(wanted as usize),
+        ..Default::default()
+    });
+    let read = async {
+        let mut lines = std::collections::VecDeque::new();
+        let mut bytes = 0usize;
+        while let Some(line) = stream.next().await {
+            let line = line.map_err(core_error)?;
+            let text = clip(&line.text, MAX_LOG_LINE);
+            bytes += text.len();
+            lines.push_back(LogLine {
+                source: match line.stream {
+                    seaworthy::LogStream::Stdout => LogSource::Stdout,
+                    seaworthy::LogStream::Stderr => LogSource::Stderr,
+                },
+                text,
+            });
+            while bytes > MAX_LOG_BYTES {
+                match lines.pop_front() {
+                    Some(dropped) => bytes -= dropped.text.len(),
+                    None => break,
+                }
+            }
         }
+        Ok(lines.into())
     };
-    let skip = tail.map_or(0, |t| logs.lines.len().saturating_sub(t as usize));
-    Ok(logs
-        .lines
-        .into_iter()
-        .skip(skip)
-        .map(|l| LogLine {
-            source: match l.stream {
-                seaworthy::LogStream::Stdout => LogSource::Stdout,
-                seaworthy::LogStream::Stderr => LogSource::Stderr,
-            },
-            text: l.text,
-        })
-        .collect())
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(HostError::Timeout(format!(
+            "reading the logs within {timeout:?}"
+        ))),
+    }
 }
 
 pub(crate) async fn sleep(state: &mut HostState, ms: u32) {
@@ -390,12 +525,17 @@ pub(crate) async fn sleep(state: &mut HostState, ms: u32) {
 }
 
 pub(crate) fn log(state: &mut HostState, level: Level, message: &str) {
-    let mut end = message.len().min(MAX_LOG_MESSAGE);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let message = &message[..end];
+    let Some(dropped) = state.log_rate.take() else {
+        return;
+    };
     let plugin = state.manifest.id.as_str();
+    if dropped > 0 {
+        tracing::warn!(
+            plugin,
+            "{dropped} log lines of this plugin were dropped (over {LOG_PER_SECOND} lines a second)"
+        );
+    }
+    let message = clip(message, MAX_LOG_MESSAGE);
     match level {
         Level::Trace => tracing::trace!(plugin, "{message}"),
         Level::Debug => tracing::debug!(plugin, "{message}"),

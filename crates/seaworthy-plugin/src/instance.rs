@@ -20,6 +20,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::error::PluginError;
+use crate::host_api::{clip, Denials, LogRate, TooManyDenials};
 use crate::latest::types::{
     ConnectionInfo as WitConnection, ContainerSpec, FixtureError, HostError, Isolated,
     PluginMetadata,
@@ -30,6 +31,10 @@ use crate::plugin::{Exports, LoadedPlugin};
 
 /// How much of a plugin's stderr is kept for error messages.
 const STDERR_TAIL: usize = 4096;
+/// The longest error text of a plugin's that is passed on (the rest is cut).
+pub(crate) const MAX_ERROR_TEXT: usize = 16 << 10;
+/// The longest text a plugin may return in its metadata.
+pub(crate) const MAX_METADATA_TEXT: usize = 1024;
 
 /// The store's data: what host calls may use, and the accounting of the current call.
 pub(crate) struct HostState {
@@ -38,10 +43,11 @@ pub(crate) struct HostState {
     pub(crate) limits: Limits,
     pub(crate) table: ResourceTable,
     pub(crate) clock: CallClock,
-    pub(crate) denials: Vec<String>,
+    pub(crate) denials: Denials,
+    pub(crate) log_rate: LogRate,
     pub(crate) open_streams: usize,
     wasi: WasiCtx,
-    memory: MemoryCap,
+    budget: Budget,
 }
 
 impl WasiView for HostState {
@@ -104,34 +110,114 @@ impl std::fmt::Display for MemoryLimitExceeded {
 
 impl std::error::Error for MemoryLimitExceeded {}
 
-/// The store limiter: memory up to the limit, tables of a sane size.
-struct MemoryCap {
-    limit: usize,
+/// Marks the error raised when a plugin instance would create more tables, table elements,
+/// memories or instances than its limits allow.
+#[derive(Debug)]
+struct CountLimitExceeded(String);
+
+impl std::fmt::Display for CountLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-impl ResourceLimiter for MemoryCap {
+impl std::error::Error for CountLimitExceeded {}
+
+/// The store limiter: one budget for the plugin instance as a whole. Linear memory is counted
+/// over every memory of every core instance of the component together (a component made of
+/// many modules, each with a memory just under the limit, gets no more than one), table
+/// elements over every table, and the numbers of instances, memories and tables are capped
+/// (wasmtime checks these counts as each is created).
+struct Budget {
+    memory_limit: usize,
+    memory_used: usize,
+    /// The growth allowed last, taken back if wasmtime then fails to grow.
+    memory_pending: usize,
+    elements_limit: usize,
+    elements_used: usize,
+    elements_pending: usize,
+    instances: usize,
+    memories: usize,
+    tables: usize,
+}
+
+impl Budget {
+    fn new(limits: &Limits) -> Budget {
+        Budget {
+            memory_limit: limits.memory_bytes,
+            memory_used: 0,
+            memory_pending: 0,
+            elements_limit: limits.max_table_elements,
+            elements_used: 0,
+            elements_pending: 0,
+            instances: limits.max_instances,
+            memories: limits.max_memories,
+            tables: limits.max_tables,
+        }
+    }
+}
+
+impl ResourceLimiter for Budget {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
+        let growth = desired.saturating_sub(current);
+        let total = self.memory_used.saturating_add(growth);
+        if total > self.memory_limit {
             return Err(wasmtime::Error::new(MemoryLimitExceeded {
-                limit: self.limit,
-                requested: desired,
+                limit: self.memory_limit,
+                requested: total,
             }));
         }
+        self.memory_used = total;
+        self.memory_pending = growth;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_used -= std::mem::take(&mut self.memory_pending);
+        tracing::debug!(error = %error, "a plugin memory could not grow");
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
+        let growth = desired.saturating_sub(current);
+        let total = self.elements_used.saturating_add(growth);
+        if total > self.elements_limit {
+            return Err(wasmtime::Error::new(CountLimitExceeded(format!(
+                "its tables would hold {total} elements, over its limit of {}",
+                self.elements_limit
+            ))));
+        }
+        self.elements_used = total;
+        self.elements_pending = growth;
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.elements_used -= std::mem::take(&mut self.elements_pending);
+        tracing::debug!(error = %error, "a plugin table could not grow");
+        Ok(())
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
     }
 }
 
@@ -238,21 +324,23 @@ pub(crate) struct Runner {
 
 /// Text for a fixture error, as a user should read it.
 pub(crate) fn describe(error: &FixtureError) -> String {
+    let text = |m: &str| clip(m, MAX_ERROR_TEXT);
     match error {
-        FixtureError::InvalidConfig(m) => format!("invalid configuration: {m}"),
-        FixtureError::NotReady(m) => format!("not ready: {m}"),
+        FixtureError::InvalidConfig(m) => format!("invalid configuration: {}", text(m)),
+        FixtureError::NotReady(m) => format!("not ready: {}", text(m)),
         FixtureError::Host(h) => format!("host call failed: {}", describe_host(h)),
-        FixtureError::Failed(m) => m.clone(),
+        FixtureError::Failed(m) => text(m),
     }
 }
 
 fn describe_host(error: &HostError) -> String {
+    let text = |m: &str| clip(m, MAX_ERROR_TEXT);
     match error {
-        HostError::Denied(m) => format!("denied: {m}"),
-        HostError::Timeout(m) => format!("timed out: {m}"),
-        HostError::Io(m) => m.clone(),
+        HostError::Denied(m) => format!("denied: {}", text(m)),
+        HostError::Timeout(m) => format!("timed out: {}", text(m)),
+        HostError::Io(m) => text(m),
         HostError::Closed => "the connection was closed".into(),
-        HostError::Invalid(m) => format!("invalid request: {m}"),
+        HostError::Invalid(m) => format!("invalid request: {}", text(m)),
     }
 }
 
@@ -288,15 +376,14 @@ impl Runner {
                 host_time: Duration::ZERO,
                 deadline: self.limits.cpu_per_call,
             },
-            denials: Vec::new(),
+            denials: Denials::default(),
+            log_rate: LogRate::default(),
             open_streams: 0,
             wasi,
-            memory: MemoryCap {
-                limit: self.limits.memory_bytes,
-            },
+            budget: Budget::new(&self.limits),
         };
         let mut store = Store::new(&self.plugin.engine, state);
-        store.limiter(|state| &mut state.memory);
+        store.limiter(|state| &mut state.budget);
         store.epoch_deadline_callback(|ctx| {
             let clock = &ctx.data().clock;
             if clock.guest_time() > clock.deadline {
@@ -352,6 +439,29 @@ impl Runner {
                     requested: m.requested,
                 };
             }
+            if let Some(d) = cause.downcast_ref::<TooManyDenials>() {
+                return PluginError::Resources {
+                    plugin,
+                    call,
+                    reason: d.to_string(),
+                };
+            }
+            if let Some(c) = cause.downcast_ref::<CountLimitExceeded>() {
+                return PluginError::Resources {
+                    plugin,
+                    call,
+                    reason: c.0.clone(),
+                };
+            }
+        }
+        let text = error.to_string();
+        if text.contains("resource limit exceeded") {
+            // wasmtime's own count checks (instances, memories, tables).
+            return PluginError::Resources {
+                plugin,
+                call,
+                reason: text,
+            };
         }
         let reason = match error.downcast_ref::<wasmtime::Trap>() {
             Some(trap) => trap.to_string(),
@@ -411,13 +521,15 @@ impl Runner {
             .lock()
             .await
             .as_ref()
-            .map(|l| l.store.data().denials.clone())
+            .map(|l| l.store.data().denials.kept.clone())
             .unwrap_or_default()
     }
 
     /// A plugin-reported error as a [`PluginError`], with the host's denials when the plugin
     /// did not pass them on.
     pub(crate) async fn failed(&self, call: Call, error: &FixtureError) -> PluginError {
+        // Bounded work whatever the plugin did: its text is cut first, and only the first few
+        // denials are kept.
         let mut message = describe(error);
         for denial in self.last_denials().await {
             if !message.contains(&denial) {

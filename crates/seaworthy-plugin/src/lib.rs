@@ -56,6 +56,7 @@ mod cache;
 pub mod cli;
 mod engine;
 mod error;
+mod files;
 mod fixture;
 mod grants;
 mod host_api;

@@ -120,7 +120,7 @@ impl fmt::Display for Capabilities {
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn from_file(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read_regular_text(path, crate::files::MAX_MANIFEST_BYTES)
             .map_err(|e| PluginError::io("read plugin manifest", path, e))?;
         Manifest::parse(&text, path)
     }

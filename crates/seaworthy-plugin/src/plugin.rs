@@ -10,7 +10,8 @@ use wasmtime::{Engine, Store};
 use crate::cache::{self, CompileCache};
 use crate::error::{PluginError, Result};
 use crate::grants::{Grants, PluginsConfig};
-use crate::instance::{Call, HostState, Reply, Runner};
+use crate::host_api::clip;
+use crate::instance::{Call, HostState, Reply, Runner, MAX_METADATA_TEXT};
 use crate::limits::Limits;
 use crate::manifest::{Manifest, MANIFEST_FILE};
 use crate::oci::{OciConfig, Reference};
@@ -160,9 +161,9 @@ impl Plugin {
         let runner = Runner::new(self.inner.clone(), None, self.inner.limits.clone());
         match block_on(runner.call(Call::Metadata, &Vec::new()))? {
             Reply::Metadata(m) => Ok(PluginMetadata {
-                id: m.id,
-                version: m.version,
-                description: m.description,
+                id: clip(&m.id, MAX_METADATA_TEXT),
+                version: clip(&m.version, MAX_METADATA_TEXT),
+                description: clip(&m.description, MAX_METADATA_TEXT),
             }),
             _ => Err(runner.mismatch(Call::Metadata)),
         }
@@ -290,22 +291,27 @@ impl PluginHostBuilder {
     }
 
     /// Adds what the environment says: the directories of `SEAWORTHY_PLUGIN_PATH` (separated
-    /// like `PATH`), then the `[plugins]` table of `seaworthy.toml` (search path, cache
-    /// directory, grants).
+    /// like `PATH`), then the `[plugins]` table of `seaworthy.toml` (search path, grants).
+    ///
+    /// The compile cache is not taken from `seaworthy.toml`: a compiled artifact is native code,
+    /// so only the user says where it is kept (`SEAWORTHY_PLUGIN_CACHE`, or
+    /// [`cache_dir`](Self::cache_dir)); a `[plugins] cache` key is ignored with a warning.
     pub fn from_environment(mut self) -> Result<Self> {
         if let Some(path) = std::env::var_os("SEAWORTHY_PLUGIN_PATH") {
             self.search_path
                 .extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
         }
-        let (config, _) = PluginsConfig::load()?;
+        let (config, file) = PluginsConfig::load()?;
         self.search_path.extend(config.path);
         for (id, grants) in config.grants {
             self = self.grant(id, grants);
         }
-        if self.cache_dir.is_none() {
-            if let Some(dir) = config.cache {
-                self.cache_dir = Some(Some(dir));
-            }
+        if let Some(dir) = config.cache {
+            tracing::warn!(
+                config = ?file,
+                cache = %dir.display(),
+                "ignoring `[plugins] cache` of the project's config: the compile cache holds native code, so only SEAWORTHY_PLUGIN_CACHE or the host builder may place it"
+            );
         }
         if self.oci.is_none() {
             self.oci = Some(OciConfig::from_environment());
@@ -402,25 +408,37 @@ impl PluginHost {
             .collect()
     }
 
-    /// The manifest file of plugin `id`: the first on the search path.
+    /// The manifest file of plugin `id` on the search path. Two plugins with this id (in two
+    /// directories of the search path, or two plugin directories of one) are an error naming
+    /// both: the one found first would otherwise silently shadow the other, and receive the
+    /// grants meant for it.
     pub fn find(&self, id: &str) -> Result<PathBuf> {
-        self.discover()
+        let mut found = self
+            .discover()
             .into_iter()
-            .find(|d| d.manifest.as_ref().is_ok_and(|m| m.id == id))
-            .map(|d| d.manifest_path)
-            .ok_or_else(|| PluginError::NotFound {
+            .filter(|d| d.manifest.as_ref().is_ok_and(|m| m.id == id))
+            .map(|d| d.manifest_path);
+        let first = found.next();
+        if let (Some(first), Some(second)) = (&first, found.next()) {
+            return Err(PluginError::Shadowed {
                 id: id.to_string(),
-                searched: if self.inner.search_path.is_empty() {
-                    "no directory (the search path is empty)".into()
-                } else {
-                    self.inner
-                        .search_path
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-            })
+                first: first.clone(),
+                second,
+            });
+        }
+        first.ok_or_else(|| PluginError::NotFound {
+            id: id.to_string(),
+            searched: if self.inner.search_path.is_empty() {
+                "no directory (the search path is empty)".into()
+            } else {
+                self.inner
+                    .search_path
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
     }
 
     /// How this host installs plugins named by reference.
@@ -483,7 +501,7 @@ impl PluginHost {
         }
         let dir = manifest_path.parent().unwrap_or(Path::new("."));
         let wasm_path = dir.join(&manifest.wasm);
-        let bytes = std::fs::read(&wasm_path)
+        let bytes = crate::files::read_regular(&wasm_path, crate::files::MAX_COMPONENT_BYTES)
             .map_err(|e| PluginError::io("read plugin component", &wasm_path, e))?;
         let invalid = |reason: String| PluginError::InvalidComponent {
             plugin: manifest.id.clone(),

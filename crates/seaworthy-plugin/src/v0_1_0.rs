@@ -30,7 +30,9 @@ impl self::seaworthy::fixture::host::Host for HostState {
         &mut self,
         request: ExecRequest,
     ) -> wasmtime::Result<Result<ExecOutput, HostError>> {
-        Ok(host_api::exec(self, request).await)
+        let out = host_api::exec(self, request).await;
+        host_api::check_denials(self)?;
+        Ok(out)
     }
 
     async fn tcp_connect(
@@ -38,21 +40,27 @@ impl self::seaworthy::fixture::host::Host for HostState {
         port: u16,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Resource<TcpConn>, HostError>> {
-        host_api::tcp_connect(self, port, timeout_ms).await
+        let out = host_api::tcp_connect(self, port, timeout_ms).await?;
+        host_api::check_denials(self)?;
+        Ok(out)
     }
 
     async fn http(
         &mut self,
         request: HttpRequest,
     ) -> wasmtime::Result<Result<HttpResponse, HostError>> {
-        Ok(host_api::http(self, request).await)
+        let out = host_api::http(self, request).await;
+        host_api::check_denials(self)?;
+        Ok(out)
     }
 
     async fn container_logs(
         &mut self,
         tail: Option<u32>,
     ) -> wasmtime::Result<Result<Vec<LogLine>, HostError>> {
-        Ok(host_api::container_logs(self, tail).await)
+        let out = host_api::container_logs(self, tail).await;
+        host_api::check_denials(self)?;
+        Ok(out)
     }
 
     async fn sleep(&mut self, ms: u32) -> wasmtime::Result<()> {

@@ -39,6 +39,10 @@ pub struct LockedPlugin {
     pub component: String,
     /// The digest of the plugin manifest (the `seaworthy-plugin.toml` layer).
     pub plugin_manifest: String,
+    /// The digest of the artifact's config blob (absent in lockfiles written before it was
+    /// pinned; written on the next install).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// The contents of `seaworthy.lock`.
@@ -91,7 +95,10 @@ impl Lockfile {
                 ("manifest", &p.manifest),
                 ("component", &p.component),
                 ("plugin-manifest", &p.plugin_manifest),
-            ] {
+            ]
+            .into_iter()
+            .chain(p.config.as_ref().map(|c| ("config", c)))
+            {
                 if !is_sha256_digest(digest) {
                     return Err(invalid(format!(
                         "{}: {field} = {digest:?} is not a sha256 digest",
@@ -181,13 +188,18 @@ mod tests {
             manifest: d('a'),
             component: d('b'),
             plugin_manifest: d('c'),
+            config: Some(d('e')),
         });
         lock.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("[[plugin]]"), "{text}");
         assert!(text.contains("plugin-manifest = "), "{text}");
+        assert!(text.contains("config = "), "{text}");
         assert_eq!(Lockfile::load(&path).unwrap(), lock);
 
+        std::fs::write(&path, text.replace(&d('e'), "sha256:../../etc/passwd")).unwrap();
+        let e = Lockfile::load(&path).unwrap_err().to_string();
+        assert!(e.contains("config"), "{e}");
         std::fs::write(&path, text.replace(&d('b'), "sha256:zz")).unwrap();
         let e = Lockfile::load(&path).unwrap_err().to_string();
         assert!(

@@ -47,6 +47,7 @@ pub use lock::{LockedPlugin, Lockfile, LOCKFILE};
 pub use reference::Reference;
 
 use crate::error::{PluginError, Result};
+use crate::host_api::clip;
 use crate::manifest::{Manifest, MANIFEST_FILE};
 use artifact::{ComponentInfo, WasmConfig, TITLE};
 use client::RegistryClient;
@@ -56,6 +57,8 @@ use store::{digest_of, Cached, Store};
 const MAX_COMPONENT: usize = 256 << 20;
 /// The largest config or plugin manifest accepted from a registry.
 const MAX_SMALL_BLOB: usize = 1 << 20;
+/// The largest OCI manifest read from the store (as the registry client accepts).
+const MAX_MANIFEST_BLOB: u64 = 4 << 20;
 /// The default deadline of one registry request.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -319,13 +322,13 @@ pub async fn push_component(
         dir.join(MANIFEST_FILE)
     };
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
-    let toml_bytes =
-        std::fs::read(&manifest_path).map_err(|e| PluginError::io("read", &manifest_path, e))?;
+    let toml_bytes = crate::files::read_regular(&manifest_path, crate::files::MAX_MANIFEST_BYTES)
+        .map_err(|e| PluginError::io("read", &manifest_path, e))?;
     let manifest = Manifest::parse(&String::from_utf8_lossy(&toml_bytes), &manifest_path)?;
     plain_file_name(&manifest, &reference)?;
     let wasm_path = find_component(dir, &manifest, wasm)?;
-    let wasm_bytes =
-        std::fs::read(&wasm_path).map_err(|e| PluginError::io("read", &wasm_path, e))?;
+    let wasm_bytes = crate::files::read_regular(&wasm_path, crate::files::MAX_COMPONENT_BYTES)
+        .map_err(|e| PluginError::io("read", &wasm_path, e))?;
     let invalid = |reason: String| PluginError::InvalidComponent {
         plugin: manifest.id.clone(),
         path: wasm_path.clone(),
@@ -479,7 +482,7 @@ impl Fetcher<'_> {
     /// Blob `digest` from the store, else from the registry; checked either way.
     async fn blob(&mut self, what: &str, descriptor: &Descriptor, limit: usize) -> Result<Vec<u8>> {
         let digest = &descriptor.digest;
-        let corrupt = match self.store.get(digest) {
+        let corrupt = match self.store.get(digest, limit as u64) {
             Cached::Valid(bytes) => return Ok(bytes),
             Cached::Missing => None,
             Cached::Corrupt { actual } => {
@@ -496,7 +499,9 @@ impl Fetcher<'_> {
                 ),
             });
         }
-        let bytes = match self.client()?.get_blob(digest, limit).await {
+        // Never more than the descriptor's size is read: the body is cut off past it.
+        let expected = descriptor.size as usize;
+        let bytes = match self.client()?.get_blob(digest, expected).await {
             Ok(b) => b,
             Err(e) => {
                 return Err(match corrupt {
@@ -537,7 +542,7 @@ impl Fetcher<'_> {
 
     /// The manifest `digest`, from the store or the registry, checked.
     async fn manifest_by_digest(&mut self, digest: &str, pinned_by: &str) -> Result<Vec<u8>> {
-        match self.store.get(digest) {
+        match self.store.get(digest, MAX_MANIFEST_BLOB) {
             Cached::Valid(bytes) => return Ok(bytes),
             Cached::Corrupt { actual } => {
                 tracing::warn!(reference = %self.reference, %digest, %actual, "a cached manifest is corrupt; fetching it again")
@@ -659,6 +664,19 @@ pub async fn install(reference: &str, config: &OciConfig) -> Result<Installed> {
             ))
         })?
         .clone();
+    // Every digest is checked for its form before it is used as a path or asked for.
+    for (what, descriptor) in [
+        ("the config", &image.config),
+        ("the component layer", &wasm_layer),
+        ("the plugin manifest layer", &toml_layer),
+    ] {
+        if !reference::is_sha256_digest(&descriptor.digest) {
+            return Err(not_plugin(format!(
+                "{what} has the digest {:?}, which is not `sha256:` and 64 lowercase hex digits",
+                clip(&descriptor.digest, 100)
+            )));
+        }
+    }
     if let Some(p) = &pin {
         for (what, locked, actual) in [
             ("the component", &p.component, &wasm_layer.digest),
@@ -667,7 +685,13 @@ pub async fn install(reference: &str, config: &OciConfig) -> Result<Installed> {
                 &p.plugin_manifest,
                 &toml_layer.digest,
             ),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            p.config
+                .as_ref()
+                .map(|c| ("the config", c, &image.config.digest)),
+        ) {
             if locked != actual {
                 return Err(fetcher.integrity(
                     format!("{what} named by manifest {manifest_digest} (seaworthy.lock pins it)"),
@@ -707,6 +731,7 @@ pub async fn install(reference: &str, config: &OciConfig) -> Result<Installed> {
                 manifest: manifest_digest.clone(),
                 component: wasm_layer.digest.clone(),
                 plugin_manifest: toml_layer.digest.clone(),
+                config: Some(image.config.digest.clone()),
             };
             let change = match lockfile.get(&key) {
                 _ if pin.is_some() => LockChange::Pinned,

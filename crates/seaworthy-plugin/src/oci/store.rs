@@ -67,9 +67,13 @@ impl Store {
         self.root.join("plugins").join(digest.replace(':', "-"))
     }
 
-    /// Blob `digest`, checked.
-    pub(crate) fn get(&self, digest: &str) -> Cached {
-        match std::fs::read(self.blob_path(digest)) {
+    /// Blob `digest`, checked: only a well-formed digest names a file, and only a regular file
+    /// of at most `limit` bytes is read.
+    pub(crate) fn get(&self, digest: &str, limit: u64) -> Cached {
+        if !super::reference::is_sha256_digest(digest) {
+            return Cached::Missing;
+        }
+        match crate::files::read_regular(&self.blob_path(digest), limit) {
             Err(_) => Cached::Missing,
             Ok(bytes) => {
                 let actual = digest_of(&bytes);
@@ -84,6 +88,12 @@ impl Store {
 
     /// Stores `bytes` (whose digest the caller checked) as blob `digest`.
     pub(crate) fn put(&self, digest: &str, bytes: &[u8]) -> Result<()> {
+        if !super::reference::is_sha256_digest(digest) {
+            return Err(PluginError::Artifact {
+                reference: "-".into(),
+                reason: format!("{digest:?} is not a sha256 digest; not stored"),
+            });
+        }
         write_atomic(&self.blob_path(digest), bytes)
     }
 }
