@@ -7,6 +7,7 @@
 //! Exit codes: 0 when everything passed, 1 when a test failed, 2 for usage and spec errors (and
 //! anything that stopped the run).
 
+mod doctor;
 mod gc;
 mod plugin;
 mod structure;
@@ -35,6 +36,9 @@ enum Commands {
     /// Fixture plugins: list, inspect and check them; create one; push one to an OCI registry;
     /// install (and pin) a published one.
     Plugin(plugin::PluginArgs),
+    /// Show the Docker engine Seaworthy finds, how it was found, its version, storage driver,
+    /// where published ports are reached and whether the reaper can work there.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -44,6 +48,7 @@ async fn main() -> ExitCode {
         Commands::Test(args) => structure::run(args).await,
         Commands::Gc(args) => gc::run(args).await,
         Commands::Plugin(args) => plugin::run(args).await,
+        Commands::Doctor(args) => doctor::run(args).await,
     };
     match outcome {
         Ok(code) => code,

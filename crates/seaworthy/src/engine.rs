@@ -282,6 +282,18 @@ impl Engine {
         })
     }
 
+    /// A new connection to the same endpoint made the way the reaper process makes it: from the
+    /// endpoint and the environment [`connect_env`] gives (the TLS material of a TLS endpoint).
+    /// `seaworthy doctor` uses it to tell whether the reaper can reach this engine.
+    pub async fn reconnect(&self) -> Result<Engine> {
+        let transport = match &self.tls_dir {
+            Some(dir) => Transport::Tls(self.endpoint.clone(), dir.clone()),
+            None => Transport::parse(&self.endpoint, None)
+                .map_err(|reason| Error::invalid("engine endpoint", &self.endpoint, reason))?,
+        };
+        Engine::open(transport, self.source.clone()).await
+    }
+
     /// The bollard client, for anything Seaworthy does not wrap.
     pub fn docker(&self) -> &Docker {
         &self.docker
