@@ -600,6 +600,7 @@ async fn create_body(
             privileged: Some(def.privileged),
             cap_add: (!def.cap_add.is_empty()).then(|| def.cap_add.clone()),
             init: def.init.then_some(true),
+            runtime: def.runtime.clone(),
             ..Default::default()
         }),
         networking_config,

@@ -182,6 +182,8 @@ pub struct ContainerDefinition {
     pub(crate) pull: PullPolicy,
     /// The platform (`linux/arm64`) asked of the engine for the pull and the create.
     pub(crate) platform: Option<String>,
+    /// The OCI runtime the engine runs the container with (`runc`, `runsc`).
+    pub(crate) runtime: Option<String>,
     /// Shared by the whole test run: run labels, run namespace, not owned by this process.
     pub(crate) run_scoped: bool,
     /// The exact engine name (a restored snapshot takes its predecessor's).
@@ -222,6 +224,7 @@ impl ContainerDefinition {
             startup_timeout: Duration::from_secs(60),
             pull: PullPolicy::Missing,
             platform: None,
+            runtime: None,
             run_scoped: false,
             engine_name: None,
             invalid,
@@ -556,6 +559,14 @@ impl ContainerDefinition {
     /// The platform given with [`with_platform`](Self::with_platform), if any.
     pub fn platform(&self) -> Option<&str> {
         self.platform.as_deref()
+    }
+
+    /// Runs the container with the engine's OCI runtime named `runtime` (`runc`, or one
+    /// configured in the engine's `runtimes`, like `runsc` or `kata`), as `docker run --runtime`.
+    /// The engine refuses a runtime it does not know when the container is created, naming it.
+    pub fn with_runtime(mut self, runtime: impl Into<String>) -> Self {
+        self.runtime = Some(runtime.into());
+        self
     }
 
     /// The first error found in the definition's short forms, if any.

@@ -1,4 +1,4 @@
-//! `ContainerDefinition::with_platform`: the platform reaches the engine's create.
+//! `ContainerDefinition::with_platform` and `with_runtime`: both reach the engine's create.
 
 mod common;
 
@@ -61,4 +61,34 @@ fn an_empty_platform_leaves_the_choice_to_the_engine() {
     let def = ContainerDefinition::new(BUSYBOX).with_platform("linux/arm64");
     assert_eq!(def.platform(), Some("linux/arm64"));
     assert_eq!(def.with_platform("").platform(), None);
+}
+
+#[tokio::test]
+async fn a_container_runs_with_the_runtime_given_and_an_unknown_one_is_refused_by_name() {
+    let c = sleeper()
+        .with_network_mode("none")
+        .with_runtime("runc")
+        .start()
+        .await
+        .unwrap();
+    let inspect = c
+        .session()
+        .engine()
+        .docker()
+        .inspect_container(&c.id(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        inspect.host_config.and_then(|h| h.runtime).as_deref(),
+        Some("runc")
+    );
+    let err = ContainerDefinition::new(BUSYBOX)
+        .with_network_mode("none")
+        .with_runtime("no-such-runtime")
+        .with_cmd(["true"])
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no-such-runtime"), "{err}");
 }
