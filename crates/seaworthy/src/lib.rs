@@ -27,6 +27,9 @@
 
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+#[path = "test_support.rs"]
+pub mod __private;
 mod build;
 mod compose;
 mod container;
@@ -83,6 +86,8 @@ pub use stack::{
 };
 pub use stack_fixture::{RunningStack, StackFixture};
 pub use wait::{LogPattern, Wait};
+
+pub use seaworthy_macros::test;
 
 /// Re-exported so tests can name bollard's types without a separate dependency.
 pub use bollard;
