@@ -85,10 +85,11 @@ fn locate(host: &PluginHost, plugin: &str) -> Result<PathBuf> {
         let installed = crate::oci::install_blocking(plugin, host.oci_config())?;
         return Ok(installed.dir.join(MANIFEST_FILE));
     }
-    if path.is_file() {
+    // Whatever is there is handed on (reading it refuses what is not a regular file, naming it).
+    if path.exists() && !path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    if path.join(MANIFEST_FILE).is_file() {
+    if path.join(MANIFEST_FILE).exists() {
         return Ok(path.join(MANIFEST_FILE));
     }
     host.find(plugin)

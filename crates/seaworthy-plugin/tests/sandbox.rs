@@ -5,35 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use seaworthy::{Fixture, FixtureDefinition, Shared};
+use seaworthy::{Fixture, FixtureDefinition};
 use seaworthy_plugin::{Grants, PluginError, PluginFixtureDefinition, PluginHost, MANIFEST_FILE};
 
-fn memcached_definition() -> PluginFixtureDefinition {
-    common::host()
-        .load("memcached")
-        .unwrap()
-        .fixture([("memory-mb", "16")])
-        .unwrap()
-}
-
-/// A healthy plugin fixture, shared by the tests of this binary.
-static HEALTHY: Shared<PluginFixtureDefinition> = Shared::per_process(memcached_definition);
-
-/// The healthy fixture still starts, takes writes and cleans.
-async fn assert_healthy_plugin_still_works() {
-    // Exclusive: the tests of this file run in parallel and all write and clean this fixture.
-    let fixture = HEALTHY.exclusive().await.expect("the healthy fixture");
-    let address = fixture.container().address(11211).unwrap();
-    common::memcached(&address, "set alive 0 0 1\r\n1\r\n", |l| l == "STORED").await;
-    fixture
-        .clean()
-        .await
-        .expect("the healthy plugin still cleans");
-    assert_eq!(
-        common::memcached(&address, "get alive\r\n", |l| l == "END").await,
-        "END\r\n"
-    );
-}
+use common::{assert_healthy_plugin_still_works, HEALTHY};
 
 fn misbehaving(id: &str, when: &str) -> seaworthy_plugin::Result<PluginFixtureDefinition> {
     common::host().load(id)?.fixture([("when", when)])

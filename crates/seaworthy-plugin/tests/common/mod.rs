@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use seaworthy_plugin::{Grants, Limits, PluginHost};
+use seaworthy::{Fixture, Shared};
+use seaworthy_plugin::{Grants, Limits, PluginFixtureDefinition, PluginHost};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -47,6 +48,7 @@ pub fn shipped_grants(
         .grant("probe", Grants::new().tcp(80).http(80).exec())
         .grant("escape", Grants::new().tcp(7000))
         .grant("kv", Grants::new().tcp(6379))
+        .grant("hostile", Grants::new().http(80).exec())
 }
 
 /// A host seeing the built plugins, with the shipped plugins' grants and test limits.
@@ -90,4 +92,32 @@ pub async fn memcached(address: &str, command: &str, done: fn(&str) -> bool) -> 
             return text;
         }
     }
+}
+
+/// The healthy memcached fixture of the sandbox tests.
+pub fn memcached_definition() -> PluginFixtureDefinition {
+    host()
+        .load("memcached")
+        .unwrap()
+        .fixture([("memory-mb", "16")])
+        .unwrap()
+}
+
+/// A healthy plugin fixture, shared by the tests of this binary.
+pub static HEALTHY: Shared<PluginFixtureDefinition> = Shared::per_process(memcached_definition);
+
+/// The healthy fixture still starts, takes writes and cleans.
+pub async fn assert_healthy_plugin_still_works() {
+    // Exclusive: the tests of a binary run in parallel and all write and clean this fixture.
+    let fixture = HEALTHY.exclusive().await.expect("the healthy fixture");
+    let address = fixture.container().address(11211).unwrap();
+    memcached(&address, "set alive 0 0 1\r\n1\r\n", |l| l == "STORED").await;
+    fixture
+        .clean()
+        .await
+        .expect("the healthy plugin still cleans");
+    assert_eq!(
+        memcached(&address, "get alive\r\n", |l| l == "END").await,
+        "END\r\n"
+    );
 }
