@@ -7,6 +7,9 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use seaworthy::engine::{Discovery, Source};
+
+#[path = "support/context_store.rs"]
+mod context_store;
 use seaworthy::Error;
 
 const REAL_SOCKET: &str = "/var/run/docker.sock";
@@ -82,38 +85,7 @@ fn isolated(t: &Temp) -> Discovery {
 
 /// Stores context `name` with endpoint `host` in the Docker config dir `config`.
 fn store_context(config: &Path, name: &str, host: &str) {
-    use sha2_free_hash::sha256_hex;
-    let id = sha256_hex(name);
-    let meta = config.join("contexts/meta").join(id);
-    std::fs::create_dir_all(&meta).unwrap();
-    std::fs::write(
-        meta.join("meta.json"),
-        format!(
-            r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#
-        ),
-    )
-    .unwrap();
-}
-
-/// The context store names a context's directory by the SHA-256 of its name; `sha256sum` (in
-/// coreutils) computes it, so the test does not share the library's code for it.
-mod sha2_free_hash {
-    pub fn sha256_hex(text: &str) -> String {
-        use std::io::Write;
-        let mut child = std::process::Command::new("sha256sum")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("sha256sum");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8(out.stdout).unwrap()[..64].to_string()
-    }
+    context_store::store_context(config, name, host, None);
 }
 
 /// The source of a known socket.

@@ -1,0 +1,249 @@
+//! The same smoke set on every kind of endpoint: the shared engine's Unix socket, the TLS engine
+//! (reached with explicit material, with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, and through a Docker
+//! context). Each run starts a container with a log wait, execs in it, reads file metadata,
+//! snapshots and restores it, starts a two-member stack, and checks that nothing of its session
+//! is left on that engine afterwards.
+//!
+//! The TLS engine is started by `bash .ci/engines start` (which `.ci/run` runs): a second
+//! dockerd on tcp://127.0.0.1:2376 with --tlsverify, client material in
+//! /var/lib/seaworthy-ci/tls/client. `SEAWORTHY_TEST_TLS_HOST` and `SEAWORTHY_TEST_TLS_CERTS`
+//! point the tests elsewhere.
+
+#[path = "support/context_store.rs"]
+mod context_store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use seaworthy::bollard::query_parameters::{
+    ListContainersOptions, ListImagesOptions, ListNetworksOptions, ListVolumesOptions,
+};
+use seaworthy::engine::{Discovery, Source};
+use seaworthy::{
+    ContainerDefinition, DependsOn, Engine, Exec, FileKind, Session, StackDefinition, StackMember,
+    Wait,
+};
+
+const BUSYBOX: &str = "seaworthy-test/busybox";
+
+fn tls_host() -> String {
+    std::env::var("SEAWORTHY_TEST_TLS_HOST").unwrap_or_else(|_| "tcp://127.0.0.1:2376".into())
+}
+
+/// The client's TLS material; a clear failure when the TLS engine was never set up.
+fn tls_certs() -> PathBuf {
+    let dir = std::env::var("SEAWORTHY_TEST_TLS_CERTS")
+        .unwrap_or_else(|_| "/var/lib/seaworthy-ci/tls/client".into());
+    let dir = PathBuf::from(dir);
+    assert!(
+        dir.join("key.pem").is_file(),
+        "no TLS client material in {}: run `bash .ci/engines start` to start the TLS engine",
+        dir.display()
+    );
+    dir
+}
+
+/// A busybox container that runs `setup`, prints `ready` (its wait), then runs `then`.
+fn busybox(setup: &str, then: &str) -> ContainerDefinition {
+    ContainerDefinition::new(BUSYBOX)
+        .with_cmd(["sh", "-c", &format!("{setup} && echo ready && exec {then}")])
+        .with_wait(Wait::log("^ready$"))
+}
+
+/// Runs the smoke set in a session of its own on `engine`, tears it down, and checks that the
+/// engine has nothing of that session left.
+async fn smoke(engine: Engine) {
+    let session = Session::with_engine(engine);
+    let endpoint = session.engine().endpoint().to_string();
+
+    let c = busybox("mkdir -p /data && echo first > /data/state", "sleep 3600")
+        .start_in(&session)
+        .await
+        .unwrap_or_else(|e| panic!("start on {endpoint}: {e}"));
+    let out = c.exec(Exec::new(["cat", "/data/state"])).await.unwrap();
+    assert_eq!(out.stdout_text(), "first\n");
+    let meta = c.file_metadata("/data/state").await.unwrap();
+    assert_eq!(meta.kind, FileKind::File);
+    assert_eq!(meta.size, 6);
+    assert_eq!(meta.mode, 0o644);
+
+    let snapshot = c.snapshot("smoke").await.unwrap();
+    c.exec(Exec::new(["sh", "-c", "echo second > /data/state"]))
+        .await
+        .unwrap();
+    c.restore(&snapshot).await.unwrap();
+    let out = c.exec(Exec::new(["cat", "/data/state"])).await.unwrap();
+    assert_eq!(out.stdout_text(), "first\n", "restored on {endpoint}");
+
+    let stack = StackDefinition::new("smoke")
+        .with_container(
+            "api",
+            busybox(
+                "mkdir /www && echo pong > /www/ping",
+                "httpd -f -p 8080 -h /www",
+            ),
+        )
+        .with_member(
+            StackMember::new(
+                "app",
+                busybox("wget -q -O /fetched http://api:8080/ping", "sleep 3600"),
+            )
+            .depends_on("api", DependsOn::Ready),
+        )
+        .start_in(&session)
+        .await
+        .unwrap_or_else(|e| panic!("stack on {endpoint}: {e}"));
+    let fetched = stack
+        .container("app")
+        .unwrap()
+        .exec(Exec::new(["cat", "/fetched"]))
+        .await
+        .unwrap();
+    assert_eq!(fetched.stdout_text(), "pong\n");
+
+    drop(stack);
+    drop(c);
+    drop(snapshot);
+    let errors = session.teardown().await;
+    assert!(errors.is_empty(), "teardown on {endpoint}: {errors:?}");
+    let left = leftovers(&session).await;
+    assert!(left.is_empty(), "left on {endpoint}: {left:?}");
+}
+
+/// Everything on the session's engine that carries its namespace in its name or labels.
+async fn leftovers(session: &Session) -> Vec<String> {
+    let docker = session.engine().docker();
+    let ns = session.namespace();
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec!["io.seaworthy.managed=true".to_string()],
+    )]);
+    let mut left = Vec::new();
+    for c in docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+    {
+        let names = c.names.unwrap_or_default().join(",");
+        if names.contains(ns) {
+            left.push(format!("container {names}"));
+        }
+    }
+    for n in docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters.clone()),
+        }))
+        .await
+        .unwrap()
+    {
+        let name = n.name.unwrap_or_default();
+        if name.contains(ns) {
+            left.push(format!("network {name}"));
+        }
+    }
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filters.clone()),
+        }))
+        .await
+        .unwrap();
+    for v in volumes.volumes.unwrap_or_default() {
+        if v.name.contains(ns) {
+            left.push(format!("volume {}", v.name));
+        }
+    }
+    for i in docker
+        .list_images(Some(ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+    {
+        if i.repo_tags.iter().any(|t| t.contains(ns)) {
+            left.push(format!("image {:?}", i.repo_tags));
+        }
+    }
+    left
+}
+
+async fn on_runtime<F>(fut: F) -> Engine
+where
+    F: std::future::Future<Output = seaworthy::Result<Engine>> + Send + 'static,
+{
+    seaworthy::runtime::run(fut).await.unwrap()
+}
+
+#[tokio::test]
+async fn unix_socket() {
+    let engine = on_runtime(Engine::connect_to("unix:///var/run/docker.sock")).await;
+    smoke(engine).await;
+}
+
+#[tokio::test]
+async fn tls_with_explicit_material() {
+    let certs = tls_certs();
+    let engine =
+        on_runtime(async move { Engine::connect_with_tls(&tls_host(), &certs).await }).await;
+    assert_eq!(engine.tls_dir(), Some(tls_certs().as_path()));
+    assert_eq!(engine.host(), "127.0.0.1");
+    smoke(engine).await;
+}
+
+#[tokio::test]
+async fn tls_from_docker_tls_verify_and_docker_cert_path() {
+    let certs = tls_certs();
+    let discovery = Discovery::new()
+        .var("DOCKER_HOST", Some(&tls_host()))
+        .unwrap()
+        .var("DOCKER_TLS_VERIFY", Some("1"))
+        .unwrap()
+        .var("DOCKER_CERT_PATH", Some(certs.to_str().unwrap()))
+        .unwrap();
+    let engine = on_runtime(async move { discovery.connect().await }).await;
+    assert_eq!(engine.source(), &Source::DockerHost);
+    smoke(engine).await;
+}
+
+#[tokio::test]
+async fn tls_through_a_docker_context() {
+    let config = std::env::temp_dir().join(format!("sw-engines-ctx-{}", std::process::id()));
+    let tls_dir = context_store::store_context(&config, "ci-tls", &tls_host(), Some(&tls_certs()));
+    std::fs::write(
+        config.join("config.json"),
+        r#"{"currentContext": "ci-tls"}"#,
+    )
+    .unwrap();
+    let discovery = Discovery::new()
+        .var("DOCKER_CONFIG", Some(config.to_str().unwrap()))
+        .unwrap();
+    let engine = on_runtime(async move { discovery.connect().await }).await;
+    assert!(
+        matches!(engine.source(), Source::Context { name, .. } if name == "ci-tls"),
+        "{:?}",
+        engine.source()
+    );
+    assert_eq!(engine.tls_dir(), Some(tls_dir.as_path()));
+    smoke(engine).await;
+    std::fs::remove_dir_all(&config).unwrap();
+}
+
+#[tokio::test]
+async fn tls_without_a_client_certificate_is_refused_with_the_file_named() {
+    let empty = std::env::temp_dir().join(format!("sw-engines-nocert-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(tls_certs().join("ca.pem"), empty.join("ca.pem")).unwrap();
+    let err = Engine::connect_with_tls(&tls_host(), &empty)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("{} is missing", empty.join("cert.pem").display())),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&empty).unwrap();
+}
