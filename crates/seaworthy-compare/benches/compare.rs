@@ -11,24 +11,27 @@
 //!   ready to accept connections" (the first comes from the image's socket-only init server; the
 //!   second is the real server, listening on TCP). A query is run after each start, untimed, to
 //!   check that both waits really mean "accepts TCP queries".
-//! * `teardown`: what a test waits for when it lets go of a container: Seaworthy's drop hands
-//!   the removal to the background (its completion is recorded as `removal_complete_ms` and each
-//!   container is checked gone before the next run); testcontainers' drop blocks until removed.
+//! * `teardown`: from letting go of a container until it is gone from the engine, on both sides
+//!   (Seaworthy's drop hands the removal to a background task: timed until that task is done and
+//!   the engine no longer knows the container; testcontainers' drop blocks until removed).
+//! * `teardown.test_waits`: what the test itself waits for when it lets go of the container (the
+//!   drop returning), the same containers.
 //! * `start8_concurrent`: 8 busybox containers started concurrently, until all are ready.
 //! * `suite20_postgres`: a 20-test suite against PostgreSQL, each test inserting rows and
-//!   querying them: Seaworthy starts one `seaworthy-postgres` fixture and cleans it between
-//!   tests; testcontainers starts a fresh container per test (what it offers for isolation).
+//!   querying them, from the first start until the last container is gone (teardown timed on
+//!   both sides): Seaworthy starts one `seaworthy-postgres` fixture and cleans it between tests;
+//!   testcontainers starts a fresh container per test.
+//! * `suite20_postgres.vs_shared_truncate`: the same Seaworthy suite, against a testcontainers
+//!   user who shares one container and runs `TRUNCATE items RESTART IDENTITY` between tests.
 //!
 //! Under `cargo test --all-targets` each result runs once (and the suite with 2 tests) as a smoke
 //! test.
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 use seaworthy::{ContainerDefinition, Fixture, Session, Wait};
-use seaworthy_benchkit::Suite;
+use seaworthy_benchkit::{Suite, Target};
 use seaworthy_compare::leaks;
 use seaworthy_postgres::Postgres;
 use testcontainers::core::wait::LogWaitStrategy;
@@ -120,38 +123,6 @@ mod tc {
     }
 }
 
-/// Durations recorded by a closure, for figures the harness does not keep (spread, extras).
-#[derive(Clone, Default)]
-struct Samples(Rc<RefCell<Vec<Duration>>>);
-
-impl Samples {
-    fn record(&self, d: Duration) -> Duration {
-        self.0.borrow_mut().push(d);
-        d
-    }
-
-    fn median_ms(&self) -> f64 {
-        let mut v = self.0.borrow().clone();
-        v.sort();
-        match v.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => v[n / 2].as_secs_f64() * 1e3,
-            n => (v[n / 2 - 1] + v[n / 2]).as_secs_f64() * 1e3 / 2.0,
-        }
-    }
-
-    fn range_ms(&self) -> String {
-        let v = self.0.borrow();
-        let min = v.iter().min().copied().unwrap_or_default();
-        let max = v.iter().max().copied().unwrap_or_default();
-        format!(
-            "{:.1}-{:.1}",
-            min.as_secs_f64() * 1e3,
-            max.as_secs_f64() * 1e3
-        )
-    }
-}
-
 /// Runs `SELECT 1` over TCP: checks that a wait really meant "accepts queries".
 async fn query_postgres(port: u16) {
     let (client, connection) = tokio_postgres::connect(
@@ -230,7 +201,11 @@ async fn seaworthy_suite(tests: usize) -> Duration {
         drop(client);
         Fixture::clean(&pg).await.expect("clean the fixture");
     }
+    let session = pg.container().session().clone();
+    let name = pg.container().name().to_string();
     drop(pg);
+    // Until the container is gone, as testcontainers' drop waits for.
+    settle(&session, &[name]).await;
     started.elapsed()
 }
 
@@ -253,6 +228,79 @@ async fn testcontainers_suite(tests: usize) -> Duration {
         drop(container);
     }
     started.elapsed()
+}
+
+/// testcontainers' suite as a user who shares one container writes it: one container, the table
+/// created once, `TRUNCATE … RESTART IDENTITY` between tests.
+async fn testcontainers_shared_suite(tests: usize) -> Duration {
+    let started = Instant::now();
+    let container = tc::postgres().start().await.expect("start postgres");
+    let port = container
+        .get_host_port_ipv4(5432.tcp())
+        .await
+        .expect("postgres port");
+    let client = tc_postgres_client(port).await;
+    client
+        .batch_execute(PG_SCHEMA)
+        .await
+        .expect("create the schema");
+    for _ in 0..tests {
+        one_test(&client).await;
+        client
+            .batch_execute("TRUNCATE items RESTART IDENTITY")
+            .await
+            .expect("truncate");
+    }
+    drop(client);
+    drop(container);
+    started.elapsed()
+}
+
+/// Where Seaworthy's teardown timing stops.
+#[derive(Clone, Copy)]
+enum Until {
+    /// When the drop returns (what the test waits for).
+    DropReturns,
+    /// When the background removal is done and the engine no longer knows the container.
+    Gone,
+}
+
+/// Starts a busybox (untimed), drops it, and times until `until`; the container is checked gone
+/// before returning either way.
+async fn sw_teardown(session: Session, until: Until) -> Duration {
+    let c = sw::busybox().start().await.expect("start busybox");
+    let name = c.name().to_string();
+    let t = Instant::now();
+    drop(c);
+    let returned = t.elapsed();
+    settle(&session, std::slice::from_ref(&name)).await;
+    match until {
+        Until::DropReturns => returned,
+        Until::Gone => t.elapsed(),
+    }
+}
+
+/// Starts a busybox with testcontainers (untimed) and times its drop, which returns once the
+/// container is removed (checked after, untimed).
+async fn tc_teardown(session: Session) -> Duration {
+    let c = tc::busybox()
+        .start()
+        .await
+        .expect("start busybox (testcontainers)");
+    let id = c.id().to_string();
+    let t = Instant::now();
+    drop(c);
+    let d = t.elapsed();
+    assert_gone(&session, &id).await;
+    d
+}
+
+/// Checks the engine no longer knows the container `id` (untimed, after testcontainers' drop).
+async fn assert_gone(session: &Session, id: &str) {
+    assert!(
+        !leaks::container_exists(session, id).await.expect("inspect"),
+        "testcontainers' container {id} is still there after its drop returned"
+    );
 }
 
 /// Removes what a Seaworthy run left (untimed) and checks it is gone.
@@ -306,52 +354,46 @@ fn main() {
     });
 
     // --- start_busybox -------------------------------------------------------------------------
-    let (a, b) = (Samples::default(), Samples::default());
     suite.compare(
         "start_busybox",
         BASELINE,
         20,
         || {
-            let (a, session) = (a.clone(), session.clone());
+            let session = session.clone();
             async move {
                 let t = Instant::now();
                 let c = sw::busybox().start().await.expect("start busybox");
-                let d = a.record(t.elapsed());
+                let d = t.elapsed();
                 let name = c.name().to_string();
                 drop(c);
                 settle(&session, &[name]).await;
                 d
             }
         },
-        || {
-            let b = b.clone();
-            async move {
-                let t = Instant::now();
-                let c = tc::busybox()
-                    .start()
-                    .await
-                    .expect("start busybox (testcontainers)");
-                let d = b.record(t.elapsed());
-                drop(c);
-                d
-            }
+        || async move {
+            let t = Instant::now();
+            let c = tc::busybox()
+                .start()
+                .await
+                .expect("start busybox (testcontainers)");
+            let d = t.elapsed();
+            drop(c);
+            d
         },
     );
-    suite.annotate("range_ms", a.range_ms());
-    suite.annotate("baseline_range_ms", b.range_ms());
+    suite.target(Target::RatioAtMost(1.0));
 
     // --- start_redis ---------------------------------------------------------------------------
-    let (a, b) = (Samples::default(), Samples::default());
     suite.compare(
         "start_redis",
         BASELINE,
         20,
         || {
-            let (a, session) = (a.clone(), session.clone());
+            let session = session.clone();
             async move {
                 let t = Instant::now();
                 let c = sw::redis().start().await.expect("start redis");
-                let d = a.record(t.elapsed());
+                let d = t.elapsed();
                 ping_redis(c.host_port(6379).expect("redis port")).await;
                 let name = c.name().to_string();
                 drop(c);
@@ -359,36 +401,31 @@ fn main() {
                 d
             }
         },
-        || {
-            let b = b.clone();
-            async move {
-                let t = Instant::now();
-                let c = tc::redis()
-                    .start()
-                    .await
-                    .expect("start redis (testcontainers)");
-                let d = b.record(t.elapsed());
-                ping_redis(c.get_host_port_ipv4(6379.tcp()).await.expect("port")).await;
-                drop(c);
-                d
-            }
+        || async move {
+            let t = Instant::now();
+            let c = tc::redis()
+                .start()
+                .await
+                .expect("start redis (testcontainers)");
+            let d = t.elapsed();
+            ping_redis(c.get_host_port_ipv4(6379.tcp()).await.expect("port")).await;
+            drop(c);
+            d
         },
     );
-    suite.annotate("range_ms", a.range_ms());
-    suite.annotate("baseline_range_ms", b.range_ms());
+    suite.target(Target::RatioAtMost(1.0));
 
     // --- start_postgres ------------------------------------------------------------------------
-    let (a, b) = (Samples::default(), Samples::default());
     suite.compare(
         "start_postgres",
         BASELINE,
         12,
         || {
-            let (a, session) = (a.clone(), session.clone());
+            let session = session.clone();
             async move {
                 let t = Instant::now();
                 let c = sw::postgres().start().await.expect("start postgres");
-                let d = a.record(t.elapsed());
+                let d = t.elapsed();
                 query_postgres(c.host_port(5432).expect("postgres port")).await;
                 let name = c.name().to_string();
                 drop(c);
@@ -396,122 +433,101 @@ fn main() {
                 d
             }
         },
-        || {
-            let b = b.clone();
-            async move {
-                let t = Instant::now();
-                let c = tc::postgres()
-                    .start()
-                    .await
-                    .expect("start postgres (testcontainers)");
-                let d = b.record(t.elapsed());
-                query_postgres(c.get_host_port_ipv4(5432.tcp()).await.expect("port")).await;
-                drop(c);
-                d
-            }
+        || async move {
+            let t = Instant::now();
+            let c = tc::postgres()
+                .start()
+                .await
+                .expect("start postgres (testcontainers)");
+            let d = t.elapsed();
+            query_postgres(c.get_host_port_ipv4(5432.tcp()).await.expect("port")).await;
+            drop(c);
+            d
         },
     );
-    suite.annotate("range_ms", a.range_ms());
-    suite.annotate("baseline_range_ms", b.range_ms());
+    suite.target(Target::RatioAtMost(1.0));
 
     // --- teardown ------------------------------------------------------------------------------
-    let (a, b, complete) = (Samples::default(), Samples::default(), Samples::default());
+    // Until the container is gone, on both sides: the headline.
     suite.compare(
         "teardown",
         BASELINE,
         20,
-        || {
-            let (a, complete, session) = (a.clone(), complete.clone(), session.clone());
-            async move {
-                let c = sw::busybox().start().await.expect("start busybox");
-                let name = c.name().to_string();
-                let t = Instant::now();
-                drop(c);
-                let d = a.record(t.elapsed());
-                settle(&session, std::slice::from_ref(&name)).await;
-                complete.record(t.elapsed());
-                d
-            }
-        },
-        || {
-            let b = b.clone();
-            async move {
-                let c = tc::busybox()
-                    .start()
-                    .await
-                    .expect("start busybox (testcontainers)");
-                let t = Instant::now();
-                drop(c);
-                b.record(t.elapsed())
-            }
-        },
+        || sw_teardown(session.clone(), Until::Gone),
+        || tc_teardown(session.clone()),
     );
-    suite.annotate("range_ms", a.range_ms());
-    suite.annotate("baseline_range_ms", b.range_ms());
+    suite.target(Target::RatioAtMost(1.0));
     suite.annotate(
-        "removal_complete_ms",
-        (complete.median_ms() * 100.0).round() / 100.0,
+        "note",
+        "drop until the engine no longer knows the container, both sides",
+    );
+
+    // What the test waits for: the drop returning.
+    suite.compare(
+        "teardown.test_waits",
+        BASELINE,
+        20,
+        || sw_teardown(session.clone(), Until::DropReturns),
+        || tc_teardown(session.clone()),
+    );
+    suite.target(Target::RatioAtMost(0.5));
+    suite.annotate(
+        "note",
+        "drop until it returns: Seaworthy's removal goes on in the background (see teardown)",
     );
 
     // --- start8_concurrent ---------------------------------------------------------------------
-    let (a, b) = (Samples::default(), Samples::default());
     suite.compare(
         "start8_concurrent",
         BASELINE,
         10,
         || {
-            let (a, session) = (a.clone(), session.clone());
+            let session = session.clone();
             async move {
                 let t = Instant::now();
                 let started = try_join_all((0..8).map(|_| sw::busybox().start()))
                     .await
                     .expect("start 8 busybox");
-                let d = a.record(t.elapsed());
+                let d = t.elapsed();
                 let names: Vec<String> = started.iter().map(|c| c.name().to_string()).collect();
                 drop(started);
                 settle(&session, &names).await;
                 d
             }
         },
-        || {
-            let b = b.clone();
-            async move {
-                let t = Instant::now();
-                let started = try_join_all((0..8).map(|_| tc::busybox().start()))
-                    .await
-                    .expect("start 8 busybox (testcontainers)");
-                let d = b.record(t.elapsed());
-                drop_all(started);
-                d
-            }
+        || async move {
+            let t = Instant::now();
+            let started = try_join_all((0..8).map(|_| tc::busybox().start()))
+                .await
+                .expect("start 8 busybox (testcontainers)");
+            let d = t.elapsed();
+            drop_all(started);
+            d
         },
     );
-    suite.annotate("range_ms", a.range_ms());
-    suite.annotate("baseline_range_ms", b.range_ms());
+    suite.target(Target::RatioAtMost(1.0));
 
     // --- suite20_postgres ----------------------------------------------------------------------
     let tests = if suite.is_full() { 20 } else { 2 };
-    let (a, b) = (Samples::default(), Samples::default());
     suite.compare(
         "suite20_postgres",
-        BASELINE,
+        "testcontainers 0.28, a container per test",
         10,
-        || {
-            let (a, session) = (a.clone(), session.clone());
-            async move {
-                let d = a.record(seaworthy_suite(tests).await);
-                settle(&session, &[]).await;
-                d
-            }
-        },
-        || {
-            let b = b.clone();
-            async move { b.record(testcontainers_suite(tests).await) }
-        },
+        || seaworthy_suite(tests),
+        || testcontainers_suite(tests),
     );
+    suite.target(Target::RatioAtMost(0.1));
     suite.annotate("tests", tests);
-    suite.annotate("range_ms", a.range_ms());
-    suite.annotate("baseline_range_ms", b.range_ms());
+
+    suite.compare(
+        "suite20_postgres.vs_shared_truncate",
+        "testcontainers 0.28, one shared container, TRUNCATE … RESTART IDENTITY between tests",
+        10,
+        || seaworthy_suite(tests),
+        || testcontainers_shared_suite(tests),
+    );
+    suite.target(Target::RatioAtMost(1.0));
+    suite.annotate("tests", tests);
 
     // Nothing may be left: Seaworthy's session, and every container testcontainers labelled.
     suite.block_on(async {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use seaworthy::{Fixture, FixtureDefinition};
-use seaworthy_benchkit::{target_dir, Suite};
+use seaworthy_benchkit::{target_dir, Suite, Target};
 use seaworthy_plugin::{Grants, LoadOutcome, PluginHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -92,7 +92,7 @@ fn main() {
             elapsed
         }
     });
-    suite.annotate("target_median_ms", 5.0);
+    suite.target(Target::MedianAtMostMs(5.0));
 
     let fixture = suite.block_on(async {
         first
@@ -140,7 +140,7 @@ fn main() {
             }
         },
     );
-    suite.annotate("target_ratio", 1.3);
+    suite.target(Target::RatioAtMost(1.3));
     drop(fixture);
     suite.block_on(async {
         if let Ok(session) = seaworthy::Session::global().await {

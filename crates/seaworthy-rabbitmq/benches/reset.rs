@@ -1,17 +1,26 @@
-//! Suite `reset`, RabbitMQ part: `clean()` of a broker holding 20 queues (10 messages each), 10
-//! exchanges and 20 bindings, against what the Python Seaworthy does (`rabbitmqctl eval
-//! 'rabbit:stop(), rabbit_mnesia:reset(), rabbit:start().'` by docker exec), and a container
-//! restart until ready as a reference figure.
+//! Suite `reset.rabbitmq`: `clean()` of a broker holding 20 queues (10 messages each), 10
+//! exchanges and 20 bindings in the default virtual host, against the best reset a user would
+//! write through the management API, and against what the Python Seaworthy does as an extra row.
 //!
-//! `cargo bench -p seaworthy-rabbitmq --bench reset` (needs `cargo xtask images`). Results are
-//! merged into `target/seaworthy-bench/reset.json` with the other fixtures'. The baseline takes
-//! seconds per run: the 30 runs take a few minutes.
+//! * `rabbitmq.clean`: against deleting the virtual host `/` and re-creating it with its
+//!   definitions through the management API (`DELETE` and `PUT /api/vhosts/%2F`, the user's
+//!   permissions, `POST /api/definitions/%2F` with the definitions recorded while it was clean,
+//!   then waiting until the virtual host runs).
+//! * `rabbitmq.clean.vs_exec`: against `rabbitmqctl eval 'rabbit:stop(), rabbit_mnesia:reset(),
+//!   rabbit:start().'` by docker exec (the Python Seaworthy; it wipes far more than `clean()`
+//!   does, users and every virtual host, and takes seconds: 10 runs).
+//! * `rabbitmq.restart` (reference): stop, start, AMQP greeting and management API.
+//!
+//! Each side has a broker of its own (same definition), populated before every run (untimed) and
+//! checked after it: no queue, no exchange but the predeclared ones, no binding in `/`.
+//! `cargo bench -p seaworthy-rabbitmq --bench reset` (needs `cargo xtask images`); results in
+//! `target/seaworthy-bench/reset.rabbitmq.json`.
 
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 use seaworthy::{Exec, Fixture, FixtureDefinition};
-use seaworthy_benchkit::Suite;
+use seaworthy_benchkit::{Suite, Target};
 use seaworthy_rabbitmq::lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
@@ -24,6 +33,7 @@ const QUEUES: usize = 20;
 const EXCHANGES: usize = 10;
 const MESSAGES_PER_QUEUE: usize = 10;
 const RUNS: usize = 30;
+const EXEC_RUNS: usize = 10;
 const RESET_ERL: &str = "rabbit:stop(), rabbit_mnesia:reset(), rabbit:start().";
 
 /// Declares the queues, exchanges and bindings and fills the queues (outside the timing).
@@ -94,20 +104,81 @@ async fn populate(rabbit: &RabbitMqFixture) {
     .expect("publish");
 }
 
+/// Checks `/` holds no queue, no exchange but the predeclared ones and no binding.
 async fn assert_empty(rabbit: &RabbitMqFixture) {
     for _ in 0..100 {
-        match rabbit.queues("/").await {
-            Ok(queues) if queues.is_empty() => return,
-            Ok(queues) => panic!("the reset left {} queues", queues.len()),
-            // The management API restarts with the broker after rabbitmqctl's reset.
+        let listed = async {
+            let queues = rabbit.queues("/").await?;
+            let exchanges = rabbit.exchanges("/").await?;
+            let bindings = rabbit.bindings("/").await?;
+            Ok::<_, seaworthy_rabbitmq::Error>((queues, exchanges, bindings))
+        };
+        match listed.await {
+            Ok((queues, exchanges, bindings)) => {
+                assert!(queues.is_empty(), "the reset left {} queues", queues.len());
+                let left: Vec<_> = exchanges.iter().filter(|e| !e.is_predeclared()).collect();
+                assert!(left.is_empty(), "the reset left exchanges {left:?}");
+                assert!(bindings.is_empty(), "the reset left bindings {bindings:?}");
+                return;
+            }
+            // The management API restarts with the broker after rabbitmqctl's reset, and the
+            // virtual host may still be coming up.
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    panic!("the management API did not come back");
+    panic!("the management API did not answer");
+}
+
+/// Populates the broker (untimed), times `clean()`, checks `/` is empty (untimed).
+async fn timed_clean(rabbit: &RabbitMqFixture) -> Duration {
+    populate(rabbit).await;
+    let t = Instant::now();
+    rabbit.clean().await.expect("clean");
+    let elapsed = t.elapsed();
+    assert_empty(rabbit).await;
+    elapsed
+}
+
+/// A user's reset through the management API: the virtual host `/` deleted and re-created with
+/// the user's permissions and the definitions it had when clean, then waited for until it runs.
+async fn recreate_vhost(rabbit: &RabbitMqFixture, definitions: &serde_json::Value) {
+    let api = rabbit.management();
+    let user = rabbit.definition().user();
+    api.delete("/api/vhosts/%2F")
+        .await
+        .expect("delete the vhost");
+    api.put("/api/vhosts/%2F", &serde_json::json!({}))
+        .await
+        .expect("create the vhost");
+    api.put(
+        &format!("/api/permissions/%2F/{user}"),
+        &serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await
+    .expect("the user's permissions");
+    api.post("/api/definitions/%2F", definitions)
+        .await
+        .expect("load the definitions");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: serde_json::Value = api.get("/api/vhosts/%2F").await.expect("the vhost");
+        let running = info
+            .get("cluster_state")
+            .and_then(|s| s.as_object())
+            .is_none_or(|nodes| nodes.values().all(|state| state == "running"));
+        if running {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the vhost did not run within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn main() {
-    let mut suite = Suite::new("reset");
+    let mut suite = Suite::new("reset.rabbitmq");
     let definition = RabbitMq::new();
     let (measured, baseline) = suite.block_on(async {
         let (a, b) = tokio::join!(definition.start(), definition.start());
@@ -116,33 +187,45 @@ fn main() {
             b.expect("a second RabbitMQ fixture"),
         )
     });
+    // The definitions of `/` while it is clean, for the management API side.
+    let definitions: serde_json::Value = suite
+        .block_on(baseline.management().get("/api/definitions/%2F"))
+        .expect("the definitions of /");
     // Warm up both paths.
     suite.block_on(async {
         populate(&measured).await;
         measured.clean().await.expect("clean");
         populate(&baseline).await;
-        let out = baseline
-            .container()
-            .exec(Exec::new(["rabbitmqctl", "-q", "eval", RESET_ERL]))
-            .await
-            .expect("rabbitmqctl");
-        assert!(out.success(), "rabbitmqctl eval: {}", out.stderr_text());
+        recreate_vhost(&baseline, &definitions).await;
         assert_empty(&baseline).await;
     });
 
-    let (a, b) = (&measured, &baseline);
+    let (a, b, definitions) = (&measured, &baseline, &definitions);
     suite.compare(
         "rabbitmq.clean",
-        "rabbitmqctl eval stop/reset/start by docker exec",
+        "vhost / deleted and re-created with its permissions and definitions (management API)",
         RUNS,
+        move || timed_clean(a),
         move || async move {
-            populate(a).await;
+            populate(b).await;
             let t = Instant::now();
-            a.clean().await.expect("clean");
+            recreate_vhost(b, definitions).await;
             let elapsed = t.elapsed();
-            assert_empty(a).await;
+            assert_empty(b).await;
             elapsed
         },
+    );
+    suite.target(Target::MedianAtMostMs(150.0));
+    suite.annotate("queues", QUEUES);
+    suite.annotate("exchanges", EXCHANGES);
+    suite.annotate("bindings", QUEUES);
+    suite.annotate("messages", QUEUES * MESSAGES_PER_QUEUE);
+
+    suite.compare(
+        "rabbitmq.clean.vs_exec",
+        "rabbitmqctl eval stop/reset/start by docker exec (the Python Seaworthy)",
+        EXEC_RUNS,
+        move || timed_clean(a),
         move || async move {
             populate(b).await;
             let t = Instant::now();
@@ -160,10 +243,6 @@ fn main() {
             elapsed
         },
     );
-    suite.annotate("queues", QUEUES);
-    suite.annotate("exchanges", EXCHANGES);
-    suite.annotate("bindings", QUEUES);
-    suite.annotate("messages", QUEUES * MESSAGES_PER_QUEUE);
     drop((measured, baseline));
 
     // Restart (stop, start, wait for AMQP and the management API) of a plain container.

@@ -1,14 +1,20 @@
-//! Suite `reset`, Redis part: `clean()` of a server holding 10,000 keys against what the Python
-//! Seaworthy does (`redis-cli FLUSHALL` by docker exec), and a container restart until ready as
-//! a reference figure.
+//! Suite `reset.redis`: `clean()` of a server holding 10,000 keys, against the best reset a user
+//! would write over an open connection, and against what the Python Seaworthy does as an extra row.
 //!
-//! `cargo bench -p seaworthy-redis --bench reset` (needs `cargo xtask images`). Results are merged
-//! into `target/seaworthy-bench/reset.json` with the other fixtures'.
+//! * `redis.clean`: against one pipelined round trip over an open connection doing what
+//!   `clean()` resets: `CLIENT KILL TYPE pubsub`, `FLUSHALL`, `SCRIPT FLUSH`, `FUNCTION FLUSH`
+//!   (`clean()` also reads the configuration and users, to restore what a test changed).
+//! * `redis.clean.vs_exec`: against `redis-cli FLUSHALL` by docker exec (the Python Seaworthy).
+//! * `redis.restart` (reference): stop, start and `PING` until `PONG`.
+//!
+//! Both sides reset the same server, refilled with the 10,000 keys before every run (untimed)
+//! and checked empty after it. `cargo bench -p seaworthy-redis --bench reset` (needs `cargo
+//! xtask images`); results in `target/seaworthy-bench/reset.redis.json`.
 
 use std::time::{Duration, Instant};
 
 use seaworthy::{Exec, Fixture, FixtureDefinition};
-use seaworthy_benchkit::Suite;
+use seaworthy_benchkit::{Suite, Target};
 use seaworthy_redis::redis;
 use seaworthy_redis::{Redis, RedisFixture};
 
@@ -41,8 +47,36 @@ async fn assert_empty(redis: &RedisFixture) {
     assert_eq!(size, 0, "the reset left keys behind");
 }
 
+/// Fills the server (untimed), times `clean()`, checks it is empty (untimed).
+async fn timed_clean(redis: &RedisFixture) -> Duration {
+    fill(redis).await;
+    let t = Instant::now();
+    redis.clean().await.expect("clean");
+    let elapsed = t.elapsed();
+    assert_empty(redis).await;
+    elapsed
+}
+
+/// A user's full reset over an open connection: one pipelined round trip.
+async fn pipelined_reset(conn: &mut redis::aio::ConnectionManager) {
+    let answers: Vec<redis::Value> = redis::pipe()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .cmd("FLUSHALL")
+        .cmd("SCRIPT")
+        .arg("FLUSH")
+        .cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(conn)
+        .await
+        .expect("the pipelined reset");
+    assert_eq!(answers.len(), 4);
+}
+
 fn main() {
-    let mut suite = Suite::new("reset");
+    let mut suite = Suite::new("reset.redis");
     let definition = Redis::new();
     let redis = suite
         .block_on(definition.start())
@@ -59,18 +93,33 @@ fn main() {
     });
 
     let fixture = &redis;
+    // The user's own connection, opened once.
+    let user_conn = fixture.connection_manager();
     suite.compare(
         "redis.clean",
-        "redis-cli FLUSHALL by docker exec",
+        "CLIENT KILL TYPE pubsub + FLUSHALL + SCRIPT FLUSH + FUNCTION FLUSH, pipelined over an open connection",
         RUNS,
-        move || async move {
-            fill(fixture).await;
-            let t = Instant::now();
-            fixture.clean().await.expect("clean");
-            let elapsed = t.elapsed();
-            assert_empty(fixture).await;
-            elapsed
+        move || timed_clean(fixture),
+        || {
+            let mut conn = user_conn.clone();
+            async move {
+                fill(fixture).await;
+                let t = Instant::now();
+                pipelined_reset(&mut conn).await;
+                let elapsed = t.elapsed();
+                assert_empty(fixture).await;
+                elapsed
+            }
         },
+    );
+    suite.target(Target::MedianAtMostMs(5.0));
+    suite.annotate("keys", KEYS);
+
+    suite.compare(
+        "redis.clean.vs_exec",
+        "redis-cli FLUSHALL by docker exec (the Python Seaworthy)",
+        RUNS,
+        move || timed_clean(fixture),
         move || async move {
             fill(fixture).await;
             let t = Instant::now();

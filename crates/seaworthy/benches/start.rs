@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use common::{bare_remove, bare_start, IMAGE, SCRIPT};
 use seaworthy::{ContainerDefinition, Session, Wait};
-use seaworthy_benchkit::Suite;
+use seaworthy_benchkit::{Suite, Target};
 
 fn seaworthy_definition() -> ContainerDefinition {
     ContainerDefinition::new(IMAGE)
@@ -59,6 +59,7 @@ fn main() {
             }
         },
     );
+    suite.target(Target::RatioAtMost(1.05));
 
     let mut n = 1000;
     suite.compare(

@@ -5,9 +5,13 @@
 //! any container registry. Images whose recipe has not changed since they were
 //! built are skipped, so running the task again takes a few seconds.
 //!
+//! `bench-doc` records the suites' JSON results (`cargo bench`) in `benchmarks/` and regenerates
+//! the result tables of `BENCHMARKS.md` from them.
+//!
 //! `demo` builds the one image the demonstration needs and runs it
 //! (`cargo run -p seaworthy --example demo`).
 
+mod bench_doc;
 mod builders;
 mod cmd;
 mod docker;
@@ -30,6 +34,10 @@ Tasks:
                                --force rebuilds the selected images anyway
                                (not a base pulled in only as a dependency).
   images --list [NAME...]      Show the images, their recipe hash and state.
+  bench-doc [--check]          Record the results of `cargo bench`
+                               (target/seaworthy-bench/*.json) in benchmarks/
+                               and regenerate BENCHMARKS.md's tables from them;
+                               --check only checks the document is current.
   demo                         Build the busybox test image and run the
                                demonstration (crates/seaworthy/examples/demo.rs).
   help                         Show this text.
@@ -99,6 +107,14 @@ fn run() -> Result<()> {
             } else {
                 images::build(&paths, &parsed.names, parsed.force)
             }
+        }
+        "bench-doc" => {
+            let check = match args.next().as_deref() {
+                None => false,
+                Some("--check") => true,
+                Some(other) => bail!("unknown option `{other}` for `bench-doc`\n\n{USAGE}"),
+            };
+            bench_doc::run(&bench_doc::Paths::new(&workspace_root()?), check)
         }
         "demo" => {
             let paths = images::Paths::new(workspace_root()?);
