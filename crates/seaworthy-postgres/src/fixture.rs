@@ -89,6 +89,9 @@ pub(crate) struct Inner {
     pub(crate) maint: Slot,
     pub(crate) clean_lock: tokio::sync::Mutex<()>,
     pub(crate) pool: Pool,
+    /// The server's write position and client count right after this handle's last clean
+    /// through the `Fixture` contract (see `unchanged_since_clean`).
+    pub(crate) clean_mark: std::sync::Mutex<Option<String>>,
 }
 
 impl Inner {
@@ -184,6 +187,7 @@ impl PostgresFixture {
             maint: Slot::with_client("postgres", maint),
             pool: Pool::new(),
             clean_lock: tokio::sync::Mutex::new(()),
+            clean_mark: std::sync::Mutex::new(None),
             container,
             def,
             names,
@@ -303,13 +307,56 @@ impl Fixture for PostgresFixture {
     fn clean(&self) -> impl std::future::Future<Output = seaworthy::Result<()>> + Send {
         let this = self.clone();
         async move {
+            *this.mark() = None;
             PostgresFixture::clean(&this).await?;
+            let mark = this.read_mark().await?;
+            *this.mark() = Some(mark);
             Ok(())
+        }
+    }
+
+    /// Unchanged when the server has written nothing to its write-ahead log since the last clean
+    /// (every change a test can make to rows, sequences, objects, roles or databases is logged:
+    /// the fixture has no unlogged tables of its own) and the same number of client sessions is
+    /// open (a session a test left open is a change: it may hold locks or temporary state). One
+    /// query. A write by anything else (another process of the run, autovacuum) only makes the
+    /// next hand-out clean.
+    fn unchanged_since_clean(
+        &self,
+    ) -> impl std::future::Future<Output = seaworthy::Result<bool>> + Send {
+        let this = self.clone();
+        async move {
+            let Some(expected) = this.mark().clone() else {
+                return Ok(false);
+            };
+            Ok(this.read_mark().await? == expected)
         }
     }
 
     fn connection(&self) -> ConnectionInfo {
         PostgresFixture::connection(self)
+    }
+}
+
+impl PostgresFixture {
+    fn mark(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.inner
+            .clean_mark
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server's write-ahead log position and the number of client sessions, as one string.
+    async fn read_mark(&self) -> Result<String> {
+        let inner = &self.inner;
+        let client = inner.work.get(inner).await?;
+        crate::baseline::single_text(
+            &client,
+            "SELECT pg_current_wal_insert_lsn()::text || ' ' || \
+             (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::text",
+        )
+        .await
+        .map_err(|e| Error::query(&inner.label, "read the write position", e))
     }
 }
 

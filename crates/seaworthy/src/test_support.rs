@@ -189,10 +189,12 @@ pub fn unavailable<R: TestResult>(test: &str, error: Error) -> R {
         match skip_policy() {
             SkipPolicy::Skip => {
                 record_skip(test);
+                let error = error.to_string();
+                let why = error.lines().next().unwrap_or_default();
                 // Straight to the terminal: libtest captures print!, and a skip must be seen.
                 let _ = writeln!(
                     std::io::stderr(),
-                    "seaworthy: SKIPPED {test}: no Docker engine ({error}); {SKIP_WITHOUT_ENGINE} is set"
+                    "seaworthy: SKIPPED {test}: no Docker engine ({why}); {SKIP_WITHOUT_ENGINE} is set"
                 );
                 return R::skipped();
             }
