@@ -16,11 +16,16 @@
 //!   and log. Exec and each port must be declared and granted. WASI is linked with an empty
 //!   context: no files, no environment, no network; the Docker engine is never reachable.
 //! * **Limits.** Each call has a CPU deadline (epoch interruption, host calls excluded), a
-//!   wall-clock timeout, and the instance a memory cap ([`Limits`]); every host call has a
-//!   timeout. A trap, deadline or timeout discards only that fixture's instance: the error
-//!   names the plugin, and the next call gets a fresh instance.
-//! * **Compiled once.** Compiled components are cached on disk, keyed by the engine's
-//!   compatibility hash and the wasm's sha256; loading a cached one takes about a millisecond.
+//!   wall-clock timeout, and the instance one budget: linear memory counted over all its
+//!   memories, and capped numbers of instances, memories and tables ([`Limits`], set by the
+//!   user only); every host call has a timeout, and every length a plugin supplies (error text,
+//!   log lines, denials) is cut. A trap, deadline or timeout discards only that fixture's
+//!   instance: the error names the plugin, and the next call gets a fresh instance. The
+//!   plugin guide's "Security model" says exactly what a plugin can reach.
+//! * **Compiled once.** Compiled components are cached on disk where the user says (never a
+//!   project file), keyed by the engine's compatibility hash and the wasm's sha256, and tagged
+//!   with an HMAC under a per-user secret that is checked before an artifact is deserialized;
+//!   loading a cached one takes about a millisecond.
 //! * **Fixtures like any other.** [`PluginFixtureDefinition`] implements
 //!   [`seaworthy::FixtureDefinition`], so plugin fixtures work per test and shared per process
 //!   or per run ([`seaworthy::Shared`]), with `clean()`, connection info and optional isolation.

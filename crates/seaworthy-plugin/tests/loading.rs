@@ -114,7 +114,8 @@ fn the_environment_and_the_cli_reports() {
     let host = PluginHost::from_environment().unwrap();
     assert_eq!(host.search_path(), std::slice::from_ref(&plugins));
     assert_eq!(host.grants_for("memcached"), Grants::new().tcp(11211));
-    assert_eq!(host.cache_dir(), Some(dir.join("cache").as_path()));
+    // The compile cache holds native code: a project file cannot place it.
+    assert_ne!(host.cache_dir(), Some(dir.join("cache").as_path()));
     host.load("memcached").expect("granted by the config file");
 
     let list = cli::list(&ListArgs::default()).unwrap();

@@ -21,7 +21,7 @@ wit_bindgen::generate!({
 });
 
 use exports::seaworthy::fixture::fixture::Guest;
-use seaworthy::fixture::host::{self, ExecRequest, HttpRequest, Level};
+use seaworthy::fixture::host::{self, ExecRequest, HostError, HttpRequest, Level};
 use seaworthy::fixture::types::{
     Config, ConnectionInfo, ContainerSpec, FixtureError, Isolated, LogWait, PluginMetadata, Wait,
 };
@@ -104,15 +104,25 @@ fn run(config: &Config) -> Result<(), FixtureError> {
         }
         "big-error" => Err(FixtureError::Failed(text_of(config))),
         "redirect" => {
-            let answer = host::http(&HttpRequest {
-                method: "GET".into(),
-                port: 80,
-                path: "/".into(),
-                headers: Vec::new(),
-                body: Vec::new(),
-                timeout_ms: Some(5_000),
-            })
-            .map_err(FixtureError::Host)?;
+            // The container's `nc` serves one connection at a time: retry while it restarts.
+            let mut tries = 0;
+            let answer = loop {
+                let answer = host::http(&HttpRequest {
+                    method: "GET".into(),
+                    port: 80,
+                    path: "/".into(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    timeout_ms: Some(5_000),
+                });
+                match answer {
+                    Err(HostError::Io(_)) if tries < 50 => {
+                        tries += 1;
+                        host::sleep(100);
+                    }
+                    other => break other.map_err(FixtureError::Host)?,
+                }
+            };
             let location = answer
                 .headers
                 .iter()
