@@ -544,3 +544,42 @@ pub(crate) fn log(state: &mut HostState, level: Level, message: &str) {
         Level::Error => tracing::error!(plugin, "{message}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_flood_is_cut_to_the_rate_and_counted() {
+        let mut rate = LogRate::default();
+        let passed = (0..100_000).filter(|_| rate.take().is_some()).count();
+        // The burst, and what the rate refills while the loop runs (well under a second).
+        assert!(
+            (LOG_BURST as usize..LOG_BURST as usize + 100).contains(&passed),
+            "{passed} lines passed"
+        );
+        assert!(rate.dropped > 99_000, "{} dropped", rate.dropped);
+        // After a pause, the next line passes and carries the count of those dropped.
+        rate.last -= Duration::from_secs(1);
+        assert!(rate.take().is_some_and(|dropped| dropped > 99_000));
+        assert_eq!(rate.dropped, 0);
+    }
+
+    #[test]
+    fn text_is_cut_at_a_character_boundary_with_the_count() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("ééé", 3), "é... (4 more bytes cut)");
+    }
+
+    #[test]
+    fn denials_keep_a_few_and_count_all() {
+        let mut denials = Denials::default();
+        for i in 0..1000 {
+            denials.record(&format!("call {i}"));
+        }
+        assert_eq!(denials.kept.len(), KEPT_DENIALS);
+        assert_eq!(denials.total, 1000);
+        denials.clear();
+        assert_eq!((denials.kept.len(), denials.total), (0, 0));
+    }
+}
