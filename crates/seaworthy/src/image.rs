@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
 
+mod credentials;
+
 use crate::definition::PullPolicy;
 use crate::error::{status_of, Error, Result};
 use crate::reference::ImageRef;
@@ -123,21 +125,27 @@ pub(crate) async fn pull(
         platform: platform.unwrap_or_default().to_string(),
         ..Default::default()
     };
-    let mut stream = session
-        .engine()
-        .docker()
-        .create_image(Some(options), None, None);
+    let auth = credentials::for_registry(image.registry()).await?;
+    if let Some(auth) = &auth {
+        tracing::debug!(image = %reference, source = %auth.source, "pulling with credentials");
+    }
+    let mut stream = session.engine().docker().create_image(
+        Some(options),
+        None,
+        auth.as_ref().map(|a| a.credentials.clone()),
+    );
     let mut last_status: std::collections::HashMap<String, String> = Default::default();
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| Error::Image {
+        let failed = |detail: String| Error::Image {
             image: reference.clone(),
-            reason: format!("pull failed: {e}"),
-        })?;
+            reason: format!(
+                "pull failed: {detail}{}",
+                credentials::hint(image.registry(), &detail, auth.as_ref())
+            ),
+        };
+        let info = item.map_err(|e| failed(e.to_string()))?;
         if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-            return Err(Error::Image {
-                image: reference,
-                reason: format!("pull failed: {detail}"),
-            });
+            return Err(failed(detail));
         }
         let status = info.status.unwrap_or_default();
         let layer = info.id.unwrap_or_default();

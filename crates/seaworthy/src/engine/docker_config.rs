@@ -13,12 +13,38 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// The parts of `config.json` discovery reads.
+/// The parts of `config.json` Seaworthy reads.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ConfigFile {
     /// The context `docker context use` selected.
     #[serde(rename = "currentContext", default)]
     pub current_context: Option<String>,
+    /// Registry credentials stored in the file, per registry.
+    #[serde(default)]
+    pub auths: HashMap<String, AuthEntry>,
+    /// The credential helper for every registry (`docker-credential-<name>`).
+    #[serde(rename = "credsStore", default)]
+    pub creds_store: Option<String>,
+    /// Credential helpers per registry.
+    #[serde(rename = "credHelpers", default)]
+    pub cred_helpers: HashMap<String, String>,
+}
+
+/// One entry of `auths`.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct AuthEntry {
+    /// `base64(user:password)`.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// A user name stored apart from `auth`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A password stored apart from `auth`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// An OAuth refresh token (`docker login` against some registries).
+    #[serde(rename = "identitytoken", default)]
+    pub identity_token: Option<String>,
 }
 
 /// A Docker configuration directory.
