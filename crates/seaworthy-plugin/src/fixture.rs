@@ -134,13 +134,49 @@ impl Plugin {
     }
 }
 
-/// Refuses what a plugin may not ask for: host directories, and waits on unpublished ports.
+/// The most entries a container spec's lists may have (ports, mounts, waits, environment,
+/// arguments), and the longest string in it: the host's work on a spec stays small whatever a
+/// plugin returns.
+const MAX_SPEC_ENTRIES: usize = 256;
+const MAX_SPEC_STRING: usize = 64 << 10;
+
+/// Refuses what a plugin may not ask for: host directories, waits on unpublished ports, and
+/// specs larger than the host's bounds.
 fn check_spec(plugin: &str, spec: &ContainerSpec) -> Result<()> {
     let refuse = |message: String| PluginError::Failed {
         plugin: plugin.to_string(),
         call: "definition",
         message,
     };
+    let args = |list: &Option<Vec<String>>| list.as_ref().map_or(0, Vec::len);
+    for (what, count) in [
+        ("ports", spec.ports.len()),
+        ("mounts", spec.mounts.len()),
+        ("waits", spec.waits.len()),
+        ("environment variables", spec.env.len()),
+        ("command arguments", args(&spec.cmd)),
+        ("entrypoint arguments", args(&spec.entrypoint)),
+    ] {
+        if count > MAX_SPEC_ENTRIES {
+            return Err(refuse(format!(
+                "the container spec has {count} {what}, over the host's limit of {MAX_SPEC_ENTRIES}"
+            )));
+        }
+    }
+    let longest = [&spec.image]
+        .into_iter()
+        .chain(spec.user.iter())
+        .chain(spec.env.iter().flat_map(|(k, v)| [k, v]))
+        .chain(spec.cmd.iter().flatten())
+        .chain(spec.entrypoint.iter().flatten())
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    if longest > MAX_SPEC_STRING {
+        return Err(refuse(format!(
+            "the container spec has a string of {longest} bytes, over the host's limit of {MAX_SPEC_STRING}"
+        )));
+    }
     for mount in &spec.mounts {
         if !mount.target.starts_with('/') {
             return Err(refuse(format!(

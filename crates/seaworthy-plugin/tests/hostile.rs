@@ -230,10 +230,9 @@ async fn many_memories_share_one_budget_and_counts_are_capped() {
 #[tokio::test]
 async fn a_flood_of_denied_calls_is_stopped_and_its_error_cut() {
     // A million denied host calls, then a 20 MB error: stopped at the denial limit.
+    let plugin = common::host().load("hostile").unwrap();
     let started = Instant::now();
-    let error = common::host()
-        .load("hostile")
-        .unwrap()
+    let error = plugin
         .fixture([
             ("attack", "denied-loop"),
             ("when", "definition"),
@@ -375,6 +374,19 @@ async fn a_startup_timeout_is_capped_by_the_host() {
     assert!(
         message.contains("plugin `hostile`: ready() failed")
             && message.contains("not ready within 2s"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_container_spec_is_refused_quickly() {
+    let plugin = common::host().load("hostile").unwrap();
+    let started = Instant::now();
+    let error = plugin.fixture([("attack", "huge-spec")]).unwrap_err();
+    elapsed_under(started, Duration::from_secs(5));
+    let message = error.to_string();
+    assert!(
+        message.contains("plugin `hostile`: definition() failed: the container spec has 65535 ports, over the host's limit of 256"),
         "{message}"
     );
 }

@@ -13,6 +13,7 @@
 //! * `log-tail`: its container writes `count` log lines then `last-line`; it asks for the
 //!   last line only and reports what it got.
 //! * `never-ready`: asks for a startup timeout of `u32::MAX` ms and is never ready.
+//! * `huge-spec`: a container spec publishing every port, with a wait on each.
 //! * anything else: a quiet plugin (used with components changed by the tests).
 
 wit_bindgen::generate!({
@@ -85,6 +86,12 @@ fn spec(config: &Config) -> ContainerSpec {
             })];
         }
         "never-ready" => spec.startup_timeout_ms = Some(u32::MAX),
+        "huge-spec" => {
+            // Every port, and a wait on each: quadratic work for a host that checks each wait's
+            // port against the list.
+            spec.ports = (1..=u16::MAX).collect();
+            spec.waits = spec.ports.iter().map(|p| Wait::Tcp(*p)).collect();
+        }
         _ => {}
     }
     spec
