@@ -820,13 +820,16 @@ impl Container {
             .await
     }
 
-    /// Leaves the container running after the handle and the session are gone (for debugging).
-    /// It keeps its labels, so `seaworthy gc` can still remove it.
+    /// Leaves the container running after the handle and the session are gone (for debugging):
+    /// the reaper and the sweeps of other processes leave it alone. It keeps its labels, so
+    /// `seaworthy gc` (which removes kept containers too when asked) can still remove it.
     pub fn keep(self) -> String {
         self.inner.kept.store(true, Ordering::SeqCst);
         self.inner
             .session
             .untrack(ResourceKind::Container, &self.inner.id());
+        // Recorded, so that this process's reaper (and other processes' sweeps) leave it alone.
+        crate::gc::record_kept(&self.inner.id());
         eprintln!("seaworthy: keeping container {}", self.inner.name);
         self.inner.name.clone()
     }
