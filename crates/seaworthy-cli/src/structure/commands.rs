@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use seaworthy::{Container, Exec, Wait};
 
-use super::env::{added_env, base_definition};
+use super::env::added_env;
 use super::report::{Kind, TestResult};
 use super::spec::{CommandTest, RunOptions, SpecFile};
 use super::{Context, Role};
@@ -149,6 +149,29 @@ pub fn evaluate(t: &CommandTest, out: &Outcome) -> Vec<String> {
     errors
 }
 
+/// When the engine could not start `program` at all (its runtime's exec failed; `text`: what the
+/// engine said, which a plain exec gets as output with exit code 126 or 127), a message that
+/// says so, naming the program: not in the image's `PATH`, not there, or not executable.
+pub fn unstartable(program: &str, exit_code: i64, text: &str) -> Option<String> {
+    if !matches!(exit_code, 126 | 127) && exit_code != -1 {
+        return None;
+    }
+    let line = text
+        .lines()
+        .find(|l| l.contains("OCI runtime") || l.contains("starting container process"))?
+        .trim();
+    let why = if line.contains("executable file not found") {
+        format!("`{program}` is not in the image's PATH")
+    } else if line.contains("no such file or directory") {
+        format!("`{program}` does not exist in the image")
+    } else if line.contains("permission denied") {
+        format!("`{program}` is not executable in the image")
+    } else {
+        format!("the engine could not start `{program}`")
+    };
+    Some(format!("{why} (the engine: {line})"))
+}
+
 /// Whether an engine error says the program to run does not exist in the image.
 pub fn is_missing_binary(message: &str) -> bool {
     message.contains("executable file not found") || message.contains("no such file or directory")
@@ -237,6 +260,11 @@ async fn exec(
         exec = exec.env(k, v);
     }
     let out = c.exec(exec).await.map_err(|e| e.to_string())?;
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let said = format!("{}{}", out.stdout_text(), out.stderr_text());
+    if let Some(message) = unstartable(program, out.exit_code, &said) {
+        return Err(message);
+    }
     Ok(Outcome {
         exit_code: out.exit_code,
         stdout: out.stdout_text(),
@@ -252,7 +280,8 @@ async fn run_as_main_process(
     t: &CommandTest,
     env: &[(String, String)],
 ) -> Result<Outcome, String> {
-    let mut def = base_definition(&ctx.image, run)
+    let mut def = ctx
+        .definition(run)
         .with_entrypoint(Vec::<String>::new())
         .with_cmd(t.argv())
         .with_wait(Wait::exited())
@@ -263,16 +292,12 @@ async fn run_as_main_process(
     ctx.count_started();
     let c = match def.start_in(&ctx.session).await {
         Ok(c) => c,
-        // The engine refuses to start a program that does not exist: report it like a shell.
-        Err(e) if is_missing_binary(&e.to_string()) => {
-            return Ok(Outcome {
-                exit_code: 127,
-                stdout: String::new(),
-                stderr: e.to_string(),
-                teardown_errors: Vec::new(),
-            })
+        // The engine refuses to start a program that is not there: a failed test, as in
+        // container-structure-test, whatever exit code it expects.
+        Err(e) => {
+            let e = e.to_string();
+            return Err(unstartable(&t.command, -1, &e).unwrap_or(e));
         }
-        Err(e) => return Err(e.to_string()),
     };
     let result = async {
         let logs = c.logs().await.map_err(|e| e.to_string())?;

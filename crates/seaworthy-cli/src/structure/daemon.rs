@@ -15,7 +15,7 @@ use futures_util::stream::{self, StreamExt};
 use seaworthy::{Container, LogPattern, LogStream, Wait};
 
 use super::commands::{result_of, run_steps};
-use super::env::{added_env, base_definition};
+use super::env::added_env;
 use super::report::{Kind, TestResult};
 use super::spec::{
     DaemonTest, HttpCheck, LogExpectation, ProcessCheck, SpecFile, StreamName, WaitSpec,
@@ -78,7 +78,8 @@ async fn run_one(
 
     let run = &spec.spec.container_run_options;
     let env = added_env(&ctx.base_env(run), &spec.spec.global_env_vars, &t.env_vars);
-    let mut def = base_definition(&ctx.image, run)
+    let mut def = ctx
+        .definition(run)
         .with_startup_timeout(t.startup_timeout.map_or(DEFAULT_STARTUP_TIMEOUT, |d| d.0));
     for (k, v) in env {
         def = def.with_env(k, v);

@@ -8,38 +8,68 @@ use super::spec::{EnvVar, RunOptions};
 /// Label on every container the structure runner creates (besides the session's labels).
 pub const LABEL_RUNNER: &str = "io.seaworthy.structure";
 
-/// Replaces `$NAME` and `${NAME}` in `value` with `lookup(NAME)` (empty when unset), like the
-/// Unix-style substitution container-structure-test applies to env values. A `$` not followed by
-/// a name is kept.
+/// Replaces variables in `value` with `lookup(NAME)` (empty when unset), by the rules of Go's
+/// `os.Expand`, which container-structure-test applies to env values, commands and paths:
+/// `$NAME` (letters, digits, `_`), `${NAME}`, and the one-character shell names `$0`..`$9`,
+/// `$*`, `$#`, `$$`, `$@`, `$!`, `$?`, `$-`; a `$` followed by anything else, or last, is kept;
+/// the malformed `${}` and an unclosed `${` are dropped.
 pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let bytes = value.as_bytes();
     let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(braced) = after.strip_prefix('{') {
-            if let Some(end) = braced.find('}') {
-                out.push_str(&lookup(&braced[..end]).unwrap_or_default());
-                rest = &braced[end + 1..];
-                continue;
+    let mut copied = 0;
+    let mut j = 0;
+    while j < bytes.len() {
+        if bytes[j] == b'$' && j + 1 < bytes.len() {
+            out.push_str(&value[copied..j]);
+            let (name, width) = shell_name(&value[j + 1..]);
+            match name {
+                Some(name) => out.push_str(&lookup(name).unwrap_or_default()),
+                // `$` not followed by a name: kept.
+                None if width == 0 => out.push('$'),
+                // Malformed `${`: dropped.
+                None => {}
             }
+            j += width;
+            copied = j + 1;
         }
-        let len = after
-            .char_indices()
-            .take_while(|(i, c)| {
-                c.is_ascii_alphanumeric() && !(*i == 0 && c.is_ascii_digit()) || *c == '_'
-            })
-            .count();
-        if len == 0 {
-            out.push('$');
-            rest = after;
-        } else {
-            out.push_str(&lookup(&after[..len]).unwrap_or_default());
-            rest = &after[len..];
-        }
+        j += 1;
     }
-    out.push_str(rest);
+    out.push_str(&value[copied.min(value.len())..]);
     out
+}
+
+/// The variable name at the start of `s` (which follows a `$`) and how many bytes it spans.
+fn shell_name(s: &str) -> (Option<&str>, usize) {
+    let bytes = s.as_bytes();
+    let special = |b: u8| b"*#$@!?-".contains(&b) || b.is_ascii_digit();
+    if bytes[0] == b'{' {
+        if bytes.len() > 2 && special(bytes[1]) && bytes[2] == b'}' {
+            return (Some(&s[1..2]), 3);
+        }
+        return match s[1..].find('}') {
+            Some(0) => (None, 2),
+            Some(end) => (Some(&s[1..=end]), end + 2),
+            None => (None, 1),
+        };
+    }
+    if special(bytes[0]) {
+        return (Some(&s[..1]), 1);
+    }
+    let len = bytes
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    ((len > 0).then(|| &s[..len]), len)
+}
+
+/// Expands `value` against `env` (the last entry of a name wins).
+pub fn expand_in(value: &str, env: &[(String, String)]) -> String {
+    expand(value, &|name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
 }
 
 /// `KEY=value` entries as pairs.
@@ -54,26 +84,21 @@ pub fn parse_env_entries(entries: &[String]) -> Vec<(String, String)> {
 }
 
 /// The variables a test adds on top of the container's environment (`base`: the image's, then
-/// the run options'): `globalEnvVars`, then the test's own, each value expanded against what is
-/// defined before it.
+/// the run options'): `globalEnvVars`, each value expanded against `base` alone (as
+/// container-structure-test does: it sets them all at once, on top of the image), then the test's
+/// own, each expanded against what is defined before it.
 pub fn added_env(
     base: &[(String, String)],
     global: &[EnvVar],
     own: &[EnvVar],
 ) -> Vec<(String, String)> {
-    let mut current: Vec<(String, String)> = base.to_vec();
-    let mut added = Vec::new();
-    for var in global.iter().chain(own) {
-        let value = {
-            let lookup = |name: &str| {
-                current
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-            };
-            expand(&var.value, &lookup)
-        };
+    let mut added: Vec<(String, String)> = global
+        .iter()
+        .map(|var| (var.key.clone(), expand_in(&var.value, base)))
+        .collect();
+    let mut current: Vec<(String, String)> = base.iter().chain(&added).cloned().collect();
+    for var in own {
+        let value = expand_in(&var.value, &current);
         current.push((var.key.clone(), value.clone()));
         added.push((var.key.clone(), value));
     }
@@ -116,21 +141,28 @@ mod tests {
     }
 
     #[test]
-    fn substitution_is_unix_style() {
+    fn substitution_follows_go_os_expand() {
         let lookup = |name: &str| match name {
             "PATH" => Some("/bin".to_string()),
             "A_1" => Some("x".to_string()),
+            "1" => Some("one".to_string()),
             _ => None,
         };
         assert_eq!(expand("/env/bin:$PATH", &lookup), "/env/bin:/bin");
         assert_eq!(expand("${A_1}y$A_1-z", &lookup), "xyx-z");
         assert_eq!(expand("$UNSET.", &lookup), ".");
-        assert_eq!(expand("cost: 5$ or $1", &lookup), "cost: 5$ or $1");
-        assert_eq!(expand("${unterminated", &lookup), "${unterminated");
+        // One-character shell names, `$` before a non-name kept, last `$` kept.
+        assert_eq!(expand("cost: 5$ or $1", &lookup), "cost: 5$ or one");
+        assert_eq!(expand("$$ and $? and ${1}", &lookup), " and  and one");
+        assert_eq!(expand("a $ b $", &lookup), "a $ b $");
+        // Malformed braces are dropped.
+        assert_eq!(expand("${unterminated", &lookup), "unterminated");
+        assert_eq!(expand("x${}y", &lookup), "xy");
+        assert_eq!(expand("héllo $PATH ü", &lookup), "héllo /bin ü");
     }
 
     #[test]
-    fn later_variables_see_earlier_ones() {
+    fn globals_see_the_image_and_test_variables_see_the_globals() {
         let base = vec![("PATH".to_string(), "/bin".to_string())];
         let added = added_env(
             &base,
@@ -144,7 +176,7 @@ mod tests {
             added,
             vec![
                 ("VIRTUAL_ENV".into(), "/env".into()),
-                ("PATH".into(), "/env/bin:/bin".into()),
+                ("PATH".into(), "/bin:/bin".into()),
                 ("GREETING".into(), "hi from /env".into()),
             ]
         );

@@ -132,7 +132,8 @@ fn key_value(pairs: &[(String, String)], expected: &EnvVar, what: &str) -> Vec<S
     } else if expected.is_regex {
         vec![format!(
             "{what} {} is {actual:?}, which does not match /{}/",
-            expected.key, expected.value
+            expected.key,
+            super::spec::one_line(&expected.value)
         )]
     } else {
         vec![format!(
@@ -142,14 +143,17 @@ fn key_value(pairs: &[(String, String)], expected: &EnvVar, what: &str) -> Vec<S
     }
 }
 
-/// `80` means `80/tcp`; `53/udp` must match exactly.
-fn is_exposed(exposed: &[String], port: &str) -> bool {
-    let wanted = if port.contains('/') {
-        port.to_string()
-    } else {
-        format!("{port}/tcp")
-    };
-    exposed.contains(&wanted)
+/// A port number alone (`80`) matches that port under any protocol, as container-structure-test
+/// compares numbers only (its docker driver keeps `Port()` of each exposed `80/tcp`); with a
+/// protocol (`53/udp`, an extension: container-structure-test never matches that spelling), the
+/// number and the protocol must both match.
+pub fn is_exposed(exposed: &[String], port: &str) -> bool {
+    if port.contains('/') {
+        return exposed.iter().any(|p| p == port);
+    }
+    exposed
+        .iter()
+        .any(|p| p.split_once('/').map_or(p.as_str(), |(number, _)| number) == port)
 }
 
 fn same_list(what: &str, expected: &[String], actual: &[String]) -> Vec<String> {

@@ -19,6 +19,7 @@ mod daemon;
 mod env;
 mod files;
 mod metadata;
+mod oci;
 mod report;
 mod spec;
 
@@ -47,8 +48,8 @@ which start the image as a daemon and check its readiness, logs, HTTP answers, p
 commands. Exit status: 0 all passed, 1 a test failed, 2 a spec or usage error.")]
 pub struct TestArgs {
     /// The image to test (must be present locally unless --pull).
-    #[arg(long, short)]
-    image: String,
+    #[arg(long, short, required_unless_present = "image_from_oci_layout")]
+    image: Option<String>,
 
     /// Spec files (YAML or JSON).
     #[arg(value_name = "SPEC.yaml")]
@@ -79,13 +80,55 @@ pub struct TestArgs {
     #[arg(long, default_value = "120s", value_parser = parse_timeout)]
     command_timeout: Duration,
 
-    /// Pull the image before testing.
-    #[arg(long)]
+    /// Pull the image before testing (for --platform when given).
+    #[arg(long, conflicts_with = "image_from_oci_layout")]
     pull: bool,
+
+    /// The platform of the image to run (`linux/arm64`), as container-structure-test's
+    /// `--platform`: given to the pull and to every container's create (the engine refuses a
+    /// local image of another platform). Default: the engine's own.
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<String>,
+
+    /// The engine's OCI runtime for every container (`runc`, `runsc`), as `docker run --runtime`.
+    #[arg(long, value_name = "NAME")]
+    runtime: Option<String>,
+
+    /// Keep the containers the tests used (their names are printed) instead of removing them;
+    /// `seaworthy gc` removes them later.
+    #[arg(long)]
+    save: bool,
+
+    /// How tests reach the image: `docker` (the default) runs containers; `tar` reads files and
+    /// metadata only and starts no container (command and daemon tests fail, naming the driver),
+    /// as container-structure-test's tar driver. Its `host` driver is refused.
+    #[arg(long, short = 'd', value_enum, default_value_t = Driver::Docker)]
+    driver: Driver,
+
+    /// Test the image in this OCI image layout directory (one image): it is loaded into the
+    /// engine first, under its `org.opencontainers.image.ref.name` annotation or
+    /// --default-image-tag.
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
+    image_from_oci_layout: Option<PathBuf>,
+
+    /// The tag to load an OCI layout under when it has no reference annotation.
+    #[arg(long, value_name = "IMAGE:TAG", requires = "image_from_oci_layout")]
+    default_image_tag: Option<String>,
 
     /// No progress lines.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// How tests reach the image (`--driver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Driver {
+    /// Containers of the image in the Docker engine.
+    Docker,
+    /// The image's filesystem and configuration only; no container is started.
+    Tar,
+    /// Container-structure-test's host driver (tests the machine itself): refused.
+    Host,
 }
 
 /// The report formats.
@@ -113,6 +156,14 @@ pub struct Context {
     jobs: usize,
     command_timeout: Duration,
     isolate: bool,
+    /// `--platform`.
+    platform: Option<String>,
+    /// `--runtime`.
+    runtime: Option<String>,
+    /// `--save`: containers are kept, not removed.
+    save: bool,
+    /// `--driver tar`: files and metadata only.
+    tar_driver: bool,
     started: AtomicUsize,
     created: AtomicUsize,
     shared: Mutex<HashMap<(Role, String), SharedCell>>,
@@ -141,6 +192,19 @@ impl Context {
         env
     }
 
+    /// A container of the image configured by `run` and the command line (`--platform`,
+    /// `--runtime`).
+    fn definition(&self, run: &RunOptions) -> seaworthy::ContainerDefinition {
+        let mut def = env::base_definition(&self.image, run);
+        if let Some(platform) = &self.platform {
+            def = def.with_platform(platform.clone());
+        }
+        if let Some(runtime) = &self.runtime {
+            def = def.with_runtime(runtime.clone());
+        }
+        def
+    }
+
     fn count_started(&self) {
         self.started.fetch_add(1, Ordering::SeqCst);
     }
@@ -148,7 +212,7 @@ impl Context {
     /// A container of the image that is never started (file tests read it).
     async fn create_files_container(&self, run: &RunOptions) -> Result<Container, String> {
         self.created.fetch_add(1, Ordering::SeqCst);
-        env::base_definition(&self.image, run)
+        self.definition(run)
             // Never run: an entrypoint keeps images without a command creatable.
             .with_entrypoint(["/.seaworthy-never-started"])
             .with_network_mode("none")
@@ -160,7 +224,7 @@ impl Context {
     /// A container of the image idling on `sleep` (command tests exec into it).
     async fn start_keepalive(&self, run: &RunOptions) -> Result<Container, String> {
         self.count_started();
-        env::base_definition(&self.image, run)
+        self.definition(run)
             .with_entrypoint(["sleep", "86400"])
             .start_in(&self.session)
             .await
@@ -196,8 +260,15 @@ impl Context {
         self.shared(Role::Shell, run).await
     }
 
-    /// Removes a container now, warning when that fails (the session removes it at exit anyway).
+    /// Removes a container now, warning when that fails (the session removes it at exit anyway);
+    /// with `--save`, keeps it and prints its name.
     async fn remove(&self, c: Container) {
+        if self.save {
+            let name = c.keep();
+            self.progress
+                .note(&format!("kept container {name} (--save)"));
+            return;
+        }
         let name = c.name().to_string();
         if let Err(e) = c.remove().await {
             self.progress
@@ -260,23 +331,53 @@ impl Context {
 
 /// Runs `seaworthy test`.
 pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
+    if args.driver == Driver::Host {
+        bail!(
+            "--driver host is not supported: seaworthy tests images through the Docker engine \
+             (container-structure-test's host driver tests the machine it runs on)"
+        );
+    }
+    if args.driver == Driver::Tar && (args.pull || args.image_from_oci_layout.is_some()) {
+        bail!("--pull and --image-from-oci-layout need --driver docker (as in container-structure-test)");
+    }
+    let shown_image = match (&args.image, &args.image_from_oci_layout) {
+        (Some(image), _) => image.clone(),
+        (None, Some(dir)) => dir.display().to_string(),
+        (None, None) => String::new(),
+    };
     let paths: Vec<PathBuf> = args.specs.iter().chain(&args.config).cloned().collect();
     if paths.is_empty() {
         bail!("no spec file given: seaworthy test --image IMAGE SPEC.yaml...");
     }
     let mut specs = Vec::new();
-    let mut failed = false;
+    let mut errors = Vec::new();
     for path in &paths {
         match spec::load(path) {
             Ok(s) => specs.push(s),
             Err(e) => {
                 eprintln!("error: {e}");
-                failed = true;
+                errors.push(report::SpecErrorEntry {
+                    file: e.file,
+                    line: e.location.map(|(line, _)| line),
+                    column: e.location.map(|(_, column)| column),
+                    message: e.message,
+                });
             }
         }
     }
-    if failed {
+    if !errors.is_empty() {
+        // The report says so too, so that a consumer of JSON or JUnit sees why nothing ran.
+        if args.output != OutputFormat::Text {
+            let report = Report::of_spec_errors(&shown_image, errors);
+            write_report(&args, &report, None)?;
+        }
         return Ok(ExitCode::from(2));
+    }
+
+    for spec in &specs {
+        for notice in prepare_host(spec) {
+            eprintln!("{notice}");
+        }
     }
 
     let progress = if args.quiet {
@@ -289,15 +390,27 @@ pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let session = Session::global()
         .await
         .context("cannot reach the Docker engine")?;
-    let config = image_config(&session, &args.image, args.pull).await?;
+    let image = match &args.image_from_oci_layout {
+        Some(dir) => oci::load(&session, dir, args.default_image_tag.as_deref()).await?,
+        None => shown_image.clone(),
+    };
+    let config = image_config(&session, &image, args.pull, args.platform.as_deref()).await?;
+    let image_env = env::parse_env_entries(config.env.as_deref().unwrap_or_default());
+    for spec in &mut specs {
+        substitute(&mut spec.spec, &image_env);
+    }
     let ctx = Context {
         session: session.clone(),
-        image: args.image.clone(),
+        image: image.clone(),
         image_config: config,
         progress,
         jobs: usize::from(args.jobs),
         command_timeout: args.command_timeout,
         isolate: args.isolate,
+        platform: args.platform.clone(),
+        runtime: args.runtime.clone(),
+        save: args.save,
+        tar_driver: args.driver == Driver::Tar,
         started: AtomicUsize::new(0),
         created: AtomicUsize::new(0),
         shared: Mutex::new(HashMap::new()),
@@ -305,7 +418,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     };
     ctx.progress.note(&format!(
         "seaworthy test: {} ({} spec file{}){}",
-        args.image,
+        image,
         specs.len(),
         if specs.len() == 1 { "" } else { "s" },
         if args.isolate {
@@ -317,8 +430,11 @@ pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
 
     let started = Instant::now();
     let mut results = Vec::new();
+    let mut file_durations_ms = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
+        let file_started = Instant::now();
         results.extend(run_spec(&ctx, spec, i).await);
+        file_durations_ms.push(file_started.elapsed().as_secs_f64() * 1000.0);
     }
     ctx.close().await;
     for e in session.teardown().await {
@@ -333,7 +449,89 @@ pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let files = specs.iter().map(|s| s.path.display().to_string()).collect();
-    let report = Report::new(&args.image, files, results, summary);
+    let mut report = Report::new(&image, files, results, summary);
+    report.file_durations_ms = file_durations_ms;
+    write_report(&args, &report, Some(&ctx.progress))?;
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// What a spec needs of the host before its containers are created, done, and what it relies on
+/// that reads differently from container-structure-test, as one-line notices: a missing bind
+/// mount source is created as an empty directory (the engine does that for container-structure-
+/// test's binds); an unreadable env file gives no variables (container-structure-test warns
+/// and goes on); a port spelled with its protocol is compared with it.
+fn prepare_host(spec: &SpecFile) -> Vec<String> {
+    let file = spec.path.display();
+    let run = &spec.spec.container_run_options;
+    let mut notices = Vec::new();
+    for mount in run.bind_mounts.iter().filter(|m| m.missing) {
+        notices.push(match std::fs::create_dir_all(&mount.host) {
+            Ok(()) => format!(
+                "note: {file}: bind mount source {} did not exist; created it as an empty \
+                 directory (as the engine does for container-structure-test)",
+                mount.host.display()
+            ),
+            Err(e) => format!(
+                "warning: {file}: bind mount source {} does not exist and cannot be created: {e}",
+                mount.host.display()
+            ),
+        });
+    }
+    if let Some(why) = run.env_file.as_ref().and_then(|f| f.unreadable.as_ref()) {
+        notices.push(format!(
+            "warning: {file}: containerRunOptions.envFile: {why}; going on without it (as \
+             container-structure-test does)"
+        ));
+    }
+    if let Some(m) = &spec.spec.metadata_test {
+        for port in m.exposed_ports.iter().chain(&m.unexposed_ports) {
+            if port.contains('/') {
+                notices.push(format!(
+                    "note: {file}: metadataTest port {port:?} has a protocol: seaworthy compares \
+                     number and protocol; container-structure-test compares numbers only and \
+                     never matches this spelling (write {:?} for its reading)",
+                    port.split('/').next().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    notices
+}
+
+/// Substitutes variables as container-structure-test does before running (Go's `os.Expand`,
+/// against the image's environment plus `globalEnvVars`): in each command test's `command` and
+/// `args` (daemon tests' command tests too) and each file existence test's `path`. Setup and
+/// teardown steps, file content paths and expected output are left as written, as there.
+fn substitute(spec: &mut spec::Spec, image_env: &[(String, String)]) {
+    let mut env = image_env.to_vec();
+    env.extend(env::added_env(image_env, &spec.global_env_vars, &[]));
+    let commands = spec.command_tests.iter_mut().chain(
+        spec.daemon_tests
+            .iter_mut()
+            .flat_map(|d| d.command_tests.iter_mut()),
+    );
+    for t in commands {
+        t.command = env::expand_in(&t.command, &env);
+        for arg in &mut t.args {
+            *arg = env::expand_in(arg, &env);
+        }
+    }
+    for t in &mut spec.file_existence_tests {
+        t.path = env::expand_in(&t.path, &env);
+    }
+}
+
+/// Writes `report` in the format asked for, to the report file or standard output (with the
+/// text summary on `progress` when to a file).
+fn write_report(
+    args: &TestArgs,
+    report: &Report,
+    progress: Option<&Progress>,
+) -> anyhow::Result<()> {
     let text = match args.output {
         OutputFormat::Text => report.to_text_summary(),
         OutputFormat::Json => report.to_json() + "\n",
@@ -343,15 +541,13 @@ pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             std::fs::write(path, &text)
                 .with_context(|| format!("cannot write the report to {}", path.display()))?;
-            ctx.progress.note(&report.to_text_summary());
+            if let Some(progress) = progress {
+                progress.note(&report.to_text_summary());
+            }
         }
         None => print!("{text}"),
     }
-    Ok(if report.passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(())
 }
 
 /// How many spec files use each shared container.
@@ -398,6 +594,11 @@ async fn run_spec(ctx: &Context, spec: &SpecFile, index: usize) -> Vec<TestResul
         ctx.progress.result(&r);
         results.push(r);
     }
+    if ctx.tar_driver {
+        results.extend(refused_by_tar_driver(&file, index, spec));
+        results.extend(files::run(ctx, spec, index).await);
+        return results;
+    }
     let (f, c, d) = tokio::join!(
         files::run(ctx, spec, index),
         commands::run(ctx, spec, index),
@@ -409,14 +610,51 @@ async fn run_spec(ctx: &Context, spec: &SpecFile, index: usize) -> Vec<TestResul
     results
 }
 
-/// The image's configuration, pulling the image first when asked.
-async fn image_config(session: &Session, image: &str, pull: bool) -> anyhow::Result<ImageConfig> {
+/// The failed results of the command and daemon tests of `spec` under `--driver tar`, which
+/// runs nothing (as container-structure-test's tar driver, which fails each command test).
+fn refused_by_tar_driver(file: &str, index: usize, spec: &SpecFile) -> Vec<TestResult> {
+    let why = |what: &str| {
+        vec![format!(
+            "{what} cannot run with --driver tar, which reads the image's files and configuration \
+             and starts no container; use --driver docker"
+        )]
+    };
+    let commands = spec.spec.command_tests.iter().enumerate().map(|(i, t)| {
+        TestResult::new(
+            file,
+            (index, Kind::Command, i, 0),
+            t.name.clone(),
+            Duration::ZERO,
+            why("a command test"),
+        )
+    });
+    let daemons = spec.spec.daemon_tests.iter().enumerate().map(|(i, t)| {
+        TestResult::new(
+            file,
+            (index, Kind::Daemon, i, 0),
+            t.name.clone(),
+            Duration::ZERO,
+            why("a daemon test"),
+        )
+    });
+    commands.chain(daemons).collect()
+}
+
+/// The image's configuration, pulling the image first when asked (its variant for `platform`
+/// when given).
+async fn image_config(
+    session: &Session,
+    image: &str,
+    pull: bool,
+    platform: Option<&str>,
+) -> anyhow::Result<ImageConfig> {
     let docker = session.engine().docker();
     if pull {
         let reference = ImageRef::parse(image)?;
         let options = seaworthy::bollard::query_parameters::CreateImageOptions {
             from_image: Some(reference.name()),
             tag: reference.digest().or(reference.tag()).map(str::to_string),
+            platform: platform.unwrap_or_default().to_string(),
             ..Default::default()
         };
         let mut stream = docker.create_image(Some(options), None, None);

@@ -145,6 +145,28 @@ pub struct Report {
     pub summary: Summary,
     /// Every result, in spec order.
     pub results: Vec<TestResult>,
+    /// Spec files that could not be used (no test ran then).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spec_errors: Vec<SpecErrorEntry>,
+    /// Wall time of each spec file's tests, in milliseconds, in `spec_files` order (files run one
+    /// after another, so these add up to at most the run's duration).
+    #[serde(skip)]
+    pub file_durations_ms: Vec<f64>,
+}
+
+/// A spec file that could not be used, in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpecErrorEntry {
+    /// The file.
+    pub file: String,
+    /// The line (1-based), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// The column (1-based), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
 }
 
 impl Report {
@@ -166,7 +188,18 @@ impl Report {
             passed: summary.failed == 0,
             summary,
             results,
+            spec_errors: Vec::new(),
+            file_durations_ms: Vec::new(),
         }
+    }
+
+    /// The report of a run stopped by spec errors: no test ran, and it did not pass.
+    pub fn of_spec_errors(image: &str, errors: Vec<SpecErrorEntry>) -> Report {
+        let files = errors.iter().map(|e| e.file.clone()).collect();
+        let mut report = Report::new(image, files, Vec::new(), Summary::default());
+        report.passed = false;
+        report.spec_errors = errors;
+        report
     }
 
     /// The report as pretty JSON.
@@ -228,14 +261,25 @@ impl Report {
                 ("time", seconds(s.duration_ms).as_str()),
             ])
             .write_inner_content(|w| {
-                for file in &self.spec_files {
+                for e in &self.spec_errors {
+                    write_spec_error(w, e)?;
+                }
+                for (i, file) in self.spec_files.iter().enumerate() {
+                    if self.spec_errors.iter().any(|e| &e.file == file) {
+                        continue;
+                    }
                     let results: Vec<&TestResult> =
                         self.results.iter().filter(|r| &r.file == file).collect();
                     let count = |status| results.iter().filter(|r| r.status == status).count();
-                    let time: f64 = results.iter().map(|r| r.duration_ms).sum();
+                    // The file's wall time: its tests run concurrently, so their sum would be
+                    // more than the time the file took (and than the run's).
+                    let time = self.file_durations_ms.get(i).copied().unwrap_or_else(|| {
+                        results.iter().map(|r| r.duration_ms).fold(0.0, f64::max)
+                    });
+                    let name = xml_safe(file);
                     w.create_element("testsuite")
                         .with_attributes([
-                            ("name", file.as_str()),
+                            ("name", name.as_str()),
                             ("tests", results.len().to_string().as_str()),
                             ("failures", count(Status::Fail).to_string().as_str()),
                             ("skipped", count(Status::Skip).to_string().as_str()),
@@ -254,11 +298,75 @@ impl Report {
     }
 }
 
+/// A spec file that could not be used, as a suite of one failed case (so that JUnit consumers
+/// show it).
+fn write_spec_error(w: &mut Writer<Vec<u8>>, e: &SpecErrorEntry) -> std::io::Result<()> {
+    let file = xml_safe(&e.file);
+    let text = match (e.line, e.column) {
+        (Some(line), Some(column)) => format!("{}:{line}:{column}: {}", e.file, e.message),
+        _ => format!("{}: {}", e.file, e.message),
+    };
+    w.create_element("testsuite")
+        .with_attributes([
+            ("name", file.as_str()),
+            ("tests", "1"),
+            ("failures", "1"),
+            ("skipped", "0"),
+            ("time", "0.000"),
+        ])
+        .write_inner_content(|w| {
+            w.create_element("testcase")
+                .with_attributes([
+                    ("classname", file.as_str()),
+                    ("name", "spec file"),
+                    ("time", "0.000"),
+                ])
+                .write_inner_content(|w| {
+                    w.create_element("failure")
+                        .with_attribute(("message", one_line(&text).as_str()))
+                        .write_text_content(BytesText::new(&xml_safe(&text)))?;
+                    Ok(())
+                })?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+/// `text` with the characters XML 1.0 cannot carry (control characters other than tab, line
+/// feed and carriage return, and U+FFFE, U+FFFF) written as `\u{..}` escapes: the ESC of
+/// coloured output becomes `\u{1b}`. A backslash is left as it is.
+pub fn xml_safe(text: &str) -> String {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{fffe}' && c != '\u{ffff}')
+    };
+    if text.chars().all(allowed) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if allowed(c) {
+                c.to_string()
+            } else {
+                format!("\\u{{{:x}}}", u32::from(c))
+            }
+        })
+        .collect()
+}
+
+/// `text` for an attribute: XML-safe, and on one line (a parser turns a line break in an
+/// attribute into a space), with `\n` written for each line break.
+fn one_line(text: &str) -> String {
+    xml_safe(text.trim_end())
+        .replace("\r\n", "\\n")
+        .replace(['\n', '\r'], "\\n")
+}
+
 fn write_case(w: &mut Writer<Vec<u8>>, image: &str, r: &TestResult) -> std::io::Result<()> {
-    let classname = format!("{image}.{}", r.kind.label());
+    let classname = xml_safe(&format!("{image}.{}", r.kind.label()));
+    let name = xml_safe(&r.name);
     let case = w.create_element("testcase").with_attributes([
         ("classname", classname.as_str()),
-        ("name", r.name.as_str()),
+        ("name", name.as_str()),
         ("time", seconds(r.duration_ms).as_str()),
     ]);
     let has_output = r.stdout.is_some() || r.stderr.is_some();
@@ -267,27 +375,27 @@ fn write_case(w: &mut Writer<Vec<u8>>, image: &str, r: &TestResult) -> std::io::
         return Ok(());
     }
     case.write_inner_content(|w| {
-        let first = r.errors.first().map(String::as_str).unwrap_or_default();
+        let first = one_line(r.errors.first().map(String::as_str).unwrap_or_default());
         match r.status {
             Status::Fail => {
                 w.create_element("failure")
-                    .with_attribute(("message", first))
-                    .write_text_content(BytesText::new(&r.errors.join("\n")))?;
+                    .with_attribute(("message", first.as_str()))
+                    .write_text_content(BytesText::new(&xml_safe(&r.errors.join("\n"))))?;
             }
             Status::Skip => {
                 w.create_element("skipped")
-                    .with_attribute(("message", first))
+                    .with_attribute(("message", first.as_str()))
                     .write_empty()?;
             }
             Status::Pass => {}
         }
         if let Some(out) = &r.stdout {
             w.create_element("system-out")
-                .write_text_content(BytesText::new(out))?;
+                .write_text_content(BytesText::new(&xml_safe(out)))?;
         }
         if let Some(err) = &r.stderr {
             w.create_element("system-err")
-                .write_text_content(BytesText::new(err))?;
+                .write_text_content(BytesText::new(&xml_safe(err)))?;
         }
         Ok(())
     })?;

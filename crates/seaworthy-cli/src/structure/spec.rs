@@ -20,8 +20,10 @@ use serde::de::Deserializer;
 use serde::Deserialize;
 
 pub use extension::{DaemonTest, HttpCheck, LogExpectation, ProcessCheck, StreamName, WaitSpec};
-pub use values::{parse_duration, Argv, BindMount, EnvFile, Pattern, Permissions, Timeout};
-use values::{parse_str, program};
+use values::{bool11, parse_str, program};
+pub use values::{
+    one_line, parse_duration, Argv, BindMount, EnvFile, Pattern, Permissions, Timeout,
+};
 
 /// A spec file, parsed.
 #[derive(Debug, Clone)]
@@ -57,6 +59,8 @@ impl std::error::Error for SpecError {}
 thread_local! {
     /// The directory of the spec being parsed: relative paths inside it resolve against it.
     static SPEC_DIR: RefCell<PathBuf> = RefCell::new(PathBuf::from("."));
+    /// Whether the spec being parsed declared schemaVersion 1.0.0 (so far).
+    static SCHEMA_V1: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Reads and checks a spec file.
@@ -122,7 +126,8 @@ pub fn parse(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
 
 /// The spec in `text`, or serde_norway's error: `(line and column, when known, message)`.
 fn parse_yaml(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
-    env_var::parse_located(|| serde_norway::from_str::<Spec>(text)).map_err(|e| {
+    SCHEMA_V1.with(|v| v.set(false));
+    let parsed = env_var::parse_located(|| serde_norway::from_str::<Spec>(text)).map_err(|e| {
         let location = e.location().map(|l| (l.line(), l.column()));
         let mut message = e.to_string();
         // The location is reported in front; drop serde_norway's " at line L column C".
@@ -130,15 +135,15 @@ fn parse_yaml(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
             message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
         }
         (location, message)
-    })
+    })?;
+    parsed.finish().map_err(|message| (None, message))
 }
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Spec {
-    /// Must be `2.0.0`.
-    #[allow(dead_code)]
+    /// `2.0.0` or `1.0.0`.
     pub schema_version: SchemaVersion,
     /// Environment variables of every command (and daemon) test.
     #[serde(default)]
@@ -166,20 +171,100 @@ pub struct Spec {
     pub daemon_tests: Vec<DaemonTest>,
 }
 
-/// The schema version; only `2.0.0` is accepted.
-#[derive(Debug, Clone)]
-pub struct SchemaVersion;
+impl Spec {
+    /// Splits schema 1.0.0's command lists into `command` and `args`, and refuses the fields
+    /// 1.0.0 does not have (container-structure-test reads each version strictly), saying how
+    /// 2.0.0 spells them.
+    fn finish(mut self) -> Result<Spec, String> {
+        let v1 = self.schema_version == SchemaVersion::V1;
+        let commands = self.command_tests.iter_mut().chain(
+            self.daemon_tests
+                .iter_mut()
+                .flat_map(|d| d.command_tests.iter_mut()),
+        );
+        for (i, t) in commands.enumerate() {
+            let Some(list) = t.command.strip_prefix('\0') else {
+                if v1 {
+                    return Err(format!(
+                        "commandTests[{i}].command: schemaVersion 1.0.0 writes a command as a list, \
+                         [{:?}, ...]; set `schemaVersion: 2.0.0` for `command: {:?}` and `args`",
+                        t.command, t.command
+                    ));
+                }
+                continue;
+            };
+            if !t.args.is_empty() {
+                return Err(format!(
+                    "commandTests[{i}].args: schemaVersion 1.0.0 has no `args` (its `command` \
+                     list holds them); set `schemaVersion: 2.0.0` to use `args`"
+                ));
+            }
+            let mut argv: Vec<String> = list.split('\0').map(str::to_string).collect();
+            t.args = argv.split_off(1);
+            t.command = argv.pop().unwrap_or_default();
+        }
+        if !v1 {
+            return Ok(self);
+        }
+        let run = &self.container_run_options;
+        let only_v2 = [
+            ("metadataTest", self.metadata_test.is_some()),
+            (
+                "containerRunOptions",
+                run.user.is_some()
+                    || run.privileged
+                    || run.allocate_tty
+                    || run.env_file.is_some()
+                    || !run.env_vars.is_empty()
+                    || !run.capabilities.is_empty()
+                    || !run.bind_mounts.is_empty(),
+            ),
+            ("daemonTests", !self.daemon_tests.is_empty()),
+        ];
+        if let Some((field, _)) = only_v2.iter().find(|(_, used)| *used) {
+            return Err(format!(
+                "{field}: schemaVersion 1.0.0 has no `{field}` (a 2.0.0 field): set \
+                 `schemaVersion: 2.0.0` to use it"
+            ));
+        }
+        for (i, t) in self.file_existence_tests.iter().enumerate() {
+            let used = [
+                ("uid", t.uid.is_some()),
+                ("gid", t.gid.is_some()),
+                ("isExecutableBy", t.is_executable_by.is_some()),
+            ];
+            if let Some((field, _)) = used.iter().find(|(_, used)| *used) {
+                return Err(format!(
+                    "fileExistenceTests[{i}].{field}: schemaVersion 1.0.0 has no `{field}` (a \
+                     2.0.0 field): set `schemaVersion: 2.0.0` to use it"
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The schema version: `2.0.0`, or `1.0.0` (read as container-structure-test reads it: command
+/// lists, no metadata or run options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaVersion {
+    /// `1.0.0`.
+    V1,
+    /// `2.0.0`.
+    V2,
+}
 
 impl<'de> Deserialize<'de> for SchemaVersion {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "the schema version", |v| {
-            if v == "2.0.0" {
-                Ok(SchemaVersion)
-            } else {
-                Err(format!(
-                    "unsupported schemaVersion {v:?} (seaworthy reads schema 2.0.0)"
-                ))
+        parse_str(d, "the schema version", |v| match v {
+            "2.0.0" => Ok(SchemaVersion::V2),
+            "1.0.0" => {
+                SCHEMA_V1.with(|v1| v1.set(true));
+                Ok(SchemaVersion::V1)
             }
+            _ => Err(format!(
+                "unsupported schemaVersion {v:?} (seaworthy reads 2.0.0 and 1.0.0)"
+            )),
         })
     }
 }
@@ -216,12 +301,12 @@ pub struct RunOptions {
     /// `--user`.
     pub user: Option<String>,
     /// `--privileged`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bool11")]
     pub privileged: bool,
     /// `--tty`: command tests run their command (not their setup or teardown steps) with a
     /// terminal, as `docker exec --tty`, so what it writes to stderr is part of its stdout (with
     /// the terminal's `\r\n` line endings) and its stderr is empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bool11")]
     pub allocate_tty: bool,
     /// `--env-file`, read while parsing.
     #[serde(default)]
@@ -328,7 +413,7 @@ pub struct FileExistenceTest {
     /// The path.
     pub path: String,
     /// Whether it must exist (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "yes", deserialize_with = "bool11")]
     pub should_exist: bool,
     /// The mode as `ls -l` (`-rw-r--r--`) or Go (`Lrwxrwxrwx`, `urwxr-xr-x`) prints it.
     #[serde(default)]
@@ -391,7 +476,7 @@ pub struct MetadataTest {
     /// Labels that must be set, with their values.
     #[serde(default)]
     pub labels: Vec<EnvVar>,
-    /// Ports that must be exposed (`80` means `80/tcp`).
+    /// Ports that must be exposed (`80`: port 80 under any protocol; `53/udp`: exactly).
     #[serde(default)]
     pub exposed_ports: Vec<String>,
     /// Ports that must not be exposed.
@@ -501,9 +586,9 @@ licenseTests:
             e.starts_with("5:22: commandTests[0].expectedOutput[0]: invalid regex \"(\""),
             "{e}"
         );
-        let e = error_of("schemaVersion: 1.0.0\n");
+        let e = error_of("schemaVersion: 3.0.0\n");
         assert!(
-            e.starts_with("1:16: schemaVersion: unsupported schemaVersion \"1.0.0\""),
+            e.starts_with("1:16: schemaVersion: unsupported schemaVersion \"3.0.0\""),
             "{e}"
         );
         let e = error_of("schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n");
@@ -595,6 +680,32 @@ licenseTests:
         assert_eq!(
             error_in("globalEnvVars:\n  - {key: A, key: B}\n"),
             "3:5: globalEnvVars[0]: duplicate field `key`"
+        );
+    }
+
+    #[test]
+    fn schema_1_0_0_is_read_as_container_structure_test_reads_it() {
+        let spec = parse(
+            "schemaVersion: \"1.0.0\"\ncommandTests:\n  - name: a\n    command: [\"echo\", \"hi $X\"]\n    expectedOutput: [hi]\nfileExistenceTests:\n  - {name: f, path: /x, shouldExist: true, permissions: '-rw-r--r--'}\n",
+        )
+        .unwrap();
+        assert_eq!(spec.schema_version, SchemaVersion::V1);
+        assert_eq!(spec.command_tests[0].argv(), ["echo", "hi $X"]);
+        let refused = [
+            ("commandTests:\n  - {name: a, command: echo}\n", "commandTests[0].command: schemaVersion 1.0.0 writes a command as a list, [\"echo\", ...]"),
+            ("commandTests:\n  - {name: a, command: [echo], args: [hi]}\n", "commandTests[0].args: schemaVersion 1.0.0 has no `args`"),
+            ("metadataTest:\n  user: root\n", "metadataTest: schemaVersion 1.0.0 has no `metadataTest` (a 2.0.0 field)"),
+            ("containerRunOptions:\n  privileged: true\n", "containerRunOptions: schemaVersion 1.0.0 has no"),
+            ("fileExistenceTests:\n  - {name: f, path: /x, uid: 0}\n", "fileExistenceTests[0].uid: schemaVersion 1.0.0 has no `uid`"),
+        ];
+        for (body, start) in refused {
+            let e = error_of(&format!("schemaVersion: 1.0.0\n{body}"));
+            assert!(e.contains(start), "{e}\n--- spec ---\n{body}");
+        }
+        // A list under 2.0.0 is refused at its line, with the 2.0.0 spelling.
+        assert_eq!(
+            error_in("commandTests:\n  - name: a\n    command: [echo, hi]\n"),
+            "4:14: commandTests[0].command: a list is how schemaVersion 1.0.0 writes a command; with 2.0.0 write `command: \"echo\"` and `args: [\"hi\"]`"
         );
     }
 

@@ -14,6 +14,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::values::Bool11;
 use super::{EnvVar, Pattern};
 
 thread_local! {
@@ -109,7 +110,7 @@ impl<'de> Visitor<'de> for EnvVarVisitor {
                     pattern = Some(p);
                 }
                 Field::Value => value = Some(map.next_value()?),
-                Field::IsRegex => is_regex = Some(map.next_value()?),
+                Field::IsRegex => is_regex = Some(map.next_value::<Bool11>()?.0),
             }
         }
         let key = key.ok_or_else(|| de::Error::missing_field("key"))?;

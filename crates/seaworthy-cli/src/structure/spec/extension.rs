@@ -60,7 +60,7 @@ pub struct WaitSpec {
     #[serde(default)]
     pub tcp: Option<u16>,
     /// The image's healthcheck reporting healthy.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::values::bool11")]
     pub healthy: bool,
     /// Running for this long without exiting.
     #[serde(default)]
@@ -157,6 +157,6 @@ pub struct ProcessCheck {
     #[serde(default)]
     pub count: Option<usize>,
     /// Whether it must run (default true); `false` means no process may match.
-    #[serde(default = "yes")]
+    #[serde(default = "yes", deserialize_with = "super::values::bool11")]
     pub should_exist: bool,
 }

@@ -36,10 +36,14 @@ pub(super) fn parse_str<'de, D: Deserializer<'de>, T>(
 }
 
 /// An env file (`KEY=value` lines, `#` comments, `KEY` alone passes the host's value through).
+/// A file that cannot be read gives no variables and a warning, as in container-structure-test
+/// (which logs "Unable to load envFile" and goes on).
 #[derive(Debug, Clone)]
 pub struct EnvFile {
     /// The entries, in order.
     pub entries: Vec<(String, String)>,
+    /// Why the file gave no variables, when it could not be read.
+    pub unreadable: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for EnvFile {
@@ -58,8 +62,15 @@ impl EnvFile {
         } else {
             SPEC_DIR.with(|dir| dir.borrow().join(given))
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read env file {given:?}: {e}"))?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                return Ok(EnvFile {
+                    entries: Vec::new(),
+                    unreadable: Some(format!("cannot read env file {given:?}: {e}")),
+                })
+            }
+        };
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim_start();
@@ -83,15 +94,24 @@ impl EnvFile {
                 }
             }
         }
-        Ok(EnvFile { entries })
+        Ok(EnvFile {
+            entries,
+            unreadable: None,
+        })
     }
 }
 
-/// A bind mount, `host:container[:ro|rw]`, with the host path made absolute.
+/// A bind mount, `host:container[:ro|rw]`, with the host path made absolute. A host path that
+/// does not exist is accepted: the run creates it as an empty directory before the first
+/// container, as the engine does for container-structure-test's `-v`-style binds.
 #[derive(Debug, Clone)]
 pub struct BindMount {
     /// The mount in Seaworthy's short form, host path absolute.
     pub spec: String,
+    /// The host path, absolute.
+    pub host: PathBuf,
+    /// Whether the host path was missing when the spec was read.
+    pub missing: bool,
 }
 
 impl<'de> Deserialize<'de> for BindMount {
@@ -126,15 +146,87 @@ impl BindMount {
         } else {
             SPEC_DIR.with(|dir| dir.borrow().join(&host))
         };
-        let host = host
-            .canonicalize()
-            .map_err(|e| format!("bind mount {given:?}: {e}"))?;
+        let (host, missing) = match host.canonicalize() {
+            Ok(host) => (host, false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (normalise(&host), true),
+            Err(e) => return Err(format!("bind mount {given:?}: {e}")),
+        };
         let mut spec = format!("{}:{target}", host.display());
         if mode == Some("ro") {
             spec.push_str(":ro");
         }
-        Ok(BindMount { spec })
+        Ok(BindMount {
+            spec,
+            host,
+            missing,
+        })
     }
+}
+
+/// A boolean as container-structure-test's YAML parser (gopkg.in/yaml.v2, YAML 1.1) reads one:
+/// `true`/`false` and also `yes`/`no`, `on`/`off`, `y`/`n`, each lowercase, capitalised or in
+/// capitals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bool11(pub bool);
+
+impl Bool11 {
+    fn parse(text: &str) -> Result<bool, String> {
+        match text {
+            "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+                Ok(true)
+            }
+            "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False"
+            | "FALSE" => Ok(false),
+            _ => Err(format!(
+                "invalid boolean {text:?} (true, false, yes, no, on, off)"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bool11 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Bool11;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean (true, false, yes, no, on, off)")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Bool11, E> {
+                Ok(Bool11(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Bool11, E> {
+                Bool11::parse(v).map(Bool11).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A `bool` field read as YAML 1.1 does ([`Bool11`]).
+pub(super) fn bool11<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Bool11::deserialize(d).map(|b| b.0)
+}
+
+/// `path` made absolute with its `.` and `..` components resolved by name (for a path that does
+/// not exist yet, which `canonicalize` refuses).
+fn normalise(path: &std::path::Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// A regex, checked while parsing.
@@ -149,9 +241,27 @@ impl Pattern {
 }
 
 impl fmt::Display for Pattern {
+    /// `/source/`, on one line: line breaks and other control characters in the source are
+    /// written as escapes (`\n`, `\r`, `\t`, `\u{1b}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "/{}/", self.0.as_str())
+        write!(f, "/{}/", one_line(self.0.as_str()))
     }
+}
+
+/// `text` with line breaks, tabs and other control characters written as escapes, so that a
+/// value shows on one line.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Pattern {
@@ -213,15 +323,54 @@ impl<'de> Deserialize<'de> for Argv {
     }
 }
 
-/// A command test's `command`: a program, which cannot be empty.
+/// A command test's `command`: a program, which cannot be empty. Under schemaVersion 1.0.0 it is
+/// a list, the program and its arguments, returned each after a NUL character (which no argument
+/// can hold) for [`super::Spec`] to split into `command` and `args`.
 pub(super) fn program<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    parse_str(d, "a program", |v| {
-        if v.is_empty() {
-            Err("an empty command: name the program to run".to_string())
-        } else {
-            Ok(v.to_string())
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a program")
         }
-    })
+        fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+            self.visit_str("")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            if v.is_empty() {
+                Err(E::custom("an empty command: name the program to run"))
+            } else {
+                Ok(v.to_string())
+            }
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<String, A::Error> {
+            let mut argv: Vec<String> = Vec::new();
+            while let Some(arg) = seq.next_element::<String>()? {
+                argv.push(arg);
+            }
+            if !super::SCHEMA_V1.with(std::cell::Cell::get) {
+                let (program, args) = argv
+                    .split_first()
+                    .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
+                return Err(de::Error::custom(format!(
+                    "a list is how schemaVersion 1.0.0 writes a command; with 2.0.0 write \
+                     `command: {program:?}` and `args: {args:?}`"
+                )));
+            }
+            match argv.first() {
+                None => Err(de::Error::custom(
+                    "an empty command: name the program to run",
+                )),
+                Some(program) if program.is_empty() || argv.iter().any(|a| a.contains('\0')) => {
+                    Err(de::Error::custom(
+                        "the program of the command is an empty string",
+                    ))
+                }
+                Some(_) => Ok(format!("\0{}", argv.join("\0"))),
+            }
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// A permission string, checked while parsing.
