@@ -32,8 +32,10 @@ const LOG_PER_SECOND: f64 = 100.0;
 const KEPT_DENIALS: usize = 8;
 /// How many host calls one call may have denied before it is stopped.
 pub(crate) const MAX_DENIED_CALLS: usize = 256;
-/// The most log lines one `container-logs` call returns, and the longest line.
-const MAX_LOG_LINES: u32 = 10_000;
+/// The most log lines one `container-logs` call returns, and the longest line. The engine
+/// counts its log entries (of at most 16 KiB each) for the tail, so the tail read costs at most
+/// 1 000 x 16 KiB however long the container's lines are.
+const MAX_LOG_LINES: u32 = 1_000;
 const MAX_LOG_LINE: usize = 16 << 10;
 /// The most bytes of log text one `container-logs` call returns (the newest lines are kept).
 const MAX_LOG_BYTES: usize = 4 << 20;
