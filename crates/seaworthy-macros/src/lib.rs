@@ -105,10 +105,19 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         args.push(quote!(&#var));
         used.push(quote!(::seaworthy::__private::Used::fail(&mut #var);));
     }
+    // The test itself only calls the runner, which is compiled in every build (not only under
+    // `cfg(test)`), so what the attribute rejects is rejected by `cargo check` too.
+    let runner = format_ident!("__seaworthy_{}", name);
     Ok(quote! {
         #[::core::prelude::v1::test]
         #(#attrs)*
         #vis fn #name() #output {
+            #runner()
+        }
+
+        #[doc(hidden)]
+        #[allow(dead_code, non_snake_case)]
+        fn #runner() #output {
             #[allow(clippy::needless_lifetimes)]
             async fn __seaworthy_body(#inputs) #output #body
             let __seaworthy_test = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name));

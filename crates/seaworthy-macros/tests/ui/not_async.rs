@@ -1,0 +1,4 @@
+#[seaworthy::test]
+fn starts_a_container() {}
+
+fn main() {}
