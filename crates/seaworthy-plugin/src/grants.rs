@@ -109,7 +109,7 @@ impl PluginsConfig {
 
     /// Reads the `[plugins]` table of `path`; paths in it are made relative to its directory.
     pub fn from_file(path: &Path) -> Result<PluginsConfig> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read_regular_text(path, crate::files::MAX_MANIFEST_BYTES)
             .map_err(|e| PluginError::io("read config file", path, e))?;
         let invalid = |reason: String| PluginError::Manifest {
             path: path.to_path_buf(),

@@ -73,11 +73,14 @@ impl Default for Lockfile {
 impl Lockfile {
     /// Reads `path`; a missing file is an empty lockfile.
     pub fn load(path: &Path) -> Result<Lockfile> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lockfile::default()),
-            Err(e) => return Err(PluginError::io("read lockfile", path, e)),
-        };
+        let text =
+            match crate::files::read_regular_text(path, crate::files::MAX_MANIFEST_BYTES * 16) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Lockfile::default())
+                }
+                Err(e) => return Err(PluginError::io("read lockfile", path, e)),
+            };
         let invalid = |reason: String| PluginError::Lockfile {
             path: path.to_path_buf(),
             reason,
