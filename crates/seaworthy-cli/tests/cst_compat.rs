@@ -11,9 +11,12 @@
 //! which includes `globalEnvVars`, not the test's own `envVars`), `pkg/types/v2/
 //! file_existence.go` (the path substituted), gopkg.in/yaml.v2 (YAML 1.1 booleans).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{errors_in, json_of, seaworthy, Dir};
 use seaworthy::ImageBuild;
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -42,47 +45,6 @@ async fn image() -> &'static str {
         .await
 }
 
-/// A directory of its own for one test's spec files, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("sw-cst-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn seaworthy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seaworthy"))
-        .args(args)
-        .output()
-        .expect("run seaworthy")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}):\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 /// `(name, status)` of every result, in report order.
 fn outcomes(report: &Value) -> Vec<(String, String)> {
     report["results"]
@@ -99,18 +61,7 @@ fn outcomes(report: &Value) -> Vec<(String, String)> {
 }
 
 fn errors_of(report: &Value, name: &str) -> String {
-    report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("no result {name:?}"))["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    errors_in(report, name)
 }
 
 const RULES: &str = r#"schemaVersion: "2.0.0"

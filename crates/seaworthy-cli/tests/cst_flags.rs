@@ -2,53 +2,22 @@
 //! `--runtime`, `--save`, `--driver tar|host`, `--image-from-oci-layout` with
 //! `--default-image-tag`, against the local busybox test image (no registry).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use common::{json_of, seaworthy, Dir};
 use serde_json::Value;
 
 const BUSYBOX: &str = "seaworthy-test/busybox";
 
-/// A directory of its own for one test, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("sw-cst-flags-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn write(&self, name: &str, data: impl AsRef<[u8]>) -> String {
-        let path = self.0.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, data).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn seaworthy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seaworthy"))
-        .args(args)
-        .output()
-        .expect("run seaworthy")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}):\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+/// `seaworthy test --image busybox --output json EXTRA... SPEC`.
+fn json_run(spec: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["test", "-i", BUSYBOX, "-o", "json"];
+    args.extend(extra);
+    args.push(spec);
+    seaworthy(&args)
 }
 
 /// `(name, status, errors joined)` of every result.
@@ -92,36 +61,18 @@ fn engine_arch() -> String {
 
 #[test]
 fn platform_goes_to_every_container_and_a_mismatch_fails_naming_both() {
-    let dir = Dir::new("platform");
+    let dir = Dir::new("flags-platform");
     let spec = dir.write("spec.yaml", SPEC);
     let arch = engine_arch();
     let own = format!("linux/{arch}");
-    let out = seaworthy(&[
-        "test",
-        "-i",
-        BUSYBOX,
-        "-o",
-        "json",
-        "--platform",
-        &own,
-        &spec,
-    ]);
+    let out = json_run(&spec, &["--platform", &own]);
     assert_eq!(out.status.code(), Some(0), "{:?}", results(&json_of(&out)));
     let other = if arch == "arm64" {
         "linux/amd64"
     } else {
         "linux/arm64"
     };
-    let out = seaworthy(&[
-        "test",
-        "-i",
-        BUSYBOX,
-        "-o",
-        "json",
-        "--platform",
-        other,
-        &spec,
-    ]);
+    let out = json_run(&spec, &["--platform", other]);
     let rows = results(&json_of(&out));
     assert_eq!(out.status.code(), Some(1));
     // Metadata is the image's configuration: no container.
@@ -137,29 +88,11 @@ fn platform_goes_to_every_container_and_a_mismatch_fails_naming_both() {
 
 #[test]
 fn runtime_goes_to_every_container_and_an_unknown_one_is_named() {
-    let dir = Dir::new("runtime");
+    let dir = Dir::new("flags-runtime");
     let spec = dir.write("spec.yaml", SPEC);
-    let out = seaworthy(&[
-        "test",
-        "-i",
-        BUSYBOX,
-        "-o",
-        "json",
-        "--runtime",
-        "runc",
-        &spec,
-    ]);
+    let out = json_run(&spec, &["--runtime", "runc"]);
     assert_eq!(out.status.code(), Some(0), "{:?}", results(&json_of(&out)));
-    let out = seaworthy(&[
-        "test",
-        "-i",
-        BUSYBOX,
-        "-o",
-        "json",
-        "--runtime",
-        "no-such-runtime",
-        &spec,
-    ]);
+    let out = json_run(&spec, &["--runtime", "no-such-runtime"]);
     assert_eq!(out.status.code(), Some(1));
     let rows = results(&json_of(&out));
     for (name, status, errors) in &rows[1..] {
@@ -170,7 +103,7 @@ fn runtime_goes_to_every_container_and_an_unknown_one_is_named() {
 
 #[test]
 fn save_keeps_the_containers_and_prints_their_names() {
-    let dir = Dir::new("save");
+    let dir = Dir::new("flags-save");
     let spec = dir.write("spec.yaml", SPEC);
     let out = seaworthy(&["test", "-i", BUSYBOX, "--save", &spec]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -202,11 +135,9 @@ fn save_keeps_the_containers_and_prints_their_names() {
 
 #[test]
 fn driver_tar_reads_files_and_metadata_starts_nothing_and_fails_commands_by_name() {
-    let dir = Dir::new("tar");
+    let dir = Dir::new("flags-tar");
     let spec = dir.write("spec.yaml", SPEC);
-    let out = seaworthy(&[
-        "test", "-i", BUSYBOX, "-o", "json", "--driver", "tar", &spec,
-    ]);
+    let out = json_run(&spec, &["--driver", "tar"]);
     assert_eq!(out.status.code(), Some(1));
     let report = json_of(&out);
     let rows = results(&report);
@@ -309,7 +240,7 @@ impl Drop for Tag {
 
 #[test]
 fn an_oci_layout_is_loaded_under_its_annotation_or_the_default_tag_then_tested() {
-    let dir = Dir::new("oci");
+    let dir = Dir::new("flags-oci");
     let spec = dir.write("spec.yaml", SPEC);
     let plain = oci_layout(BUSYBOX, &dir, serde_json::json!({}));
     let out = seaworthy(&["test", "--image-from-oci-layout", &plain, &spec]);
@@ -336,7 +267,7 @@ fn an_oci_layout_is_loaded_under_its_annotation_or_the_default_tag_then_tested()
         "seaworthy-oci-test/annotated:{}",
         std::process::id()
     ));
-    let annotated = Dir::new("oci-annotated");
+    let annotated = Dir::new("flags-oci-annotated");
     let layout = oci_layout(
         BUSYBOX,
         &annotated,

@@ -2,8 +2,12 @@
 //! asserting the exact outcome of every test in the JSON report, the other output formats, the
 //! number of containers, spec errors, and that no container is left behind.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::errors_of_result as errors_in;
 
 use seaworthy::session::LABEL_OWNER;
 use seaworthy::ImageBuild;
@@ -246,17 +250,6 @@ fn result<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 fn errors_of(report: &Value, name: &str) -> String {
     errors_in(result(report, name))
-}
-
-/// The errors of one result, a line each.
-fn errors_in(result: &Value) -> String {
-    result["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The errors of every result named `name`, in report order.
