@@ -62,9 +62,8 @@ where
 ///
 /// #[tokio::test]
 /// async fn caches() -> seaworthy::Result<()> {
-///     let cache = MEMCACHED.get().await?;
+///     let cache = MEMCACHED.fresh().await?; // this test's alone, cleaned at hand-out
 ///     let url = cache.connection().url(); // memcached://127.0.0.1:49153
-///     cache.clean().await?;
 ///     Ok(())
 /// }
 /// ```

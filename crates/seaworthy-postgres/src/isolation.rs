@@ -254,9 +254,9 @@ fn keep_on_failure() -> bool {
 ///   connection limits (`max_connections`), statistics (`pg_stat_*`).
 ///
 /// Dropping the guard drops the database only: a role the test created stays. A test that
-/// changes cluster-wide state should not isolate: it holds the fixture alone
-/// ([`Shared::exclusive`]) and calls [`PostgresFixture::clean`](crate::PostgresFixture::clean),
-/// which resets the rest: roles created after the baseline are dropped and the baseline roles'
+/// changes cluster-wide state should not isolate: it takes the fixture alone with
+/// [`Shared::fresh`] (a `&PostgresFixture` parameter of `#[seaworthy::test]`), and the next
+/// hand-out's [`PostgresFixture::clean`](crate::PostgresFixture::clean) resets the rest: roles created after the baseline are dropped and the baseline roles'
 /// attributes, passwords, memberships and settings restored, databases created after the
 /// baseline dropped (isolated databases are left alone). A role that still owns objects in an
 /// isolated database cannot be dropped: clean() then fails and says so. The server's own

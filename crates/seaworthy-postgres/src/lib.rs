@@ -42,10 +42,31 @@
 //! }
 //! ```
 //!
-//! Or tests take turns on the fixture's own database, cleaning it in between with
-//! [`PostgresFixture::clean`]: rows emptied or restored to the seed data, sequences reset,
-//! objects, roles and databases the test created dropped, other sessions closed (an open
-//! transaction never blocks it) — a few milliseconds when only data changed.
+//! Or tests take turns on the fixture's own database, each handed it at its baseline by
+//! `#[seaworthy::test]` (or `PG.fresh().await?`): [`PostgresFixture::clean`] runs at hand-out —
+//! rows emptied or restored to the seed data, sequences reset, objects, roles and databases the
+//! test before created dropped, other sessions closed (an open transaction never blocks it), a
+//! few milliseconds when only data changed — and is skipped when the server wrote nothing since
+//! the last one (one query). A test that fails never hands its rows to the next one:
+//!
+//! ```no_run
+//! use seaworthy::Shared;
+//! use seaworthy_postgres::{Postgres, PostgresFixture};
+//!
+//! fn postgres() -> Postgres {
+//!     Postgres::default().with_init_sql("CREATE TABLE users (id serial PRIMARY KEY, name text)")
+//! }
+//! static PG: Shared<Postgres> = Shared::per_process(postgres);
+//!
+//! #[seaworthy::test]
+//! async fn starts_with_no_users(pg: &PostgresFixture) -> anyhow::Result<()> {
+//!     let client = pg.client().await?;
+//!     client.execute("INSERT INTO users (name) VALUES ('ada')", &[]).await?;
+//!     let count: i64 = client.query_one("SELECT count(*) FROM users", &[]).await?.get(0);
+//!     assert_eq!(count, 1);
+//!     Ok(())
+//! }
+//! ```
 //!
 //! ## What the baseline is
 //!

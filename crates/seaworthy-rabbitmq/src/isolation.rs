@@ -28,9 +28,12 @@
 //!   whole API, authenticated as an administrator: it can reach other vhosts.
 //!
 //! Dropping a guard only deletes its vhost. A test that changes broker-wide state should not
-//! isolate: it holds the fixture alone ([`Shared::exclusive`](seaworthy::Shared::exclusive)) and
-//! calls [`clean`](seaworthy::Fixture::clean), which resets the rest: users (the fixture's own
-//! included), permissions, global parameters and every vhost.
+//! isolate: it takes the fixture alone with [`Shared::fresh`](seaworthy::Shared::fresh) (a
+//! `&RabbitMqFixture` parameter of `#[seaworthy::test]`), and the next hand-out's
+//! [`clean`](seaworthy::Fixture::clean) resets the rest: users (the fixture's own included),
+//! permissions, global parameters and every vhost. Take vhosts with
+//! [`Shared::isolated`](seaworthy::Shared::isolated): its guard keeps the broker held, so no
+//! such test cleans under an isolated one.
 
 use std::fmt;
 
@@ -46,14 +49,15 @@ use crate::management::{
 /// A private virtual host in a shared broker for one test, deleted when the guard drops.
 ///
 /// ```no_run
-/// use seaworthy::{Isolation, Shared};
+/// use seaworthy::Shared;
 /// use seaworthy_rabbitmq::RabbitMq;
 ///
 /// static RABBIT: Shared<RabbitMq> = Shared::per_process(RabbitMq::new);
 ///
 /// #[tokio::test]
 /// async fn declares_its_queue() -> anyhow::Result<()> {
-///     let rabbit = RABBIT.get().await?.isolate().await?;
+///     // The guard keeps the broker held: no test resets the whole broker while it lives.
+///     let rabbit = RABBIT.isolated().await?;
 ///     let channel = rabbit.channel().await?;
 ///     channel.queue_declare("jobs".into(), Default::default(), Default::default()).await?;
 ///     assert_eq!(rabbit.queues().await?.len(), 1);

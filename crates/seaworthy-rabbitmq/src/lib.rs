@@ -19,35 +19,39 @@
 //! }
 //! ```
 //!
-//! Starting a broker takes several seconds: share one, and return it to its baseline between
-//! tests with [`clean`](seaworthy::Fixture::clean) (a test that cleans holds the fixture alone):
+//! Starting a broker takes several seconds: share one. A test given the shared broker by
+//! `#[seaworthy::test]` has it alone, at its baseline when the test starts (queues, exchanges,
+//! bindings, policies, vhosts and users are reset at hand-out, whatever the test before did,
+//! failed or not):
 //!
 //! ```no_run
-//! use seaworthy::{Fixture, Shared};
-//! use seaworthy_rabbitmq::RabbitMq;
+//! use seaworthy::Shared;
+//! use seaworthy_rabbitmq::{RabbitMq, RabbitMqFixture};
 //!
-//! static RABBIT: Shared<RabbitMq> = Shared::per_process(RabbitMq::new);
+//! static RABBIT: Shared<RabbitMq> = Shared::per_process(RabbitMq::new); // per_run under nextest
 //!
-//! #[tokio::test]
-//! async fn starts_from_the_baseline() -> anyhow::Result<()> {
-//!     let rabbit = RABBIT.exclusive().await?;
-//!     rabbit.clean().await?; // queues, exchanges, bindings, policies, vhosts, users...
+//! #[seaworthy::test]
+//! async fn starts_from_the_baseline(rabbit: &RabbitMqFixture) -> anyhow::Result<()> {
 //!     assert!(rabbit.queues("/").await?.is_empty());
 //!     Ok(())
 //! }
 //! ```
 //!
-//! Or let tests run in parallel, each in a virtual host of its own, deleted when its guard drops:
+//! Without the attribute, `let rabbit = RABBIT.fresh().await?;` is the same hand-out.
+//!
+//! Or let tests run in parallel, each in a virtual host of its own, deleted when its guard drops
+//! ([`Shared::isolated`](seaworthy::Shared::isolated): the guard keeps the broker held, so no
+//! test resets the whole broker under it):
 //!
 //! ```no_run
-//! use seaworthy::{Isolation, Shared};
+//! use seaworthy::Shared;
 //! use seaworthy_rabbitmq::RabbitMq;
 //!
 //! static RABBIT: Shared<RabbitMq> = Shared::per_process(RabbitMq::new);
 //!
 //! #[tokio::test]
 //! async fn in_its_own_vhost() -> anyhow::Result<()> {
-//!     let rabbit = RABBIT.get().await?.isolate().await?;
+//!     let rabbit = RABBIT.isolated().await?; // `rabbit: &Isolated<RabbitMqFixture>` with #[seaworthy::test]
 //!     let channel = rabbit.channel().await?;
 //!     channel.queue_declare("jobs".into(), Default::default(), Default::default()).await?;
 //!     assert_eq!(rabbit.queues().await?.len(), 1);

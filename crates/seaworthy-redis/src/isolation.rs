@@ -38,10 +38,12 @@
 //! * Statistics (`INFO`), memory and eviction limits, the slow log, `CLIENT LIST`.
 //!
 //! Dropping a guard only empties its namespace (`FLUSHDB`, or deleting the prefixed keys). A test
-//! that changes server-wide state should not isolate: it holds the fixture alone
-//! ([`Shared::exclusive`](seaworthy::Shared::exclusive)) and calls
-//! [`clean`](seaworthy::Fixture::clean), which resets the rest: every database, scripts,
-//! functions, pub/sub clients, configuration and users.
+//! that changes server-wide state should not isolate: it takes the fixture alone with
+//! [`Shared::fresh`](seaworthy::Shared::fresh) (a `&RedisFixture` parameter of
+//! `#[seaworthy::test]`), and the next hand-out's [`clean`](seaworthy::Fixture::clean) resets
+//! the rest: every database, scripts, functions, pub/sub clients, configuration and users. Take
+//! namespaces with [`Shared::isolated`](seaworthy::Shared::isolated): its guard keeps the server
+//! held, so no such test cleans under an isolated one.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -208,14 +210,15 @@ impl Pool {
 ///
 /// ```no_run
 /// use redis::AsyncCommands;
-/// use seaworthy::{Isolation, Shared};
+/// use seaworthy::Shared;
 /// use seaworthy_redis::Redis;
 ///
 /// static REDIS: Shared<Redis> = Shared::per_process(Redis::new);
 ///
 /// #[tokio::test]
 /// async fn counts_visits() -> anyhow::Result<()> {
-///     let redis = REDIS.get().await?.isolate().await?;
+///     // The guard keeps the server held: no test flushes the whole server while it lives.
+///     let redis = REDIS.isolated().await?;
 ///     let mut conn = redis.connection_manager();
 ///     let _: () = conn.set(redis.key("visits"), 1).await?;
 ///     Ok(())

@@ -19,37 +19,40 @@
 //! }
 //! ```
 //!
-//! Starting a container for each test costs about half a second; share one instead, and return
-//! it to its baseline between tests with [`clean`](seaworthy::Fixture::clean) (a test that cleans
-//! holds the fixture alone):
+//! Starting a container for each test costs about half a second; share one instead. A test
+//! given the shared server by `#[seaworthy::test]` has it alone, at its baseline when the test
+//! starts (keys of every db, scripts, functions, subscribers, config and users are reset at
+//! hand-out, whatever the test before did, failed or not):
 //!
 //! ```no_run
-//! use seaworthy::{Fixture, Shared};
-//! use seaworthy_redis::Redis;
+//! use seaworthy::Shared;
+//! use seaworthy_redis::{Redis, RedisFixture};
 //!
-//! static REDIS: Shared<Redis> = Shared::per_process(Redis::new);
+//! static REDIS: Shared<Redis> = Shared::per_process(Redis::new); // per_run under nextest
 //!
-//! #[tokio::test]
-//! async fn starts_empty() -> anyhow::Result<()> {
-//!     let redis = REDIS.exclusive().await?;
-//!     redis.clean().await?; // keys of every db, scripts, functions, subscribers, config, users
+//! #[seaworthy::test]
+//! async fn starts_empty(redis: &RedisFixture) -> anyhow::Result<()> {
 //!     assert!(redis.keys("*", 0).await?.is_empty());
 //!     Ok(())
 //! }
 //! ```
 //!
-//! Or let tests run in parallel, each in a database of its own, flushed when its guard drops:
+//! Without the attribute, `let redis = REDIS.fresh().await?;` is the same hand-out.
+//!
+//! Or let tests run in parallel, each in a database of its own, flushed when its guard drops
+//! ([`Shared::isolated`](seaworthy::Shared::isolated): the guard keeps the server held, so no
+//! test flushes the whole server under it):
 //!
 //! ```no_run
 //! use redis::AsyncCommands;
-//! use seaworthy::{Isolation, Shared};
+//! use seaworthy::Shared;
 //! use seaworthy_redis::Redis;
 //!
 //! static REDIS: Shared<Redis> = Shared::per_process(Redis::new);
 //!
 //! #[tokio::test]
 //! async fn in_its_own_database() -> anyhow::Result<()> {
-//!     let redis = REDIS.get().await?.isolate().await?;
+//!     let redis = REDIS.isolated().await?; // `redis: &Isolated<RedisFixture>` with #[seaworthy::test]
 //!     let mut conn = redis.connection_manager();
 //!     let _: () = conn.set(redis.key("counter"), 1).await?;
 //!     assert_eq!(redis.keys("*").await?, ["counter"]);

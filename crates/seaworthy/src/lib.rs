@@ -87,6 +87,55 @@ pub use stack::{
 pub use stack_fixture::{RunningStack, StackFixture};
 pub use wait::{LogPattern, Wait};
 
+/// An async test, run on a Tokio runtime of its own and given what it asks for by parameter:
+///
+/// * `name: &F` (any fixture type): the fixture `static NAME: Shared<…>` (the parameter's name
+///   in capitals) for this test alone, at its baseline ([`Shared::fresh`]);
+/// * `name: &Isolated<F>`: a namespace of its own in `static NAME: Shared<…>`
+///   ([`Shared::isolated`]), the fixture held meanwhile;
+/// * `name: &Container`: a container started from `fn name() -> ContainerDefinition`, removed
+///   after the test.
+///
+/// ```no_run
+/// use seaworthy::{Container, ContainerDefinition, GenericFixture, Shared, SnapshotFixture, Wait};
+///
+/// fn files() -> SnapshotFixture {
+///     SnapshotFixture::new(
+///         ContainerDefinition::new("seaworthy-test/busybox")
+///             .with_cmd(["sh", "-c", "echo ready; exec sleep 3600"])
+///             .with_wait(Wait::log("ready")),
+///     )
+/// }
+/// static FILES: Shared<SnapshotFixture> = Shared::per_process(files);
+///
+/// fn web() -> ContainerDefinition {
+///     ContainerDefinition::new("seaworthy-test/nginx").with_port(80).with_wait(Wait::http(80, "/"))
+/// }
+///
+/// #[seaworthy::test]
+/// async fn writes_a_file(files: &GenericFixture) -> anyhow::Result<()> {
+///     use seaworthy::Fixture;
+///     files.container().write_file("/tmp/x", "x", 0o644).await?; // gone for the next test
+///     Ok(())
+/// }
+///
+/// #[seaworthy::test(flavor = "multi_thread", worker_threads = 2)]
+/// async fn serves(web: &Container) -> anyhow::Result<()> {
+///     assert_eq!(web.http(80)?.get("/").send().await?.status(), 200);
+///     Ok(())
+/// }
+/// ```
+///
+/// The test returns `()` or `Result<(), E>` with `E: Debug`. When it fails (a panic or an
+/// error), its output names each fixture it used, the container behind it and the container's
+/// last log lines, and the fixture counts as changed (with `SEAWORTHY_KEEP_ON_FAILURE=1` it is
+/// kept as it was left, and later tests get a new one).
+///
+/// Without an engine the test fails with the engine's error; with
+/// `SEAWORTHY_SKIP_WITHOUT_ENGINE=1` it is skipped instead (a `seaworthy: SKIPPED` line, and a
+/// count at exit; libtest still lists it as `ok`), unless `CI` is set. Misuse (a parameter it
+/// cannot provide, a non-async function, a result type it cannot judge, a `static` that is not
+/// a [`Shared`]) is a compile error saying what to write.
 pub use seaworthy_macros::test;
 
 /// Re-exported so tests can name bollard's types without a separate dependency.
