@@ -86,15 +86,18 @@ pub(crate) enum Transport {
     Http(String),
     /// TLS over TCP: the endpoint as given and the directory of `ca.pem`, `cert.pem`, `key.pem`.
     Tls(String, PathBuf),
-    /// SSH (`ssh://user@host[:port]`): the engine's socket through `ssh … docker system dial-stdio`.
-    Ssh(String),
+    /// SSH (`ssh://user@host[:port]`): the engine's socket through `ssh … docker system
+    /// dial-stdio`, with a private key file or SSH's own configuration.
+    Ssh(String, Option<PathBuf>),
 }
 
 impl Transport {
-    /// The transport for `endpoint`; `tls` is the TLS directory to use for `tcp://`/`https://`.
+    /// The transport for `endpoint`; `tls` is the TLS directory to use for `tcp://`/`https://`,
+    /// `ssh_key` the private key for `ssh://`.
     pub(crate) fn parse(
         endpoint: &str,
         tls: Option<PathBuf>,
+        ssh_key: Option<PathBuf>,
     ) -> std::result::Result<Transport, String> {
         if let Some(path) = endpoint.strip_prefix("unix://") {
             return Ok(Transport::Unix(path.to_string()));
@@ -112,8 +115,17 @@ impl Transport {
         if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
             return Ok(Transport::Http(endpoint.to_string()));
         }
-        if endpoint.starts_with("ssh://") {
-            return Ok(Transport::Ssh(endpoint.to_string()));
+        if let Some(rest) = endpoint.strip_prefix("ssh://") {
+            let authority = rest.split('/').next().unwrap_or(rest);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if host.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
+                return Err(format!(
+                    "the SSH transport (bollard 0.21) cannot take a port in {endpoint}: give the \
+                     host a name with its Port in ~/.ssh/config (Host NAME / HostName … / Port …) \
+                     and use ssh://USER@NAME"
+                ));
+            }
+            return Ok(Transport::Ssh(endpoint.to_string(), ssh_key));
         }
         Err(format!(
             "unsupported endpoint {endpoint:?}: Seaworthy speaks unix://, tcp://, http://, \
@@ -125,7 +137,7 @@ impl Transport {
     pub(crate) fn endpoint(&self) -> String {
         match self {
             Transport::Unix(path) => format!("unix://{path}"),
-            Transport::Http(e) | Transport::Tls(e, _) | Transport::Ssh(e) => e.clone(),
+            Transport::Http(e) | Transport::Tls(e, _) | Transport::Ssh(e, _) => e.clone(),
         }
     }
 
@@ -134,6 +146,19 @@ impl Transport {
         match self {
             Transport::Tls(_, dir) => Some(dir),
             _ => None,
+        }
+    }
+
+    /// The environment that makes [`Engine::connect_to`] in another process open this
+    /// transport: the TLS material or the SSH key.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Transport::Tls(_, dir) => vec![
+                ("DOCKER_TLS_VERIFY", "1".to_string()),
+                ("DOCKER_CERT_PATH", dir.display().to_string()),
+            ],
+            Transport::Ssh(_, Some(key)) => vec![(SSH_KEY_VAR, key.display().to_string())],
+            _ => Vec::new(),
         }
     }
 }
@@ -167,21 +192,23 @@ impl fmt::Debug for Engine {
     }
 }
 
-/// The TLS directories of the TLS endpoints this process connected to, so that the reaper (a
-/// separate process given only the endpoint) reaches them the same way.
-static TLS_DIRS: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+/// The variable naming the private key for `ssh://` endpoints.
+pub const SSH_KEY_VAR: &str = "SEAWORTHY_SSH_KEY";
+
+/// The transports of the endpoints this process connected to, so that the reaper (a separate
+/// process given only the endpoint) reaches them the same way.
+static TRANSPORTS: Mutex<Option<HashMap<String, Transport>>> = Mutex::new(None);
 
 /// The environment that makes [`Engine::connect_to`] in another process reach `endpoint` as
-/// this process does (`DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for a TLS endpoint).
+/// this process does (`DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for a TLS endpoint,
+/// `SEAWORTHY_SSH_KEY` for an SSH one).
 pub(crate) fn connect_env(endpoint: &str) -> Vec<(&'static str, String)> {
-    let dirs = TLS_DIRS.lock().unwrap_or_else(|e| e.into_inner());
-    match dirs.as_ref().and_then(|d| d.get(endpoint)) {
-        Some(dir) => vec![
-            ("DOCKER_TLS_VERIFY", "1".to_string()),
-            ("DOCKER_CERT_PATH", dir.display().to_string()),
-        ],
-        None => Vec::new(),
-    }
+    let transports = TRANSPORTS.lock().unwrap_or_else(|e| e.into_inner());
+    transports
+        .as_ref()
+        .and_then(|t| t.get(endpoint))
+        .map(Transport::env)
+        .unwrap_or_default()
 }
 
 impl Engine {
@@ -191,15 +218,19 @@ impl Engine {
     }
 
     /// Connects to `endpoint` (`unix:///path`, `tcp://host:port`, `http://host:port`,
-    /// `https://host:port` or `ssh://user@host`) and negotiates the API version. A `tcp://` or
-    /// `https://` endpoint uses TLS when `DOCKER_TLS_VERIFY` is set, with the material of
-    /// `DOCKER_CERT_PATH` (else `~/.docker`), as the Docker CLI does.
+    /// `https://host:port` or `ssh://user@host[:port]`) and negotiates the API version. A
+    /// `tcp://` or `https://` endpoint uses TLS when `DOCKER_TLS_VERIFY` is set, with the
+    /// material of `DOCKER_CERT_PATH` (else `~/.docker`), as the Docker CLI does; an `ssh://`
+    /// endpoint uses the key file named by `SEAWORTHY_SSH_KEY`, else SSH's own configuration.
     pub async fn connect_to(endpoint: &str) -> Result<Engine> {
         let tls = std::env::var("DOCKER_TLS_VERIFY")
             .is_ok_and(|v| !v.is_empty())
             .then(env_cert_dir)
             .flatten();
-        let transport = Transport::parse(endpoint, tls)
+        let ssh_key = std::env::var_os(SSH_KEY_VAR)
+            .filter(|k| !k.is_empty())
+            .map(PathBuf::from);
+        let transport = Transport::parse(endpoint, tls, ssh_key)
             .map_err(|reason| Error::invalid("engine endpoint", endpoint, reason))?;
         Engine::open(transport, Source::Explicit).await
     }
@@ -216,6 +247,31 @@ impl Engine {
         }
         Engine::open(
             Transport::Tls(endpoint.to_string(), cert_dir.to_path_buf()),
+            Source::Explicit,
+        )
+        .await
+    }
+
+    /// Connects to `endpoint` (`ssh://user@host[:port]`) over SSH with the private key `key`:
+    /// the engine is the one `docker system dial-stdio` reaches on that host (the Docker CLI
+    /// must be installed there).
+    pub async fn connect_with_ssh_key(endpoint: &str, key: &Path) -> Result<Engine> {
+        if !endpoint.starts_with("ssh://") {
+            return Err(Error::invalid(
+                "engine endpoint",
+                endpoint,
+                "an SSH key needs an ssh:// endpoint",
+            ));
+        }
+        if !key.is_file() {
+            return Err(Error::invalid(
+                "engine endpoint",
+                endpoint,
+                format!("the SSH key {} does not exist", key.display()),
+            ));
+        }
+        Engine::open(
+            Transport::Ssh(endpoint.to_string(), Some(key.to_path_buf())),
             Source::Explicit,
         )
         .await
@@ -251,26 +307,22 @@ impl Engine {
                     bollard::API_DEFAULT_VERSION,
                 )
             }
-            Transport::Ssh(e) => Docker::connect_with_ssh(
+            Transport::Ssh(e, key) => Docker::connect_with_ssh(
                 e,
                 REQUEST_TIMEOUT.as_secs(),
                 bollard::API_DEFAULT_VERSION,
-                std::env::var("SEAWORTHY_SSH_KEY")
-                    .ok()
-                    .filter(|k| !k.is_empty()),
+                key.as_ref().map(|k| k.display().to_string()),
             ),
         }
         .map_err(unavailable)?;
         let docker = docker.negotiate_version().await.map_err(unavailable)?;
         let api_version = docker.client_version().to_string();
         let host = published_host(&docker, &transport).await;
-        if let Some(dir) = transport.tls_dir() {
-            TLS_DIRS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with(HashMap::new)
-                .insert(endpoint.clone(), dir.to_path_buf());
-        }
+        TRANSPORTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(endpoint.clone(), transport.clone());
         tracing::debug!(endpoint, %api_version, host, %source, "connected to the Docker engine");
         Ok(Engine {
             docker,
@@ -286,11 +338,14 @@ impl Engine {
     /// endpoint and the environment [`connect_env`] gives (the TLS material of a TLS endpoint).
     /// `seaworthy doctor` uses it to tell whether the reaper can reach this engine.
     pub async fn reconnect(&self) -> Result<Engine> {
-        let transport = match &self.tls_dir {
-            Some(dir) => Transport::Tls(self.endpoint.clone(), dir.clone()),
-            None => Transport::parse(&self.endpoint, None)
-                .map_err(|reason| Error::invalid("engine endpoint", &self.endpoint, reason))?,
+        let env = connect_env(&self.endpoint);
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| PathBuf::from(v))
         };
+        let transport = Transport::parse(&self.endpoint, var("DOCKER_CERT_PATH"), var(SSH_KEY_VAR))
+            .map_err(|reason| Error::invalid("engine endpoint", &self.endpoint, reason))?;
         Engine::open(transport, self.source.clone()).await
     }
 
@@ -453,25 +508,32 @@ mod tests {
         use super::Transport;
         let tls = Some(std::path::PathBuf::from("/certs"));
         assert!(matches!(
-            Transport::parse("unix:///run/x.sock", None),
+            Transport::parse("unix:///run/x.sock", None, None),
             Ok(Transport::Unix(p)) if p == "/run/x.sock"
         ));
         assert!(matches!(
-            Transport::parse("tcp://h:2375", None),
+            Transport::parse("tcp://h:2375", None, None),
             Ok(Transport::Http(_))
         ));
         assert!(matches!(
-            Transport::parse("tcp://h:2376", tls.clone()),
+            Transport::parse("tcp://h:2376", tls.clone(), None),
             Ok(Transport::Tls(..))
         ));
         assert!(matches!(
-            Transport::parse("https://h:2376", tls),
+            Transport::parse("https://h:2376", tls, None),
             Ok(Transport::Tls(..))
         ));
-        assert!(Transport::parse("https://h:2376", None)
+        assert!(Transport::parse("https://h:2376", None, None)
             .unwrap_err()
             .contains("needs TLS material"));
-        assert!(Transport::parse("npipe:////./pipe/docker", None)
+        assert!(matches!(
+            Transport::parse("ssh://ci@build-7", None, None),
+            Ok(Transport::Ssh(..))
+        ));
+        assert!(Transport::parse("ssh://ci@build-7:2222", None, None)
+            .unwrap_err()
+            .contains("cannot take a port"));
+        assert!(Transport::parse("npipe:////./pipe/docker", None, None)
             .unwrap_err()
             .contains("unsupported endpoint"));
     }

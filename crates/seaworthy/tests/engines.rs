@@ -1,13 +1,15 @@
 //! The same smoke set on every kind of endpoint: the shared engine's Unix socket, the TLS engine
 //! (reached with explicit material, with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, and through a Docker
-//! context). Each run starts a container with a log wait, execs in it, reads file metadata,
+//! context), and the shared engine over SSH (`docker system dial-stdio` behind sshd on
+//! 127.0.0.2:22, with a generated key). Each run starts a container with a log wait, execs in it, reads file metadata,
 //! snapshots and restores it, starts a two-member stack, and checks that nothing of its session
 //! is left on that engine afterwards.
 //!
 //! The TLS engine is started by `bash .ci/engines start` (which `.ci/run` runs): a second
 //! dockerd on tcp://127.0.0.1:2376 with --tlsverify, client material in
-//! /var/lib/seaworthy-ci/tls/client. `SEAWORTHY_TEST_TLS_HOST` and `SEAWORTHY_TEST_TLS_CERTS`
-//! point the tests elsewhere.
+//! /var/lib/seaworthy-ci/tls/client; and sshd with the key /var/lib/seaworthy-ci/ssh/id_ed25519.
+//! `SEAWORTHY_TEST_TLS_HOST`, `SEAWORTHY_TEST_TLS_CERTS`, `SEAWORTHY_TEST_SSH_HOST` and
+//! `SEAWORTHY_TEST_SSH_KEY` point the tests elsewhere.
 
 #[path = "support/context_store.rs"]
 mod context_store;
@@ -230,6 +232,46 @@ async fn tls_through_a_docker_context() {
     assert_eq!(engine.tls_dir(), Some(tls_dir.as_path()));
     smoke(engine).await;
     std::fs::remove_dir_all(&config).unwrap();
+}
+
+/// The SSH endpoint's key; a clear failure when the endpoint was never set up.
+fn ssh_key() -> PathBuf {
+    let key = PathBuf::from(
+        std::env::var("SEAWORTHY_TEST_SSH_KEY")
+            .unwrap_or_else(|_| "/var/lib/seaworthy-ci/ssh/id_ed25519".into()),
+    );
+    assert!(
+        key.is_file(),
+        "no SSH key at {}: run `bash .ci/engines start` to start the SSH endpoint",
+        key.display()
+    );
+    key
+}
+
+fn ssh_host() -> String {
+    std::env::var("SEAWORTHY_TEST_SSH_HOST").unwrap_or_else(|_| "ssh://root@127.0.0.2".into())
+}
+
+#[tokio::test]
+async fn ssh_with_a_key() {
+    let key = ssh_key();
+    let engine =
+        on_runtime(async move { Engine::connect_with_ssh_key(&ssh_host(), &key).await }).await;
+    assert_eq!(engine.endpoint(), ssh_host());
+    assert_eq!(engine.host(), "127.0.0.2");
+    smoke(engine).await;
+}
+
+#[tokio::test]
+async fn ssh_from_docker_host_and_seaworthy_ssh_key() {
+    let discovery = Discovery::new()
+        .var("DOCKER_HOST", Some(&ssh_host()))
+        .unwrap()
+        .var("SEAWORTHY_SSH_KEY", Some(ssh_key().to_str().unwrap()))
+        .unwrap();
+    let engine = on_runtime(async move { discovery.connect().await }).await;
+    assert_eq!(engine.source(), &Source::DockerHost);
+    engine.docker().ping().await.unwrap();
 }
 
 #[tokio::test]

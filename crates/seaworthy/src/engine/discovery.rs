@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variables discovery reads.
-const VARS: [&str; 8] = [
+const VARS: [&str; 9] = [
     "DOCKER_HOST",
     "DOCKER_CONTEXT",
     "DOCKER_CONFIG",
@@ -22,6 +22,7 @@ const VARS: [&str; 8] = [
     "SEAWORTHY_CONFIG",
     "XDG_RUNTIME_DIR",
     "HOME",
+    "SEAWORTHY_SSH_KEY",
 ];
 
 /// The search for an engine, in this order (the first place that names one decides):
@@ -138,7 +139,8 @@ impl Discovery {
 
     /// Sets (`Some`) or unsets (`None`) one of the variables discovery reads: `DOCKER_HOST`,
     /// `DOCKER_CONTEXT`, `DOCKER_CONFIG`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`,
-    /// `SEAWORTHY_CONFIG`, `XDG_RUNTIME_DIR` or `HOME`. Another name is refused.
+    /// `SEAWORTHY_CONFIG`, `XDG_RUNTIME_DIR`, `HOME` or `SEAWORTHY_SSH_KEY`. Another name is
+    /// refused.
     pub fn var(mut self, name: &str, value: Option<&str>) -> Result<Discovery> {
         let key = VARS.iter().find(|k| **k == name).ok_or_else(|| {
             Error::invalid(
@@ -278,8 +280,13 @@ impl Discovery {
         Ok(Some(Candidate {
             place: "DOCKER_HOST".into(),
             source: Source::DockerHost,
-            transport: Transport::parse(host, tls.flatten()),
+            transport: Transport::parse(host, tls.flatten(), self.ssh_key()),
         }))
+    }
+
+    /// The key for `ssh://` endpoints, `SEAWORTHY_SSH_KEY`.
+    fn ssh_key(&self) -> Option<PathBuf> {
+        self.get(super::SSH_KEY_VAR).map(PathBuf::from)
     }
 
     /// The TLS directory of `DOCKER_CERT_PATH`, else `~/.docker`.
@@ -342,7 +349,7 @@ impl Discovery {
                      not support; give it the engine's CA instead ({})",
                     ctx.host
                 )),
-                Ok(ctx) => Transport::parse(&ctx.host, ctx.tls_dir),
+                Ok(ctx) => Transport::parse(&ctx.host, ctx.tls_dir, self.ssh_key()),
             },
         };
         Ok(Some(Candidate {
@@ -377,7 +384,7 @@ impl Discovery {
         Ok(Some(Candidate {
             place: format!("[engine] host in {shown}"),
             source: Source::ConfigFile { path },
-            transport: Transport::parse(&engine.host, tls),
+            transport: Transport::parse(&engine.host, tls, self.ssh_key()),
         }))
     }
 
