@@ -27,8 +27,8 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Commands {
-    /// Run structure tests (container-structure-test schema 2.0.0, plus daemon tests) against an
-    /// image.
+    /// Run structure tests (container-structure-test files and flags, plus daemon tests) against
+    /// an image.
     Test(structure::TestArgs),
     /// Remove the containers, networks, volumes and images of dead test processes (and of finished
     /// test runs) on this host.

@@ -285,3 +285,30 @@ fn an_oci_layout_is_loaded_under_its_annotation_or_the_default_tag_then_tested()
     assert_eq!(out.status.code(), Some(0), "{:?}", results(&report));
     assert_eq!(report["image"], named.0.as_str());
 }
+
+#[test]
+fn a_test_report_file_is_json_unless_junit_is_asked_for() {
+    let dir = Dir::new("flags-report");
+    let spec = dir.write(
+        "spec.yaml",
+        "schemaVersion: 2.0.0\nmetadataTest:\n  cmd: [sh]\n",
+    );
+    let file = dir.0.join("report").display().to_string();
+    let out = seaworthy(&["test", "-i", BUSYBOX, "--test-report", &file, &spec]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(report["summary"]["passed"], 1);
+    let out = seaworthy(&[
+        "test",
+        "-i",
+        BUSYBOX,
+        "-o",
+        "junit",
+        "--test-report",
+        &file,
+        &spec,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let xml = std::fs::read_to_string(&file).unwrap();
+    assert!(xml.starts_with("<?xml"), "{xml}");
+}

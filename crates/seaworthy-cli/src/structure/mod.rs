@@ -1,8 +1,8 @@
 //! `seaworthy test`: structure tests from YAML.
 //!
-//! Reads container-structure-test files (schema 2.0.0) unchanged, plus Seaworthy's `daemonTests`
-//! (see [`spec`]), and runs them against one image with as little Docker work as each kind
-//! allows:
+//! Reads container-structure-test files (schema 2.0.0, and 1.0.0) unchanged, plus Seaworthy's
+//! `daemonTests` (see [`spec`]), and runs them against one image with as little Docker work as
+//! each kind allows:
 //!
 //! - `metadataTest`: answered from `docker image inspect`, no container;
 //! - file tests: one container *created* (never started) per set of run options, read through the
@@ -43,9 +43,11 @@ use spec::{RunOptions, SpecFile};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Spec files use container-structure-test's schema 2.0.0 (commandTests, fileExistenceTests,
-fileContentTests, metadataTest, globalEnvVars, containerRunOptions), plus `daemonTests:`,
-which start the image as a daemon and check its readiness, logs, HTTP answers, processes and
-commands. Exit status: 0 all passed, 1 a test failed, 2 a spec or usage error.")]
+fileContentTests, metadataTest, globalEnvVars, containerRunOptions; schema 1.0.0 files are read
+too), plus `daemonTests:`, which start the image as a daemon and check its readiness, logs, HTTP
+answers, processes and commands. container-structure-test's flags --platform, --pull, --save,
+--runtime, --driver, --image-from-oci-layout and --default-image-tag are taken; its others are
+refused. Exit status: 0 all passed, 1 a test failed, 2 a spec or usage error.")]
 pub struct TestArgs {
     /// The image to test (must be present locally unless --pull).
     #[arg(long, short, required_unless_present = "image_from_oci_layout")]
@@ -63,7 +65,8 @@ pub struct TestArgs {
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
 
-    /// Write the report to this file instead of standard output.
+    /// Write the report to this file instead of standard output (JSON unless `--output junit`,
+    /// as in container-structure-test).
     #[arg(long, value_name = "FILE")]
     test_report: Option<PathBuf>,
 
@@ -367,7 +370,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     }
     if !errors.is_empty() {
         // The report says so too, so that a consumer of JSON or JUnit sees why nothing ran.
-        if args.output != OutputFormat::Text {
+        if args.output != OutputFormat::Text || args.test_report.is_some() {
             let report = Report::of_spec_errors(&shown_image, errors);
             write_report(&args, &report, None)?;
         }
@@ -532,7 +535,12 @@ fn write_report(
     report: &Report,
     progress: Option<&Progress>,
 ) -> anyhow::Result<()> {
-    let text = match args.output {
+    // As container-structure-test: a report file is JSON unless JUnit is asked for.
+    let format = match (args.output, &args.test_report) {
+        (OutputFormat::Text, Some(_)) => OutputFormat::Json,
+        (format, _) => format,
+    };
+    let text = match format {
         OutputFormat::Text => report.to_text_summary(),
         OutputFormat::Json => report.to_json() + "\n",
         OutputFormat::Junit => report.to_junit().context("writing the JUnit report")? + "\n",
