@@ -380,6 +380,17 @@ impl Engine {
     }
 }
 
+/// An image id as the engine gave it, in the form image references take (`sha256:<hex>`):
+/// Docker answers with the algorithm, Podman's compatible API without it, and a bare 64-digit
+/// hex id would be read as a repository name.
+pub(crate) fn image_id(id: String) -> String {
+    if id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+        format!("sha256:{id}")
+    } else {
+        id
+    }
+}
+
 /// `DOCKER_CERT_PATH`, else `~/.docker`.
 fn env_cert_dir() -> Option<PathBuf> {
     std::env::var_os("DOCKER_CERT_PATH")
@@ -501,6 +512,16 @@ mod tests {
         assert_eq!(super::host_of("https://10.1.2.3:2376"), "10.1.2.3");
         assert_eq!(super::host_of("ssh://ci@build-7:2222"), "build-7");
         assert_eq!(super::host_of("ssh://ci@build-7"), "build-7");
+    }
+
+    #[test]
+    fn image_ids_carry_their_algorithm() {
+        let hex = "9f7cab1b2ceff7f332bec6a14cd852a57cf11a8384f891b51bf72957ca55f3d3";
+        assert_eq!(super::image_id(hex.into()), format!("sha256:{hex}"));
+        assert_eq!(
+            super::image_id(format!("sha256:{hex}")),
+            format!("sha256:{hex}")
+        );
     }
 
     #[test]

@@ -387,7 +387,7 @@ async fn capture(
                 e,
             )
         })?;
-    let image_id = committed.id;
+    let image_id = crate::engine::image_id(committed.id);
     if !keep && !run_owned {
         session.track(ResourceKind::Image, &image_id, &image);
     }

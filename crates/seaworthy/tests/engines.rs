@@ -274,6 +274,23 @@ async fn ssh_from_docker_host_and_seaworthy_ssh_key() {
     engine.docker().ping().await.unwrap();
 }
 
+fn podman_socket() -> String {
+    let socket = std::env::var("SEAWORTHY_TEST_PODMAN_SOCKET")
+        .unwrap_or_else(|_| "/run/podman/podman.sock".into());
+    assert!(
+        std::path::Path::new(&socket).exists(),
+        "no Podman socket at {socket}: run `bash .ci/engines start` to start Podman's API service"
+    );
+    socket
+}
+
+#[tokio::test]
+async fn podman() {
+    let endpoint = format!("unix://{}", podman_socket());
+    let engine = on_runtime(async move { Engine::connect_to(&endpoint).await }).await;
+    smoke(engine).await;
+}
+
 #[tokio::test]
 async fn tls_without_a_client_certificate_is_refused_with_the_file_named() {
     let empty = std::env::temp_dir().join(format!("sw-engines-nocert-{}", std::process::id()));
