@@ -54,6 +54,9 @@ pub(crate) struct Pool {
     /// Connected to `postgres`; refills the pool and drops released databases.
     background: Slot,
     refilling: AtomicBool,
+    /// Set by a checkout that found a refill running: the refill must count again before it
+    /// stops (its last count may predate that checkout).
+    refill_again: AtomicBool,
     /// Databases this process has checked out and not released.
     live: Mutex<HashSet<String>>,
     counter: AtomicU64,
@@ -65,6 +68,7 @@ impl Pool {
             checkout: Slot::new("postgres", Some(CHECKOUT_FUNCTION.to_string())),
             background: Slot::new("postgres", None),
             refilling: AtomicBool::new(false),
+            refill_again: AtomicBool::new(false),
             live: Mutex::new(HashSet::new()),
             counter: AtomicU64::new(0),
         }
@@ -130,15 +134,29 @@ pub(crate) async fn checkout(inner: &Arc<Inner>) -> Result<IsolatedDatabase> {
 
 /// Starts a refill of the pool unless one is running in this process.
 fn refill_in_background(inner: &Arc<Inner>) {
-    if inner.def.pool_size == 0 || inner.pool.refilling.swap(true, Ordering::AcqRel) {
+    if inner.def.pool_size == 0 {
+        return;
+    }
+    inner.pool.refill_again.store(true, Ordering::Release);
+    if inner.pool.refilling.swap(true, Ordering::AcqRel) {
         return;
     }
     let inner = inner.clone();
     seaworthy::runtime::spawn(async move {
-        if let Err(e) = refill(&inner).await {
-            tracing::warn!(fixture = %inner.label, error = %e, "refilling the database pool failed");
+        loop {
+            inner.pool.refill_again.store(false, Ordering::Release);
+            if let Err(e) = refill(&inner).await {
+                tracing::warn!(fixture = %inner.label, error = %e, "refilling the database pool failed");
+            }
+            inner.pool.refilling.store(false, Ordering::Release);
+            // A checkout that came while the refill ran left the refill to it: count again,
+            // unless another refill took over since.
+            if !inner.pool.refill_again.load(Ordering::Acquire)
+                || inner.pool.refilling.swap(true, Ordering::AcqRel)
+            {
+                break;
+            }
         }
-        inner.pool.refilling.store(false, Ordering::Release);
     });
 }
 
