@@ -223,7 +223,7 @@ impl ContainerDefinition {
             wait: None,
             startup_timeout: Duration::from_secs(60),
             pull: PullPolicy::Missing,
-            platform: None,
+            platform: crate::image::default_platform(),
             runtime: None,
             run_scoped: false,
             engine_name: None,
@@ -549,7 +549,8 @@ impl ContainerDefinition {
     /// from a local image of another platform, and its error says which platform the image has.
     /// A local image is not pulled again for the platform under [`PullPolicy::Missing`]; use
     /// [`PullPolicy::Always`] to fetch another platform's variant of a tag already present.
-    /// An empty `platform` leaves the choice to the engine (its own platform).
+    /// An empty `platform` leaves the choice to the engine (its own platform). Without this
+    /// call, `DOCKER_DEFAULT_PLATFORM` is the platform when set, as for `docker run`.
     pub fn with_platform(mut self, platform: impl Into<String>) -> Self {
         let platform = platform.into();
         self.platform = (!platform.is_empty()).then_some(platform);

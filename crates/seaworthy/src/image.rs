@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::CreateImageOptions;
+use bollard::query_parameters::{CreateImageOptions, RemoveImageOptions, TagImageOptions};
 use futures_util::StreamExt;
 
 mod credentials;
@@ -119,13 +119,27 @@ pub(crate) async fn pull(
     let reference = image.to_string();
     let started = Instant::now();
     eprintln!("seaworthy: pulling {reference}");
+    // A Docker Hub image tagged (not pinned by digest) comes through the mirror when one is set.
+    let mirror = match (image.registry(), image.digest()) {
+        (None, None) => registry_mirror()?,
+        _ => None,
+    };
+    let from_image = match &mirror {
+        Some(mirror) => format!("{mirror}/{}", hub_repository(image.repository())),
+        None => image.name(),
+    };
+    let tag = image.digest().or(image.tag()).map(str::to_string);
     let options = CreateImageOptions {
-        from_image: Some(image.name()),
-        tag: image.digest().or(image.tag()).map(str::to_string),
+        from_image: Some(from_image.clone()),
+        tag: tag.clone(),
         platform: platform.unwrap_or_default().to_string(),
         ..Default::default()
     };
-    let auth = credentials::for_registry(image.registry()).await?;
+    let source_registry = match &mirror {
+        Some(mirror) => mirror.split('/').next(),
+        None => image.registry(),
+    };
+    let auth = credentials::for_registry(source_registry).await?;
     if let Some(auth) = &auth {
         tracing::debug!(image = %reference, source = %auth.source, "pulling with credentials");
     }
@@ -140,7 +154,7 @@ pub(crate) async fn pull(
             image: reference.clone(),
             reason: format!(
                 "pull failed: {detail}{}",
-                credentials::hint(image.registry(), &detail, auth.as_ref())
+                credentials::hint(source_registry, &detail, auth.as_ref())
             ),
         };
         let info = item.map_err(|e| failed(e.to_string()))?;
@@ -161,6 +175,67 @@ pub(crate) async fn pull(
             last_status.insert(layer, status);
         }
     }
+    if mirror.is_some() {
+        // Under the name the definition gave, and not also under the mirror's.
+        let tag = tag.unwrap_or_else(|| "latest".into());
+        let mirrored = format!("{from_image}:{tag}");
+        let docker = session.engine().docker();
+        docker
+            .tag_image(
+                &mirrored,
+                Some(TagImageOptions {
+                    repo: Some(image.name()),
+                    tag: Some(tag),
+                }),
+            )
+            .await
+            .map_err(|e| Error::docker(format!("tag {mirrored} as {reference}"), e))?;
+        docker
+            .remove_image(&mirrored, None::<RemoveImageOptions>, None)
+            .await
+            .map_err(|e| Error::docker(format!("untag {mirrored}"), e))?;
+    }
     eprintln!("seaworthy: pulled {reference} in {:.1?}", started.elapsed());
     Ok(())
+}
+
+/// The repository of a Docker Hub image as a mirror serves it (`redis` is `library/redis`).
+fn hub_repository(repository: &str) -> String {
+    if repository.contains('/') {
+        repository.to_string()
+    } else {
+        format!("library/{repository}")
+    }
+}
+
+/// The registry mirror for Docker Hub images: `SEAWORTHY_REGISTRY_MIRROR`, else `mirror` in
+/// the `[registry]` table of `seaworthy.toml` (`host[:port][/path]`, no scheme).
+fn registry_mirror() -> Result<Option<String>> {
+    let from_env = std::env::var("SEAWORTHY_REGISTRY_MIRROR")
+        .ok()
+        .filter(|m| !m.trim().is_empty());
+    let mirror = match from_env {
+        Some(m) => Some(m),
+        None => crate::substitution::config_setting("registry", "mirror")?,
+    };
+    let Some(mirror) = mirror else {
+        return Ok(None);
+    };
+    let mirror = mirror.trim().trim_end_matches('/').to_string();
+    if mirror.contains("://") || mirror.is_empty() {
+        return Err(Error::invalid(
+            "registry mirror",
+            &mirror,
+            "give it as host[:port][/path], without a scheme (the engine speaks HTTPS to it)",
+        ));
+    }
+    Ok(Some(mirror))
+}
+
+/// The platform of a definition that names none: `DOCKER_DEFAULT_PLATFORM`, as for `docker run`.
+pub(crate) fn default_platform() -> Option<String> {
+    std::env::var("DOCKER_DEFAULT_PLATFORM")
+        .ok()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
 }

@@ -91,6 +91,33 @@ fn config_file() -> Result<Option<&'static [(String, String)]>> {
     }
 }
 
+/// The string `key` of table `[table]` in the config file (`SEAWORTHY_CONFIG`, else the first
+/// `seaworthy.toml` in the current directory or its ancestors), if set.
+pub(crate) fn config_setting(table: &str, key: &str) -> Result<Option<String>> {
+    let path = match std::env::var_os("SEAWORTHY_CONFIG") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => std::env::current_dir().ok().and_then(|d| find_upward(&d)),
+    };
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("read {shown}"), e))?;
+    let value: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| Error::invalid("config file", &shown, e.to_string()))?;
+    match value.get(table).and_then(|t| t.get(key)) {
+        None => Ok(None),
+        Some(v) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| {
+            Error::invalid(
+                "config file",
+                &shown,
+                format!("{table}.{key} must be a string"),
+            )
+        }),
+    }
+}
+
 /// The first `seaworthy.toml` in `dir` or its ancestors.
 pub(crate) fn find_upward(dir: &Path) -> Option<PathBuf> {
     dir.ancestors()
