@@ -317,8 +317,9 @@ impl Fixture for PostgresFixture {
 
     /// Unchanged when the server has written nothing to its write-ahead log since the last clean
     /// (every change a test can make to rows, sequences, objects, roles or databases is logged:
-    /// the fixture has no unlogged tables of its own) and the same number of client sessions is
-    /// open (a session a test left open is a change: it may hold locks or temporary state). One
+    /// the fixture has no unlogged tables of its own) and no more client sessions are busy, in a
+    /// transaction or holding an advisory lock (a session a test left like that is a change: it
+    /// may hold locks; an idle one holds nothing another session sees, and it is left alone). One
     /// query. A write by anything else (another process of the run, autovacuum) only makes the
     /// next hand-out clean.
     fn unchanged_since_clean(
@@ -346,14 +347,17 @@ impl PostgresFixture {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The server's write-ahead log position and the number of client sessions, as one string.
+    /// The server's write-ahead log position and the number of other client sessions that are
+    /// not idle or hold an advisory lock, as one string.
     async fn read_mark(&self) -> Result<String> {
         let inner = &self.inner;
         let client = inner.work.get(inner).await?;
         crate::baseline::single_text(
             &client,
-            "SELECT pg_current_wal_insert_lsn()::text || ' ' || \
-             (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::text",
+            "SELECT pg_current_wal_insert_lsn()::text || ' ' || (SELECT count(*) \
+             FROM pg_stat_activity a WHERE a.backend_type = 'client backend' \
+             AND a.pid <> pg_backend_pid() AND (a.state IS DISTINCT FROM 'idle' \
+             OR EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory')))::text",
         )
         .await
         .map_err(|e| Error::query(&inner.label, "read the write position", e))

@@ -84,7 +84,8 @@ async fn postgres_4_dirties_then_panics(shop: &PostgresFixture) {
 }
 
 #[tokio::test]
-async fn fresh_skips_the_clean_only_when_nothing_was_written_or_left_open() -> anyhow::Result<()> {
+async fn fresh_skips_the_clean_only_when_nothing_was_written_or_left_in_a_transaction(
+) -> anyhow::Result<()> {
     static PG: Shared<Postgres> = Shared::per_process(shop);
     use seaworthy::Fixture;
     // A test that only reads: the next hand-out finds the server unchanged.
@@ -105,12 +106,15 @@ async fn fresh_skips_the_clean_only_when_nothing_was_written_or_left_open() -> a
     {
         let pg = PG.fresh().await?;
         assert!(pg.unchanged_since_clean().await?, "just cleaned");
-        // A session left open by the test is a change too (it may hold locks).
+        // An idle session holds nothing another session sees; one left in a transaction (or
+        // holding an advisory lock) is a change: it may block the next test.
         let client = pg.client().await?;
         client.batch_execute("SELECT 1").await?;
+        assert!(pg.unchanged_since_clean().await?, "an idle session counted");
+        client.batch_execute("BEGIN; SELECT 1").await?;
         assert!(
             !pg.unchanged_since_clean().await?,
-            "an open session went unnoticed"
+            "an open transaction went unnoticed"
         );
         drop(pg);
         let pg = PG.fresh().await?;

@@ -1,0 +1,337 @@
+//! Suite `surface`: what the safe test surface costs (`target/seaworthy-bench/surface.json`).
+//!
+//! * `postgres.handout_unchanged`: `fresh()` after a test that wrote nothing (it connected and
+//!   read): the hand-out checks the server's write position and session count (one query)
+//!   instead of cleaning. Against the form it replaces, `exclusive()` + `clean()` at the same
+//!   point. Target: median ≤ 2 ms.
+//! * `postgres.handout_dirty`: `fresh()` after a test that wrote 1,000 rows in 3 tables (the
+//!   clean runs at hand-out), against `exclusive()` + `clean()` by hand after the same test.
+//!   Target: median ≤ the `reset.postgres` suite's `postgres.clean` median + 2 ms (read from
+//!   `target/seaworthy-bench/reset.postgres.json`; without it, the baseline's median here).
+//! * `suite100.macro_vs_manual`: the same 100 tests (each inserts a row and counts the rows),
+//!   written with `#[seaworthy::test]` (a `&PostgresFixture` parameter: the fixture at its
+//!   baseline) and by hand (a runtime, `exclusive()`, the work, `clean()` as the last line), run
+//!   one after another as libtest would with one thread: the whole wall time of each suite.
+//!   Target: ratio ≤ 1.05.
+//!
+//! `cargo bench -p seaworthy-postgres --bench surface` (needs `cargo xtask images`).
+
+use std::time::{Duration, Instant};
+
+use seaworthy::Shared;
+use seaworthy_benchkit::{target_dir, Suite, Target};
+use seaworthy_postgres::{Postgres, PostgresFixture};
+
+const RUNS: usize = 30;
+const SUITE_RUNS: usize = 6;
+
+fn shop() -> Postgres {
+    Postgres::default().with_pool_size(0).with_init_sql(
+        "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);
+             CREATE TABLE orders (id serial PRIMARY KEY, customer int NOT NULL, total int NOT NULL);
+             CREATE TABLE items (id serial PRIMARY KEY, order_id int NOT NULL, sku text NOT NULL);
+             INSERT INTO customers (name) VALUES ('seed');",
+    )
+}
+
+static PG: Shared<Postgres> = Shared::per_process(shop);
+static SUITE_PG: Shared<Postgres> = Shared::per_process(shop);
+
+/// A test that wrote nothing: it connected and read.
+async fn read_only(pg: &PostgresFixture) {
+    let client = pg.client().await.expect("client");
+    client
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("read");
+}
+
+/// A test that wrote 1,000 rows in 3 tables.
+async fn writer(pg: &PostgresFixture) {
+    let client = pg.client().await.expect("client");
+    client
+        .batch_execute(
+            "INSERT INTO customers (name) SELECT 'c' || g FROM generate_series(1, 334) g;
+             INSERT INTO orders (customer, total) SELECT g, g FROM generate_series(1, 333) g;
+             INSERT INTO items (order_id, sku) SELECT g, 's' || g FROM generate_series(1, 333) g;",
+        )
+        .await
+        .expect("write");
+}
+
+/// One test's work in the 100-test suite.
+async fn work(pg: &PostgresFixture) -> anyhow::Result<()> {
+    let client = pg.client().await?;
+    client
+        .execute("INSERT INTO customers (name) VALUES ('ada')", &[])
+        .await?;
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await?
+        .get(0);
+    anyhow::ensure!(
+        count == 2,
+        "{count} customers: the test did not start at the baseline"
+    );
+    Ok(())
+}
+
+/// The same 100 tests, with the attribute (`aNNN`, run through the runner the attribute
+/// generates, as libtest runs the test) and by hand (`mNNN`, as `#[tokio::test]` would).
+macro_rules! suite100 {
+    ($(($attr:ident, $runner:ident, $manual:ident),)*) => {
+        $(
+            #[seaworthy::test]
+            async fn $attr(suite_pg: &PostgresFixture) -> anyhow::Result<()> {
+                work(suite_pg).await
+            }
+
+            fn $manual() -> anyhow::Result<()> {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(async {
+                        let pg = SUITE_PG.exclusive().await?;
+                        work(&pg).await?;
+                        pg.clean().await?;
+                        Ok(())
+                    })
+            }
+        )*
+        const WITH_ATTRIBUTE: &[fn() -> anyhow::Result<()>] = &[$($runner),*];
+        const BY_HAND: &[fn() -> anyhow::Result<()>] = &[$($manual),*];
+    };
+}
+
+suite100! {
+    (a000, __seaworthy_a000, m000),
+    (a001, __seaworthy_a001, m001),
+    (a002, __seaworthy_a002, m002),
+    (a003, __seaworthy_a003, m003),
+    (a004, __seaworthy_a004, m004),
+    (a005, __seaworthy_a005, m005),
+    (a006, __seaworthy_a006, m006),
+    (a007, __seaworthy_a007, m007),
+    (a008, __seaworthy_a008, m008),
+    (a009, __seaworthy_a009, m009),
+    (a010, __seaworthy_a010, m010),
+    (a011, __seaworthy_a011, m011),
+    (a012, __seaworthy_a012, m012),
+    (a013, __seaworthy_a013, m013),
+    (a014, __seaworthy_a014, m014),
+    (a015, __seaworthy_a015, m015),
+    (a016, __seaworthy_a016, m016),
+    (a017, __seaworthy_a017, m017),
+    (a018, __seaworthy_a018, m018),
+    (a019, __seaworthy_a019, m019),
+    (a020, __seaworthy_a020, m020),
+    (a021, __seaworthy_a021, m021),
+    (a022, __seaworthy_a022, m022),
+    (a023, __seaworthy_a023, m023),
+    (a024, __seaworthy_a024, m024),
+    (a025, __seaworthy_a025, m025),
+    (a026, __seaworthy_a026, m026),
+    (a027, __seaworthy_a027, m027),
+    (a028, __seaworthy_a028, m028),
+    (a029, __seaworthy_a029, m029),
+    (a030, __seaworthy_a030, m030),
+    (a031, __seaworthy_a031, m031),
+    (a032, __seaworthy_a032, m032),
+    (a033, __seaworthy_a033, m033),
+    (a034, __seaworthy_a034, m034),
+    (a035, __seaworthy_a035, m035),
+    (a036, __seaworthy_a036, m036),
+    (a037, __seaworthy_a037, m037),
+    (a038, __seaworthy_a038, m038),
+    (a039, __seaworthy_a039, m039),
+    (a040, __seaworthy_a040, m040),
+    (a041, __seaworthy_a041, m041),
+    (a042, __seaworthy_a042, m042),
+    (a043, __seaworthy_a043, m043),
+    (a044, __seaworthy_a044, m044),
+    (a045, __seaworthy_a045, m045),
+    (a046, __seaworthy_a046, m046),
+    (a047, __seaworthy_a047, m047),
+    (a048, __seaworthy_a048, m048),
+    (a049, __seaworthy_a049, m049),
+    (a050, __seaworthy_a050, m050),
+    (a051, __seaworthy_a051, m051),
+    (a052, __seaworthy_a052, m052),
+    (a053, __seaworthy_a053, m053),
+    (a054, __seaworthy_a054, m054),
+    (a055, __seaworthy_a055, m055),
+    (a056, __seaworthy_a056, m056),
+    (a057, __seaworthy_a057, m057),
+    (a058, __seaworthy_a058, m058),
+    (a059, __seaworthy_a059, m059),
+    (a060, __seaworthy_a060, m060),
+    (a061, __seaworthy_a061, m061),
+    (a062, __seaworthy_a062, m062),
+    (a063, __seaworthy_a063, m063),
+    (a064, __seaworthy_a064, m064),
+    (a065, __seaworthy_a065, m065),
+    (a066, __seaworthy_a066, m066),
+    (a067, __seaworthy_a067, m067),
+    (a068, __seaworthy_a068, m068),
+    (a069, __seaworthy_a069, m069),
+    (a070, __seaworthy_a070, m070),
+    (a071, __seaworthy_a071, m071),
+    (a072, __seaworthy_a072, m072),
+    (a073, __seaworthy_a073, m073),
+    (a074, __seaworthy_a074, m074),
+    (a075, __seaworthy_a075, m075),
+    (a076, __seaworthy_a076, m076),
+    (a077, __seaworthy_a077, m077),
+    (a078, __seaworthy_a078, m078),
+    (a079, __seaworthy_a079, m079),
+    (a080, __seaworthy_a080, m080),
+    (a081, __seaworthy_a081, m081),
+    (a082, __seaworthy_a082, m082),
+    (a083, __seaworthy_a083, m083),
+    (a084, __seaworthy_a084, m084),
+    (a085, __seaworthy_a085, m085),
+    (a086, __seaworthy_a086, m086),
+    (a087, __seaworthy_a087, m087),
+    (a088, __seaworthy_a088, m088),
+    (a089, __seaworthy_a089, m089),
+    (a090, __seaworthy_a090, m090),
+    (a091, __seaworthy_a091, m091),
+    (a092, __seaworthy_a092, m092),
+    (a093, __seaworthy_a093, m093),
+    (a094, __seaworthy_a094, m094),
+    (a095, __seaworthy_a095, m095),
+    (a096, __seaworthy_a096, m096),
+    (a097, __seaworthy_a097, m097),
+    (a098, __seaworthy_a098, m098),
+    (a099, __seaworthy_a099, m099),
+}
+
+/// Runs a suite of tests one after another on a thread of its own (as libtest does with one
+/// thread), from the baseline (untimed: the by-hand tests need the one before to have cleaned).
+fn run_suite(tests: &'static [fn() -> anyhow::Result<()>]) -> Duration {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(async { drop(SUITE_PG.fresh().await.expect("hand-out")) });
+        let t = Instant::now();
+        for test in tests {
+            test().expect("a test of the suite failed");
+        }
+        let _ = tx.send(t.elapsed());
+    });
+    rx.recv().expect("the suite ran")
+}
+
+/// The `postgres.clean` median of the `reset.postgres` suite, if it has run on this machine.
+fn reset_clean_median() -> Option<f64> {
+    let path = target_dir()
+        .join("seaworthy-bench")
+        .join("reset.postgres.json");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    report["results"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == "postgres.clean")?["median_ms"]
+        .as_f64()
+}
+
+fn main() {
+    let mut suite = Suite::new("surface");
+    suite.block_on(async {
+        // Started, and every path warmed up once.
+        let pg = PG.fresh().await.expect("postgres starts");
+        writer(&pg).await;
+        drop(pg);
+        drop(PG.fresh().await.expect("hand-out"));
+    });
+
+    suite.compare(
+        "postgres.handout_unchanged",
+        "exclusive() + clean() by hand",
+        RUNS,
+        || async {
+            read_only(&PG.fresh().await.expect("hand-out")).await;
+            let t = Instant::now();
+            let pg = PG.fresh().await.expect("hand-out");
+            let elapsed = t.elapsed();
+            drop(pg);
+            elapsed
+        },
+        || async {
+            read_only(&PG.fresh().await.expect("hand-out")).await;
+            let t = Instant::now();
+            let pg = PG.exclusive().await.expect("hand-out");
+            pg.clean().await.expect("clean");
+            let elapsed = t.elapsed();
+            drop(pg);
+            elapsed
+        },
+    );
+    suite.target(Target::MedianAtMostMs(2.0));
+
+    let by_hand = std::cell::RefCell::new(Vec::new());
+    suite.compare(
+        "postgres.handout_dirty",
+        "exclusive() + clean() by hand",
+        RUNS,
+        || async {
+            writer(&PG.fresh().await.expect("hand-out")).await;
+            let t = Instant::now();
+            let pg = PG.fresh().await.expect("hand-out");
+            let elapsed = t.elapsed();
+            drop(pg);
+            elapsed
+        },
+        || async {
+            writer(&PG.fresh().await.expect("hand-out")).await;
+            let t = Instant::now();
+            let pg = PG.exclusive().await.expect("hand-out");
+            pg.clean().await.expect("clean");
+            let elapsed = t.elapsed();
+            drop(pg);
+            by_hand.borrow_mut().push(elapsed);
+            elapsed
+        },
+    );
+    let (limit, source) = match reset_clean_median() {
+        Some(median) => (median + 2.0, "reset.postgres postgres.clean median + 2 ms"),
+        None => (
+            median_ms(&by_hand.borrow()) + 2.0,
+            "this suite's exclusive() + clean() median + 2 ms (no reset.postgres.json)",
+        ),
+    };
+    suite.target(Target::MedianAtMostMs(limit));
+    suite.annotate("target_from", source);
+    suite.annotate("rows_written", 1000u64);
+    suite.annotate("tables", 3u64);
+
+    // The suites run off the benchmark's runtime, so the fixture is started once there first.
+    suite.block_on(async {
+        drop(SUITE_PG.fresh().await.expect("postgres starts"));
+    });
+    // A test run of the benchmarks (not `--bench`) only checks that both suites pass: 10 tests.
+    let tests = if suite.is_full() { 100 } else { 10 };
+    suite.compare(
+        "suite100.macro_vs_manual",
+        "100 tests by hand (exclusive(), clean() last)",
+        SUITE_RUNS,
+        || async move { run_suite(&WITH_ATTRIBUTE[..tests]) },
+        || async move { run_suite(&BY_HAND[..tests]) },
+    );
+    suite.target(Target::RatioAtMost(1.05));
+    suite.annotate("tests", tests as u64);
+    suite.finish();
+}
+
+fn median_ms(samples: &[Duration]) -> f64 {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    match ms.len() {
+        0 => f64::INFINITY,
+        n if n % 2 == 1 => ms[n / 2],
+        n => (ms[n / 2 - 1] + ms[n / 2]) / 2.0,
+    }
+}
