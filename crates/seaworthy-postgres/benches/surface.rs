@@ -59,6 +59,43 @@ async fn writer(pg: &PostgresFixture) {
         .expect("write");
 }
 
+#[derive(Clone, Copy)]
+enum Test {
+    ReadOnly,
+    Writer,
+}
+
+#[derive(Clone, Copy)]
+enum Form {
+    /// `fresh()`: cleans at hand-out, unless nothing changed.
+    Fresh,
+    /// `exclusive()` + `clean()`: what a test wrote by hand.
+    ByHand,
+}
+
+/// Runs `test` (untimed), then times the next test's hand-out of the fixture at its baseline.
+async fn handout(test: Test, form: Form) -> Duration {
+    {
+        let pg = PG.fresh().await.expect("hand-out");
+        match test {
+            Test::ReadOnly => read_only(&pg).await,
+            Test::Writer => writer(&pg).await,
+        }
+    }
+    let t = Instant::now();
+    let pg = match form {
+        Form::Fresh => PG.fresh().await.expect("hand-out"),
+        Form::ByHand => {
+            let pg = PG.exclusive().await.expect("hand-out");
+            pg.clean().await.expect("clean");
+            pg
+        }
+    };
+    let elapsed = t.elapsed();
+    drop(pg);
+    elapsed
+}
+
 /// One test's work in the 100-test suite.
 async fn work(pg: &PostgresFixture) -> anyhow::Result<()> {
     let client = pg.client().await?;
@@ -252,23 +289,8 @@ fn main() {
         "postgres.handout_unchanged",
         "exclusive() + clean() by hand",
         RUNS,
-        || async {
-            read_only(&PG.fresh().await.expect("hand-out")).await;
-            let t = Instant::now();
-            let pg = PG.fresh().await.expect("hand-out");
-            let elapsed = t.elapsed();
-            drop(pg);
-            elapsed
-        },
-        || async {
-            read_only(&PG.fresh().await.expect("hand-out")).await;
-            let t = Instant::now();
-            let pg = PG.exclusive().await.expect("hand-out");
-            pg.clean().await.expect("clean");
-            let elapsed = t.elapsed();
-            drop(pg);
-            elapsed
-        },
+        || handout(Test::ReadOnly, Form::Fresh),
+        || handout(Test::ReadOnly, Form::ByHand),
     );
     suite.target(Target::MedianAtMostMs(2.0));
 
@@ -277,21 +299,9 @@ fn main() {
         "postgres.handout_dirty",
         "exclusive() + clean() by hand",
         RUNS,
+        || handout(Test::Writer, Form::Fresh),
         || async {
-            writer(&PG.fresh().await.expect("hand-out")).await;
-            let t = Instant::now();
-            let pg = PG.fresh().await.expect("hand-out");
-            let elapsed = t.elapsed();
-            drop(pg);
-            elapsed
-        },
-        || async {
-            writer(&PG.fresh().await.expect("hand-out")).await;
-            let t = Instant::now();
-            let pg = PG.exclusive().await.expect("hand-out");
-            pg.clean().await.expect("clean");
-            let elapsed = t.elapsed();
-            drop(pg);
+            let elapsed = handout(Test::Writer, Form::ByHand).await;
             by_hand.borrow_mut().push(elapsed);
             elapsed
         },
