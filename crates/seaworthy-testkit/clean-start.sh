@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The clean-start acceptance: for PostgreSQL, Redis, RabbitMQ, a SnapshotFixture, a StackFixture
+# and a plugin fixture, a test that dirties the shared fixture and then panics, and tests that
+# assert the exact baseline (named to run before and after it), pass under `cargo test` (threads;
+# the fixtures are shared per run, which is the test binary's process here) and under
+# `cargo nextest run` (a process per test; the fixtures are shared by the whole run), N times in
+# a row (default 10). Prints one line per binary and run; exits 1 if any run failed.
+#
+#   bash crates/seaworthy-testkit/clean-start.sh [N]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+runs="${1:-10}"
+packages=(-p seaworthy -p seaworthy-postgres -p seaworthy-redis -p seaworthy-rabbitmq -p seaworthy-plugin)
+cargo test -q "${packages[@]}" --test clean_start --no-run || exit 1
+failed=0
+for i in $(seq 1 "$runs"); do
+    out="$(cargo test -q "${packages[@]}" --test clean_start 2>&1)" || failed=1
+    grep -E "^test result|panicked" <<<"$out" | sed "s/^/cargo test  run $i: /"
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        echo "cargo-nextest is not installed: skipping the nextest runs" >&2
+        continue
+    fi
+    out="$(cargo nextest run --no-fail-fast "${packages[@]}" -E 'binary(clean_start)' 2>&1)" || failed=1
+    grep -E "^\s+Summary|FAIL \[" <<<"$out" | sed "s/^/nextest     run $i: /"
+done
+exit "$failed"
