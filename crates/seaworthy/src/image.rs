@@ -8,6 +8,7 @@ use bollard::query_parameters::{CreateImageOptions, RemoveImageOptions, TagImage
 use futures_util::StreamExt;
 
 mod credentials;
+mod progress;
 
 use crate::definition::PullPolicy;
 use crate::error::{status_of, Error, Result};
@@ -109,8 +110,8 @@ async fn image_present(session: &Session, reference: &str) -> Result<bool> {
     }
 }
 
-/// Pulls `image` (its variant for `platform` when given), reporting progress on stderr (one line
-/// per layer state change) and in tracing.
+/// Pulls `image` (its variant for `platform` when given), showing its progress (see
+/// [`progress`]: a live bar on a terminal, lines otherwise, nothing with `SEAWORTHY_QUIET=1`).
 pub(crate) async fn pull(
     session: &Session,
     image: &ImageRef,
@@ -118,7 +119,6 @@ pub(crate) async fn pull(
 ) -> Result<()> {
     let reference = image.to_string();
     let started = Instant::now();
-    eprintln!("seaworthy: pulling {reference}");
     // A Docker Hub image tagged (not pinned by digest) comes through the mirror when one is set.
     let mirror = match (image.registry(), image.digest()) {
         (None, None) => registry_mirror()?,
@@ -148,7 +148,7 @@ pub(crate) async fn pull(
         None,
         auth.as_ref().map(|a| a.credentials.clone()),
     );
-    let mut last_status: std::collections::HashMap<String, String> = Default::default();
+    let mut shown = progress::PullProgress::start(&reference, progress::Display::from_env());
     while let Some(item) = stream.next().await {
         let failed = |detail: String| Error::Image {
             image: reference.clone(),
@@ -161,19 +161,14 @@ pub(crate) async fn pull(
         if let Some(detail) = info.error_detail.and_then(|d| d.message) {
             return Err(failed(detail));
         }
-        let status = info.status.unwrap_or_default();
-        let layer = info.id.unwrap_or_default();
-        // Report state changes, not every progress tick.
-        if last_status.get(&layer) != Some(&status) {
-            tracing::info!(image = %reference, layer, status, "pull progress");
-            if !layer.is_empty()
-                && !status.starts_with("Downloading")
-                && !status.starts_with("Extracting")
-            {
-                eprintln!("seaworthy: {reference}: {layer}: {status}");
-            }
-            last_status.insert(layer, status);
-        }
+        let detail = info.progress_detail.unwrap_or_default();
+        let bytes = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        shown.update(
+            info.id.as_deref().unwrap_or_default(),
+            info.status.as_deref().unwrap_or_default(),
+            bytes(detail.current),
+            bytes(detail.total),
+        );
     }
     if mirror.is_some() {
         // Under the name the definition gave, and not also under the mirror's.
@@ -195,7 +190,7 @@ pub(crate) async fn pull(
             .await
             .map_err(|e| Error::docker(format!("untag {mirrored}"), e))?;
     }
-    eprintln!("seaworthy: pulled {reference} in {:.1?}", started.elapsed());
+    shown.finish(started.elapsed());
     Ok(())
 }
 
