@@ -291,6 +291,70 @@ async fn podman() {
     smoke(engine).await;
 }
 
+/// Run as a child process by `the_reaper_cleans_the_tls_engine_after_a_killed_test`: starts a
+/// container on the TLS engine, prints its id, and dies without any cleanup.
+#[tokio::test]
+#[ignore = "run as a child process by the_reaper_cleans_the_tls_engine_after_a_killed_test"]
+async fn child_killed_on_the_tls_engine() {
+    if std::env::var("SEAWORTHY_ENGINES_CHILD").is_err() {
+        return;
+    }
+    let certs = tls_certs();
+    let engine =
+        on_runtime(async move { Engine::connect_with_tls(&tls_host(), &certs).await }).await;
+    let session = Session::with_engine(engine);
+    let c = busybox("true", "sleep 3600")
+        .start_in(&session)
+        .await
+        .unwrap();
+    println!("CONTAINER {}", c.id());
+    std::process::abort();
+}
+
+#[tokio::test]
+async fn the_reaper_cleans_the_tls_engine_after_a_killed_test() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_killed_on_the_tls_engine",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SEAWORTHY_ENGINES_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CONTAINER "))
+        .unwrap_or_else(|| {
+            panic!(
+                "the child started nothing:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .to_string();
+    assert!(!out.status.success(), "the child was meant to abort");
+    // The reaper (a process of its own, given only the endpoint and its TLS environment)
+    // removes the container of the dead process.
+    let certs = tls_certs();
+    let engine =
+        on_runtime(async move { Engine::connect_with_tls(&tls_host(), &certs).await }).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match engine.docker().inspect_container(&id, None).await {
+            Err(seaworthy::bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }) => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            other => panic!("container {id} of the killed test is still there: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn tls_without_a_client_certificate_is_refused_with_the_file_named() {
     let empty = std::env::temp_dir().join(format!("sw-engines-nocert-{}", std::process::id()));
