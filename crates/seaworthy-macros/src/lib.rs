@@ -108,6 +108,8 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     // The test itself only calls the runner, which is compiled in every build (not only under
     // `cfg(test)`), so what the attribute rejects is rejected by `cargo check` too.
     let runner = format_ident!("__seaworthy_{}", name);
+    // The runner exists wherever the test does.
+    let cfgs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
     Ok(quote! {
         #[::core::prelude::v1::test]
         #(#attrs)*
@@ -115,6 +117,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #runner()
         }
 
+        #(#cfgs)*
         #[doc(hidden)]
         #[allow(dead_code, non_snake_case)]
         fn #runner() #output {

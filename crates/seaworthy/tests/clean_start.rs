@@ -224,3 +224,10 @@ async fn fresh_cleans_unless_nothing_changed_and_always_after_a_failure() {
     assert_eq!(cleans(), 2, "a holder that panicked counts as a change");
     assert_eq!(fourth.container().id(), id, "the same container all along");
 }
+
+/// A test configured out takes its runner with it (this one names a fixture that does not exist).
+#[seaworthy::test]
+#[cfg(any())]
+async fn configured_out(nowhere: &GenericFixture) {
+    let _ = nowhere;
+}
