@@ -1,76 +1,4 @@
-//! Shared fixtures: one container for many tests, per process or per test run.
-//!
-//! Declare the fixture once, and take it in each test with the hand-out that says what the test
-//! does with it. The safe default is [`Shared::fresh`]: the fixture for this test alone, at its
-//! baseline *when the test starts*, whatever the test before it did (failed, panicked, returned
-//! an error, or forgot to clean):
-//!
-//! ```no_run
-//! use seaworthy::{Shared, SnapshotFixture, ContainerDefinition, Wait, Fixture};
-//!
-//! fn cache() -> SnapshotFixture {
-//!     SnapshotFixture::new(
-//!         ContainerDefinition::new("seaworthy-test/busybox")
-//!             .with_cmd(["sh", "-c", "echo ready; exec sleep 3600"])
-//!             .with_wait(Wait::log("ready")),
-//!     )
-//! }
-//! static CACHE: Shared<SnapshotFixture> = Shared::per_process(cache);
-//!
-//! #[tokio::test]
-//! async fn uses_the_cache() -> seaworthy::Result<()> {
-//!     let cache = CACHE.fresh().await?;       // started on first use; at its baseline, ours alone
-//!     cache.container().exec(["touch", "/tmp/x"]).await?;
-//!     assert!(cache.container().file_exists("/tmp/x").await?);
-//!     Ok(())                                  // nothing to call: the next hand-out cleans
-//! }
-//! ```
-//!
-//! `#[seaworthy::test]` does the same from a parameter: `async fn t(cache: &GenericFixture)`.
-//!
-//! # The hand-outs
-//!
-//! | hand-out | the test gets | others meanwhile | state at hand-out |
-//! | --- | --- | --- | --- |
-//! | [`fresh()`](Shared::fresh) | the whole fixture, alone | wait | the baseline: cleaned unless nothing changed since the last clean |
-//! | [`isolated()`](Shared::isolated) | a namespace of its own ([`Isolation`]) | run in parallel, in other namespaces; `fresh`/`exclusive` wait | an empty namespace cloned from the baseline |
-//! | [`exclusive()`](Shared::exclusive) | the whole fixture, alone | wait | as the last holder left it |
-//! | [`get()`](Shared::get) | the whole fixture, shared | run in parallel on the same state | as the last holders left it |
-//!
-//! A hand-out counts as a change unless the fixture can tell otherwise
-//! ([`Fixture::unchanged_since_clean`]; PostgreSQL can, from its write-ahead log, so a hand-out
-//! after a test that wrote nothing costs one query instead of a clean). A holder that panicked,
-//! or whose test failed under `#[seaworthy::test]` (an error returned too), always counts as a
-//! change, and its failure output names the fixture, its container and the container's last log
-//! lines. With `SEAWORTHY_KEEP_ON_FAILURE=1` the failed test's container is kept as it was left
-//! (renamed `…-kept-…`, listed on stderr, left alone by the reaper; `seaworthy gc` removes it)
-//! and the next test gets a new one.
-//!
-//! # What a test holding `get()` may do
-//!
-//! [`Shared::get`] hands the same state to every test that holds it at the same time: such tests
-//! may **read** the baseline, and write only what no other test reads or counts (rows, keys,
-//! queues, files under names of their own). They must not call [`Fixture::clean`] (it would wipe
-//! what the others are doing: it is for a holder alone), change server-wide settings, or assert
-//! on totals (row counts, `DBSIZE`, queue lists) that other tests change too. Nothing cleans up
-//! after them: a `fresh()` hand-out later does. A test that needs more takes `fresh()` (alone,
-//! at the baseline) or `isolated()` (a namespace of its own, in parallel).
-//!
-//! # Scopes
-//!
-//! * [`Shared::per_process`]: started on first use, removed when the process exits (normally,
-//!   after a failing test, or on SIGINT/SIGTERM; after SIGKILL the reaper removes it). Under
-//!   `cargo test` that is one container per test binary.
-//! * [`Shared::per_run`]: one container for every process of the test run (nextest runs each test
-//!   in a process of its own). It is found, created and replaced only under a cross-process file
-//!   lock; a container another process is still starting (or restoring) is waited for, one that
-//!   exited is replaced. The hand-outs hold across processes too: `fresh()` and `exclusive()` wait
-//!   for the holders of every process of the run. It belongs to no process: the reaper removes it
-//!   once the test runner process is gone.
-//!
-//! Before handing out a guard, the container is checked (one inspect): a container that died or
-//! was removed behind Seaworthy's back is replaced, and a line on stderr says so. Every hand-out
-//! waits at most 10 minutes for the holders before it fails and says which fixture it waited for.
+//! Shared fixtures: one container for many tests, per process or per test run (see [`Shared`]).
 
 use std::fs::File;
 use std::ops::Deref;
@@ -115,6 +43,79 @@ struct Slot<F> {
 }
 
 /// A fixture shared by the tests of a process or of a whole run. Declare it in a `static`.
+///
+///
+/// Declare the fixture once, and take it in each test with the hand-out that says what the test
+/// does with it. The safe default is [`Shared::fresh`]: the fixture for this test alone, at its
+/// baseline *when the test starts*, whatever the test before it did (failed, panicked, returned
+/// an error, or forgot to clean):
+///
+/// ```no_run
+/// use seaworthy::{Shared, SnapshotFixture, ContainerDefinition, Wait, Fixture};
+///
+/// fn cache() -> SnapshotFixture {
+///     SnapshotFixture::new(
+///         ContainerDefinition::new("seaworthy-test/busybox")
+///             .with_cmd(["sh", "-c", "echo ready; exec sleep 3600"])
+///             .with_wait(Wait::log("ready")),
+///     )
+/// }
+/// static CACHE: Shared<SnapshotFixture> = Shared::per_process(cache);
+///
+/// #[tokio::test]
+/// async fn uses_the_cache() -> seaworthy::Result<()> {
+///     let cache = CACHE.fresh().await?;       // started on first use; at its baseline, ours alone
+///     cache.container().exec(["touch", "/tmp/x"]).await?;
+///     assert!(cache.container().file_exists("/tmp/x").await?);
+///     Ok(())                                  // nothing to call: the next hand-out cleans
+/// }
+/// ```
+///
+/// `#[seaworthy::test]` does the same from a parameter: `async fn t(cache: &GenericFixture)`.
+///
+/// # The hand-outs
+///
+/// | hand-out | the test gets | others meanwhile | state at hand-out |
+/// | --- | --- | --- | --- |
+/// | [`fresh()`](Shared::fresh) | the whole fixture, alone | wait | the baseline: cleaned unless nothing changed since the last clean |
+/// | [`isolated()`](Shared::isolated) | a namespace of its own ([`Isolation`]) | run in parallel, in other namespaces; `fresh`/`exclusive` wait | an empty namespace cloned from the baseline |
+/// | [`exclusive()`](Shared::exclusive) | the whole fixture, alone | wait | as the last holder left it |
+/// | [`get()`](Shared::get) | the whole fixture, shared | run in parallel on the same state | as the last holders left it |
+///
+/// A hand-out counts as a change unless the fixture can tell otherwise
+/// ([`Fixture::unchanged_since_clean`]; PostgreSQL can, from its write-ahead log, so a hand-out
+/// after a test that wrote nothing costs one query instead of a clean). A holder that panicked,
+/// or whose test failed under `#[seaworthy::test]` (an error returned too), always counts as a
+/// change, and its failure output names the fixture, its container and the container's last log
+/// lines. With `SEAWORTHY_KEEP_ON_FAILURE=1` the failed test's container is kept as it was left
+/// (renamed `…-kept-…`, listed on stderr, left alone by the reaper; `seaworthy gc` removes it)
+/// and the next test gets a new one.
+///
+/// # What a test holding `get()` may do
+///
+/// [`Shared::get`] hands the same state to every test that holds it at the same time: such tests
+/// may **read** the baseline, and write only what no other test reads or counts (rows, keys,
+/// queues, files under names of their own). They must not call [`Fixture::clean`] (it would wipe
+/// what the others are doing: it is for a holder alone), change server-wide settings, or assert
+/// on totals (row counts, `DBSIZE`, queue lists) that other tests change too. Nothing cleans up
+/// after them: a `fresh()` hand-out later does. A test that needs more takes `fresh()` (alone,
+/// at the baseline) or `isolated()` (a namespace of its own, in parallel).
+///
+/// # Scopes
+///
+/// * [`Shared::per_process`]: started on first use, removed when the process exits (normally,
+///   after a failing test, or on SIGINT/SIGTERM; after SIGKILL the reaper removes it). Under
+///   `cargo test` that is one container per test binary.
+/// * [`Shared::per_run`]: one container for every process of the test run (nextest runs each test
+///   in a process of its own). It is found, created and replaced only under a cross-process file
+///   lock; a container another process is still starting (or restoring) is waited for, one that
+///   exited is replaced. The hand-outs hold across processes too: `fresh()` and `exclusive()` wait
+///   for the holders of every process of the run. It belongs to no process: the reaper removes it
+///   once the test runner process is gone.
+///
+/// Before handing out a guard, the container is checked (one inspect): a container that died or
+/// was removed behind Seaworthy's back is replaced, and a line on stderr says so. Every hand-out
+/// waits at most 10 minutes for the holders before it fails and says which fixture it waited for.
 pub struct Shared<D: FixtureDefinition> {
     make: fn() -> D,
     scope: Scope,
@@ -202,7 +203,7 @@ impl<D: FixtureDefinition> Shared<D> {
 
     /// The fixture, started on first use (or replaced if its container is gone), for a test that
     /// shares it with others at the same time, in whatever state they leave it: see the
-    /// [module documentation](self) for what such a test may do. Prefer
+    /// [type's documentation](Shared) for what such a test may do. Prefer
     /// [`fresh`](Self::fresh) or [`isolated`](Self::isolated).
     pub async fn get(&self) -> Result<SharedGuard<D::Fixture>> {
         let hold = self.hold(false).await?;
