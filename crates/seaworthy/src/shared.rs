@@ -44,7 +44,6 @@ struct Slot<F> {
 
 /// A fixture shared by the tests of a process or of a whole run. Declare it in a `static`.
 ///
-///
 /// Declare the fixture once, and take it in each test with the hand-out that says what the test
 /// does with it. The safe default is [`Shared::fresh`]: the fixture for this test alone, at its
 /// baseline *when the test starts*, whatever the test before it did (failed, panicked, returned
