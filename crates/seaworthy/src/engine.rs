@@ -178,6 +178,8 @@ pub struct Engine {
     api_version: String,
     source: Source,
     tls_dir: Option<PathBuf>,
+    /// Whether the engine is Podman, asked once when first needed.
+    podman: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl fmt::Debug for Engine {
@@ -331,6 +333,7 @@ impl Engine {
             api_version,
             source,
             tls_dir: transport.tls_dir().map(Path::to_path_buf),
+            podman: Default::default(),
         })
     }
 
@@ -372,6 +375,24 @@ impl Engine {
     /// How this engine was found.
     pub fn source(&self) -> &Source {
         &self.source
+    }
+
+    /// Whether the engine is Podman (its Docker-compatible API), from the components its
+    /// version names; asked once. An engine that cannot say counts as Docker.
+    pub async fn is_podman(&self) -> bool {
+        *self
+            .podman
+            .get_or_init(|| async {
+                match self.docker.version().await {
+                    Ok(v) => v
+                        .components
+                        .iter()
+                        .flatten()
+                        .any(|c| c.name.to_lowercase().contains("podman")),
+                    Err(_) => false,
+                }
+            })
+            .await
     }
 
     /// The directory of the TLS material used to reach it, for a TLS endpoint.

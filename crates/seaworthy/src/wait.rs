@@ -839,6 +839,7 @@ async fn check_healthy(inner: &Inner) -> Result<(), Impossible> {
     let info = inspect_here(inner)
         .await
         .map_err(|e| Impossible(format!("because {e}")))?;
+    let configured = info.config.and_then(|c| c.healthcheck);
     let state = info.state.unwrap_or_default();
     let health = state.health.unwrap_or_default();
     match health.status {
@@ -877,22 +878,71 @@ async fn check_healthy(inner: &Inner) -> Result<(), Impossible> {
         .max()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
-    let mut events = inner.docker().events(Some(EventsOptions {
-        since,
-        filters: Some(std::collections::HashMap::from([
-            ("container".to_string(), vec![inner.name.clone()]),
-            ("event".to_string(), vec!["health_status".to_string()]),
-        ])),
-        ..Default::default()
-    }));
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(e) if e.action.as_deref() == Some("health_status: healthy") => return Ok(()),
-            Ok(_) => {}
-            Err(e) => return Err(Impossible(format!("because the event stream failed: {e}"))),
+    let events = async {
+        let mut events = inner.docker().events(Some(EventsOptions {
+            since,
+            filters: Some(std::collections::HashMap::from([
+                ("container".to_string(), vec![inner.name.clone()]),
+                ("event".to_string(), vec!["health_status".to_string()]),
+            ])),
+            ..Default::default()
+        }));
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(e) if e.action.as_deref() == Some("health_status: healthy") => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(Impossible(format!("because the event stream failed: {e}"))),
+            }
         }
+        Err(Impossible("because the event stream ended".into()))
+    };
+    // Podman runs healthchecks from systemd timers: where there is no systemd, none runs and
+    // the status never changes. On Podman, Seaworthy also runs the container's check itself
+    // (exec); whichever says healthy first ends the wait.
+    match configured {
+        Some(check) if inner.session.engine().is_podman().await => {
+            tokio::select! {
+                done = events => done,
+                done = run_healthcheck_here(inner, check) => done,
+            }
+        }
+        _ => events.await,
     }
-    Err(Impossible("because the event stream ended".into()))
+}
+
+/// Runs the container's healthcheck `check` by exec until it succeeds: every `interval`, at
+/// most every second (a readiness wait need not be as patient as the engine's schedule).
+async fn run_healthcheck_here(
+    inner: &Inner,
+    check: bollard::models::HealthConfig,
+) -> Result<(), Impossible> {
+    let test = check.test.unwrap_or_default();
+    let argv: Vec<String> = match test.first().map(String::as_str) {
+        Some("CMD-SHELL") => vec!["sh".into(), "-c".into(), test[1..].join(" ")],
+        Some("CMD") => test[1..].to_vec(),
+        _ => return std::future::pending().await,
+    };
+    let interval = check
+        .interval
+        .filter(|ns| *ns > 0)
+        .map(|ns| Duration::from_nanos(ns.unsigned_abs()))
+        .unwrap_or(Duration::from_secs(1))
+        .min(Duration::from_secs(1));
+    let id = inner.id();
+    loop {
+        let run = crate::exec::exec_here(
+            inner.docker(),
+            &id,
+            &inner.name,
+            crate::Exec::new(argv.clone()),
+        );
+        if let Ok(out) = run.await {
+            if out.exit_code == 0 {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 async fn check_exited(inner: &Inner, code: Option<i64>) -> Result<(), Impossible> {

@@ -112,10 +112,18 @@ async fn smoke(engine: Engine) {
     assert!(left.is_empty(), "left on {endpoint}: {left:?}");
 }
 
-/// Everything on the session's engine that carries its namespace in its name or labels.
+/// Everything managed on the session's engine whose name is of the session's namespace.
 async fn leftovers(session: &Session) -> Vec<String> {
     let docker = session.engine().docker();
-    let ns = session.namespace();
+    // The session's names start with its namespace and a dash (another session of this
+    // process may have a namespace that starts with this one's); Podman qualifies image names.
+    let prefix = format!("{}-", session.namespace());
+    let owned = |name: &str| {
+        name.trim_start_matches('/')
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.starts_with(&prefix))
+    };
     let filters = HashMap::from([(
         "label".to_string(),
         vec!["io.seaworthy.managed=true".to_string()],
@@ -130,9 +138,9 @@ async fn leftovers(session: &Session) -> Vec<String> {
         .await
         .unwrap()
     {
-        let names = c.names.unwrap_or_default().join(",");
-        if names.contains(ns) {
-            left.push(format!("container {names}"));
+        let names = c.names.unwrap_or_default();
+        if names.iter().any(|n| owned(n)) {
+            left.push(format!("container {names:?}"));
         }
     }
     for n in docker
@@ -143,7 +151,7 @@ async fn leftovers(session: &Session) -> Vec<String> {
         .unwrap()
     {
         let name = n.name.unwrap_or_default();
-        if name.contains(ns) {
+        if owned(&name) {
             left.push(format!("network {name}"));
         }
     }
@@ -154,7 +162,7 @@ async fn leftovers(session: &Session) -> Vec<String> {
         .await
         .unwrap();
     for v in volumes.volumes.unwrap_or_default() {
-        if v.name.contains(ns) {
+        if owned(&v.name) {
             left.push(format!("volume {}", v.name));
         }
     }
@@ -166,7 +174,7 @@ async fn leftovers(session: &Session) -> Vec<String> {
         .await
         .unwrap()
     {
-        if i.repo_tags.iter().any(|t| t.contains(ns)) {
+        if i.repo_tags.iter().any(|t| owned(t)) {
             left.push(format!("image {:?}", i.repo_tags));
         }
     }
@@ -288,7 +296,42 @@ fn podman_socket() -> String {
 async fn podman() {
     let endpoint = format!("unix://{}", podman_socket());
     let engine = on_runtime(async move { Engine::connect_to(&endpoint).await }).await;
+    assert!(engine.is_podman().await);
     smoke(engine).await;
+}
+
+/// Podman runs healthchecks from systemd timers, and this machine has no systemd: the health
+/// wait runs the check itself there.
+#[tokio::test]
+async fn podman_health_waits_hold_without_systemd() {
+    let endpoint = format!("unix://{}", podman_socket());
+    let engine = on_runtime(async move { Engine::connect_to(&endpoint).await }).await;
+    let session = Session::with_engine(engine);
+    let started = std::time::Instant::now();
+    let c = ContainerDefinition::new(BUSYBOX)
+        .with_cmd(["sh", "-c", "sleep 1; touch /tmp/healthy; exec sleep 3600"])
+        .with_healthcheck(
+            seaworthy::Healthcheck::shell("test -f /tmp/healthy")
+                .interval(std::time::Duration::from_millis(200)),
+        )
+        .with_wait(Wait::healthy())
+        .with_startup_timeout(std::time::Duration::from_secs(30))
+        .start_in(&session)
+        .await
+        .unwrap();
+    assert!(c.file_exists("/tmp/healthy").await.unwrap());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    drop(c);
+    let errors = session.teardown().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let left = leftovers(&session).await;
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn docker_is_not_taken_for_podman() {
+    let engine = on_runtime(Engine::connect_to("unix:///var/run/docker.sock")).await;
+    assert!(!engine.is_podman().await);
 }
 
 /// Run as a child process by `the_reaper_cleans_the_tls_engine_after_a_killed_test`: starts a
