@@ -231,7 +231,7 @@ fn render(suite: &str, report: &Value) -> String {
             ),
             (Some(x), _) => format!("{x:.3}"),
             (None, Some("median_ms")) => format!(
-                "– (median {}–{})",
+                "– (median's interval {}–{})",
                 ms(&interval["low"]),
                 ms(&interval["high"])
             ),
