@@ -129,15 +129,28 @@ async fn leftovers(session: &Session) -> Vec<String> {
         vec!["io.seaworthy.managed=true".to_string()],
     )]);
     let mut left = Vec::new();
-    for c in docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-    {
+    // Podman's list can fail while another test's container is being removed ("no such
+    // container"): ask again.
+    let mut attempts = 0;
+    let containers = loop {
+        attempts += 1;
+        match docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(list) => break list,
+            Err(e) if attempts < 5 => {
+                eprintln!("listing containers failed ({e}); asking again");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("list containers: {e}"),
+        }
+    };
+    for c in containers {
         let names = c.names.unwrap_or_default();
         if names.iter().any(|n| owned(n)) {
             left.push(format!("container {names:?}"));
