@@ -112,8 +112,9 @@ struct Slot<F> {
 ///   for the holders of every process of the run. It belongs to no process: the reaper removes it
 ///   once the test runner process is gone.
 ///
-/// Before handing out a guard, the container is checked (one inspect): a container that died or
-/// was removed behind Seaworthy's back is replaced, and a line on stderr says so. Every hand-out
+/// Before handing out a guard, the container is checked (one inspect; `fresh()` skips it when the
+/// fixture has just answered that it is unchanged): a container that died or was removed behind
+/// Seaworthy's back is replaced, and a line on stderr says so. Every hand-out
 /// waits at most 10 minutes for the holders before it fails and says which fixture it waited for.
 pub struct Shared<D: FixtureDefinition> {
     make: fn() -> D,
@@ -158,11 +159,24 @@ impl<D: FixtureDefinition> Shared<D> {
     /// returned (per run: the run's container is shared with other processes).
     pub async fn fresh(&self) -> Result<ExclusiveGuard<D::Fixture>> {
         let hold = self.hold(true).await?;
+        let run_taint = hold.take_run_taint();
+        if !run_taint {
+            if let Some(slot) = self.current_slot().await {
+                // A fixture that says it is unchanged has just answered through its protocol:
+                // it is alive, so the inspect of `live_slot` is not needed either.
+                if !slot.tainted.load(Ordering::SeqCst)
+                    && slot.fixture.unchanged_since_clean().await.unwrap_or(false)
+                {
+                    slot.at_baseline.store(false, Ordering::SeqCst);
+                    return Ok(ExclusiveGuard {
+                        held: Held::new(slot, hold),
+                    });
+                }
+            }
+        }
         let mut slot = self.live_slot().await?;
-        let tainted = slot.tainted.swap(false, Ordering::SeqCst) | hold.take_run_taint();
-        let unchanged = !tainted
-            && (slot.at_baseline.load(Ordering::SeqCst)
-                || slot.fixture.unchanged_since_clean().await.unwrap_or(false));
+        let tainted = slot.tainted.swap(false, Ordering::SeqCst) | run_taint;
+        let unchanged = !tainted && slot.at_baseline.load(Ordering::SeqCst);
         if !unchanged {
             if let Err(e) = slot.fixture.clean().await {
                 if self.scope == Scope::Run {
@@ -258,6 +272,16 @@ impl<D: FixtureDefinition> Shared<D> {
             }
         };
         Ok(Hold { _local: local, run })
+    }
+
+    /// The fixture in use, if there is one (not checked).
+    async fn current_slot(&self) -> Option<Arc<Slot<D::Fixture>>> {
+        self.slot
+            .lock()
+            .await
+            .as_ref()
+            .filter(|slot| !slot.retired.load(Ordering::SeqCst))
+            .cloned()
     }
 
     async fn live_slot(&self) -> Result<Arc<Slot<D::Fixture>>> {
