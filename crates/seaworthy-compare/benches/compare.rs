@@ -177,15 +177,30 @@ async fn one_test(client: &tokio_postgres::Client) {
     );
 }
 
+/// Connects to the testcontainers PostgreSQL, retrying for up to 10 s as a user's helper would:
+/// on a busy machine a connection right after the log line can be dropped mid-handshake.
 async fn tc_postgres_client(port: u16) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=postgres password={PG_PASSWORD} dbname=postgres"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("connect to the testcontainers postgres");
-    tokio::spawn(connection);
-    client
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={port} user=postgres password={PG_PASSWORD} dbname=postgres"
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                return client;
+            }
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("connect to the testcontainers postgres: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("connect to the testcontainers postgres: {e}"),
+        }
+    }
 }
 
 /// Seaworthy's suite: one fixture, cleaned between tests.
