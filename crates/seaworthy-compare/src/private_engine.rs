@@ -139,9 +139,15 @@ impl PrivateEngine {
             // Its own process group: a ^C of the test reaches the test, not the engine.
             command.process_group(0);
         }
+        // A dockerd started with `--bridge=none` deletes `docker0`, the machine engine's default
+        // bridge, as it starts: note it now and put it back once this engine answers.
+        let docker0 = docker0_addresses();
         let mut child = command.spawn()?;
         loop {
             if ping(&Self::socket()).is_ok() {
+                if let Some(addresses) = &docker0 {
+                    restore_docker0(addresses)?;
+                }
                 break;
             }
             if let Some(status) = child.try_wait()? {
@@ -182,6 +188,59 @@ impl Drop for PrivateEngine {
             }
         }
     }
+}
+
+/// The IPv4 addresses (CIDR) of `docker0`, the machine engine's default bridge, or `None` when
+/// there is no such link.
+fn docker0_addresses() -> Option<Vec<String>> {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", "docker0"])
+        .env("PATH", system_path())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                words.position(|word| word == "inet")?;
+                words.next().map(str::to_string)
+            })
+            .collect(),
+    )
+}
+
+/// Creates `docker0` again with `addresses` when it is gone, so the machine's engine can still
+/// start containers on its default network.
+fn restore_docker0(addresses: &[String]) -> io::Result<()> {
+    if docker0_addresses().is_some() {
+        return Ok(());
+    }
+    let mut steps = vec![vec!["link", "add", "docker0", "type", "bridge"]];
+    steps.extend(
+        addresses
+            .iter()
+            .map(|address| vec!["addr", "add", address.as_str(), "dev", "docker0"]),
+    );
+    steps.push(vec!["link", "set", "docker0", "up"]);
+    for step in steps {
+        let status = Command::new("ip")
+            .args(&step)
+            .env("PATH", system_path())
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "`ip {}` failed ({status}) while putting back docker0, which the private \
+                 dockerd deleted",
+                step.join(" ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// SIGTERM, then waits for the exit; SIGKILL after `timeout`.
