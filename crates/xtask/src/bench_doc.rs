@@ -1,7 +1,7 @@
 //! `cargo xtask bench-doc`: BENCHMARKS.md's result tables, generated from the suites' JSON.
 //!
 //! `cargo bench` leaves one file per suite in `target/seaworthy-bench/<suite>.json` (written by
-//! `seaworthy-benchkit`). The task copies each into `benchmarks/<suite>.json`, the committed
+//! `seaworthy-benchkit`). The task copies each into `crates/seaworthy-benchkit/records/<suite>.json`, the committed
 //! record (a suite's file is replaced whole: nothing of an older run survives), then rewrites
 //! every generated block of BENCHMARKS.md from the records:
 //!
@@ -26,7 +26,7 @@ use serde_json::Value;
 pub struct Paths {
     /// `target/seaworthy-bench`.
     pub fresh: PathBuf,
-    /// `benchmarks/`.
+    /// `crates/seaworthy-benchkit/records/`.
     pub records: PathBuf,
     /// `BENCHMARKS.md`.
     pub document: PathBuf,
@@ -40,7 +40,7 @@ impl Paths {
             .unwrap_or_else(|| root.join("target"));
         Paths {
             fresh: target.join("seaworthy-bench"),
-            records: root.join("benchmarks"),
+            records: root.join("crates/seaworthy-benchkit/records"),
             document: root.join("BENCHMARKS.md"),
         }
     }

@@ -5,7 +5,7 @@
 //! any container registry. Images whose recipe has not changed since they were
 //! built are skipped, so running the task again takes a few seconds.
 //!
-//! `bench-doc` records the suites' JSON results (`cargo bench`) in `benchmarks/` and regenerates
+//! `bench-doc` records the suites' JSON results (`cargo bench`) in `crates/seaworthy-benchkit/records/` and regenerates
 //! the result tables of `BENCHMARKS.md` from them.
 //!
 //! `demo` builds the one image the demonstration needs and runs it
@@ -35,7 +35,7 @@ Tasks:
                                (not a base pulled in only as a dependency).
   images --list [NAME...]      Show the images, their recipe hash and state.
   bench-doc [--check]          Record the results of `cargo bench`
-                               (target/seaworthy-bench/*.json) in benchmarks/
+                               (target/seaworthy-bench/*.json) in crates/seaworthy-benchkit/records/
                                and regenerate BENCHMARKS.md's tables from them;
                                --check only checks the document is current.
   demo                         Build the busybox test image and run the
