@@ -33,6 +33,11 @@ async fn docker_host_tcp_reaches_the_engine() {
     let port = forward_tcp_to_engine_socket().await;
     // SAFETY: set before any other thread of this test binary reads the environment.
     unsafe { std::env::set_var("DOCKER_HOST", format!("tcp://127.0.0.1:{port}")) };
+    // The endpoint is this process's own forwarder and ends with it: the reaper, which starts
+    // after the process exits, can never reach it, so it gives up after 5 s instead of the
+    // default 10 minutes (the process removes what it made itself, at exit).
+    // SAFETY: as above.
+    unsafe { std::env::set_var("SEAWORTHY_REAPER_PATIENCE", "5") };
     let session = Session::global().await.unwrap();
     assert_eq!(
         session.engine().endpoint(),
