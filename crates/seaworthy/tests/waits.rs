@@ -69,11 +69,14 @@ async fn a_timed_out_wait_names_the_condition_and_carries_the_log_tail() {
         script("for i in 1 2 3; do echo line-$i; done; sleep 0.3; echo oops >&2; exec sleep 3600")
             .with_name("slow")
             .with_wait(Wait::log("^never$"))
-            .with_startup_timeout(Duration::from_secs(1))
+            // The timeout also covers the create and start, which take most of a second when
+            // the test binary's other tests start containers at the same time: leave the wait
+            // long enough to see `oops`, printed 0.3 s after the start.
+            .with_startup_timeout(Duration::from_secs(3))
             .start()
             .await
             .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(8));
     let text = err.to_string();
     assert!(
         text.contains("log lines in order [/^never$/] did not hold within"),
