@@ -8,6 +8,7 @@
 
 mod discovery;
 pub(crate) mod docker_config;
+mod ssh;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -87,7 +88,8 @@ pub(crate) enum Transport {
     /// TLS over TCP: the endpoint as given and the directory of `ca.pem`, `cert.pem`, `key.pem`.
     Tls(String, PathBuf),
     /// SSH (`ssh://user@host[:port]`): the engine's socket through `ssh … docker system
-    /// dial-stdio`, with a private key file or SSH's own configuration.
+    /// dial-stdio` (one child process per connection, no master process), with a private key
+    /// file or SSH's own configuration.
     Ssh(String, Option<PathBuf>),
 }
 
@@ -115,16 +117,8 @@ impl Transport {
         if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
             return Ok(Transport::Http(endpoint.to_string()));
         }
-        if let Some(rest) = endpoint.strip_prefix("ssh://") {
-            let authority = rest.split('/').next().unwrap_or(rest);
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            if host.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
-                return Err(format!(
-                    "the SSH transport (bollard 0.21) cannot take a port in {endpoint}: give the \
-                     host a name with its Port in ~/.ssh/config (Host NAME / HostName … / Port …) \
-                     and use ssh://USER@NAME"
-                ));
-            }
+        if endpoint.starts_with("ssh://") {
+            ssh::Destination::parse(endpoint)?;
             return Ok(Transport::Ssh(endpoint.to_string(), ssh_key));
         }
         Err(format!(
@@ -309,12 +303,13 @@ impl Engine {
                     bollard::API_DEFAULT_VERSION,
                 )
             }
-            Transport::Ssh(e, key) => Docker::connect_with_ssh(
+            Transport::Ssh(e, key) => Ok(ssh::docker(
                 e,
+                key.as_deref(),
                 REQUEST_TIMEOUT.as_secs(),
                 bollard::API_DEFAULT_VERSION,
-                key.as_ref().map(|k| k.display().to_string()),
-            ),
+            )
+            .map_err(|reason| Error::invalid("engine endpoint", e, reason))?),
         }
         .map_err(unavailable)?;
         let docker = docker.negotiate_version().await.map_err(unavailable)?;
@@ -572,9 +567,13 @@ mod tests {
             Transport::parse("ssh://ci@build-7", None, None),
             Ok(Transport::Ssh(..))
         ));
-        assert!(Transport::parse("ssh://ci@build-7:2222", None, None)
+        assert!(matches!(
+            Transport::parse("ssh://ci@build-7:2222", None, None),
+            Ok(Transport::Ssh(..))
+        ));
+        assert!(Transport::parse("ssh://ci@build-7:x", None, None)
             .unwrap_err()
-            .contains("cannot take a port"));
+            .contains("not a port number"));
         assert!(Transport::parse("npipe:////./pipe/docker", None, None)
             .unwrap_err()
             .contains("unsupported endpoint"));

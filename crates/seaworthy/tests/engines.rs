@@ -426,3 +426,150 @@ async fn tls_without_a_client_certificate_is_refused_with_the_file_named() {
     );
     std::fs::remove_dir_all(&empty).unwrap();
 }
+
+/// The variable that marks the ssh processes of `child_using_the_ssh_endpoint` (they inherit
+/// the environment of the process that starts them).
+const SSH_CHILD_MARKER: &str = "SEAWORTHY_TEST_SSH_CHILD_MARKER";
+
+/// What a test process using the SSH endpoint may hold when it exits: an engine kept for the
+/// whole process (as a static fixture keeps one), whose connections are open.
+static SSH_ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+
+/// Run as a child process by `no_ssh_process_outlives_the_test_process_that_used_it`: keeps an
+/// engine reached over SSH in a static, opens several connections to it on Seaworthy's shared
+/// runtime (never dropped), says `CONNECTED`, and returns when its standard input closes, the
+/// engine and its connections still open.
+#[tokio::test]
+#[ignore = "run as a child process by no_ssh_process_outlives_the_test_process_that_used_it"]
+async fn child_using_the_ssh_endpoint() {
+    if std::env::var("SEAWORTHY_ENGINES_CHILD").is_err() {
+        return;
+    }
+    let key = ssh_key();
+    seaworthy::runtime::run(async move {
+        let engine = Engine::connect_with_ssh_key(&ssh_host(), &key)
+            .await
+            .unwrap();
+        let docker = SSH_ENGINE.get_or_init(|| engine).docker();
+        // Requests at the same time: one connection each.
+        let (ping, version, containers) = tokio::join!(
+            docker.ping(),
+            docker.version(),
+            docker.list_containers(None::<ListContainersOptions>)
+        );
+        ping.unwrap();
+        version.unwrap();
+        containers.unwrap();
+    })
+    .await;
+    println!("CONNECTED");
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {}
+}
+
+/// The ssh processes (`comm` ssh) whose environment carries `SSH_CHILD_MARKER=marker`, with
+/// their command lines.
+fn marked_ssh_processes(marker: &str) -> Vec<String> {
+    let wanted = format!("{SSH_CHILD_MARKER}={marker}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        // A process may end while it is read.
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "ssh" {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == wanted.as_bytes())
+        {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{pid}: {}", cmdline.trim()));
+        }
+    }
+    found
+}
+
+/// Nothing Seaworthy starts may outlive the process that started it: a test process that used
+/// the SSH endpoint and exits with its engine and connections still open (held in a static)
+/// leaves no ssh process behind (formerly an `ssh -M … ControlPersist=yes` master per
+/// connection stayed).
+#[test]
+fn no_ssh_process_outlives_the_test_process_that_used_it() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    ssh_key();
+    let marker = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_using_the_ssh_endpoint",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SEAWORTHY_ENGINES_CHILD", "1")
+        .env(SSH_CHILD_MARKER, &marker)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tell, told) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line == "CONNECTED" {
+                let _ = tell.send(());
+            }
+        }
+    });
+    if told.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        panic!("the child did not connect to {} within 60 s", ssh_host());
+    }
+    let running = marked_ssh_processes(&marker);
+    assert!(
+        !running.is_empty(),
+        "the child connected but no ssh process of it was found: the check would see nothing"
+    );
+    // The child's test returns and the process exits, its engine still held.
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the child did not exit within 30 s of its standard input closing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "the child failed: {status}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = marked_ssh_processes(&marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "10 s after the test process exited, its ssh processes still run (it had {}):\n{}",
+            running.len(),
+            left.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
