@@ -93,6 +93,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 quote_spanned!(ty.span()=> ::seaworthy::__private::container(#source()))
             }
         };
+        let getter = p.with_fallback(getter);
         provide.push(quote! {
             #[allow(unused_mut)]
             let mut #var = match #getter.await {
@@ -147,6 +148,87 @@ impl Param {
             _ => syn::Ident::new(&name.to_uppercase(), self.ident.span()),
         };
         quote!(#ident)
+    }
+}
+
+impl Param {
+    /// `getter` in a scope where the name it takes its fixture from always resolves: to the
+    /// user's static or function when there is one (the module's names, glob-imported in an inner
+    /// block, come first), else to a deprecated stand-in whose use is denied, so a missing
+    /// declaration is reported by its note (which names the parameter and says what to write)
+    /// instead of rustc's "cannot find value". The stand-in fails the test if lints are capped.
+    fn with_fallback(&self, getter: TokenStream2) -> TokenStream2 {
+        let source = self.source();
+        let param = self.ident.to_string();
+        let stand_in = match self.kind {
+            Kind::Container => {
+                let note = format!(
+                    "#[seaworthy::test]: the parameter `{param}` is a container started from `fn {source}() -> ContainerDefinition`, and no such function is in scope: declare it in this module (or `use` it), or name the parameter after the function you have; {WHAT_TO_WRITE}"
+                );
+                quote! {
+                    #[deprecated(note = #note)]
+                    #[allow(dead_code)]
+                    fn #source() -> ::seaworthy::ContainerDefinition {
+                        ::core::panic!("{}", #note)
+                    }
+                }
+            }
+            Kind::Fresh | Kind::Isolated => {
+                let Some(fixture) = self.fixture_type() else {
+                    return getter;
+                };
+                let what = match self.kind {
+                    Kind::Isolated => "a namespace of its own in the fixture",
+                    _ => "the fixture",
+                };
+                let note = format!(
+                    "#[seaworthy::test]: the parameter `{param}` is given {what} `static {source}: Shared<…>`, and no such static is in scope: declare `static {source}: seaworthy::Shared<Definition> = seaworthy::Shared::per_process(definition);` in this module (or `use` it), or name the parameter after the static you have; {WHAT_TO_WRITE}"
+                );
+                quote! {
+                    #[deprecated(note = #note)]
+                    #[allow(dead_code, non_upper_case_globals)]
+                    static #source: ::seaworthy::__private::Undeclared<#fixture> =
+                        ::seaworthy::__private::Undeclared::new(#note);
+                }
+            }
+        };
+        quote! {
+            {
+                #stand_in
+                {
+                    #[allow(unused_imports)]
+                    use self::*;
+                    #[deny(deprecated)]
+                    let __seaworthy_getter = #getter;
+                    __seaworthy_getter
+                }
+            }
+        }
+    }
+
+    /// The fixture type of a `&F` or `&Isolated<F>` parameter.
+    fn fixture_type(&self) -> Option<Type> {
+        let Type::Reference(reference) = &self.ty else {
+            return None;
+        };
+        match self.kind {
+            Kind::Fresh => Some((*reference.elem).clone()),
+            Kind::Isolated => {
+                let Type::Path(path) = &*reference.elem else {
+                    return None;
+                };
+                let syn::PathArguments::AngleBracketed(args) =
+                    &path.path.segments.last()?.arguments
+                else {
+                    return None;
+                };
+                match args.args.first()? {
+                    syn::GenericArgument::Type(ty) if args.args.len() == 1 => Some(ty.clone()),
+                    _ => None,
+                }
+            }
+            Kind::Container => None,
+        }
     }
 }
 

@@ -132,10 +132,19 @@ pub use wait::{LogPattern, Wait};
 /// kept as it was left, and later tests get a new one).
 ///
 /// Without an engine the test fails with the engine's error; with
-/// `SEAWORTHY_SKIP_WITHOUT_ENGINE=1` it is skipped instead (a `seaworthy: SKIPPED` line, and a
-/// count at exit; libtest still lists it as `ok`), unless `CI` is set. Misuse (a parameter it
-/// cannot provide, a non-async function, a result type it cannot judge, a `static` that is not
-/// a [`Shared`]) is a compile error saying what to write.
+/// `SEAWORTHY_SKIP_WITHOUT_ENGINE=1` it is skipped instead, unless `CI` is set (then the variable
+/// is ignored and the test fails). **libtest lists a skipped test as passed** (`test name ... ok`,
+/// counted in `passed`, not in `ignored`): stable libtest gives a running test no way to report
+/// itself ignored (`#[ignore]` is decided before the test runs; skipping at run time exists only
+/// in custom harnesses such as libtest-mimic, with `harness = false`). So Seaworthy says it
+/// itself, on stderr and never captured: `seaworthy: SKIPPED <test>: no Docker engine (<why>)`
+/// right before libtest's `ok`, and when the test binary exits
+/// `seaworthy: <n> tests SKIPPED, not run, because no Docker engine could be reached (…): <names>`.
+/// Count a run's passes with that line in mind.
+///
+/// Misuse (a parameter it cannot provide, a parameter whose name matches no `static` or function
+/// in scope, a non-async function, a result type it cannot judge, a `static` that is not a
+/// [`Shared`]) is a compile error that names the parameter and says what to write.
 pub use seaworthy_macros::test;
 
 /// Re-exported so tests can name bollard's types without a separate dependency.

@@ -12,7 +12,10 @@ use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::fixture::{Fixture, FixtureDefinition, Isolation};
-use crate::session::{on_runtime, Session, LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION, OWNER_RUN};
+use crate::session::{
+    on_runtime, ResourceKind, Session, LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION, OWNER_RUN,
+};
+use crate::stack_fixture::RunningStack;
 
 /// How long a hand-out waits for other tests' holds.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(600);
@@ -87,8 +90,8 @@ struct Slot<F> {
 /// or whose test failed under `#[seaworthy::test]` (an error returned too), always counts as a
 /// change, and its failure output names the fixture, its container and the container's last log
 /// lines. With `SEAWORTHY_KEEP_ON_FAILURE=1` the failed test's container is kept as it was left
-/// (renamed `…-kept-…`, listed on stderr, left alone by the reaper; `seaworthy gc` removes it)
-/// and the next test gets a new one.
+/// (renamed `…-kept-…`, listed on stderr, left alone by the reaper; `seaworthy gc --include-kept`
+/// removes it; a stack is kept whole, every member) and the next test gets a new one.
 ///
 /// # What a test holding `get()` may do
 ///
@@ -113,8 +116,9 @@ struct Slot<F> {
 ///   once the test runner process is gone.
 ///
 /// Before handing out a guard, the container is checked (one inspect; `fresh()` skips it when the
-/// fixture has just answered that it is unchanged): a container that died or was removed behind
-/// Seaworthy's back is replaced, and a line on stderr says so. Every hand-out
+/// fixture has just answered through its protocol: it said it is unchanged, or its clean
+/// succeeded): a container that died or was removed behind Seaworthy's back is replaced, and a
+/// line on stderr says so. Every hand-out
 /// waits at most 10 minutes for the holders before it fails and says which fixture it waited for.
 pub struct Shared<D: FixtureDefinition> {
     make: fn() -> D,
@@ -160,19 +164,27 @@ impl<D: FixtureDefinition> Shared<D> {
     pub async fn fresh(&self) -> Result<ExclusiveGuard<D::Fixture>> {
         let hold = self.hold(true).await?;
         let run_taint = hold.take_run_taint();
-        if !run_taint {
-            if let Some(slot) = self.current_slot().await {
-                // A fixture that says it is unchanged has just answered through its protocol:
-                // it is alive, so the inspect of `live_slot` is not needed either.
-                if !slot.tainted.load(Ordering::SeqCst)
-                    && slot.fixture.unchanged_since_clean().await.unwrap_or(false)
-                {
-                    slot.at_baseline.store(false, Ordering::SeqCst);
-                    return Ok(ExclusiveGuard {
-                        held: Held::new(slot, hold),
-                    });
-                }
+        if let Some(slot) = self.current_slot().await {
+            // A fixture that answers through its protocol is alive, so when it says it is
+            // unchanged, or when its clean succeeds, the inspect of `live_slot` is not needed.
+            let tainted = run_taint || slot.tainted.load(Ordering::SeqCst);
+            if !tainted && slot.fixture.unchanged_since_clean().await.unwrap_or(false) {
+                slot.at_baseline.store(false, Ordering::SeqCst);
+                return Ok(ExclusiveGuard {
+                    held: Held::new(slot, hold),
+                });
             }
+            if (tainted || !slot.at_baseline.load(Ordering::SeqCst))
+                && slot.fixture.clean().await.is_ok()
+            {
+                slot.tainted.store(false, Ordering::SeqCst);
+                slot.at_baseline.store(false, Ordering::SeqCst);
+                return Ok(ExclusiveGuard {
+                    held: Held::new(slot, hold),
+                });
+            }
+            // The clean failed: the checked path below tells a dead container (replaced) from a
+            // live fixture that cannot be cleaned (replaced per process, an error per run).
         }
         let mut slot = self.live_slot().await?;
         let tainted = slot.tainted.swap(false, Ordering::SeqCst) | run_taint;
@@ -481,39 +493,82 @@ impl<F: Fixture> Held<F> {
         if self.slot.retired.swap(true, Ordering::SeqCst) {
             return;
         }
-        let container = self.slot.fixture.container();
-        let id = container.id();
-        let kept_name = format!("{}-kept-{}", container.name(), &key_hash(&id)[..6]);
-        let docker = container.session().engine().docker().clone();
-        let (renamed_id, new_name) = (id.clone(), kept_name.clone());
-        let renamed = block_on_runtime(
-            async move {
-                docker
-                    .rename_container(
-                        &renamed_id,
-                        bollard::query_parameters::RenameContainerOptions { name: new_name },
-                    )
-                    .await
-            },
-            Duration::from_secs(10),
-        );
-        container
-            .session()
-            .untrack(crate::session::ResourceKind::Container, &id);
-        crate::gc::record_kept(&id);
-        if let Some(run) = &self.hold.run {
-            run.retire(&id);
-        }
-        // The fixture is never dropped: its container (and what it holds) stays as it is.
-        std::mem::forget(self.slot.clone());
-        let name = match renamed {
-            Some(Ok(())) => kept_name,
-            _ => container.name().to_string(),
+        // A stack is kept whole: every member, so the failed state can be inspected as it ran.
+        let fixture: &dyn std::any::Any = &self.slot.fixture;
+        let containers: Vec<&Container> = match fixture.downcast_ref::<RunningStack>() {
+            Some(stack) => stack.stack().containers().map(|(_, c)| c).collect(),
+            None => vec![self.slot.fixture.container()],
         };
+        let names: Vec<String> = containers
+            .into_iter()
+            .map(|container| {
+                let id = container.id();
+                let name = keep_container(container);
+                if let Some(run) = &self.hold.run {
+                    run.retire(&id);
+                }
+                name
+            })
+            .collect();
+        // The fixture is never dropped: its containers (and what they hold) stay as they are.
+        std::mem::forget(self.slot.clone());
         eprintln!(
-            "seaworthy: keeping the {} fixture's container {name} as the failed test left it (SEAWORTHY_KEEP_ON_FAILURE); the next test gets a new one; `seaworthy gc` removes it",
-            self.slot.fixture.kind()
+            "seaworthy: keeping the {} fixture's container{} {} as the failed test left {} (SEAWORTHY_KEEP_ON_FAILURE); the next test gets a new one; `seaworthy gc --include-kept` removes {}",
+            self.slot.fixture.kind(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" },
+            if names.len() == 1 { "it" } else { "them" },
         );
+    }
+}
+
+/// Keeps `container` as it is for inspection: renamed `…-kept-…`, no longer removed at exit or by
+/// the reaper (`seaworthy gc --include-kept` removes it); returns its name.
+fn keep_container(container: &Container) -> String {
+    let id = container.id();
+    let kept_name = format!("{}-kept-{}", container.name(), &key_hash(&id)[..6]);
+    let docker = container.session().engine().docker().clone();
+    let (renamed_id, new_name) = (id.clone(), kept_name.clone());
+    let renamed = block_on_runtime(
+        async move {
+            docker
+                .rename_container(
+                    &renamed_id,
+                    bollard::query_parameters::RenameContainerOptions { name: new_name },
+                )
+                .await
+        },
+        Duration::from_secs(10),
+    );
+    let session = container.session();
+    session.untrack(ResourceKind::Container, &id);
+    crate::gc::record_kept(&id);
+    // What it runs on is kept with it: its networks and its image (a snapshot's, after a
+    // restore) are not removed under it at exit, and gc without `--include-kept` leaves them.
+    let docker = session.engine().docker().clone();
+    let inspected_id = id.clone();
+    let used = block_on_runtime(
+        async move { docker.inspect_container(&inspected_id, None).await },
+        Duration::from_secs(10),
+    );
+    if let Some(Ok(info)) = used {
+        let networks = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        for network in networks.values().filter_map(|n| n.network_id.clone()) {
+            session.untrack(ResourceKind::Network, &network);
+            crate::gc::record_kept(&network);
+        }
+        if let Some(image) = info.image {
+            session.untrack(ResourceKind::Image, &image);
+            crate::gc::record_kept(&image);
+        }
+    }
+    match renamed {
+        Some(Ok(())) => kept_name,
+        _ => container.name().to_string(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::future::Future;
 use std::io::Write;
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
@@ -103,34 +104,79 @@ pub fn finish<R>(outcome: Outcome<R>) -> R {
     label = "declare it as `static NAME: seaworthy::Shared<Definition> = seaworthy::Shared::per_process(definition);`"
 )]
 pub trait Source {
-    /// The definition.
-    type Definition: FixtureDefinition;
-    /// The shared fixture.
-    fn shared(&self) -> &Shared<Self::Definition>;
+    /// The fixture it hands out.
+    type Fixture: Fixture;
+    /// The fixture at its baseline, for one test alone.
+    fn fresh(&self) -> impl Future<Output = Result<ExclusiveGuard<Self::Fixture>>>;
+    /// A namespace of one test's own.
+    fn isolated(&self) -> impl Future<Output = Result<Isolated<Self::Fixture>>>
+    where
+        Self::Fixture: Isolation;
 }
 
 impl<D: FixtureDefinition> Source for Shared<D> {
-    type Definition = D;
-    fn shared(&self) -> &Shared<D> {
-        self
+    type Fixture = D::Fixture;
+    fn fresh(&self) -> impl Future<Output = Result<ExclusiveGuard<D::Fixture>>> {
+        Shared::fresh(self)
+    }
+    fn isolated(&self) -> impl Future<Output = Result<Isolated<D::Fixture>>>
+    where
+        D::Fixture: Isolation,
+    {
+        Shared::isolated(self)
+    }
+}
+
+/// What a parameter's name resolves to when no `static` of that name is in scope: the attribute
+/// denies its use at compile time (its note says what to write); if lints are capped, the test
+/// fails with the same words.
+pub struct Undeclared<F> {
+    message: &'static str,
+    fixture: PhantomData<fn() -> F>,
+}
+
+impl<F> Undeclared<F> {
+    /// A stand-in whose hand-outs fail with `message`.
+    pub const fn new(message: &'static str) -> Self {
+        Undeclared {
+            message,
+            fixture: PhantomData,
+        }
+    }
+
+    fn error(&self) -> Error {
+        Error::Invalid {
+            kind: "#[seaworthy::test] parameter",
+            input: std::any::type_name::<F>().to_string(),
+            reason: self.message.to_string(),
+        }
+    }
+}
+
+impl<F: Fixture> Source for Undeclared<F> {
+    type Fixture = F;
+    async fn fresh(&self) -> Result<ExclusiveGuard<F>> {
+        Err(self.error())
+    }
+    async fn isolated(&self) -> Result<Isolated<F>>
+    where
+        F: Isolation,
+    {
+        Err(self.error())
     }
 }
 
 /// `name: &F`: the fixture at its baseline, for this test alone.
-pub async fn fresh<S: Source>(
-    source: &S,
-) -> Result<ExclusiveGuard<<S::Definition as FixtureDefinition>::Fixture>> {
-    source.shared().fresh().await
+pub async fn fresh<S: Source>(source: &S) -> Result<ExclusiveGuard<S::Fixture>> {
+    source.fresh().await
 }
 
 /// `name: &Isolated<F>`: a namespace of the test's own.
-pub async fn isolated<S: Source>(
-    source: &S,
-) -> Result<Isolated<<S::Definition as FixtureDefinition>::Fixture>>
+pub async fn isolated<S: Source>(source: &S) -> Result<Isolated<S::Fixture>>
 where
-    <S::Definition as FixtureDefinition>::Fixture: Isolation,
+    S::Fixture: Isolation,
 {
-    source.shared().isolated().await
+    source.isolated().await
 }
 
 /// `name: &Container`: a container started from `fn name() -> ContainerDefinition`.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use seaworthy::{
     Container, ContainerDefinition, Exec, Fixture, FixtureDefinition, GenericFixture, RunningStack,
-    Shared, SnapshotFixture, StackDefinition, StackFixture, Wait,
+    Shared, SnapshotFixture, StackFixture,
 };
 
 fn files() -> SnapshotFixture {
@@ -58,27 +58,7 @@ async fn snapshot_4_dirties_then_panics(files: &GenericFixture) {
 }
 
 fn web_and_client() -> StackFixture {
-    StackFixture::new(
-        StackDefinition::new("cleanstart")
-            .with_container(
-                "web",
-                ContainerDefinition::new(common::BUSYBOX)
-                    .with_cmd([
-                        "sh",
-                        "-c",
-                        "mkdir -p /www && echo base > /www/v && exec httpd -f -p 80 -h /www",
-                    ])
-                    .with_port(80)
-                    .with_wait(Wait::http(80, "/v")),
-            )
-            .with_container(
-                "client",
-                ContainerDefinition::new(common::BUSYBOX)
-                    .with_cmd(["sh", "-c", "echo ready; exec sleep 3600"])
-                    .with_wait(Wait::log("ready")),
-            ),
-        "web",
-    )
+    common::web_and_client("cleanstart")
 }
 
 static STACK: Shared<StackFixture> = Shared::per_run(web_and_client);

@@ -1,7 +1,7 @@
 //! Helpers shared by the core crate's integration tests.
 #![allow(dead_code)]
 
-use seaworthy::{ContainerDefinition, Session, Wait};
+use seaworthy::{ContainerDefinition, Session, StackDefinition, StackFixture, Wait};
 
 /// The busybox test image (built by `cargo xtask images`).
 pub const BUSYBOX: &str = "seaworthy-test/busybox";
@@ -91,4 +91,25 @@ pub fn read_ids(child: &mut std::process::Child) -> Vec<String> {
         .read_to_string(&mut err)
         .unwrap();
     panic!("the child printed no ID line; stderr:\n{err}");
+}
+
+/// A stack fixture named `name`: `web` (busybox httpd serving `/www/v`, `base` at the baseline;
+/// the primary member) and `client` (a busybox that sleeps, to fetch `http://web/v`).
+pub fn web_and_client(name: &str) -> StackFixture {
+    StackFixture::new(
+        StackDefinition::new(name)
+            .with_container(
+                "web",
+                ContainerDefinition::new(BUSYBOX)
+                    .with_cmd([
+                        "sh",
+                        "-c",
+                        "mkdir -p /www && echo base > /www/v && exec httpd -f -p 80 -h /www",
+                    ])
+                    .with_port(80)
+                    .with_wait(Wait::http(80, "/v")),
+            )
+            .with_container("client", sleeper()),
+        "web",
+    )
 }

@@ -1,0 +1,8 @@
+struct Suite;
+
+impl Suite {
+    #[seaworthy::test]
+    async fn takes_self(self) {}
+}
+
+fn main() {}
