@@ -11,7 +11,7 @@ use seaworthy::{ConnectionInfo, ContainerDefinition, FixtureDefinition, Wait};
 use tokio_postgres::Client;
 
 use crate::connect;
-use crate::error::{BoxError, Error, Result};
+use crate::error::{BoxError, Result};
 use crate::fixture::PostgresFixture;
 
 /// The port PostgreSQL listens on inside the container.
@@ -250,30 +250,71 @@ impl Postgres {
         PostgresFixture::attach(self.clone(), container).await
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
-        let invalid = |reason: String| Err(Error::Invalid { reason });
-        if self.user.is_empty() {
-            return invalid("the user name is empty".into());
+    /// Checks the definition; every start runs this before anything is created. The error
+    /// ([`seaworthy::Error::Invalid`], inside [`Error::Seaworthy`](crate::Error::Seaworthy)) names the field and the value at fault: an empty or too long user
+    /// name, an empty password, a database name that is empty, longer than
+    /// [`MAX_DATABASE_NAME`] bytes or one PostgreSQL keeps for itself, a NUL byte in a name, a
+    /// setting name that is not a PostgreSQL parameter name.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |kind: &'static str, input: &str, reason: &str| {
+            Err(seaworthy::Error::invalid(kind, input, reason).into())
+        };
+        // PostgreSQL truncates identifiers to 63 bytes; a role name longer than that is not the
+        // role the fixture would connect as.
+        if self.user.is_empty() || self.user.len() > 63 {
+            return invalid("postgres user", &self.user, "must have 1 to 63 bytes");
         }
         if self.password.is_empty() {
             return invalid(
-                "the password is empty (the image refuses to initialise without one)".into(),
+                "postgres password",
+                "",
+                "is empty (the image refuses to initialise without one)",
+            );
+        }
+        if self.password.contains('\0') {
+            return invalid(
+                "postgres password",
+                "***",
+                "contains a NUL byte, which PostgreSQL cannot store",
             );
         }
         if self.database.is_empty() || self.database.len() > MAX_DATABASE_NAME {
-            return invalid(format!(
-                "database name {:?} must have 1 to {MAX_DATABASE_NAME} bytes",
-                self.database
-            ));
+            return invalid(
+                "postgres database name",
+                &self.database,
+                &format!("must have 1 to {MAX_DATABASE_NAME} bytes"),
+            );
         }
         if matches!(
             self.database.as_str(),
             "postgres" | "template0" | "template1"
         ) {
-            return invalid(format!(
-                "database {:?} cannot be the fixture's database: clean() re-creates it",
-                self.database
-            ));
+            return invalid(
+                "postgres database name",
+                &self.database,
+                "cannot be the fixture's database: clean() re-creates it",
+            );
+        }
+        for (kind, name) in [
+            ("postgres user", &self.user),
+            ("postgres database name", &self.database),
+        ] {
+            if name.contains('\0') {
+                return invalid(kind, name, "contains a NUL byte");
+            }
+        }
+        for (name, _) in &self.settings {
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !valid {
+                return invalid(
+                    "postgres setting name",
+                    name,
+                    "is not a parameter name (letters, digits, `_` and `.`)",
+                );
+            }
         }
         Ok(())
     }
@@ -367,23 +408,10 @@ impl FixtureDefinition for Postgres {
             .with_port(PORT)
             .with_cmd(self.command())
             .with_startup_timeout(self.startup_timeout);
+        // Refused before anything is created, however the definition is started.
         def = match self.validate() {
             Ok(()) => def.with_wait(self.ready_check()),
-            // Refuse before anything is initialised: the wait fails at once, naming the reason,
-            // and the container is removed.
-            Err(e) => {
-                let reason = e.to_string();
-                def.with_wait(Wait::custom(reason.clone(), move |_| {
-                    let reason = reason.clone();
-                    async move {
-                        Err(seaworthy::Error::Invalid {
-                            kind: "postgres definition",
-                            input: String::new(),
-                            reason,
-                        })
-                    }
-                }))
-            }
+            Err(e) => def.refused_by(Err(e.into())),
         };
         if self.tmpfs {
             def = def.with_tmpfs(DATA_DIR, None);
@@ -463,6 +491,34 @@ mod tests {
             .is_err());
         assert!(Postgres::default().with_password("").validate().is_err());
         assert!(Postgres::default().validate().is_ok());
+        let kind_of = |pg: Postgres| match pg.validate() {
+            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
+                (kind, input)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            kind_of(Postgres::default().with_database("template1")),
+            ("postgres database name", "template1".to_string())
+        );
+        assert_eq!(
+            kind_of(Postgres::default().with_user("")).0,
+            "postgres user"
+        );
+        assert_eq!(
+            kind_of(Postgres::default().with_setting("work mem", "1MB")),
+            ("postgres setting name", "work mem".to_string())
+        );
+        // Every way of starting it refuses, through the container definition.
+        let err = Postgres::default()
+            .with_database("postgres")
+            .container_definition()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, seaworthy::Error::Invalid { kind: "postgres database name", input, .. } if input == "postgres"),
+            "{err}"
+        );
         assert!(!format!("{:?}", Postgres::default().with_password("hunter2")).contains("hunter2"));
     }
 }

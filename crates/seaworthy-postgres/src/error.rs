@@ -49,13 +49,6 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
-
-    /// The definition is not usable (a database name too long to derive the template's name...).
-    #[error("invalid postgres definition: {reason}")]
-    Invalid {
-        /// Why.
-        reason: String,
-    },
 }
 
 impl Error {
@@ -109,38 +102,27 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     s
 }
 
-/// The trait methods of [`seaworthy::Fixture`] return Seaworthy's error: a fixture error becomes
-/// a container error naming the container, with the whole message kept.
+/// The trait methods of [`seaworthy::Fixture`] return Seaworthy's error: a core error (an
+/// invalid definition is one: [`seaworthy::Error::Invalid`]) stays itself, and every other error
+/// becomes [`seaworthy::Error::Fixture`] with this error as its source (downcast it to branch on
+/// it: [`Error::code`]), the client's error behind it.
 impl From<Error> for seaworthy::Error {
     fn from(e: Error) -> Self {
+        let (fixture, action) = match &e {
+            Error::Seaworthy(_) => (String::new(), String::new()),
+            Error::Query {
+                fixture, action, ..
+            } => (fixture.clone(), action.clone()),
+            Error::Init { fixture, step, .. } => (fixture.clone(), format!("init step {step:?}")),
+            Error::Fixture { fixture, reason } => (fixture.clone(), reason.clone()),
+        };
         match e {
             Error::Seaworthy(e) => e,
-            Error::Query {
-                fixture,
-                action,
-                message,
-                ..
-            } => seaworthy::Error::Container {
-                container: fixture,
-                reason: format!("postgres: {action} failed: {message}"),
-            },
-            Error::Init {
-                fixture,
-                step,
-                source,
-            } => seaworthy::Error::Container {
-                container: fixture,
-                reason: format!("postgres: init step {step:?} failed: {source}"),
-            },
-            Error::Fixture { fixture, reason } => seaworthy::Error::Container {
-                container: fixture,
-                reason: format!("postgres: {reason}"),
-            },
-            Error::Invalid { reason } => seaworthy::Error::Invalid {
-                kind: "postgres definition",
-                input: String::new(),
-                reason,
-            },
+            e => {
+                // The fixture is named `CONTAINER (database DB)`.
+                let container = fixture.split(" (").next().unwrap_or_default().to_string();
+                seaworthy::Error::fixture("postgres", container, action, e)
+            }
         }
     }
 }

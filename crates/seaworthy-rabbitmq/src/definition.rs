@@ -130,6 +130,62 @@ impl RabbitMq {
         &self.password
     }
 
+    /// Checks the definition; every start runs this before anything is created. The error
+    /// ([`seaworthy::Error::Invalid`], inside this crate's `Error::Seaworthy`) names the field and the value at fault: an
+    /// empty user name or password, a user name with a `:` (HTTP basic authentication, which
+    /// the management API uses, cannot carry it), a configuration line that is not
+    /// `key = value` (or a `#` comment) or spans lines, an environment variable name that is
+    /// empty or holds `=`.
+    pub fn validate(&self) -> crate::Result<()> {
+        let invalid = |kind: &'static str, input: &str, reason: &str| {
+            Err(seaworthy::Error::invalid(kind, input, reason).into())
+        };
+        if self.user.is_empty() {
+            return invalid("rabbitmq user", "", "is empty");
+        }
+        if self.user.contains(':') {
+            return invalid(
+                "rabbitmq user",
+                &self.user,
+                "contains `:`, which HTTP basic authentication (the management API) cannot carry",
+            );
+        }
+        if self.password.is_empty() {
+            return invalid("rabbitmq password", "", "is empty");
+        }
+        for line in &self.config {
+            let trimmed = line.trim();
+            if line.contains('\n') || line.contains('\r') {
+                return invalid(
+                    "rabbitmq configuration line",
+                    line,
+                    "spans lines (add one line per call)",
+                );
+            }
+            let comment = trimmed.is_empty() || trimmed.starts_with('#');
+            let key_value = trimmed
+                .split_once('=')
+                .is_some_and(|(key, _)| !key.trim().is_empty());
+            if !comment && !key_value {
+                return invalid(
+                    "rabbitmq configuration line",
+                    line,
+                    "is not `key = value` (rabbitmq.conf syntax)",
+                );
+            }
+        }
+        for (key, _) in &self.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return invalid(
+                    "rabbitmq environment variable name",
+                    key,
+                    "must be non-empty, without `=`",
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The readiness check the container definition uses: an AMQP connection is greeted with
     /// `connection.start`, and `GET /api/overview` answers 200 for the default user. Use it to
     /// wait again after restarting the container.
@@ -179,7 +235,8 @@ impl FixtureDefinition for RabbitMq {
         for (k, v) in &self.env {
             definition = definition.with_env(k.clone(), v.clone());
         }
-        definition
+        // Refused before anything is created, however the definition is started.
+        definition.refused_by(self.validate().map_err(Into::into))
     }
 
     async fn attach(&self, container: seaworthy::Container) -> seaworthy::Result<RabbitMqFixture> {

@@ -85,36 +85,28 @@ impl Error {
     }
 }
 
-/// The fixture traits of the core return its error type: an error of this crate becomes a
-/// [`seaworthy::Error::Container`] naming the container, with the cause in the reason.
+/// The fixture traits of the core return its error type: a core error (an invalid definition
+/// is one: [`seaworthy::Error::Invalid`]) stays itself, and every other error becomes
+/// [`seaworthy::Error::Fixture`] with this error as its source (downcast it to branch on it:
+/// [`Error::status`]), the client's error behind it.
 impl From<Error> for seaworthy::Error {
     fn from(e: Error) -> Self {
-        let (container, reason) = match e {
-            Error::Seaworthy(e) => return e,
+        let (container, action) = match &e {
+            Error::Seaworthy(_) => (String::new(), String::new()),
             Error::Http {
-                container,
-                action,
-                source,
-            } => (container, format!("{action} failed: {source}")),
-            Error::Status {
-                container,
-                action,
-                status,
-                body,
-            } => (
-                container,
-                format!("{action}: the management API answered {status}: {body}"),
-            ),
-            Error::Amqp {
-                container,
-                action,
-                source,
-            } => (container, format!("{action} failed: {source}")),
-            Error::Fixture { container, reason } => (container, reason),
+                container, action, ..
+            }
+            | Error::Status {
+                container, action, ..
+            }
+            | Error::Amqp {
+                container, action, ..
+            } => (container.clone(), action.clone()),
+            Error::Fixture { container, reason } => (container.clone(), reason.clone()),
         };
-        seaworthy::Error::Container {
-            container,
-            reason: format!("rabbitmq fixture: {reason}"),
+        match e {
+            Error::Seaworthy(e) => e,
+            e => seaworthy::Error::fixture("rabbitmq", container, action, e),
         }
     }
 }

@@ -123,6 +123,40 @@ impl Redis {
         self.password.as_deref()
     }
 
+    /// Checks the definition; every start runs this before anything is created. The error
+    /// ([`seaworthy::Error::Invalid`], inside this crate's `Error::Seaworthy`) names the field and the value at fault: an
+    /// empty password (Redis would then require none, and the fixture's `AUTH` would fail), a
+    /// `--databases` value that is not a number from 1 to 1,000,000, an empty argument name.
+    pub fn validate(&self) -> crate::Result<()> {
+        let invalid = |kind: &'static str, input: &str, reason: &str| {
+            Err(seaworthy::Error::invalid(kind, input, reason).into())
+        };
+        if self.password.as_deref() == Some("") {
+            return invalid(
+                "redis password",
+                "",
+                "is empty (`--requirepass \"\"` requires no password; leave it unset instead)",
+            );
+        }
+        let mut args = self.args.iter().peekable();
+        while let Some(arg) = args.next() {
+            if arg == "--" {
+                return invalid("redis argument", arg, "is an option without a name");
+            }
+            if arg == "--databases" {
+                let value = args.peek().map(|v| v.as_str()).unwrap_or("");
+                if !matches!(value.parse::<u32>(), Ok(1..=1_000_000)) {
+                    return invalid(
+                        "redis --databases",
+                        value,
+                        "must be a number from 1 to 1000000",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The readiness check the container definition uses: `PING` answers `PONG` (after `AUTH`
     /// when a password is set). Use it to wait again after restarting the container.
     pub fn readiness(&self) -> Wait {
@@ -168,7 +202,8 @@ impl FixtureDefinition for Redis {
         if self.tmpfs_data {
             definition = definition.with_tmpfs("/data", None);
         }
-        definition
+        // Refused before anything is created, however the definition is started.
+        definition.refused_by(self.validate().map_err(Into::into))
     }
 
     async fn attach(&self, container: seaworthy::Container) -> seaworthy::Result<RedisFixture> {
@@ -238,6 +273,42 @@ mod tests {
             ["redis-server", "--save", "", "--appendonly", "no"]
         );
         assert_eq!(redis.container_definition().image(), "redis:7");
+    }
+
+    #[test]
+    fn invalid_definitions_are_refused_naming_the_field() {
+        let kind_of = |redis: Redis| match redis.validate() {
+            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
+                (kind, input)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind_of(Redis::new().with_password("")).0, "redis password");
+        assert_eq!(
+            kind_of(Redis::new().with_databases(0)),
+            ("redis --databases", "0".to_string())
+        );
+        assert_eq!(
+            kind_of(Redis::new().with_args(["--databases", "many"])).1,
+            "many"
+        );
+        assert!(Redis::new().with_databases(4).validate().is_ok());
+        // Every way of starting it refuses, through the container definition.
+        let err = Redis::new()
+            .with_databases(0)
+            .container_definition()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                seaworthy::Error::Invalid {
+                    kind: "redis --databases",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

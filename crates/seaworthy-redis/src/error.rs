@@ -54,24 +54,22 @@ impl Error {
     }
 }
 
-/// The fixture traits of the core return its error type: a Redis error becomes a
-/// [`seaworthy::Error::Container`] naming the container, with the Redis error in the reason.
+/// The fixture traits of the core return its error type: a core error (an invalid definition
+/// is one: [`seaworthy::Error::Invalid`]) stays itself, and every other error becomes
+/// [`seaworthy::Error::Fixture`] with this error as its source (the Redis client's error
+/// behind it).
 impl From<Error> for seaworthy::Error {
     fn from(e: Error) -> Self {
+        let (container, action) = match &e {
+            Error::Seaworthy(_) => (String::new(), String::new()),
+            Error::Redis {
+                container, action, ..
+            } => (container.clone(), action.clone()),
+            Error::Fixture { container, reason } => (container.clone(), reason.clone()),
+        };
         match e {
             Error::Seaworthy(e) => e,
-            Error::Redis {
-                container,
-                action,
-                source,
-            } => seaworthy::Error::Container {
-                container,
-                reason: format!("redis fixture: {action} failed: {source}"),
-            },
-            Error::Fixture { container, reason } => seaworthy::Error::Container {
-                container,
-                reason: format!("redis fixture: {reason}"),
-            },
+            e => seaworthy::Error::fixture("redis", container, action, e),
         }
     }
 }

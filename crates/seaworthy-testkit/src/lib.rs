@@ -1,5 +1,7 @@
 //! Helpers for Seaworthy's own test suites; not published.
 
 pub mod child;
+pub mod resources;
 
 pub use child::{param, report, wait_for_parent, ChildRun, ChildTest, PARAM};
+pub use resources::{created_containers, owned_containers};

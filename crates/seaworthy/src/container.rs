@@ -225,7 +225,6 @@ impl ContainerDefinition {
     }
 
     async fn create_until(self, session: &Session, deadline: Instant) -> Result<Container> {
-        self.validate()?;
         let session = session.clone();
         on_runtime(async move { create_here_until(self, session, deadline).await }).await
     }
@@ -245,6 +244,8 @@ pub(crate) async fn create_here_until(
     session: Session,
     deadline: Instant,
 ) -> Result<Container> {
+    // Before anything is created: an invalid definition leaves no trace on the engine.
+    def.validate()?;
     if let Some(substitute) = crate::substitution::substitute(&def.image)? {
         tracing::debug!(from = %def.image, to = %substitute, "image substituted");
         def.image = substitute;

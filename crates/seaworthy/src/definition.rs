@@ -176,6 +176,8 @@ pub struct ContainerDefinition {
     pub(crate) init: bool,
     pub(crate) stop_signal: Option<String>,
     pub(crate) stop_timeout: Option<Duration>,
+    /// Run in the container right before each paused snapshot.
+    pub(crate) snapshot_flush: Option<crate::exec::Exec>,
     pub(crate) copies: Vec<(String, CopySource)>,
     pub(crate) wait: Option<Wait>,
     pub(crate) startup_timeout: Duration,
@@ -189,6 +191,16 @@ pub struct ContainerDefinition {
     /// The exact engine name (a restored snapshot takes its predecessor's).
     pub(crate) engine_name: Option<String>,
     pub(crate) invalid: Option<String>,
+    /// Set by [`ContainerDefinition::refuse`]: the definition's owner found it invalid.
+    pub(crate) refusal: Option<Refusal>,
+}
+
+/// Why the owner of a definition (a fixture) refused it: the parts of an [`Error::Invalid`].
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    kind: &'static str,
+    input: String,
+    reason: String,
 }
 
 impl ContainerDefinition {
@@ -219,6 +231,7 @@ impl ContainerDefinition {
             init: false,
             stop_signal: None,
             stop_timeout: None,
+            snapshot_flush: None,
             copies: Vec::new(),
             wait: None,
             startup_timeout: Duration::from_secs(60),
@@ -228,6 +241,7 @@ impl ContainerDefinition {
             run_scoped: false,
             engine_name: None,
             invalid,
+            refusal: None,
         }
     }
 
@@ -499,6 +513,42 @@ impl ContainerDefinition {
         self
     }
 
+    /// Runs `flush` in the container right before each paused snapshot
+    /// ([`Consistency::Paused`](crate::Consistency::Paused), the default), so that the snapshot
+    /// holds what the service has acknowledged but keeps only in memory.
+    ///
+    /// A paused snapshot is crash-consistent: it holds what the service had written to its files
+    /// at that instant, not what it holds in memory. PostgreSQL with `synchronous_commit=off` (a
+    /// usual setting for tests) acknowledges a commit before it writes the commit's WAL, and writes
+    /// it up to three `wal_writer_delay`s later (600 ms by default): a snapshot in that window
+    /// restores without the transaction (a table created and loaded just before is missing, its
+    /// rows too). For PostgreSQL, `CHECKPOINT` writes everything out (and leaves the restored
+    /// server no WAL to replay).
+    ///
+    /// The snapshot fails if the command does (an exit code other than 0, or its
+    /// [timeout](crate::Exec::timeout)); the error names the command and the container, which is
+    /// left running, not paused.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> seaworthy::Result<()> {
+    /// use seaworthy::{ContainerDefinition, Exec, Wait};
+    /// let pg = ContainerDefinition::new("postgres:16")
+    ///     .with_env("POSTGRES_PASSWORD", "secret")
+    ///     .with_cmd(["postgres", "-c", "synchronous_commit=off"])
+    ///     .with_port(5432)
+    ///     .with_wait(Wait::tcp(5432))
+    ///     .with_snapshot_flush(Exec::new(["psql", "-U", "postgres", "-c", "CHECKPOINT"]))
+    ///     .start()
+    ///     .await?;
+    /// // ... load data ...
+    /// let loaded = pg.snapshot("loaded").await?; // holds every committed row
+    /// # Ok(()) }
+    /// ```
+    pub fn with_snapshot_flush(mut self, flush: impl Into<crate::exec::Exec>) -> Self {
+        self.snapshot_flush = Some(flush.into());
+        self
+    }
+
     /// Places a file with `contents` and permission `mode` at `path` before the container starts.
     pub fn with_file(
         mut self,
@@ -570,14 +620,65 @@ impl ContainerDefinition {
         self
     }
 
-    /// The first error found in the definition's short forms, if any.
+    /// Marks the definition invalid: [`validate`](Self::validate), and so every start, fails
+    /// with [`Error::Invalid`] `{ kind, input, reason }` before anything (container, network,
+    /// volume) is created. For a fixture whose own configuration is invalid (an empty password, a
+    /// reserved database name): its [`container_definition`](crate::FixtureDefinition::container_definition)
+    /// refuses, so every way of starting it does. The first refusal is kept.
+    pub fn refuse(
+        mut self,
+        kind: &'static str,
+        input: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        if self.refusal.is_none() {
+            self.refusal = Some(Refusal {
+                kind,
+                input: input.into(),
+                reason: reason.into(),
+            });
+        }
+        self
+    }
+
+    /// Refuses the definition (as [`refuse`](Self::refuse)) when `check` failed: a fixture's
+    /// [`container_definition`](crate::FixtureDefinition::container_definition) passes its own
+    /// validation's result (converted into Seaworthy's error), so every way of starting it
+    /// refuses an invalid fixture before anything is created. An [`Error::Invalid`] is kept as
+    /// it is; another error becomes the reason of an `invalid fixture definition`.
+    pub fn refused_by(self, check: Result<()>) -> Self {
+        match check {
+            Ok(()) => self,
+            Err(Error::Invalid {
+                kind,
+                input,
+                reason,
+            }) => self.refuse(kind, input, reason),
+            Err(e) => self.refuse("fixture definition", String::new(), e.to_string()),
+        }
+    }
+
+    /// The first error in the definition: a refusal ([`refuse`](Self::refuse)), a bad short form
+    /// (`"8080:x"`), an invalid image reference, or an invalid wait (a log regex that does not
+    /// compile, see [`Wait::validate`]); each names the bad string. Every start and create runs it
+    /// first, before anything is created.
     pub fn validate(&self) -> Result<()> {
-        match &self.invalid {
-            Some(e) => Err(Error::invalid(
+        if let Some(r) = &self.refusal {
+            return Err(Error::Invalid {
+                kind: r.kind,
+                input: r.input.clone(),
+                reason: r.reason.clone(),
+            });
+        }
+        if let Some(e) = &self.invalid {
+            return Err(Error::invalid(
                 "container definition",
                 &self.image,
                 e.clone(),
-            )),
+            ));
+        }
+        match &self.wait {
+            Some(wait) => wait.validate(),
             None => Ok(()),
         }
     }

@@ -140,17 +140,19 @@ pub enum Error {
         log_tail: Vec<String>,
     },
 
-    /// A fixture could not do what was asked (start, attach, clean, isolate); the source keeps the
-    /// client's own error (tokio-postgres, redis, lapin...).
-    #[error("{fixture} fixture (container {container}): {action} failed: {source}")]
+    /// A fixture could not do what was asked (start, attach, clean, isolate). The source is the
+    /// fixture crate's own error (`seaworthy_postgres::Error`...), whose source in turn is the
+    /// client's (tokio-postgres, redis, lapin...): downcast it to branch on it. The message is the
+    /// fixture's own, which names the fixture, its container and what was being done.
+    #[error("{source}")]
     Fixture {
         /// The fixture's kind (`postgres`, a plugin's id).
         fixture: String,
         /// The container it runs in.
         container: String,
-        /// What was being done (`clean`, `isolate`, `attach`).
+        /// What was being done (`clean`, `isolate`, `attach`...).
         action: String,
-        /// The underlying error.
+        /// The fixture's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -174,7 +176,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(kind: &'static str, input: &str, reason: impl Into<String>) -> Self {
+    /// An [`Error::Invalid`]: the `input` given as a `kind` (`log pattern`, `postgres database
+    /// name`) is refused for `reason`.
+    pub fn invalid(kind: &'static str, input: &str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             kind,
             input: input.to_string(),
@@ -186,6 +190,22 @@ impl Error {
         Error::Io {
             action: action.into(),
             source,
+        }
+    }
+
+    /// An [`Error::Fixture`]: the `fixture` of that kind (`postgres`) in `container` failed at
+    /// `action`, for the reason `source` (the fixture crate's own error, kept as the source).
+    pub fn fixture(
+        fixture: impl Into<String>,
+        container: impl Into<String>,
+        action: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Fixture {
+            fixture: fixture.into(),
+            container: container.into(),
+            action: action.into(),
+            source: Box::new(source),
         }
     }
 

@@ -44,21 +44,32 @@ const LOG_TAIL_LINES: usize = 50;
 /// to different streams back to back.
 #[derive(Debug, Clone)]
 pub struct LogPattern {
-    regex: Regex,
+    /// The regex as given.
+    source: String,
+    /// The compiled regex, or why it does not compile (reported by [`Wait::validate`], so before
+    /// a container that waits on it is created).
+    regex: std::result::Result<Regex, String>,
     times: usize,
     stream: Option<LogStream>,
 }
 
 impl LogPattern {
-    /// A pattern; panics-free: an invalid regex is reported when the wait runs.
+    /// A pattern; an invalid regex is refused here, naming it.
     pub fn new(regex: &str) -> Result<Self> {
-        let regex =
-            Regex::new(regex).map_err(|e| Error::invalid("log pattern", regex, e.to_string()))?;
-        Ok(LogPattern {
-            regex,
+        let pattern = LogPattern::unchecked(regex);
+        pattern.validate()?;
+        Ok(pattern)
+    }
+
+    /// A pattern whose regex, if invalid, is reported by [`Wait::validate`] (which every start
+    /// runs before anything is created) rather than here.
+    fn unchecked(regex: &str) -> Self {
+        LogPattern {
+            source: regex.to_string(),
+            regex: Regex::new(regex).map_err(|e| e.to_string()),
             times: 1,
             stream: None,
-        })
+        }
     }
 
     /// Requires `times` matching lines.
@@ -72,11 +83,25 @@ impl LogPattern {
         self.stream = Some(stream);
         self
     }
+
+    /// An [`Error::Invalid`] naming the regex when it does not compile.
+    fn validate(&self) -> Result<()> {
+        match &self.regex {
+            Ok(_) => Ok(()),
+            Err(reason) => Err(Error::invalid("log pattern", &self.source, reason.clone())),
+        }
+    }
+
+    /// Whether `line` (written to `stream`) matches.
+    fn matches(&self, stream: LogStream, line: &str) -> bool {
+        self.stream.is_none_or(|s| s == stream)
+            && self.regex.as_ref().is_ok_and(|r| r.is_match(line))
+    }
 }
 
 impl fmt::Display for LogPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "/{}/", self.regex.as_str())?;
+        write!(f, "/{}/", self.source)?;
         if self.times > 1 {
             write!(f, " x{}", self.times)?;
         }
@@ -151,6 +176,17 @@ pub enum Wait {
 }
 
 impl Wait {
+    /// The first error in the condition or its parts (a log regex that does not compile), as an
+    /// [`Error::Invalid`] naming the bad string. [`ContainerDefinition::validate`](crate::ContainerDefinition::validate)
+    /// runs it, so a start refuses an invalid wait before any container, network or volume exists.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Wait::Logs { patterns, .. } => patterns.iter().try_for_each(LogPattern::validate),
+            Wait::All(waits) | Wait::Any(waits) => waits.iter().try_for_each(Wait::validate),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether checking this condition needs the published ports (HTTP, TCP, custom checks).
     pub(crate) fn needs_ports(&self) -> bool {
         match self {
@@ -160,14 +196,15 @@ impl Wait {
         }
     }
 
-    /// One log line matching `regex`. An invalid regex fails the wait with the regex named.
+    /// One log line matching `regex`. An invalid regex is reported by [`validate`](Self::validate),
+    /// which every start runs before anything is created: the error names the regex.
     pub fn log(regex: &str) -> Wait {
-        Wait::log_pattern_list(vec![LogPattern::new(regex)], true)
+        Wait::logs_in_order(vec![LogPattern::unchecked(regex)])
     }
 
-    /// `times` log lines matching `regex`.
+    /// `times` log lines matching `regex` (an invalid regex is reported as by [`log`](Self::log)).
     pub fn log_times(regex: &str, times: usize) -> Wait {
-        Wait::log_pattern_list(vec![LogPattern::new(regex).map(|p| p.times(times))], true)
+        Wait::logs_in_order(vec![LogPattern::unchecked(regex).times(times)])
     }
 
     /// Log lines matching `patterns`, each after the previous one was met.
@@ -183,29 +220,6 @@ impl Wait {
         Wait::Logs {
             patterns,
             ordered: false,
-        }
-    }
-
-    fn log_pattern_list(patterns: Vec<Result<LogPattern>>, ordered: bool) -> Wait {
-        let mut ok = Vec::new();
-        for p in patterns {
-            match p {
-                Ok(p) => ok.push(p),
-                Err(e) => {
-                    let message = e.to_string();
-                    return Wait::Custom {
-                        description: message.clone(),
-                        check: Arc::new(move |_| {
-                            let message = message.clone();
-                            Box::pin(async move { Err(Error::invalid("wait", "log", message)) })
-                        }),
-                    };
-                }
-            }
-        }
-        Wait::Logs {
-            patterns: ok,
-            ordered,
         }
     }
 
@@ -434,6 +448,7 @@ fn collect_leaves<'a>(wait: &'a Wait, node: usize, out: &mut Vec<(usize, &'a Wai
 
 /// Waits until `wait` holds for `inner`, or fails at `deadline` with the log tail.
 pub(crate) async fn wait_until(inner: &Inner, wait: &Wait, deadline: Instant) -> Result<()> {
+    wait.validate()?;
     let progress = Progress::new(wait);
     let progress = &progress;
     let timeout = deadline.saturating_duration_since(Instant::now());
@@ -718,7 +733,7 @@ async fn check_logs(
         }
         if ordered {
             let p = &patterns[current];
-            if p.stream.is_none_or(|s| s == line.stream) && p.regex.is_match(&line.text) {
+            if p.matches(line.stream, &line.text) {
                 counts[current] += 1;
                 if counts[current] >= p.times {
                     current += 1;
@@ -729,10 +744,7 @@ async fn check_logs(
             }
         } else {
             for (i, p) in patterns.iter().enumerate() {
-                if counts[i] < p.times
-                    && p.stream.is_none_or(|s| s == line.stream)
-                    && p.regex.is_match(&line.text)
-                {
+                if counts[i] < p.times && p.matches(line.stream, &line.text) {
                     counts[i] += 1;
                 }
             }

@@ -238,6 +238,67 @@ async fn custom_checks_and_invalid_patterns() {
     assert!(err.contains("(unclosed"), "{err}");
 }
 
+#[tokio::test]
+async fn a_bad_log_regex_is_refused_before_any_container_exists() {
+    let session = seaworthy::Session::global().await.unwrap();
+    let since = std::time::SystemTime::now() - Duration::from_secs(1);
+    let label = format!("io.seaworthy.test.bad-regex={}", std::process::id());
+    let (key, value) = label.split_once('=').unwrap();
+    let bad_waits = [
+        (Wait::log("(unclosed"), "(unclosed"),
+        (Wait::log_times("[z-a]", 2), "[z-a]"),
+        (
+            Wait::all([
+                Wait::running_for(Duration::ZERO),
+                Wait::any([Wait::healthy(), Wait::log("a{2,1}")]),
+            ]),
+            "a{2,1}",
+        ),
+    ];
+    for (wait, regex) in bad_waits {
+        let definition = script("echo ready; exec sleep 3600")
+            .with_name("bad-regex")
+            .with_label(key, value)
+            .with_wait(wait);
+        let err = definition.clone().validate().unwrap_err();
+        assert!(
+            matches!(&err, seaworthy::Error::Invalid { kind: "log pattern", input, .. } if input == regex),
+            "{err}"
+        );
+        for err in [
+            definition.clone().start().await.unwrap_err(),
+            definition.create().await.unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, seaworthy::Error::Invalid { kind: "log pattern", input, .. } if input == regex),
+                "a bad regex must be refused as invalid, naming it, not fail a wait: {err}"
+            );
+        }
+    }
+    // Nothing was created, not even a container removed again after a failed wait.
+    let created = seaworthy_testkit::created_containers(&session, &label, since)
+        .await
+        .unwrap();
+    assert_eq!(created, Vec::<String>::new());
+    assert_eq!(
+        seaworthy_testkit::owned_containers(&session, &[&label])
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    // The same definition with a valid regex does create its container (the check can fail).
+    let c = script("echo ready; exec sleep 3600")
+        .with_label(key, value)
+        .with_wait(Wait::log("^ready$"))
+        .start()
+        .await
+        .unwrap();
+    let created = seaworthy_testkit::created_containers(&session, &label, since)
+        .await
+        .unwrap();
+    assert_eq!(created, vec![c.name().to_string()]);
+}
+
 /// Prints `ready` the first time it runs and `again` on every later run (a file in the
 /// container remembers), then runs `then`.
 fn remembers_its_runs(then: &str) -> ContainerDefinition {
