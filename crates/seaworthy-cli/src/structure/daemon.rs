@@ -3,8 +3,8 @@
 //!
 //! Each daemon test reports one result for becoming ready (its `waitFor`, within
 //! `startupTimeout`), then one per check: expected log lines (each within its timeout, read from
-//! the log stream, not polled), HTTP requests, processes (read by the engine, no `ps` needed),
-//! commands run in the daemon's container, and finally log lines that must not have appeared. When
+//! the log stream, not polled), HTTP requests, processes (read by the engine, no `ps` needed,
+//! once when the daemon is ready, before any request or command adds its own), commands run in the daemon's container, and finally log lines that must not have appeared. When
 //! the daemon does not become ready, its checks fail with "not run".
 
 use std::collections::BTreeSet;
@@ -141,15 +141,25 @@ async fn run_one(
         }
     };
 
-    // Log, HTTP and process checks run concurrently; commands run in order meanwhile.
+    // Processes are listed once, as the daemon is when it has become ready, before any HTTP
+    // request or command runs: a server that forks per request (or a command's own process) would
+    // otherwise change the count a process check sees.
+    let processes = if t.process_tests.is_empty() {
+        Ok(Vec::new())
+    } else {
+        c.processes()
+            .await
+            .map_err(|e| format!("cannot list the processes of {}: {e}", c.name()))
+    };
+    // Log and HTTP checks run concurrently; commands run in order meanwhile.
     let check_results = join_all(checks.iter().enumerate().map(|(i, (name, check))| {
-        let (file, c) = (&file, &c);
+        let (file, c, processes) = (&file, &c, &processes);
         async move {
             let started = Instant::now();
             let errors = match check {
                 Check::Log(l) => check_log(c, l).await,
                 Check::Http(h) => check_http(c, h).await,
-                Check::Process(p) => check_process(c, p).await,
+                Check::Process(p) => check_process(processes, p),
             };
             let r = TestResult::new(file, order(1 + i), named(name), started.elapsed(), errors);
             ctx.progress.result(&r);
@@ -339,11 +349,15 @@ async fn check_http(c: &Container, h: &HttpCheck) -> Vec<String> {
     errors
 }
 
-async fn check_process(c: &Container, p: &ProcessCheck) -> Vec<String> {
-    // Users are named from the container's own `/etc/passwd` (the core's process list).
-    let processes = match c.processes().await {
+/// Checks `p` against the processes listed when the daemon became ready (users are named from
+/// the container's own `/etc/passwd`, by the core's process list).
+fn check_process(
+    processes: &Result<Vec<seaworthy::Process>, String>,
+    p: &ProcessCheck,
+) -> Vec<String> {
+    let processes = match processes {
         Ok(list) => list,
-        Err(e) => return vec![format!("cannot list the processes of {}: {e}", c.name())],
+        Err(e) => return vec![e.clone()],
     };
     let matching: Vec<_> = processes
         .iter()
