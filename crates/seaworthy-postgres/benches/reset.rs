@@ -35,25 +35,15 @@ use seaworthy_benchkit::{Suite, Target};
 use seaworthy_postgres::tokio_postgres::{self, Client};
 use seaworthy_postgres::{CleanPath, Postgres, PostgresFixture};
 
-const TABLES: usize = 20;
-const ROWS_PER_TABLE: usize = 50;
+mod reset_load;
+use reset_load::{schema, touch_rows, ROWS_PER_TABLE, TABLES};
+
 const RUNS: usize = 30;
 const POOL_SIZE: usize = 4;
 /// The databases the baselines reset (created from the fixture's template at setup).
 const SQL_SIDE: &str = "sql_side";
 const TRUNCATE_SIDE: &str = "truncate_side";
 const EXEC_SIDE: &str = "exec_side";
-
-fn schema() -> String {
-    (0..TABLES)
-        .map(|i| {
-            format!(
-                "CREATE TABLE t{i:02} (id serial PRIMARY KEY, name text NOT NULL, n int NOT NULL DEFAULT 0, \
-                 created timestamptz NOT NULL DEFAULT now());\n"
-            )
-        })
-        .collect()
-}
 
 /// A client of `database` on the fixture's server.
 async fn client_of(pg: &PostgresFixture, database: &str) -> Client {
@@ -65,16 +55,6 @@ async fn client_of(pg: &PostgresFixture, database: &str) -> Client {
         .unwrap_or_else(|e| panic!("connect to {database}: {e}"));
     tokio::spawn(connection);
     client
-}
-
-/// What a test does between two resets: 1,000 rows over the 20 tables of `client`'s database.
-async fn touch_rows(client: &Client) {
-    let sql: String = (0..TABLES)
-        .map(|i| {
-            format!("INSERT INTO t{i:02} (name, n) SELECT 'row ' || g, g FROM generate_series(1, {ROWS_PER_TABLE}) g;\n")
-        })
-        .collect();
-    client.batch_execute(&sql).await.expect("touch rows");
 }
 
 /// Checks a reset database is empty again, sequences restarted.

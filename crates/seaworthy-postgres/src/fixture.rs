@@ -7,6 +7,7 @@ use seaworthy::{ConnectionInfo, Container, Fixture, Isolation};
 use tokio_postgres::Client;
 
 use crate::baseline::{self, Meta, Names};
+use crate::clean::CleanPath;
 use crate::connect;
 use crate::definition::{Postgres, PORT};
 use crate::error::{Error, Result};
@@ -308,8 +309,17 @@ impl Fixture for PostgresFixture {
         let this = self.clone();
         async move {
             *this.mark() = None;
-            PostgresFixture::clean(&this).await?;
-            let mark = this.read_mark().await?;
+            // The write position is read in the same round trip, queued right behind the clean
+            // function on the fixture's connection, so it is read after the clean committed. A
+            // clean that went further than the data (or reconnected) reads it again after. A mark
+            // read too early is never wrong the unsafe way: the clean's own writes move the write
+            // position past it, so the next check says "changed" and only costs a clean.
+            let (report, early) = tokio::join!(PostgresFixture::clean(&this), this.read_mark());
+            let report = report?;
+            let mark = match early {
+                Ok(mark) if report.path == CleanPath::Data && !report.cluster_restored => mark,
+                _ => this.read_mark().await?,
+            };
             *this.mark() = Some(mark);
             Ok(())
         }
