@@ -276,7 +276,7 @@ impl FixtureDefinition for PluginFixtureDefinition {
         format!(
             "plugin:{}:{}:{}",
             self.plugin.id(),
-            &self.plugin.wasm_sha256()[..16],
+            &self.plugin.component_digest()[..16],
             config.join(",")
         )
     }

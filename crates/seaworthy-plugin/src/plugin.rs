@@ -76,7 +76,12 @@ fn linker_v0_1_0(engine: &Engine) -> Result<&'static Linker<HostState>> {
 pub(crate) struct LoadedPlugin {
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) wasm_path: PathBuf,
-    pub(crate) wasm_sha256: String,
+    /// The component's bytes, kept for [`Plugin::wasm_sha256`] (computed when first asked: a
+    /// load from the cache needs only the faster [`cache::component_digest`]).
+    pub(crate) wasm: Vec<u8>,
+    pub(crate) wasm_sha256: OnceLock<String>,
+    /// [`cache::component_digest`] of the component.
+    pub(crate) digest: String,
     pub(crate) version: WitVersion,
     pub(crate) engine: Engine,
     pub(crate) pre: Pre,
@@ -142,7 +147,15 @@ impl Plugin {
 
     /// The sha256 of the component, in hex.
     pub fn wasm_sha256(&self) -> &str {
-        &self.inner.wasm_sha256
+        self.inner
+            .wasm_sha256
+            .get_or_init(|| cache::sha256_hex(&self.inner.wasm))
+    }
+
+    /// The component's own hash (BLAKE3 of its bytes, in hex): what its compile-cache key and
+    /// its fixtures' keys are made of.
+    pub(crate) fn component_digest(&self) -> &str {
+        &self.inner.digest
     }
 
     /// What the user granted it (a superset of what its manifest declares).
@@ -534,8 +547,8 @@ impl PluginHost {
                 }
             });
         }
-        let wasm_sha256 = cache::sha256_hex(&bytes);
-        let (component, outcome) = self.component(&manifest, &wasm_path, &bytes, &wasm_sha256)?;
+        let digest = cache::component_digest(&bytes);
+        let (component, outcome) = self.component(&manifest, &wasm_path, &bytes, &digest)?;
         let pre = match version {
             WitVersion::V0_1_0 => {
                 let linker = linker_v0_1_0(&self.inner.engine)?;
@@ -552,7 +565,9 @@ impl PluginHost {
             inner: Arc::new(LoadedPlugin {
                 manifest: Arc::new(manifest),
                 wasm_path,
-                wasm_sha256,
+                wasm: bytes,
+                wasm_sha256: OnceLock::new(),
+                digest,
                 version,
                 engine: self.inner.engine.clone(),
                 pre,
@@ -578,10 +593,10 @@ impl PluginHost {
         manifest: &Manifest,
         wasm_path: &Path,
         bytes: &[u8],
-        sha: &str,
+        digest: &str,
     ) -> Result<(Component, LoadOutcome)> {
         let engine = &self.inner.engine;
-        let key = CompileCache::key(engine, sha);
+        let key = CompileCache::key(engine, digest);
         if let Some(c) = self
             .inner
             .loaded
