@@ -9,7 +9,8 @@
 //! Names: `seaworthy-slot<N>` under cargo-nextest (`NEXTEST_TEST_GLOBAL_SLOT`, unique among the
 //! tests running at once; a vhost of that name left by a test that could not clean up is deleted
 //! first), `seaworthy-<pid>-<n>` otherwise. [`clean`](seaworthy::Fixture::clean) deletes any that
-//! are left.
+//! are left. With `SEAWORTHY_KEEP_ON_FAILURE=1`, a guard dropped by a failing (panicking) test
+//! keeps its vhost as the test left it, and says where it is.
 //!
 //! # What is isolated, and what is not
 //!
@@ -187,6 +188,16 @@ impl IsolatedRabbitMq {
 
 impl Drop for IsolatedRabbitMq {
     fn drop(&mut self) {
+        if std::thread::panicking() && seaworthy::session::keep_on_failure() {
+            // Not deleted: the vhost stays as the failed test left it (the next clean of the
+            // whole broker deletes it).
+            eprintln!(
+                "seaworthy: the test failed; keeping RabbitMQ vhost {} for debugging (SEAWORTHY_KEEP_ON_FAILURE): {}",
+                self.vhost,
+                self.connection_info()
+            );
+            return;
+        }
         let management = self.management.clone();
         let vhost = std::mem::take(&mut self.vhost);
         // On Seaworthy's runtime: the test's runtime may be shutting down.

@@ -396,3 +396,68 @@ async fn a_vhost_left_by_a_dead_test_is_emptied_for_the_next_test_of_its_slot() 
     assert_eq!(broker.names("/api/vhosts").await?, ["/"], "deleted");
     run.remove().await
 }
+
+/// A guard dropped by a failing test (while its thread panics): with `keep` (the child below
+/// runs with `SEAWORTHY_KEEP_ON_FAILURE=1`), its vhost stays with what the test declared in it;
+/// without, it is deleted.
+async fn a_failed_tests_vhost(keep: bool) -> anyhow::Result<()> {
+    let shared = RABBIT.get().await?;
+    let rabbit = shared.isolate().await?;
+    let vhost = rabbit.vhost().to_string();
+    rabbit
+        .channel()
+        .await?
+        .queue_declare(
+            "left".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let failed = std::thread::spawn(move || {
+        let _rabbit = rabbit;
+        panic!("the test fails (on purpose: its guard drops while it panics)");
+    })
+    .join();
+    assert!(failed.is_err());
+    let exists = || async { anyhow::Ok(shared.vhosts().await?.iter().any(|v| v.name == vhost)) };
+    if keep {
+        // Time enough for a release to have deleted it (it takes tens of milliseconds).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(exists().await?, "vhost {vhost} was kept");
+        let queues: Vec<String> = shared
+            .queues(&vhost)
+            .await?
+            .into_iter()
+            .map(|q| q.name)
+            .collect();
+        assert_eq!(queues, ["left"]);
+    } else {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while exists().await? {
+            assert!(Instant::now() < deadline, "vhost {vhost} was not deleted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+const KEEP_CHILD: &str = "a_failing_test_with_keep_on_failure";
+
+/// The child of [`keep_on_failure_keeps_a_failed_tests_vhost`], run with
+/// `SEAWORTHY_KEEP_ON_FAILURE=1`.
+#[tokio::test]
+#[ignore = "a child process of keep_on_failure_keeps_a_failed_tests_vhost"]
+async fn a_failing_test_with_keep_on_failure() -> anyhow::Result<()> {
+    match common::param() {
+        Some(_) => a_failed_tests_vhost(true).await,
+        None => Ok(()),
+    }
+}
+
+/// `SEAWORTHY_KEEP_ON_FAILURE=1` keeps the vhost of a failed test as it was left (as PostgreSQL
+/// keeps its database); without it, the vhost is released.
+#[tokio::test]
+async fn keep_on_failure_keeps_a_failed_tests_vhost() -> anyhow::Result<()> {
+    common::with_keep_on_failure_child(KEEP_CHILD, CHILD_DEADLINE, a_failed_tests_vhost(false))
+        .await
+}

@@ -19,6 +19,8 @@
 //!   [`Shared::per_run`](seaworthy::Shared::per_run) (under `cargo test`, test binaries run one
 //!   after another) each hand out databases from a pool of their own; a database is flushed
 //!   whenever a process first hands it out, so keys an earlier process left do not show.
+//! * With `SEAWORTHY_KEEP_ON_FAILURE=1`, a guard dropped by a failing (panicking) test keeps its
+//!   database (or prefix) as the test left it, out of use by later tests, and says where it is.
 //!
 //! # What is isolated, and what is not
 //!
@@ -289,6 +291,20 @@ impl IsolatedRedis {
 
 impl Drop for IsolatedRedis {
     fn drop(&mut self) {
+        if std::thread::panicking() && seaworthy::session::keep_on_failure() {
+            // Neither emptied nor given back: the database (or prefix) stays as the failed test
+            // left it, out of use by later tests, until the container goes.
+            let namespace = if self.prefix.is_empty() {
+                format!("database {}", self.db)
+            } else {
+                format!("keys under prefix {} in database 0", self.prefix)
+            };
+            eprintln!(
+                "seaworthy: the test failed; keeping Redis {namespace} of container {} for debugging (SEAWORTHY_KEEP_ON_FAILURE): {}",
+                self.pool.container, self.info
+            );
+            return;
+        }
         let pool = self.pool.clone();
         let db = self.db;
         let manager = self.manager.clone();

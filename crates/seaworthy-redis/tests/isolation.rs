@@ -278,3 +278,58 @@ async fn nextest_slots_key_the_namespaces() -> anyhow::Result<()> {
     }
     run.remove().await
 }
+
+/// A guard dropped by a failing test (while its thread panics): with `keep` (the child below
+/// runs with `SEAWORTHY_KEEP_ON_FAILURE=1`), its namespace stays as the test left it and out of
+/// use; without, it is emptied and handed out again.
+async fn a_failed_tests_namespace(keep: bool) -> anyhow::Result<()> {
+    let redis = Redis::new().start().await?;
+    let free = redis.free_isolated_databases();
+    let guard = redis.isolate().await?;
+    let (db, key) = (guard.db(), guard.key("left"));
+    let mut conn = guard.connection_manager();
+    let _: () = conn.set(&key, "by the failed test").await?;
+    let failed = std::thread::spawn(move || {
+        let _guard = guard;
+        panic!("the test fails (on purpose: its guard drops while it panics)");
+    })
+    .join();
+    assert!(failed.is_err());
+    let pattern = format!("{key}*");
+    if keep {
+        // Time enough for a release to have flushed it (it takes a few milliseconds).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(redis.keys(&pattern, db).await?, [key], "kept");
+        assert_eq!(redis.free_isolated_databases(), free - usize::from(db != 0));
+    } else {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(redis.keys(&pattern, db).await?.is_empty()
+            && redis.free_isolated_databases() == free)
+        {
+            assert!(Instant::now() < deadline, "the namespace was not released");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
+const KEEP_CHILD: &str = "a_failing_test_with_keep_on_failure";
+
+/// The child of [`keep_on_failure_keeps_a_failed_tests_database`], run with
+/// `SEAWORTHY_KEEP_ON_FAILURE=1`.
+#[tokio::test]
+#[ignore = "a child process of keep_on_failure_keeps_a_failed_tests_database"]
+async fn a_failing_test_with_keep_on_failure() -> anyhow::Result<()> {
+    match common::param() {
+        Some(_) => a_failed_tests_namespace(true).await,
+        None => Ok(()),
+    }
+}
+
+/// `SEAWORTHY_KEEP_ON_FAILURE=1` keeps the database of a failed test as it was left (as PostgreSQL
+/// keeps its database); without it, the database is released.
+#[tokio::test]
+async fn keep_on_failure_keeps_a_failed_tests_database() -> anyhow::Result<()> {
+    common::with_keep_on_failure_child(KEEP_CHILD, CHILD_DEADLINE, a_failed_tests_namespace(false))
+        .await
+}

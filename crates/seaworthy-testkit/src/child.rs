@@ -247,3 +247,24 @@ pub async fn wait_for_parent(timeout: Duration) -> anyhow::Result<()> {
         Err(_) => anyhow::bail!("the parent test did not say go on within {timeout:?}"),
     }
 }
+
+/// Runs the ignored test `test` of this binary in a child process of a run of its own, with
+/// `SEAWORTHY_KEEP_ON_FAILURE=1` (setting it in this multithreaded process would be unsound),
+/// runs `here` in this process meanwhile (the same steps without the variable), then expects the
+/// child to pass within `timeout` and removes what its run shared.
+pub async fn with_keep_on_failure_child(
+    test: &str,
+    timeout: Duration,
+    here: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let run = ChildRun::new();
+    let child = run.spawn(
+        "keep on failure",
+        test,
+        "keep",
+        &[("SEAWORTHY_KEEP_ON_FAILURE", "1".to_string())],
+    );
+    here.await?;
+    child.expect_success(timeout).await;
+    run.remove().await
+}

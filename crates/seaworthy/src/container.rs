@@ -856,7 +856,7 @@ impl Drop for Container {
         if self.inner.removed.load(Ordering::SeqCst) || self.inner.kept.load(Ordering::SeqCst) {
             return;
         }
-        if std::thread::panicking() && keep_on_failure() {
+        if std::thread::panicking() && crate::session::keep_on_failure() {
             self.inner.kept.store(true, Ordering::SeqCst);
             self.inner
                 .session
@@ -922,11 +922,6 @@ impl Container {
     pub fn is_kept(&self) -> bool {
         self.inner.kept.load(Ordering::SeqCst)
     }
-}
-
-/// `SEAWORTHY_KEEP_ON_FAILURE=1`: containers dropped while a test panics are kept.
-fn keep_on_failure() -> bool {
-    std::env::var("SEAWORTHY_KEEP_ON_FAILURE").is_ok_and(|v| v == "1" || v == "true")
 }
 
 /// Starts `inner`'s container and waits for `wait`; runs on the library's runtime.

@@ -218,11 +218,15 @@ async fn download_from_tmpfs(inner: &Inner, path: &str, mount: &str) -> Result<O
     let tar = Exec::new(["tar", "-c", "-f", "-", "-C", &parent, base]);
     match tar_in_container(inner, "read", path, mount, tar).await {
         Ok(out) => Ok(Some(out.stdout)),
-        // busybox and GNU tar both say so when the path does not exist.
-        Err(Error::Container { reason, .. }) if reason.contains("No such file or directory") => {
-            Ok(None)
+        // tar's exit status does not tell a missing path from other failures: `test -e` does
+        // (1: it does not exist). Asked only once tar failed; without `test`, tar's error stands.
+        Err(e) => {
+            let test = Exec::new(["test", "-e", path]).user("0");
+            match exec_here(inner.docker(), &inner.name, &inner.name, test).await {
+                Ok(out) if out.exit_code == 1 => Ok(None),
+                _ => Err(e),
+            }
         }
-        Err(e) => Err(e),
     }
 }
 

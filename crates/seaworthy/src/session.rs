@@ -844,10 +844,21 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// The 64-bit FNV-1a hash of `bytes`: the one short, stable digest of Seaworthy and its fixtures
+/// (run ids, definition keys that must not carry a password). Stable across processes, builds
+/// and versions, since other processes of a run compare it; not a cryptographic hash.
+#[doc(hidden)]
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Whether `SEAWORTHY_KEEP_ON_FAILURE` (`1` or `true`) asks to keep what a failed test used as
+/// it was left (containers, and the namespaces fixtures hand out), for debugging. A fixture's
+/// guard dropped while its test panics checks it before it resets or releases anything.
+pub fn keep_on_failure() -> bool {
+    std::env::var("SEAWORTHY_KEEP_ON_FAILURE").is_ok_and(|v| v == "1" || v == "true")
 }
 
 fn install_exit_hooks(session: &Session) {

@@ -356,7 +356,13 @@ async fn files_in_a_tmpfs_mount_are_those_the_container_sees() {
         .collect();
     assert_eq!(names, ["b.txt", "link", "sub"]);
     assert!(!c.file_exists("/fast/nope").await.unwrap());
-    let err = c.read_file("/fast/nope").await.unwrap_err().to_string();
+    // A typed error callers branch on, decided from exit statuses (not from tar's message).
+    let err = c.read_file("/fast/nope").await.unwrap_err();
+    assert!(
+        matches!(&err, seaworthy::Error::NotFound { container, path } if path == "/fast/nope" && container == c.name()),
+        "{err}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("no such file or directory: /fast/nope") && err.contains(c.name()),
         "{err}"
