@@ -9,12 +9,23 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use seaworthy::{Fixture, FixtureDefinition};
+use seaworthy::FixtureDefinition;
 use seaworthy_plugin::{
     Grants, LoadOutcome, PluginError, PluginFixture, PluginHost, MANIFEST_FILE,
 };
 
-use common::assert_healthy_plugin_still_works;
+use common::{assert_healthy_plugin_still_works, elapsed_under, while_healthy_cleans};
+
+/// [`common::scratch`] for a test of this file.
+fn scratch(name: &str) -> PathBuf {
+    common::scratch(&format!("hostile-{name}"))
+}
+
+/// A copy of the built hostile plugin in `dir`, with `component` as its wasm and `edit` applied
+/// to its manifest.
+fn plugin_copy(dir: &Path, component: &[u8], edit: impl Fn(String) -> String) {
+    common::plugin_copy("hostile", dir, Some(component), edit);
+}
 
 /// This process's resident memory now (`VmRSS`), in bytes.
 fn rss() -> u64 {
@@ -49,31 +60,6 @@ async fn hostile(config: &[(&str, &str)]) -> PluginFixture {
         .start()
         .await
         .expect("the hostile plugin's container")
-}
-
-fn elapsed_under(started: Instant, limit: Duration) {
-    let elapsed = started.elapsed();
-    assert!(elapsed < limit, "took {elapsed:?}, over {limit:?}");
-}
-
-/// A directory for one test's files, empty.
-fn scratch(name: &str) -> PathBuf {
-    let dir = common::target()
-        .join("seaworthy-plugin-tests")
-        .join(format!("hostile-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A copy of the built hostile plugin in `dir`, with `component` as its wasm and `edit` applied
-/// to its manifest.
-fn plugin_copy(dir: &Path, component: &[u8], edit: impl Fn(String) -> String) {
-    let original = common::plugins().join("hostile");
-    std::fs::create_dir_all(dir).unwrap();
-    let manifest = std::fs::read_to_string(original.join(MANIFEST_FILE)).unwrap();
-    std::fs::write(dir.join(MANIFEST_FILE), edit(manifest)).unwrap();
-    std::fs::write(dir.join("plugin.wasm"), component).unwrap();
 }
 
 fn hostile_wasm() -> Vec<u8> {
@@ -253,28 +239,19 @@ async fn a_flood_of_denied_calls_is_stopped_and_its_error_cut() {
 
     // The same in clean(), while the healthy fixture keeps cleaning.
     let fixture = hostile(&[("attack", "denied-loop"), ("error-bytes", "20000000")]).await;
-    let healthy = common::HEALTHY.get().await.unwrap();
-    let started = Instant::now();
-    let (attacked, slowest) = tokio::join!(fixture.try_clean(), async {
-        let mut slowest = Duration::ZERO;
-        for _ in 0..5 {
-            let t = Instant::now();
-            healthy
-                .clean()
-                .await
-                .expect("a healthy clean during the attack");
-            slowest = slowest.max(t.elapsed());
-        }
-        slowest
-    });
-    elapsed_under(started, Duration::from_secs(5));
+    let attacked = while_healthy_cleans(fixture.try_clean()).await;
     assert!(
-        slowest < Duration::from_secs(1),
-        "a healthy clean took {slowest:?}"
+        attacked.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        attacked.elapsed
     );
-    let error = attacked.unwrap_err();
+    assert!(
+        attacked.slowest_clean < Duration::from_secs(1),
+        "a healthy clean took {:?}",
+        attacked.slowest_clean
+    );
+    let error = attacked.outcome.unwrap_err();
     assert!(matches!(&error, PluginError::Resources { .. }), "{error:?}");
-    drop(healthy);
 
     // Under the denial limit, a 20 MB error comes back cut, with the denials it had.
     let fixture = hostile(&[

@@ -99,8 +99,7 @@ fn unknown_plugins_are_reported_with_the_search_path() {
 #[test]
 fn the_environment_and_the_cli_reports() {
     let plugins = common::plugins();
-    let dir = common::target().join("seaworthy-plugin-tests").join("env");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("env");
     let config = dir.join("seaworthy.toml");
     std::fs::write(
         &config,

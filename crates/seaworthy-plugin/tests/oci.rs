@@ -135,15 +135,7 @@ async fn scaffold_is_built_pushed_installed_on_a_clean_cache_and_used_as_a_fixtu
         .start()
         .await
         .expect("the fixture starts and is ready");
-    let labels = fixture
-        .container()
-        .inspect()
-        .await
-        .unwrap()
-        .config
-        .unwrap()
-        .labels
-        .unwrap();
+    let labels = common::labels(fixture.container()).await;
     assert_eq!(labels.get(LABEL_PLUGIN).map(String::as_str), Some(ID));
     assert_eq!(
         labels.get("io.seaworthy.managed").map(String::as_str),

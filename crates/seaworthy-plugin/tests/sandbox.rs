@@ -6,9 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use seaworthy::{Fixture, FixtureDefinition};
-use seaworthy_plugin::{Grants, PluginError, PluginFixtureDefinition, PluginHost, MANIFEST_FILE};
+use seaworthy_plugin::{Grants, PluginError, PluginFixtureDefinition, PluginHost};
 
-use common::{assert_healthy_plugin_still_works, HEALTHY};
+use common::{assert_healthy_plugin_still_works, elapsed_under, while_healthy_cleans};
 
 fn misbehaving(id: &str, when: &str) -> seaworthy_plugin::Result<PluginFixtureDefinition> {
     common::host().load(id)?.fixture([("when", when)])
@@ -20,11 +20,7 @@ async fn an_endless_loop_is_stopped_at_its_cpu_deadline() {
     let started = Instant::now();
     let error = misbehaving("spin", "definition").unwrap_err();
     assert!(matches!(error, PluginError::Deadline { .. }), "{error:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    elapsed_under(started, Duration::from_secs(10));
 
     // In clean(), on a started fixture, while another fixture keeps cleaning.
     let spin = misbehaving("spin", "clean")
@@ -32,21 +28,11 @@ async fn an_endless_loop_is_stopped_at_its_cpu_deadline() {
         .start()
         .await
         .expect("the spin plugin's container");
-    let healthy = HEALTHY.get().await.unwrap();
-    let started = Instant::now();
-    let (spun, others) = tokio::join!(spin.clean(), async {
-        let mut slowest = Duration::ZERO;
-        for _ in 0..5 {
-            let t = Instant::now();
-            healthy
-                .clean()
-                .await
-                .expect("a healthy clean while the spin plugin loops");
-            slowest = slowest.max(t.elapsed());
-        }
-        slowest
-    });
-    let elapsed = started.elapsed();
+    let common::Meanwhile {
+        outcome: spun,
+        elapsed,
+        slowest_clean: others,
+    } = while_healthy_cleans(spin.clean()).await;
     let message = spun.unwrap_err().to_string();
     eprintln!("{message}");
     assert!(
@@ -61,7 +47,6 @@ async fn an_endless_loop_is_stopped_at_its_cpu_deadline() {
         others < Duration::from_secs(1),
         "a healthy clean took {others:?} while the loop ran"
     );
-    drop(healthy);
     // The instance was discarded; the next call gets a fresh one.
     assert!(spin.check_ready().await.expect("a fresh instance answers"));
     assert_healthy_plugin_still_works().await;
@@ -72,7 +57,7 @@ async fn unbounded_allocation_hits_the_memory_limit() {
     let hog = misbehaving("hog", "clean").unwrap().start().await.unwrap();
     let started = Instant::now();
     let error = hog.try_clean().await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(10));
+    elapsed_under(started, Duration::from_secs(10));
     match &error {
         PluginError::Memory {
             plugin,
@@ -147,16 +132,10 @@ async fn an_unsupported_wit_version_is_refused_before_compiling() {
     );
 
     // A manifest that lies about the version is caught by reading the component itself.
-    let lying = common::target()
-        .join("seaworthy-plugin-tests")
-        .join("future-wit-lying");
-    std::fs::create_dir_all(&lying).unwrap();
-    let original = common::plugins().join("future-wit");
-    std::fs::copy(original.join("plugin.wasm"), lying.join("plugin.wasm")).unwrap();
-    let manifest = std::fs::read_to_string(original.join(MANIFEST_FILE))
-        .unwrap()
-        .replace("wit = \"0.2.0\"", "wit = \"0.1.0\"");
-    std::fs::write(lying.join(MANIFEST_FILE), manifest).unwrap();
+    let lying = common::scratch("future-wit-lying");
+    common::plugin_copy("future-wit", &lying, None, |m| {
+        m.replace("wit = \"0.2.0\"", "wit = \"0.1.0\"")
+    });
     let error = host.load_from(&lying).unwrap_err();
     assert!(
         matches!(
@@ -197,16 +176,10 @@ async fn a_capability_that_is_not_granted_is_refused() {
         .is_err());
 
     // With a manifest that declares only 11211, each undeclared call is denied at run time.
-    let honest = common::target()
-        .join("seaworthy-plugin-tests")
-        .join("overreach-honest");
-    std::fs::create_dir_all(&honest).unwrap();
-    let original = common::plugins().join("overreach");
-    std::fs::copy(original.join("plugin.wasm"), honest.join("plugin.wasm")).unwrap();
-    let manifest = std::fs::read_to_string(original.join(MANIFEST_FILE))
-        .unwrap()
-        .replace("tcp = [11211, 22]", "tcp = [11211]");
-    std::fs::write(honest.join(MANIFEST_FILE), manifest).unwrap();
+    let honest = common::scratch("overreach-honest");
+    common::plugin_copy("overreach", &honest, None, |m| {
+        m.replace("tcp = [11211, 22]", "tcp = [11211]")
+    });
     let plugin = host
         .load_from(&honest)
         .expect("the honest manifest is granted");
@@ -277,10 +250,7 @@ async fn wasi_reaches_no_files_environment_network_or_docker_socket() {
     listener.set_nonblocking(true).unwrap();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_nonblocking(true).unwrap();
-    let dir = common::target()
-        .join("seaworthy-plugin-tests")
-        .join("escape");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("escape");
     let secret = std::fs::canonicalize(&dir).unwrap().join("secret.txt");
     std::fs::write(&secret, "the host's secret").unwrap();
     let tcp = listener.local_addr().unwrap().to_string();

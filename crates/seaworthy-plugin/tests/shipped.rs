@@ -32,15 +32,7 @@ async fn memcached_plugin_cleans_its_real_container() {
         fixture.container().host_port(11211).unwrap()
     );
     let address = format!("{}:{}", connection.host, connection.port);
-    let labels = fixture
-        .container()
-        .inspect()
-        .await
-        .unwrap()
-        .config
-        .unwrap()
-        .labels
-        .unwrap();
+    let labels = common::labels(fixture.container()).await;
     assert_eq!(
         labels.get(LABEL_PLUGIN).map(String::as_str),
         Some("memcached")
@@ -204,15 +196,7 @@ async fn probe_plugin_reaches_every_host_call_of_its_own_container() {
 #[tokio::test]
 async fn memcached_plugin_is_shared_per_run_like_a_native_fixture() {
     let fixture = RUN_MEMCACHED.get().await.expect("the per-run fixture");
-    let labels = fixture
-        .container()
-        .inspect()
-        .await
-        .unwrap()
-        .config
-        .unwrap()
-        .labels
-        .unwrap();
+    let labels = common::labels(fixture.container()).await;
     assert_eq!(
         labels
             .get(seaworthy::session::LABEL_OWNER)

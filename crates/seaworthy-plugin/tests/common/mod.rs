@@ -3,11 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use seaworthy::{Fixture, Shared};
-use seaworthy_plugin::{Grants, Limits, PluginFixtureDefinition, PluginHost};
+use seaworthy::{Container, Fixture, Shared};
+use seaworthy_plugin::{Grants, Limits, PluginFixtureDefinition, PluginHost, MANIFEST_FILE};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -30,6 +32,52 @@ pub fn plugins() -> PathBuf {
             target().join("seaworthy-plugins")
         })
         .clone()
+}
+
+/// A directory for one test's files (`<target>/seaworthy-plugin-tests/<name>`), empty.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = target().join("seaworthy-plugin-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A copy of the built plugin `id` in `dir`: its manifest with `edit` applied, and `component`
+/// as its wasm (the built component when `None`).
+pub fn plugin_copy(
+    id: &str,
+    dir: &Path,
+    component: Option<&[u8]>,
+    edit: impl Fn(String) -> String,
+) {
+    let original = plugins().join(id);
+    std::fs::create_dir_all(dir).unwrap();
+    let manifest = std::fs::read_to_string(original.join(MANIFEST_FILE)).unwrap();
+    std::fs::write(dir.join(MANIFEST_FILE), edit(manifest)).unwrap();
+    match component {
+        Some(bytes) => std::fs::write(dir.join("plugin.wasm"), bytes).unwrap(),
+        None => {
+            std::fs::copy(original.join("plugin.wasm"), dir.join("plugin.wasm")).unwrap();
+        }
+    }
+}
+
+/// Fails unless less than `limit` has passed since `started`.
+pub fn elapsed_under(started: Instant, limit: Duration) {
+    let elapsed = started.elapsed();
+    assert!(elapsed < limit, "took {elapsed:?}, over {limit:?}");
+}
+
+/// The labels of `container`, as the engine reports them.
+pub async fn labels(container: &Container) -> HashMap<String, String> {
+    container
+        .inspect()
+        .await
+        .unwrap()
+        .config
+        .unwrap()
+        .labels
+        .unwrap()
 }
 
 /// A compile cache private to this test binary (so cache tests see what they did).
@@ -105,6 +153,40 @@ pub fn memcached_definition() -> PluginFixtureDefinition {
 
 /// A healthy plugin fixture, shared by the tests of this binary.
 pub static HEALTHY: Shared<PluginFixtureDefinition> = Shared::per_process(memcached_definition);
+
+/// What [`while_healthy_cleans`] saw.
+pub struct Meanwhile<T> {
+    /// What the attack returned.
+    pub outcome: T,
+    /// From the attack's start until it and the healthy cleans were all done.
+    pub elapsed: Duration,
+    /// The slowest of the healthy cleans.
+    pub slowest_clean: Duration,
+}
+
+/// Runs `attack` while the healthy fixture (started first, outside the time measured) cleans
+/// five times, each of which must succeed.
+pub async fn while_healthy_cleans<T>(attack: impl std::future::Future<Output = T>) -> Meanwhile<T> {
+    let healthy = HEALTHY.get().await.expect("the healthy fixture");
+    let started = Instant::now();
+    let (outcome, slowest_clean) = tokio::join!(attack, async {
+        let mut slowest = Duration::ZERO;
+        for _ in 0..5 {
+            let clean = Instant::now();
+            healthy
+                .clean()
+                .await
+                .expect("a healthy clean during the attack");
+            slowest = slowest.max(clean.elapsed());
+        }
+        slowest
+    });
+    Meanwhile {
+        outcome,
+        elapsed: started.elapsed(),
+        slowest_clean,
+    }
+}
 
 /// The healthy fixture still starts, takes writes and cleans.
 pub async fn assert_healthy_plugin_still_works() {
