@@ -290,6 +290,10 @@ async fn build_here(build: ImageBuild, session: Session) -> Result<BuiltImage> {
     };
     let started = Instant::now();
     let mut log = BuildLog::default();
+    let mut shown = crate::image::progress::BuildProgress::start(
+        &reference,
+        crate::image::progress::Display::from_env(),
+    );
     let failed = |log: &BuildLog, reason: String| Error::Build {
         image: reference.clone(),
         dockerfile: dockerfile_name.clone(),
@@ -306,7 +310,11 @@ async fn build_here(build: ImageBuild, session: Session) -> Result<BuiltImage> {
             match item {
                 Ok(info) => {
                     if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                        let before = log.lines.len();
                         log.push(text);
+                        for line in &log.lines[before..] {
+                            shown.line(line);
+                        }
                     }
                     if let Some(message) = info.error_detail.and_then(|d| d.message) {
                         return Err(failed(&log, message));
@@ -326,6 +334,7 @@ async fn build_here(build: ImageBuild, session: Session) -> Result<BuiltImage> {
         .id
         .unwrap_or_else(|| reference.clone());
     session.track(ResourceKind::Image, &id, &reference);
+    shown.finish(started.elapsed());
     tracing::debug!(image = %reference, %id, elapsed = ?started.elapsed(), "built");
     Ok(BuiltImage {
         session,

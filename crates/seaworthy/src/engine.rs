@@ -347,6 +347,18 @@ impl Engine {
         Engine::open(transport, self.source.clone()).await
     }
 
+    /// Pulls `image` (`name[:tag]` or `name@digest`) as a container start pulls a missing one:
+    /// credentials as the Docker CLI finds them, a Docker Hub image through the registry mirror
+    /// when one is set, the variant for `platform` (`linux/arm64`) when given, else for
+    /// `DOCKER_DEFAULT_PLATFORM`, and progress on stderr (a live bar on a terminal, lines
+    /// otherwise, nothing with `SEAWORTHY_QUIET=1`). A refused pull's error names the registry
+    /// and what to do.
+    pub async fn pull_image(&self, image: &str, platform: Option<&str>) -> Result<()> {
+        let reference = crate::reference::ImageRef::parse(image)?;
+        let default = crate::image::default_platform();
+        crate::image::pull(self, &reference, platform.or(default.as_deref())).await
+    }
+
     /// The bollard client, for anything Seaworthy does not wrap.
     pub fn docker(&self) -> &Docker {
         &self.docker

@@ -8,9 +8,10 @@ use bollard::query_parameters::{CreateImageOptions, RemoveImageOptions, TagImage
 use futures_util::StreamExt;
 
 mod credentials;
-mod progress;
+pub(crate) mod progress;
 
 use crate::definition::PullPolicy;
+use crate::engine::Engine;
 use crate::error::{status_of, Error, Result};
 use crate::reference::ImageRef;
 use crate::session::Session;
@@ -71,7 +72,7 @@ pub(crate) async fn ensure_image(
     };
     if !pulled_meanwhile {
         let began = Instant::now();
-        pull(session, image, platform).await?;
+        pull(session.engine(), image, platform).await?;
         *last_pull = Some(began);
     }
     session.remember_image_present(&reference);
@@ -112,11 +113,7 @@ async fn image_present(session: &Session, reference: &str) -> Result<bool> {
 
 /// Pulls `image` (its variant for `platform` when given), showing its progress (see
 /// [`progress`]: a live bar on a terminal, lines otherwise, nothing with `SEAWORTHY_QUIET=1`).
-pub(crate) async fn pull(
-    session: &Session,
-    image: &ImageRef,
-    platform: Option<&str>,
-) -> Result<()> {
+pub(crate) async fn pull(engine: &Engine, image: &ImageRef, platform: Option<&str>) -> Result<()> {
     let reference = image.to_string();
     let started = Instant::now();
     // A Docker Hub image tagged (not pinned by digest) comes through the mirror when one is set.
@@ -143,7 +140,7 @@ pub(crate) async fn pull(
     if let Some(auth) = &auth {
         tracing::debug!(image = %reference, source = %auth.source, "pulling with credentials");
     }
-    let mut stream = session.engine().docker().create_image(
+    let mut stream = engine.docker().create_image(
         Some(options),
         None,
         auth.as_ref().map(|a| a.credentials.clone()),
@@ -174,7 +171,7 @@ pub(crate) async fn pull(
         // Under the name the definition gave, and not also under the mirror's.
         let tag = tag.unwrap_or_else(|| "latest".into());
         let mirrored = format!("{from_image}:{tag}");
-        let docker = session.engine().docker();
+        let docker = engine.docker();
         docker
             .tag_image(
                 &mirrored,
