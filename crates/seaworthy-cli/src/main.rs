@@ -14,7 +14,7 @@ mod structure;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Test Docker images and use containers as test fixtures.
 #[derive(Debug, Parser)]
@@ -41,9 +41,34 @@ enum Commands {
     Doctor(doctor::DoctorArgs),
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    // `seaworthy test --quiet` silences the library's pull and build progress too: it reads
+    // SEAWORTHY_QUIET. Set here, before the runtime starts any thread.
+    if matches
+        .subcommand_matches("test")
+        .is_some_and(|test| test.get_flag("quiet"))
+    {
+        std::env::set_var("SEAWORTHY_QUIET", "1");
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Commands::Test(args) => structure::run(args).await,
         Commands::Gc(args) => gc::run(args).await,

@@ -31,9 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use futures_util::StreamExt;
 use seaworthy::bollard::models::ImageConfig;
-use seaworthy::{Container, ImageRef, Session};
+use seaworthy::{Container, Session};
 
 use files::SharedContainer;
 use report::{Kind, Progress, Report, Summary, TestResult};
@@ -658,17 +657,13 @@ async fn image_config(
 ) -> anyhow::Result<ImageConfig> {
     let docker = session.engine().docker();
     if pull {
-        let reference = ImageRef::parse(image)?;
-        let options = seaworthy::bollard::query_parameters::CreateImageOptions {
-            from_image: Some(reference.name()),
-            tag: reference.digest().or(reference.tag()).map(str::to_string),
-            platform: platform.unwrap_or_default().to_string(),
-            ..Default::default()
-        };
-        let mut stream = docker.create_image(Some(options), None, None);
-        while let Some(item) = stream.next().await {
-            item.with_context(|| format!("cannot pull {image}"))?;
-        }
+        // The library's pull: registry credentials, mirror, and its progress on stderr
+        // (nothing under --quiet, which sets SEAWORTHY_QUIET).
+        session
+            .engine()
+            .pull_image(image, platform)
+            .await
+            .with_context(|| format!("cannot pull {image}"))?;
     }
     match docker.inspect_image(image).await {
         Ok(info) => Ok(info.config.unwrap_or_default()),
