@@ -178,6 +178,8 @@ pub struct ContainerDefinition {
     pub(crate) stop_timeout: Option<Duration>,
     /// Run in the container right before each paused snapshot.
     pub(crate) snapshot_flush: Option<crate::exec::Exec>,
+    /// Run in the container right before each paused snapshot.
+    pub(crate) snapshot_flush: Option<crate::exec::Exec>,
     pub(crate) copies: Vec<(String, CopySource)>,
     pub(crate) wait: Option<Wait>,
     pub(crate) startup_timeout: Duration,
@@ -231,6 +233,7 @@ impl ContainerDefinition {
             init: false,
             stop_signal: None,
             stop_timeout: None,
+            snapshot_flush: None,
             snapshot_flush: None,
             copies: Vec::new(),
             wait: None,
@@ -510,6 +513,42 @@ impl ContainerDefinition {
     /// Sets how long `stop` waits before killing.
     pub fn with_stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = Some(timeout);
+        self
+    }
+
+    /// Runs `flush` in the container right before each paused snapshot
+    /// ([`Consistency::Paused`](crate::Consistency::Paused), the default), so that the snapshot
+    /// holds what the service has acknowledged but keeps only in memory.
+    ///
+    /// A paused snapshot is crash-consistent: it holds what the service had written to its files
+    /// at that instant, not what it holds in memory. PostgreSQL with `synchronous_commit=off` (a
+    /// usual setting for tests) acknowledges a commit before it writes the commit's WAL, and writes
+    /// it up to three `wal_writer_delay`s later (600 ms by default): a snapshot in that window
+    /// restores without the transaction (a table created and loaded just before is missing, its
+    /// rows too). For PostgreSQL, `CHECKPOINT` writes everything out (and leaves the restored
+    /// server no WAL to replay).
+    ///
+    /// The snapshot fails if the command does (an exit code other than 0, or its
+    /// [timeout](crate::Exec::timeout)); the error names the command and the container, which is
+    /// left running, not paused.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> seaworthy::Result<()> {
+    /// use seaworthy::{ContainerDefinition, Exec, Wait};
+    /// let pg = ContainerDefinition::new("postgres:16")
+    ///     .with_env("POSTGRES_PASSWORD", "secret")
+    ///     .with_cmd(["postgres", "-c", "synchronous_commit=off"])
+    ///     .with_port(5432)
+    ///     .with_wait(Wait::tcp(5432))
+    ///     .with_snapshot_flush(Exec::new(["psql", "-U", "postgres", "-c", "CHECKPOINT"]))
+    ///     .start()
+    ///     .await?;
+    /// // ... load data ...
+    /// let loaded = pg.snapshot("loaded").await?; // holds every committed row
+    /// # Ok(()) }
+    /// ```
+    pub fn with_snapshot_flush(mut self, flush: impl Into<crate::exec::Exec>) -> Self {
+        self.snapshot_flush = Some(flush.into());
         self
     }
 

@@ -171,21 +171,21 @@ impl Container {
     pub async fn exec(&self, exec: impl Into<Exec>) -> Result<ExecOutput> {
         let exec = exec.into();
         let inner = self.inner.clone();
-        on_runtime(async move {
-            let name = inner.name.clone();
-            let timeout = exec.timeout;
-            let line = exec.command_line();
-            match tokio::time::timeout(timeout, exec_here(inner.docker(), &inner.name, &name, exec))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(Error::Timeout {
-                    action: format!("exec `{line}` in container {name}"),
-                    timeout,
-                }),
-            }
-        })
-        .await
+        on_runtime(async move { exec_timed(&inner, exec).await }).await
+    }
+}
+
+/// Runs `exec` in `inner`'s container within the exec's timeout.
+pub(crate) async fn exec_timed(inner: &crate::container::Inner, exec: Exec) -> Result<ExecOutput> {
+    let name = inner.name.clone();
+    let timeout = exec.timeout;
+    let line = exec.command_line();
+    match tokio::time::timeout(timeout, exec_here(inner.docker(), &inner.name, &name, exec)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout {
+            action: format!("exec `{line}` in container {name}"),
+            timeout,
+        }),
     }
 }
 

@@ -13,7 +13,12 @@
 //! * [`Consistency::Paused`] (the default): the container is paused while it is committed and
 //!   its volumes are read, so the snapshot is *crash-consistent*: what a power cut at that instant
 //!   would leave. Fast (the process keeps its memory, nothing restarts); right for databases that
-//!   recover from a crash (PostgreSQL, Redis with AOF/RDB), and for anything idle.
+//!   recover from a crash (PostgreSQL, Redis with AOF/RDB), and for anything idle. What a service
+//!   acknowledged but holds only in memory is not in it: PostgreSQL with `synchronous_commit=off`
+//!   writes a commit's WAL up to 600 ms after the commit returns, so a snapshot taken right after a
+//!   load restores without it (the loaded table is missing). Declare a command that writes it out
+//!   with [`ContainerDefinition::with_snapshot_flush`](crate::ContainerDefinition::with_snapshot_flush)
+//!   (PostgreSQL: `CHECKPOINT`): it runs right before every paused snapshot.
 //! * [`Consistency::Stopped`]: the container is stopped (its stop signal, a clean shutdown), then
 //!   committed, then brought back by a restore from the new snapshot. Slower, but the data is
 //!   exactly what a clean shutdown writes: use it for services that don't recover from a crash, or
@@ -253,6 +258,7 @@ impl Container {
 async fn snapshot_paused(inner: &Inner, name: &str, keep: bool) -> Result<Snapshot> {
     let docker = inner.docker();
     let id = inner.name.clone();
+    flush(inner).await?;
     let tmpfs = capture_tmpfs(inner).await?;
     docker
         .pause_container(&id)
@@ -268,6 +274,33 @@ async fn snapshot_paused(inner: &Inner, name: &str, keep: bool) -> Result<Snapsh
     let snapshot = result?;
     unpaused?;
     Ok(snapshot)
+}
+
+/// Runs the definition's snapshot flush (see
+/// [`ContainerDefinition::with_snapshot_flush`](crate::ContainerDefinition::with_snapshot_flush)):
+/// the service writes out what it holds only in memory, before the pause.
+async fn flush(inner: &Inner) -> Result<()> {
+    let Some(exec) = inner.definition.snapshot_flush.clone() else {
+        return Ok(());
+    };
+    let line = exec.command_line();
+    let out = crate::exec::exec_timed(inner, exec)
+        .await
+        .map_err(|e| Error::Container {
+            container: inner.name.clone(),
+            reason: format!("the snapshot flush `{line}` failed: {e}"),
+        })?;
+    if !out.success() {
+        return Err(Error::Container {
+            container: inner.name.clone(),
+            reason: format!(
+                "the snapshot flush `{line}` exited with {}: {}",
+                out.exit_code,
+                out.stderr_text().trim()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The contents of the container's tmpfs mounts, as tar archives made by `tar` inside the container

@@ -81,6 +81,80 @@ async fn a_snapshot_restores_the_data_in_the_images_volume() {
     assert_eq!(psql(&pg, "SELECT to_regclass('later') IS NULL").await, "t");
 }
 
+/// PostgreSQL as tests run it, durability off, with its WAL writer slowed from 200 ms to 10 s: an
+/// acknowledged commit then stays in memory long enough for every snapshot taken right after it
+/// to miss it, unless the snapshot flush (`CHECKPOINT`) writes it out first.
+fn postgres_durability_off() -> ContainerDefinition {
+    postgres()
+        .with_cmd([
+            "postgres",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "wal_writer_delay=10000",
+        ])
+        .with_snapshot_flush(Exec::new(["psql", "-U", "postgres", "-c", "CHECKPOINT"]))
+}
+
+#[tokio::test]
+async fn a_snapshot_right_after_a_load_and_checkpoint_restores_every_row() {
+    let pg = postgres_durability_off().start().await.unwrap();
+    // One `psql -c`, one transaction: its CHECKPOINT runs before its commit, whose WAL the server
+    // still holds in memory when psql returns (synchronous_commit=off).
+    psql(
+        &pg,
+        "CREATE TABLE rows (id bigint PRIMARY KEY, payload text); \
+         INSERT INTO rows SELECT g, md5(g::text) FROM generate_series(1, 10000) g; CHECKPOINT",
+    )
+    .await;
+    let snapshot = pg.snapshot("loaded").await.unwrap();
+    let damage = "DELETE FROM rows WHERE id <= 1000; CREATE TABLE scratch (id int)";
+    let check =
+        "SELECT count(*) || ' rows, scratch gone: ' || (to_regclass('scratch') IS NULL) FROM rows";
+    psql(&pg, damage).await;
+    pg.restore(&snapshot).await.unwrap();
+    assert_eq!(
+        psql(&pg, check).await,
+        "10000 rows, scratch gone: true",
+        "after a restore"
+    );
+    pg.enable_standby(&snapshot).await.unwrap();
+    pg.wait_for_standby().await.unwrap();
+    psql(&pg, damage).await;
+    pg.restore(&snapshot).await.unwrap();
+    assert_eq!(
+        psql(&pg, check).await,
+        "10000 rows, scratch gone: true",
+        "after a swap to the standby"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_snapshot_flush_fails_the_snapshot_and_leaves_the_container_running() {
+    let c = sleeper()
+        .with_snapshot_flush(Exec::shell("echo cannot flush >&2; exit 3"))
+        .start()
+        .await
+        .unwrap();
+    let err = c.snapshot("unflushed").await.unwrap_err().to_string();
+    assert!(
+        err.contains(c.name())
+            && err.contains("snapshot flush `sh -c echo cannot flush >&2; exit 3` exited with 3")
+            && err.ends_with("cannot flush"),
+        "{err}"
+    );
+    let state = c.inspect().await.unwrap().state.unwrap();
+    assert_eq!(
+        (state.running, state.paused),
+        (Some(true), Some(false)),
+        "running, not paused"
+    );
+}
+
 #[tokio::test]
 async fn restore_keeps_the_name_alias_and_host_port() {
     let web = ContainerDefinition::new(BUSYBOX)
