@@ -178,8 +178,6 @@ pub struct ContainerDefinition {
     pub(crate) stop_timeout: Option<Duration>,
     /// Run in the container right before each paused snapshot.
     pub(crate) snapshot_flush: Option<crate::exec::Exec>,
-    /// Run in the container right before each paused snapshot.
-    pub(crate) snapshot_flush: Option<crate::exec::Exec>,
     pub(crate) copies: Vec<(String, CopySource)>,
     pub(crate) wait: Option<Wait>,
     pub(crate) startup_timeout: Duration,
@@ -234,7 +232,6 @@ impl ContainerDefinition {
             stop_signal: None,
             stop_timeout: None,
             snapshot_flush: None,
-            snapshot_flush: None,
             copies: Vec::new(),
             wait: None,
             startup_timeout: Duration::from_secs(60),
@@ -263,6 +260,60 @@ impl ContainerDefinition {
     /// The wait that says the container is ready, if any.
     pub fn wait(&self) -> Option<&Wait> {
         self.wait.as_ref()
+    }
+
+    /// The deadline for pulling, creating, starting and the wait, together
+    /// ([`with_startup_timeout`](Self::with_startup_timeout)).
+    pub fn startup_timeout(&self) -> Duration {
+        self.startup_timeout
+    }
+
+    /// A stable text of everything the definition configures (labels in order, file contents
+    /// included), the same in every process: a fixture hashes it into its key, so that two
+    /// fixtures customised differently are never taken for one another. Not meant to be read (it
+    /// holds environment values): hash it.
+    #[doc(hidden)]
+    pub fn key(&self) -> String {
+        let labels: std::collections::BTreeMap<_, _> = self.labels.iter().collect();
+        let networks: Vec<_> = self
+            .networks
+            .iter()
+            .map(|n| (&n.network, &n.aliases))
+            .collect();
+        format!(
+            "{:?}",
+            (
+                (
+                    &self.image,
+                    &self.name,
+                    &self.env,
+                    &self.cmd,
+                    &self.entrypoint
+                ),
+                (
+                    &self.user,
+                    &self.workdir,
+                    &self.hostname,
+                    labels,
+                    &self.ports
+                ),
+                (&self.mounts, networks, &self.aliases, &self.network_mode),
+                (
+                    &self.healthcheck,
+                    &self.resources,
+                    self.privileged,
+                    &self.cap_add
+                ),
+                (
+                    self.init,
+                    &self.stop_signal,
+                    self.stop_timeout,
+                    &self.copies
+                ),
+                (&self.wait, self.pull, &self.platform, &self.runtime),
+                (format!("{:?}", self.session_network), self.run_scoped),
+            )
+        )
     }
 
     /// The name given with [`with_name`](Self::with_name), if any.
@@ -552,42 +603,6 @@ impl ContainerDefinition {
         self
     }
 
-    /// Runs `flush` in the container right before each paused snapshot
-    /// ([`Consistency::Paused`](crate::Consistency::Paused), the default), so that the snapshot
-    /// holds what the service has acknowledged but keeps only in memory.
-    ///
-    /// A paused snapshot is crash-consistent: it holds what the service had written to its files
-    /// at that instant, not what it holds in memory. PostgreSQL with `synchronous_commit=off` (a
-    /// usual setting for tests) acknowledges a commit before it writes the commit's WAL, and writes
-    /// it up to three `wal_writer_delay`s later (600 ms by default): a snapshot in that window
-    /// restores without the transaction (a table created and loaded just before is missing, its
-    /// rows too). For PostgreSQL, `CHECKPOINT` writes everything out (and leaves the restored
-    /// server no WAL to replay).
-    ///
-    /// The snapshot fails if the command does (an exit code other than 0, or its
-    /// [timeout](crate::Exec::timeout)); the error names the command and the container, which is
-    /// left running, not paused.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> seaworthy::Result<()> {
-    /// use seaworthy::{ContainerDefinition, Exec, Wait};
-    /// let pg = ContainerDefinition::new("postgres:16")
-    ///     .with_env("POSTGRES_PASSWORD", "secret")
-    ///     .with_cmd(["postgres", "-c", "synchronous_commit=off"])
-    ///     .with_port(5432)
-    ///     .with_wait(Wait::tcp(5432))
-    ///     .with_snapshot_flush(Exec::new(["psql", "-U", "postgres", "-c", "CHECKPOINT"]))
-    ///     .start()
-    ///     .await?;
-    /// // ... load data ...
-    /// let loaded = pg.snapshot("loaded").await?; // holds every committed row
-    /// # Ok(()) }
-    /// ```
-    pub fn with_snapshot_flush(mut self, flush: impl Into<crate::exec::Exec>) -> Self {
-        self.snapshot_flush = Some(flush.into());
-        self
-    }
-
     /// Places a file with `contents` and permission `mode` at `path` before the container starts.
     pub fn with_file(
         mut self,
@@ -615,6 +630,17 @@ impl ContainerDefinition {
     /// Sets the condition that means "ready"; [`start`](Self::start) returns once it holds.
     pub fn with_wait(mut self, wait: Wait) -> Self {
         self.wait = Some(wait);
+        self
+    }
+
+    /// Adds `wait` to the condition that means "ready": the one set before and `wait` must both
+    /// hold (just `wait` when none was set). A fixture adds its readiness check so to a
+    /// container customised with a wait of the user's.
+    pub fn and_wait(mut self, wait: Wait) -> Self {
+        self.wait = Some(match self.wait.take() {
+            Some(before) => before.and(wait),
+            None => wait,
+        });
         self
     }
 
