@@ -11,8 +11,8 @@ use std::process::Output;
 use seaworthy::gc::{collect, list_labelled, remove_run_files, GcOptions};
 use seaworthy::session::{LABEL_MANAGED, LABEL_SESSION};
 use seaworthy::{
-    ContainerDefinition, Fixture, GenericFixture, RunningStack, Session, Shared, SnapshotFixture,
-    StackFixture, Wait,
+    ConnectionInfo, Container, ContainerDefinition, Fixture, FixtureDefinition, GenericFixture,
+    RunningStack, Session, Shared, SnapshotFixture, StackFixture, Wait,
 };
 
 fn run_files() -> SnapshotFixture {
@@ -46,6 +46,78 @@ async fn child_run_passes(run_files: &GenericFixture) -> anyhow::Result<()> {
     );
     println!("ID={}", c.id());
     Ok(())
+}
+
+/// A fixture cleaned in place (the same container before and after a clean), as the native
+/// fixtures are: what a process that attached to the run's container before it was kept would
+/// clean if it were handed out again.
+#[derive(Clone)]
+struct Scratch;
+
+struct ScratchFixture(Container);
+
+impl Fixture for ScratchFixture {
+    fn kind(&self) -> &str {
+        "scratch"
+    }
+    fn container(&self) -> &Container {
+        &self.0
+    }
+    async fn clean(&self) -> seaworthy::Result<()> {
+        self.0.exec(["sh", "-c", "rm -rf /tmp/*"]).await?;
+        Ok(())
+    }
+    fn connection(&self) -> ConnectionInfo {
+        ConnectionInfo::new("tcp", self.0.host(), 0)
+    }
+}
+
+impl FixtureDefinition for Scratch {
+    type Fixture = ScratchFixture;
+    fn key(&self) -> String {
+        "keep-on-failure-scratch".into()
+    }
+    fn container_definition(&self) -> ContainerDefinition {
+        ContainerDefinition::new(common::BUSYBOX)
+            .with_cmd(["sh", "-c", "echo keep-scratch; exec sleep 3600"])
+            .with_wait(Wait::log("^keep-scratch$"))
+    }
+    async fn attach(&self, container: Container) -> seaworthy::Result<ScratchFixture> {
+        Ok(ScratchFixture(container))
+    }
+}
+
+static SCRATCH: Shared<Scratch> = Shared::per_run(|| Scratch);
+
+#[seaworthy::test]
+#[ignore = "run as a child process by the tests of this file"]
+async fn child_scratch_fails(scratch: &ScratchFixture) {
+    let c = scratch.container();
+    c.write_file("/tmp/left-by-the-failed-test", "x", 0o644)
+        .await
+        .unwrap();
+    println!("ID={}", c.id());
+    panic!("deliberately failing");
+}
+
+/// A process of the run that holds the fixture before another process's test fails with it, and
+/// takes it again afterwards (when the file `SW_GO` names exists).
+#[tokio::test]
+#[ignore = "run as a child process by the tests of this file"]
+async fn child_run_holder() {
+    let first = SCRATCH.fresh().await.unwrap();
+    println!("ID={}", first.container().id());
+    drop(first);
+    let go = std::path::PathBuf::from(std::env::var("SW_GO").unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !go.exists() {
+        assert!(std::time::Instant::now() < deadline, "never told to go on");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let second = SCRATCH.fresh().await.unwrap();
+    let c = second.container();
+    assert!(!c.file_exists("/tmp/left-by-the-failed-test").await.unwrap());
+    println!("ID={}", c.id());
 }
 
 fn web_and_client() -> StackFixture {
@@ -96,6 +168,14 @@ fn ids(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.split_once("ID=").map(|(_, id)| id.trim().to_string()))
         .collect()
+}
+
+/// Whether the file `path` exists in the container `id`.
+fn file_in(id: &str, path: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["exec", id, "test", "-f", path])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn run_id(what: &str) -> String {
@@ -225,6 +305,77 @@ async fn a_stack_kept_after_a_failure_stays_whole_and_the_next_test_gets_a_new_o
             .filter(|r| r.kind == seaworthy::ResourceKind::Container)
             .count();
         assert_eq!(containers, 2, "the kept stack lost members: {members:?}");
+    };
+    let checked = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(checks)).await;
+    cleanup.await;
+    if let Err(panic) = checked {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A process that attached to the run's container before another process's test failed with it
+/// (and kept it) never hands it out again nor cleans it: the kept container is renamed, so that
+/// process's next hand-out finds its container gone and takes a new one.
+#[tokio::test]
+async fn per_run_a_container_kept_by_another_process_is_never_handed_out_or_cleaned_again() {
+    use std::io::{BufRead, BufReader};
+    let session = Session::global().await.unwrap();
+    let run = run_id("keepheld");
+    let go = std::env::temp_dir().join(format!("{run}.go"));
+    let mut holder = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_run_holder", "--ignored", "--nocapture"])
+        .env("SEAWORTHY_SESSION", &run)
+        .env("SW_GO", &go)
+        .env_remove("CI")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = holder.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next_id = || -> Option<String> {
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            if let Some((_, id)) = line.split_once("ID=") {
+                return Some(id.trim().to_string());
+            }
+        }
+        None
+    };
+    let held = next_id();
+    let (failed, text) = run_child("child_scratch_fails", &run);
+    std::fs::write(&go, "").unwrap();
+    let again = next_id();
+    let holder_ok = holder.wait().unwrap().success();
+    let _ = std::fs::remove_file(&go);
+    let kept = ids(&text);
+    let cleanup = async {
+        if let Some(kept) = kept.first() {
+            gc_run(&session, &run, kept).await;
+        }
+    };
+    let checks = async {
+        let held = held.expect("the holder printed no ID");
+        assert_eq!(failed.status.code(), Some(101), "{text}");
+        assert_eq!(
+            kept.as_slice(),
+            std::slice::from_ref(&held),
+            "the failed test used another container:\n{text}"
+        );
+        assert!(holder_ok, "the holder failed");
+        let again = again.expect("the holder printed no second ID");
+        assert_ne!(
+            again, held,
+            "the holder got the container kept by the other process"
+        );
+        assert_kept(&session, &held, &text).await;
+        assert!(
+            file_in(&held, "/tmp/left-by-the-failed-test"),
+            "the kept container was cleaned"
+        );
     };
     let checked = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(checks)).await;
     cleanup.await;
