@@ -7,7 +7,8 @@
 //! * `load_cold`: a new host without a compile cache loads the memcached plugin: manifest,
 //!   checks, compile, link.
 //! * `load_cached`: a new host loads it again with the cache warm: the same, minus the
-//!   compile (deserialized instead). Target: median ≤ 5 ms.
+//!   compile: the cache entry is read, its keyed-BLAKE3 tag checked over the whole artifact (on
+//!   every load, as in a new process) and the artifact deserialized. Target: median ≤ 5 ms.
 //! * `memcached.clean_vs_native`: the memcached plugin fixture's clean() (`flush_all` sent by
 //!   the plugin through the host's TCP capability, on a kept connection), against the same
 //!   `flush_all\r\n` sent natively with a tokio TcpStream kept open to the same container.
