@@ -573,3 +573,41 @@ fn no_ssh_process_outlives_the_test_process_that_used_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The Podman differences README's "Where is my engine?" lists, and their workarounds: no
+/// `NET_RAW` by default (ping needs `with_capability("NET_RAW")`), and `with_tmpfs` for a
+/// size-limited scratch filesystem.
+#[tokio::test]
+async fn podman_differences_have_the_documented_workarounds() {
+    let endpoint = format!("unix://{}", podman_socket());
+    let engine = on_runtime(async move { Engine::connect_to(&endpoint).await }).await;
+    let session = Session::with_engine(engine);
+    let ping = Exec::new(["ping", "-c", "1", "-W", "2", "127.0.0.1"]);
+    let plain = busybox("true", "sleep 3600")
+        .start_in(&session)
+        .await
+        .unwrap();
+    let out = plain.exec(ping.clone()).await.unwrap();
+    assert!(!out.success(), "ping worked without NET_RAW on Podman");
+    let raw = busybox("true", "sleep 3600")
+        .with_capability("NET_RAW")
+        .with_tmpfs("/sized", Some(1024 * 1024))
+        .start_in(&session)
+        .await
+        .unwrap();
+    let out = raw.exec(ping).await.unwrap();
+    assert!(out.success(), "{}", out.stderr_text());
+    let out = raw
+        .exec(Exec::shell(
+            "mount | grep ' /sized ' | cut -d' ' -f5; df -k /sized | tail -1 | awk '{print $2}'",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "tmpfs\n1024\n", "{}", out.stderr_text());
+    drop(plain);
+    drop(raw);
+    let errors = session.teardown().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let left = leftovers(&session).await;
+    assert!(left.is_empty(), "{left:?}");
+}
