@@ -87,7 +87,7 @@ mod sw {
 
     pub fn postgres_fixture() -> Postgres {
         Postgres::default()
-            .with_image(format!("{POSTGRES}:{TAG}"))
+            .with_container(|c| c.with_image(format!("{POSTGRES}:{TAG}")))
             .with_password(PG_PASSWORD)
             .with_init_sql(PG_SCHEMA)
             // The suite takes turns on one database: no pre-cloned databases for isolation.

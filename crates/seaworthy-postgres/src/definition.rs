@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use seaworthy::session::fnv1a;
 use seaworthy::wait::CheckTarget;
 use seaworthy::{ConnectionInfo, ContainerDefinition, FixtureDefinition, Wait};
 use tokio_postgres::Client;
@@ -80,7 +81,8 @@ impl InitStep {
 /// ```
 #[derive(Clone)]
 pub struct Postgres {
-    pub(crate) image: String,
+    /// The container, as customised ([`Postgres::with_container`]): image, startup timeout...
+    pub(crate) container: ContainerDefinition,
     pub(crate) user: String,
     pub(crate) password: String,
     pub(crate) database: String,
@@ -88,7 +90,6 @@ pub struct Postgres {
     pub(crate) durable: bool,
     pub(crate) tmpfs: bool,
     pub(crate) settings: Vec<(String, String)>,
-    pub(crate) startup_timeout: Duration,
     pub(crate) pool_size: usize,
 }
 
@@ -101,7 +102,7 @@ impl Default for Postgres {
 impl fmt::Debug for Postgres {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Postgres")
-            .field("image", &self.image)
+            .field("image", &self.container.image())
             .field("user", &self.user)
             .field("password", &"***")
             .field("database", &self.database)
@@ -117,7 +118,8 @@ impl Postgres {
     /// The default definition (see the type's documentation).
     pub fn new() -> Self {
         Postgres {
-            image: "postgres:16".into(),
+            container: ContainerDefinition::new("postgres:16")
+                .with_startup_timeout(Duration::from_secs(60)),
             user: "postgres".into(),
             password: "postgres".into(),
             database: "test".into(),
@@ -125,16 +127,46 @@ impl Postgres {
             durable: false,
             tmpfs: false,
             settings: Vec::new(),
-            startup_timeout: Duration::from_secs(60),
             pool_size: 4,
         }
     }
 
-    /// Uses another image with the official image's contract (`postgres:15-alpine`, a mirror).
-    /// Image substitution (`seaworthy.toml`, `SEAWORTHY_IMAGE_MAP`) applies to it as well.
-    pub fn with_image(mut self, image: impl Into<String>) -> Self {
-        self.image = image.into();
+    /// Customises the container, as any [`ContainerDefinition`]: another image with the official
+    /// image's contract (`postgres:15-alpine`, a mirror; image substitution applies to it as
+    /// well), the startup timeout (how long start, readiness and the baseline may take together,
+    /// 60 s by default), labels, extra environment variables, mounts, networks and aliases,
+    /// resource limits...
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use seaworthy_postgres::Postgres;
+    /// let pg = Postgres::default().with_container(|c| {
+    ///     c.with_image("postgres:15-alpine")
+    ///         .with_startup_timeout(Duration::from_secs(120))
+    ///         .with_label("team", "billing")
+    ///         .with_env("TZ", "Europe/Paris")
+    ///         .with_memory_limit(512 << 20)
+    /// });
+    /// assert_eq!(pg.image(), "postgres:15-alpine");
+    /// ```
+    ///
+    /// The fixture adds its own configuration over it when it starts: its environment
+    /// (`POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`), the server's command line, port
+    /// 5432 and its readiness check (after a wait of yours, when you set one). The whole
+    /// customisation is part of the definition's [key](FixtureDefinition::key).
+    pub fn with_container(
+        mut self,
+        customise: impl FnOnce(ContainerDefinition) -> ContainerDefinition,
+    ) -> Self {
+        self.container = customise(self.container);
         self
+    }
+
+    /// The container as customised with [`with_container`](Self::with_container), before the
+    /// fixture adds its own configuration ([`FixtureDefinition::container_definition`] is the
+    /// whole).
+    pub fn container(&self) -> &ContainerDefinition {
+        &self.container
     }
 
     /// Sets the superuser's name (`POSTGRES_USER`).
@@ -214,12 +246,6 @@ impl Postgres {
         self
     }
 
-    /// How long start, readiness and the baseline may take together (default 60 s).
-    pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
-        self.startup_timeout = timeout;
-        self
-    }
-
     /// How many databases cloned from the baseline are kept ready for
     /// [`isolated_database`](PostgresFixture::isolated_database) (default 4; 0 clones on demand).
     pub fn with_pool_size(mut self, size: usize) -> Self {
@@ -229,7 +255,7 @@ impl Postgres {
 
     /// The image as configured (before substitution).
     pub fn image(&self) -> &str {
-        &self.image
+        self.container.image()
     }
 
     /// The superuser's name.
@@ -388,29 +414,31 @@ impl FixtureDefinition for Postgres {
 
     fn key(&self) -> String {
         format!(
-            "postgres/v1|{}|{}|{:016x}|{}|durable={}|tmpfs={}|{:?}|{}",
-            self.image,
+            "postgres/v1|{}|{}|{:016x}|{}|durable={}|tmpfs={}|{:?}|{}|container={:016x}",
+            self.container.image(),
             self.user,
             fnv1a(self.password.as_bytes()),
             self.database,
             self.durable,
             self.tmpfs,
             self.settings,
-            self.init_key()
+            self.init_key(),
+            fnv1a(self.container.key().as_bytes())
         )
     }
 
     fn container_definition(&self) -> ContainerDefinition {
-        let mut def = ContainerDefinition::new(&self.image)
+        let mut def = self
+            .container
+            .clone()
             .with_env("POSTGRES_USER", &self.user)
             .with_env("POSTGRES_PASSWORD", &self.password)
             .with_env("POSTGRES_DB", &self.database)
             .with_port(PORT)
-            .with_cmd(self.command())
-            .with_startup_timeout(self.startup_timeout);
+            .with_cmd(self.command());
         // Refused before anything is created, however the definition is started.
         def = match self.validate() {
-            Ok(()) => def.with_wait(self.ready_check()),
+            Ok(()) => def.and_wait(self.ready_check()),
             Err(e) => def.refused_by(Err(e.into())),
         };
         if self.tmpfs {
@@ -429,96 +457,5 @@ impl FixtureDefinition for Postgres {
                 .await
                 .map_err(Into::into)
         }
-    }
-}
-
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_turns_durability_off_by_default() {
-        let cmd = Postgres::default()
-            .with_setting("max_connections", "200")
-            .command();
-        assert_eq!(
-            cmd,
-            [
-                "postgres",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=200"
-            ]
-        );
-        assert_eq!(
-            Postgres::default().with_durability(true).command(),
-            ["postgres"]
-        );
-    }
-
-    #[test]
-    fn keys_follow_the_configuration() {
-        let a = Postgres::default().with_init_sql("CREATE TABLE a (id int)");
-        let b = Postgres::default().with_init_sql("CREATE TABLE b (id int)");
-        assert_ne!(a.key(), b.key());
-        assert_eq!(a.key(), a.clone().key());
-        assert!(!a.clone().with_password("s3cret").key().contains("s3cret"));
-        let named =
-            Postgres::default().with_init("seed v1", |_ctx| async { Ok::<(), BoxError>(()) });
-        assert!(named.key().contains("fn:seed v1"));
-    }
-
-    #[test]
-    fn invalid_definitions_are_refused() {
-        assert!(Postgres::default()
-            .with_database("x".repeat(41))
-            .validate()
-            .is_err());
-        assert!(Postgres::default()
-            .with_database("postgres")
-            .validate()
-            .is_err());
-        assert!(Postgres::default().with_password("").validate().is_err());
-        assert!(Postgres::default().validate().is_ok());
-        let kind_of = |pg: Postgres| match pg.validate() {
-            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
-                (kind, input)
-            }
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            kind_of(Postgres::default().with_database("template1")),
-            ("postgres database name", "template1".to_string())
-        );
-        assert_eq!(
-            kind_of(Postgres::default().with_user("")).0,
-            "postgres user"
-        );
-        assert_eq!(
-            kind_of(Postgres::default().with_setting("work mem", "1MB")),
-            ("postgres setting name", "work mem".to_string())
-        );
-        // Every way of starting it refuses, through the container definition.
-        let err = Postgres::default()
-            .with_database("postgres")
-            .container_definition()
-            .validate()
-            .unwrap_err();
-        assert!(
-            matches!(&err, seaworthy::Error::Invalid { kind: "postgres database name", input, .. } if input == "postgres"),
-            "{err}"
-        );
-        assert!(!format!("{:?}", Postgres::default().with_password("hunter2")).contains("hunter2"));
     }
 }

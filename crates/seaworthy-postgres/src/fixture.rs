@@ -156,7 +156,7 @@ impl PostgresFixture {
         def.validate()?;
         let names = Names::new(&def.database);
         let label = format!("{} (database {})", container.name(), def.database);
-        let deadline = Instant::now() + def.startup_timeout;
+        let deadline = Instant::now() + def.container.startup_timeout();
         let host = container.host().to_string();
         let port = container.host_port(PORT)?;
         let maint_config = connect::config(&host, port, &def.user, &def.password, "postgres");

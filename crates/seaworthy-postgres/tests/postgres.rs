@@ -550,3 +550,81 @@ async fn a_fixture_for_one_test_runs_its_init_closure_and_is_removed() -> anyhow
     }
     Ok(())
 }
+
+/// An invalid definition is refused before anything is created, naming the field and value, by
+/// every way of starting it; a customised container (`with_container`) reaches the engine.
+#[tokio::test]
+async fn invalid_definitions_create_nothing_and_customisations_reach_the_container(
+) -> anyhow::Result<()> {
+    let session = seaworthy::Session::global().await?;
+    let since = std::time::SystemTime::now() - Duration::from_secs(1);
+    let label = seaworthy_testkit::test_label("postgres-definition");
+    let (key, value) = label.split_once('=').unwrap();
+    let labelled = |pg: Postgres| {
+        pg.with_pool_size(0)
+            .with_container(|c| c.with_label(key, value).with_env("SW_CUSTOM", "yes"))
+    };
+    let invalid = [
+        (
+            Postgres::default().with_database("postgres"),
+            "postgres database name",
+            "postgres",
+        ),
+        (
+            Postgres::default().with_password(""),
+            "postgres password",
+            "",
+        ),
+        (
+            Postgres::default().with_setting("work mem", "1MB"),
+            "postgres setting name",
+            "work mem",
+        ),
+    ];
+    for (pg, kind, input) in invalid {
+        let pg = labelled(pg);
+        let refused = |e: &seaworthy::Error| matches!(e, seaworthy::Error::Invalid { kind: k, input: i, .. } if *k == kind && i == input);
+        let err = seaworthy::FixtureDefinition::start(&pg).await.unwrap_err();
+        assert!(refused(&err), "{err}");
+        match pg.start().await {
+            Err(seaworthy_postgres::Error::Seaworthy(e)) => assert!(refused(&e), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        seaworthy_testkit::created_containers(&session, &label, since).await?,
+        Vec::<String>::new(),
+        "an invalid definition created a container"
+    );
+    let pg = labelled(Postgres::default()).start().await?;
+    seaworthy_testkit::assert_label_and_env(pg.container(), &label, "SW_CUSTOM=yes").await?;
+    assert_eq!(
+        seaworthy_testkit::created_containers(&session, &label, since).await?,
+        [pg.container().name()]
+    );
+    Ok(())
+}
+
+/// A fixture error met through the core's traits is an `Error::Fixture` whose source is this
+/// crate's error (with its SQLSTATE), itself caused by the client's.
+#[tokio::test]
+async fn a_fixture_error_keeps_its_source_chain() -> anyhow::Result<()> {
+    use std::error::Error as _;
+    let pg = Postgres::default()
+        .with_pool_size(0)
+        .with_init_sql("SELECT no_such_column");
+    let err = seaworthy::FixtureDefinition::start(&pg).await.unwrap_err();
+    let seaworthy::Error::Fixture { container, .. } = &err else {
+        panic!("expected Error::Fixture, got {err:?}");
+    };
+    assert!(container.starts_with("sw-"), "{container}");
+    let own: &seaworthy_postgres::Error =
+        seaworthy_testkit::fixture_source(&err, "postgres", container);
+    assert_eq!(own.code(), Some("42703"), "{own}");
+    let client = own
+        .source()
+        .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+        .expect("the client's error is behind it");
+    assert!(client.as_db_error().is_some(), "{client}");
+    Ok(())
+}

@@ -165,3 +165,50 @@ async fn listings_describe_vhosts_queues_exchanges_bindings_users_and_policies(
     );
     Ok(())
 }
+
+/// An invalid definition is refused before anything is created; a customised container
+/// (`with_container`) reaches the engine; a fixture error converted into Seaworthy's is an
+/// `Error::Fixture` whose source is this crate's error (with the management API's status).
+#[tokio::test]
+async fn invalid_definitions_create_nothing_customisations_apply_and_errors_keep_their_chain(
+) -> anyhow::Result<()> {
+    let session = seaworthy::Session::global().await?;
+    let since = std::time::SystemTime::now() - Duration::from_secs(1);
+    let label = seaworthy_testkit::test_label("rabbitmq-definition");
+    let (key, value) = label.split_once('=').unwrap();
+    let labelled =
+        |r: RabbitMq| r.with_container(|c| c.with_label(key, value).with_env("SW_CUSTOM", "yes"));
+    for (rabbit, kind, input) in [
+        (
+            RabbitMq::new().with_user("a:b", "pw"),
+            "rabbitmq user",
+            "a:b",
+        ),
+        (
+            RabbitMq::new().with_config("log.console"),
+            "rabbitmq configuration line",
+            "log.console",
+        ),
+    ] {
+        let err = labelled(rabbit).start().await.unwrap_err();
+        seaworthy_testkit::assert_invalid(&err, kind, input);
+    }
+    assert_eq!(
+        seaworthy_testkit::created_containers(&session, &label, since).await?,
+        Vec::<String>::new(),
+        "an invalid definition created a container"
+    );
+    let rabbit = labelled(RabbitMq::new()).start().await?;
+    seaworthy_testkit::assert_label_and_env(rabbit.container(), &label, "SW_CUSTOM=yes").await?;
+    let own = rabbit
+        .management()
+        .get::<serde_json::Value>("/api/no-such-thing")
+        .await
+        .unwrap_err();
+    assert_eq!(own.status(), Some(404), "{own}");
+    let err = seaworthy::Error::from(own);
+    let own: &seaworthy_rabbitmq::Error =
+        seaworthy_testkit::fixture_source(&err, "rabbitmq", rabbit.container().name());
+    assert_eq!(own.status(), Some(404));
+    Ok(())
+}

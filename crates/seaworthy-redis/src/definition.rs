@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use seaworthy::session::fnv1a;
 use seaworthy::wait::CheckTarget;
 use seaworthy::{ContainerDefinition, FixtureDefinition, Wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,20 +31,19 @@ pub const DEFAULT_IMAGE: &str = "redis:7";
 /// ```
 #[derive(Clone)]
 pub struct Redis {
-    image: String,
+    container: ContainerDefinition,
     password: Option<String>,
     args: Vec<String>,
-    startup_timeout: Duration,
     tmpfs_data: bool,
 }
 
 impl Default for Redis {
     fn default() -> Self {
         Redis {
-            image: DEFAULT_IMAGE.to_string(),
+            container: ContainerDefinition::new(DEFAULT_IMAGE)
+                .with_startup_timeout(Duration::from_secs(60)),
             password: None,
             args: Vec::new(),
-            startup_timeout: Duration::from_secs(60),
             tmpfs_data: true,
         }
     }
@@ -52,10 +52,10 @@ impl Default for Redis {
 impl fmt::Debug for Redis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Redis")
-            .field("image", &self.image)
+            .field("image", &self.container.image())
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("args", &self.args)
-            .field("startup_timeout", &self.startup_timeout)
+            .field("startup_timeout", &self.container.startup_timeout())
             .field("tmpfs_data", &self.tmpfs_data)
             .finish()
     }
@@ -67,10 +67,25 @@ impl Redis {
         Redis::default()
     }
 
-    /// Uses another image (a Redis 6 or 7 compatible with the official image's command line).
-    pub fn with_image(mut self, image: impl Into<String>) -> Self {
-        self.image = image.into();
+    /// Customises the container, as any [`ContainerDefinition`]: another image (a Redis 6 or 7 compatible with the official image's command line;
+    /// image substitution applies to it as well), the startup timeout (60 s by
+    /// default), labels, extra environment variables, mounts, networks and aliases, resource
+    /// limits... The fixture adds its own configuration over it when it starts: the `redis-server` command line, port 6379, a tmpfs at `/data` (unless [`with_data_volume`](Self::with_data_volume)) and its
+    /// readiness check (after a wait of yours, when you set one). The whole customisation is part
+    /// of the definition's [key](FixtureDefinition::key).
+    pub fn with_container(
+        mut self,
+        customise: impl FnOnce(ContainerDefinition) -> ContainerDefinition,
+    ) -> Self {
+        self.container = customise(self.container);
         self
+    }
+
+    /// The container as customised with [`with_container`](Self::with_container), before the
+    /// fixture adds its own configuration ([`FixtureDefinition::container_definition`] is the
+    /// whole).
+    pub fn container(&self) -> &ContainerDefinition {
+        &self.container
     }
 
     /// Requires `password` (`--requirepass`); clients authenticate as the `default` user.
@@ -107,15 +122,9 @@ impl Redis {
         self
     }
 
-    /// How long the server may take to answer `PING` (60 s by default).
-    pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
-        self.startup_timeout = timeout;
-        self
-    }
-
     /// The image.
     pub fn image(&self) -> &str {
-        &self.image
+        self.container.image()
     }
 
     /// The password, if one is required.
@@ -188,17 +197,21 @@ impl FixtureDefinition for Redis {
             None => "none".into(),
         };
         format!(
-            "redis image={} args={:?} password={password} tmpfs={}",
-            self.image, self.args, self.tmpfs_data
+            "redis image={} args={:?} password={password} tmpfs={} container={:016x}",
+            self.container.image(),
+            self.args,
+            self.tmpfs_data,
+            fnv1a(self.container.key().as_bytes())
         )
     }
 
     fn container_definition(&self) -> ContainerDefinition {
-        let mut definition = ContainerDefinition::new(self.image.clone())
+        let mut definition = self
+            .container
+            .clone()
             .with_port(REDIS_PORT)
             .with_cmd(self.command())
-            .with_wait(self.readiness())
-            .with_startup_timeout(self.startup_timeout);
+            .and_wait(self.readiness());
         if self.tmpfs_data {
             definition = definition.with_tmpfs("/data", None);
         }
@@ -250,76 +263,5 @@ async fn ping(target: &CheckTarget, password: Option<&str>) -> bool {
     match tokio::time::timeout(Duration::from_secs(1), probe).await {
         Ok(Some(answer)) => String::from_utf8_lossy(&answer).lines().last() == Some("+PONG"),
         _ => false,
-    }
-}
-
-/// FNV-1a, for a short digest that keeps a password out of a definition's key.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_to_the_official_image_without_persistence() {
-        let redis = Redis::new();
-        assert_eq!(redis.image(), "redis:7");
-        assert_eq!(
-            redis.command(),
-            ["redis-server", "--save", "", "--appendonly", "no"]
-        );
-        assert_eq!(redis.container_definition().image(), "redis:7");
-    }
-
-    #[test]
-    fn invalid_definitions_are_refused_naming_the_field() {
-        let kind_of = |redis: Redis| match redis.validate() {
-            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
-                (kind, input)
-            }
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(kind_of(Redis::new().with_password("")).0, "redis password");
-        assert_eq!(
-            kind_of(Redis::new().with_databases(0)),
-            ("redis --databases", "0".to_string())
-        );
-        assert_eq!(
-            kind_of(Redis::new().with_args(["--databases", "many"])).1,
-            "many"
-        );
-        assert!(Redis::new().with_databases(4).validate().is_ok());
-        // Every way of starting it refuses, through the container definition.
-        let err = Redis::new()
-            .with_databases(0)
-            .container_definition()
-            .validate()
-            .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                seaworthy::Error::Invalid {
-                    kind: "redis --databases",
-                    ..
-                }
-            ),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn the_password_stays_out_of_debug_and_key() {
-        let redis = Redis::new().with_password("hunter2").with_databases(4);
-        assert!(!format!("{redis:?}").contains("hunter2"));
-        assert!(!redis.key().contains("hunter2"));
-        assert_ne!(redis.key(), Redis::new().with_databases(4).key());
-        assert!(redis
-            .command()
-            .ends_with(&["--requirepass".to_string(), "hunter2".to_string()]));
-        assert!(redis.command().contains(&"--databases".to_string()));
     }
 }

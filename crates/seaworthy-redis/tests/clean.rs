@@ -161,3 +161,45 @@ async fn subscribers(
         .await?;
     Ok(counts.get(channel).copied().unwrap_or(0))
 }
+
+/// An invalid definition is refused before anything is created; a customised container
+/// (`with_container`) reaches the engine; a fixture error met through the core's traits is an
+/// `Error::Fixture` whose source is this crate's error, caused by the client's.
+#[tokio::test]
+async fn invalid_definitions_create_nothing_customisations_apply_and_errors_keep_their_chain(
+) -> anyhow::Result<()> {
+    use std::error::Error as _;
+    let session = seaworthy::Session::global().await?;
+    let since = std::time::SystemTime::now() - Duration::from_secs(1);
+    let label = seaworthy_testkit::test_label("redis-definition");
+    let (key, value) = label.split_once('=').unwrap();
+    let labelled =
+        |r: Redis| r.with_container(|c| c.with_label(key, value).with_env("SW_CUSTOM", "yes"));
+    for (redis, kind, input) in [
+        (Redis::new().with_password(""), "redis password", ""),
+        (Redis::new().with_databases(0), "redis --databases", "0"),
+    ] {
+        let err = labelled(redis).start().await.unwrap_err();
+        seaworthy_testkit::assert_invalid(&err, kind, input);
+    }
+    assert_eq!(
+        seaworthy_testkit::created_containers(&session, &label, since).await?,
+        Vec::<String>::new(),
+        "an invalid definition created a container"
+    );
+    let redis = labelled(Redis::new()).start().await?;
+    seaworthy_testkit::assert_label_and_env(redis.container(), &label, "SW_CUSTOM=yes").await?;
+    // The server gone, clean() fails with the client's error behind the fixture's.
+    redis.container().stop(Duration::ZERO).await?;
+    let err = tokio::time::timeout(Duration::from_secs(30), Fixture::clean(&redis))
+        .await?
+        .unwrap_err();
+    let own: &seaworthy_redis::Error =
+        seaworthy_testkit::fixture_source(&err, "redis", redis.container().name());
+    assert!(
+        own.source()
+            .is_some_and(|s| s.downcast_ref::<redis::RedisError>().is_some()),
+        "{own:?}"
+    );
+    Ok(())
+}

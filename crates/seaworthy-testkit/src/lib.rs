@@ -6,4 +6,7 @@ pub mod resources;
 pub use child::{
     param, report, wait_for_parent, with_keep_on_failure_child, ChildRun, ChildTest, PARAM,
 };
-pub use resources::{created_containers, owned_containers};
+pub use resources::{
+    assert_invalid, assert_label_and_env, created_containers, fixture_source, owned_containers,
+    test_label,
+};

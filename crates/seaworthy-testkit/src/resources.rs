@@ -68,3 +68,65 @@ pub async fn created_containers(
     }
     Ok(names)
 }
+
+/// A label `io.seaworthy.test.NAME=<this process's id>` (as `key=value`) for the containers of one
+/// test: [`created_containers`] and [`owned_containers`] then see those alone, whatever other
+/// tests of the process create meanwhile.
+pub fn test_label(name: &str) -> String {
+    format!("io.seaworthy.test.{name}={}", std::process::id())
+}
+
+/// Asserts that the container `container` carries the label `label` (`key=value`) and the
+/// environment entry `env` (`KEY=value`), as the engine reports them.
+pub async fn assert_label_and_env(
+    container: &seaworthy::Container,
+    label: &str,
+    env: &str,
+) -> anyhow::Result<()> {
+    let config = container.inspect().await?.config.unwrap_or_default();
+    let (key, value) = label.split_once('=').unwrap_or((label, ""));
+    let labels = config.labels.unwrap_or_default();
+    anyhow::ensure!(
+        labels.get(key).map(String::as_str) == Some(value),
+        "container {} lacks the label {label}: {labels:?}",
+        container.name()
+    );
+    let envs = config.env.unwrap_or_default();
+    anyhow::ensure!(
+        envs.iter().any(|e| e == env),
+        "container {} lacks the environment entry {env}: {envs:?}",
+        container.name()
+    );
+    Ok(())
+}
+
+/// Asserts that `err` is an [`Error::Invalid`](seaworthy::Error::Invalid) refusing `input` as a
+/// `kind`.
+pub fn assert_invalid(err: &seaworthy::Error, kind: &str, input: &str) {
+    assert!(
+        matches!(err, seaworthy::Error::Invalid { kind: k, input: i, .. } if *k == kind && i == input),
+        "expected an invalid {kind} {input:?}, got: {err}"
+    );
+}
+
+/// Asserts that `err` is an [`Error::Fixture`](seaworthy::Error::Fixture) of the fixture kind
+/// `fixture` in `container`, and returns its source as the fixture crate's error `E`.
+pub fn fixture_source<'e, E: std::error::Error + 'static>(
+    err: &'e seaworthy::Error,
+    fixture: &str,
+    container: &str,
+) -> &'e E {
+    let seaworthy::Error::Fixture {
+        fixture: f,
+        container: c,
+        source,
+        ..
+    } = err
+    else {
+        panic!("expected Error::Fixture, got {err:?}");
+    };
+    assert_eq!((f.as_str(), c.as_str()), (fixture, container), "{err}");
+    source
+        .downcast_ref::<E>()
+        .unwrap_or_else(|| panic!("the source of {err:?} is not the fixture's own error"))
+}
