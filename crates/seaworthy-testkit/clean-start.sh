@@ -14,13 +14,19 @@ packages=(-p seaworthy -p seaworthy-postgres -p seaworthy-redis -p seaworthy-rab
 cargo test -q "${packages[@]}" --test clean_start --no-run || exit 1
 failed=0
 for i in $(seq 1 "$runs"); do
-    out="$(cargo test -q "${packages[@]}" --test clean_start 2>&1)" || failed=1
+    out="$(cargo test -q "${packages[@]}" --test clean_start 2>&1)" || {
+        failed=1
+        tail -n 30 <<<"$out" | sed "s/^/cargo test  run $i (failed): /"
+    }
     grep -E "^test result|panicked" <<<"$out" | sed "s/^/cargo test  run $i: /"
     if ! cargo nextest --version >/dev/null 2>&1; then
         echo "cargo-nextest is not installed: skipping the nextest runs" >&2
         continue
     fi
-    out="$(cargo nextest run --no-fail-fast "${packages[@]}" -E 'binary(clean_start)' 2>&1)" || failed=1
+    out="$(cargo nextest run --no-fail-fast "${packages[@]}" -E 'binary(clean_start)' 2>&1)" || {
+        failed=1
+        tail -n 30 <<<"$out" | sed "s/^/nextest     run $i (failed): /"
+    }
     grep -E "^\s+Summary|FAIL \[" <<<"$out" | sed "s/^/nextest     run $i: /"
 done
 exit "$failed"
