@@ -154,9 +154,11 @@ impl Param {
 impl Param {
     /// `getter` in a scope where the name it takes its fixture from always resolves: to the
     /// user's static or function when there is one (the module's names, glob-imported in an inner
-    /// block, come first), else to a deprecated stand-in whose use is denied, so a missing
-    /// declaration is reported by its note (which names the parameter and says what to write)
-    /// instead of rustc's "cannot find value". The stand-in fails the test if lints are capped.
+    /// block, come first), else to a deprecated stand-in whose use is forbidden (`forbid`: no
+    /// `allow` around the test lets it through, and a crate that forbids `deprecated` accepts
+    /// it), so a missing declaration is reported by its note (which names the parameter and says
+    /// what to write) instead of rustc's "cannot find value". The stand-in fails the test if
+    /// lints are capped.
     fn with_fallback(&self, getter: TokenStream2) -> TokenStream2 {
         let source = self.source();
         let param = self.ident.to_string();
@@ -198,7 +200,7 @@ impl Param {
                 {
                     #[allow(unused_imports)]
                     use self::*;
-                    #[deny(deprecated)]
+                    #[forbid(deprecated)]
                     let __seaworthy_getter = #getter;
                     __seaworthy_getter
                 }
