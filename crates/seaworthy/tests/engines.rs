@@ -611,3 +611,26 @@ async fn podman_differences_have_the_documented_workarounds() {
     let left = leftovers(&session).await;
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A key the SSH endpoint does not accept: the error names the endpoint and gives what ssh
+/// said, instead of an HTTP client's "connection closed".
+#[tokio::test]
+async fn ssh_with_a_key_the_host_refuses_says_why() {
+    ssh_key();
+    let dir = std::env::temp_dir().join(format!("sw-engines-badkey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let err = Engine::connect_with_ssh_key(&ssh_host(), &key)
+        .await
+        .unwrap_err()
+        .to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(err.contains(&ssh_host()), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+}

@@ -145,18 +145,36 @@ pub(crate) fn docker(
     Docker::connect_with_custom_transport(
         move |request: BollardRequest| {
             let client = Arc::clone(&client);
-            async move {
-                client
-                    .request(request)
-                    .await
-                    .map_err(bollard::errors::Error::from)
-            }
+            async move { client.request(request).await.map_err(transport_error) }
         },
         Some(endpoint),
         timeout_secs,
         version,
     )
     .map_err(|e| e.to_string())
+}
+
+/// A transport failure as one message with its causes (`client error (SendRequest): the SSH
+/// connection to … ended before the engine answered: Permission denied (publickey).`): the
+/// reason ssh gave is deep in the chain, and error messages show only the top.
+fn transport_error(e: hyper_util::client::legacy::Error) -> bollard::errors::Error {
+    let mut text = e.to_string();
+    let mut kind = io::ErrorKind::Other;
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            kind = io.kind();
+        }
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    bollard::errors::Error::IOError {
+        err: io::Error::new(kind, text),
+    }
 }
 
 /// Opens connections: one `ssh` child process each.
