@@ -715,10 +715,7 @@ impl<F: Isolation> Drop for Isolated<F> {
 
 /// A short, stable hash of a definition key, used in labels, names and lock files.
 pub(crate) fn key_hash(key: &str) -> String {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{h:016x}")
+    format!("{:016x}", crate::session::fnv1a(key.as_bytes()))
 }
 
 /// Finds the run's container for `definition`, or creates it: the default

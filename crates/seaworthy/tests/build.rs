@@ -1,6 +1,8 @@
 //! Image builds: context archives, build arguments, targets, labels, the content-hash cache,
 //! failures that show the build output, and removal with the session.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use seaworthy::session::{LABEL_MANAGED, LABEL_SESSION};
@@ -47,14 +49,6 @@ fn rand_u32() -> u32 {
     nanos ^ COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
-async fn own_session() -> Session {
-    let endpoint = std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| seaworthy::engine::DEFAULT_ENDPOINT.to_string());
-    Session::connect_to(&endpoint).await.unwrap()
-}
-
 async fn image_exists(session: &Session, reference: &str) -> bool {
     match session.engine().docker().inspect_image(reference).await {
         Ok(_) => true,
@@ -83,7 +77,7 @@ async fn builds_a_context_with_build_args_target_labels_and_dockerignore() {
         ("app/debug.log", "ignored\n"),
         (".dockerignore", "**/*.log\n"),
     ]);
-    let session = own_session().await;
+    let session = common::own_session().await;
     let image = ImageBuild::new(ctx.path())
         .with_build_arg("GREETING", "bonjour")
         .with_target("base")
@@ -142,7 +136,7 @@ async fn an_unchanged_context_is_not_built_again() {
         ),
         ("data.txt", "one\n"),
     ]);
-    let session = own_session().await;
+    let session = common::own_session().await;
     let first = ImageBuild::new(ctx.path())
         .build_in(&session)
         .await
@@ -198,7 +192,7 @@ async fn a_failed_build_names_the_dockerfile_and_shows_the_build_output() {
         "build/App.Dockerfile",
         "FROM seaworthy-test/busybox\nRUN echo compiling the-widget && echo 'widget.c:3: error' >&2 && exit 3\n",
     )]);
-    let session = own_session().await;
+    let session = common::own_session().await;
     let err = ImageBuild::new(ctx.path())
         .with_dockerfile("build/App.Dockerfile")
         .with_tag("seaworthy-build/failing:test")
@@ -242,7 +236,7 @@ async fn a_failed_build_names_the_dockerfile_and_shows_the_build_output() {
 
 #[tokio::test]
 async fn inline_dockerfiles_and_kept_images() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let marker = format!("kept-{}", std::process::id());
     let image = ImageBuild::inline(format!(
         "FROM {BUSYBOX}\nLABEL org.example.marker={marker}\nENV MARKER={marker}\n"

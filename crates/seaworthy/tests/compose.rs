@@ -1,6 +1,8 @@
 //! docker-compose files run as stacks against the real engine (no compose CLI), and the errors a
 //! bad file gets before anything is created. The files live in the workspace's `tests/compose/`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,11 +18,6 @@ fn compose_file(name: &str) -> PathBuf {
         .join("../../tests/compose")
         .join(name)
         .join("compose.yaml")
-}
-
-/// A session of the test's own, on the global session's engine.
-async fn own_session() -> Session {
-    Session::with_engine(Session::global().await.unwrap().engine().clone())
 }
 
 /// Containers, networks and volumes labelled with stack `id` that the engine still has.
@@ -64,7 +61,7 @@ async fn leftovers(session: &Session, id: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn four_services_start_serve_http_and_leave_nothing_behind() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let stack = StackDefinition::from_compose_file(compose_file("four-services"))
         .unwrap()
         .start_in(&session)
@@ -150,7 +147,7 @@ async fn four_services_start_serve_http_and_leave_nothing_behind() {
 
 #[tokio::test]
 async fn builds_and_completed_jobs_run_in_order() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let stack = StackDefinition::from_compose_file(compose_file("build"))
         .unwrap()
         .configure("greeter", |m| m.with_wait(Wait::log("^schema v2$")))
@@ -208,7 +205,7 @@ fn a_dependency_cycle_is_refused_when_the_file_is_read() {
 
 #[tokio::test]
 async fn declared_networks_aliases_and_a_services_network_namespace() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let stack = StackDefinition::from_compose_file(compose_file("networks"))
         .unwrap()
         .start_in(&session)

@@ -226,9 +226,7 @@ async fn networks_of(c: &seaworthy::Container) -> Vec<String> {
 
 #[tokio::test]
 async fn unnamed_containers_join_the_session_network_once_a_named_one_exists() {
-    let session = Session::connect_to("unix:///var/run/docker.sock")
-        .await
-        .unwrap();
+    let session = common::own_session().await;
     let network = session.namespace().to_string();
     // Alone, an unnamed container starts on the engine's default bridge, and no session
     // network is created for it.
@@ -274,9 +272,7 @@ async fn unnamed_containers_join_the_session_network_once_a_named_one_exists() {
 
 #[tokio::test]
 async fn on_session_network_puts_an_unnamed_container_there_at_once() {
-    let session = Session::connect_to("unix:///var/run/docker.sock")
-        .await
-        .unwrap();
+    let session = common::own_session().await;
     let server = web_server("pong")
         .on_session_network()
         .start_in(&session)
@@ -467,9 +463,7 @@ fn a_panicking_test_still_removes_its_container() {
 
 #[tokio::test]
 async fn teardown_removes_containers_then_networks_then_volumes() {
-    let session = Session::connect_to("unix:///var/run/docker.sock")
-        .await
-        .unwrap();
+    let session = common::own_session().await;
     let net = NetworkDefinition::new("td")
         .create_in(&session)
         .await
@@ -569,9 +563,7 @@ async fn a_directory_copied_into_a_running_container_keeps_contents_and_modes() 
 
 #[tokio::test]
 async fn an_alias_on_the_session_network_reaches_the_container() {
-    let session = Session::connect_to("unix:///var/run/docker.sock")
-        .await
-        .unwrap();
+    let session = common::own_session().await;
     let server = web_server("aliased")
         .with_alias("api")
         .start_in(&session)

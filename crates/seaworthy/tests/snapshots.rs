@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{sleeper, BUSYBOX};
 use seaworthy::{
     Consistency, ContainerDefinition, Exec, Fixture, FixtureDefinition, MountSource, MountSpec,
-    Session, SnapshotFixture, SnapshotOptions, Wait,
+    SnapshotFixture, SnapshotOptions, Wait,
 };
 
 fn postgres() -> ContainerDefinition {
@@ -244,9 +244,7 @@ async fn a_stopped_snapshot_shuts_down_cleanly_and_comes_back() {
 
 #[tokio::test]
 async fn snapshot_images_are_labelled_and_removed_with_the_session() {
-    let session = Session::connect_to("unix:///var/run/docker.sock")
-        .await
-        .unwrap();
+    let session = common::own_session().await;
     let c = sleeper().start_in(&session).await.unwrap();
     let snapshot = c.snapshot("labelled").await.unwrap();
     let docker = session.engine().docker();

@@ -20,11 +20,6 @@ use seaworthy::{
 const BUSYBOX: &str = "seaworthy-test/busybox";
 const NGINX: &str = "seaworthy-test/nginx";
 
-/// A session of the test's own, on the global session's engine.
-async fn own_session() -> Session {
-    Session::with_engine(Session::global().await.unwrap().engine().clone())
-}
-
 /// A busybox container that prints `ready`, then runs `script` (default: sleeps).
 fn busybox(script: &str) -> ContainerDefinition {
     ContainerDefinition::new(BUSYBOX)
@@ -106,7 +101,7 @@ async fn sh(container: &seaworthy::Container, script: &str) -> String {
 
 #[tokio::test]
 async fn members_start_after_their_dependencies_and_reach_each_other_by_name() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     // `app` fetches from `api` the moment it starts: it only works if `api` is ready by then.
     let stack = StackDefinition::new("ordered")
         .with_container("api", web_server("hello from api"))
@@ -176,7 +171,7 @@ async fn members_start_after_their_dependencies_and_reach_each_other_by_name() {
 
 #[tokio::test]
 async fn a_job_that_must_complete_runs_before_its_dependents() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let stack = StackDefinition::new("jobs")
         .with_volume(VolumeDefinition::new("state"))
         .with_member(
@@ -213,7 +208,7 @@ async fn a_job_that_must_complete_runs_before_its_dependents() {
 
 #[tokio::test]
 async fn a_sidecar_reaches_its_host_on_localhost() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let stack = StackDefinition::new("sidecar")
         .with_container("web", web_server("served on localhost"))
         .with_member(StackMember::new("probe", busybox("exec sleep 3600")).with_network_of("web"))
@@ -241,7 +236,7 @@ async fn a_sidecar_reaches_its_host_on_localhost() {
 
 #[tokio::test]
 async fn members_share_a_volume() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let stack = StackDefinition::new("shared")
         .with_volume(VolumeDefinition::new("spool"))
         .with_member(
@@ -280,7 +275,7 @@ async fn members_share_a_volume() {
 
 #[tokio::test]
 async fn an_ambassador_answers_for_its_member() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     // nginx as the proxy: requests for `api` reach it, and it forwards them to `api-origin`.
     let proxy_config = r#"
 error_log /dev/stderr notice;
@@ -353,7 +348,7 @@ async fn teardown_removes_dependents_before_their_dependencies() {
     use futures_util::TryStreamExt as _;
     use seaworthy::bollard::query_parameters::EventsOptions;
 
-    let session = own_session().await;
+    let session = common::own_session().await;
     let stack = StackDefinition::new("layers")
         .with_container("db", busybox("exec sleep 3600"))
         .with_member(
@@ -415,7 +410,7 @@ async fn teardown_removes_dependents_before_their_dependencies() {
 
 #[tokio::test]
 async fn a_dependency_on_started_does_not_wait_for_ready() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     // `slow` is ready two seconds after it starts; `eager` only needs it started.
     let stack = StackDefinition::new("eager")
         .with_container(
@@ -464,7 +459,7 @@ fn nanos(rfc3339: &str) -> i64 {
 
 #[tokio::test]
 async fn a_middle_member_that_fails_is_named_and_everything_is_removed() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let err = StackDefinition::new("broken")
         .with_container("db", busybox("exec sleep 3600"))
         .with_member(
@@ -516,7 +511,7 @@ async fn a_middle_member_that_fails_is_named_and_everything_is_removed() {
 
 #[tokio::test]
 async fn cycles_and_unknown_references_fail_before_anything_is_created() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let cycle = StackDefinition::new("cycle")
         .with_container("free", busybox("exec sleep 3600"))
         .with_member(StackMember::new("a", busybox("")).depends_on("b", DependsOn::Started))
@@ -567,7 +562,7 @@ async fn cycles_and_unknown_references_fail_before_anything_is_created() {
 
 #[tokio::test]
 async fn dropping_a_stack_removes_it() {
-    let session = own_session().await;
+    let session = common::own_session().await;
     let stack = StackDefinition::new("dropped")
         .with_volume(VolumeDefinition::new("data"))
         .with_member(
@@ -617,7 +612,7 @@ mod as_a_fixture {
     async fn a_stack_fixture_for_one_test_is_cleaned_and_removed_with_its_handle() {
         use seaworthy::FixtureDefinition;
 
-        let session = super::own_session().await;
+        let session = super::common::own_session().await;
         let fixture = web_and_client().start_in(&session).await.unwrap();
         let id = fixture.stack().id().to_string();
         let web = fixture.container();

@@ -29,6 +29,12 @@ pub fn web_server(body: &str) -> ContainerDefinition {
         .with_wait(Wait::http(80, "/ping"))
 }
 
+/// A session of the test's own (its own namespace, network and teardown) on the engine the
+/// global session found: `DOCKER_HOST`, a Docker context or the local socket, as for any test.
+pub async fn own_session() -> Session {
+    Session::with_engine(Session::global().await.unwrap().engine().clone())
+}
+
 /// Whether the engine still knows a container by id.
 pub async fn container_exists(session: &Session, id: &str) -> bool {
     match session.engine().docker().inspect_container(id, None).await {
