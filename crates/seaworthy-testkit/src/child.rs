@@ -95,13 +95,7 @@ impl ChildTest {
         let exe = std::env::current_exe().expect("the path of the test binary");
         let mut command = Command::new(exe);
         command
-            .args([
-                "--exact",
-                test,
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(only_the_ignored_test(test))
             .env("SEAWORTHY_SESSION", run)
             .env(PARAM, param)
             .stdin(Stdio::piped())
@@ -267,4 +261,53 @@ pub async fn with_keep_on_failure_child(
     here.await?;
     child.expect_success(timeout).await;
     run.remove().await
+}
+
+/// The arguments that make this test binary run only the ignored test `test` (a path like
+/// `child` or `module::child`), on one thread, its output not captured.
+fn only_the_ignored_test(test: &str) -> [&str; 5] {
+    [
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]
+}
+
+/// This test binary run again as a child process **in this process's test run** (unlike
+/// [`ChildRun::spawn`]), running only the ignored test `test` with `SW_CHILD=mode` saying what it
+/// should do; its stdout and stderr are piped. Read its `ID=` line with [`read_ids`].
+pub fn child_command(test: &str, mode: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("the path of the test binary");
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(only_the_ignored_test(test))
+        .env(PARAM, mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Reads the stdout of a child of [`child_command`] until its `ID=` line and returns the words
+/// after `ID=` (the rest of its output is drained in the background, so it never blocks on a
+/// full pipe); panics with the child's stderr when it ends without one.
+pub fn read_ids(child: &mut std::process::Child) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Read};
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        // libtest prints "test child ... " before the child's own output, on the same line.
+        if let Some((_, ids)) = line.split_once("ID=") {
+            let ids = ids.split_whitespace().map(str::to_string).collect();
+            std::thread::spawn(move || for _ in lines {});
+            return ids;
+        }
+    }
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    panic!("the child printed no ID line; stderr:\n{err}");
 }

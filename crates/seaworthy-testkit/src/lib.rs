@@ -4,7 +4,8 @@ pub mod child;
 pub mod resources;
 
 pub use child::{
-    param, report, wait_for_parent, with_keep_on_failure_child, ChildRun, ChildTest, PARAM,
+    child_command, param, read_ids, report, wait_for_parent, with_keep_on_failure_child, ChildRun,
+    ChildTest, PARAM,
 };
 pub use resources::{
     assert_invalid, assert_label_and_env, created_containers, fixture_source, owned_containers,

@@ -54,50 +54,10 @@ pub fn trace() {
         .try_init();
 }
 
-/// This test binary run again as a child process that runs only the ignored test `test` (a path
-/// like `child` or `module::child`), with `SW_CHILD=mode` saying what it should do; its stdout
-/// and stderr are piped.
-pub fn child_command(test: &str, mode: &str) -> std::process::Command {
-    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            test,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SW_CHILD", mode)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    command
-}
-
-/// Reads a child's stdout until its `ID=` line and returns the words after `ID=`; panics with the
-/// child's stderr when it ends without one.
-pub fn read_ids(child: &mut std::process::Child) -> Vec<String> {
-    use std::io::{BufRead, BufReader, Read};
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        // libtest prints "test child ... " before the child's own output, on the same line.
-        if let Some(ids) = line.split_once("ID=").map(|(_, ids)| ids) {
-            let ids = ids.split_whitespace().map(str::to_string).collect();
-            // Keep draining in the background so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return ids;
-        }
-    }
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    panic!("the child printed no ID line; stderr:\n{err}");
-}
+// Child processes of this test binary that stay in this process's test run (the helpers live in
+// seaworthy-testkit, with those of children in a run of their own).
+#[allow(unused_imports)]
+pub use seaworthy_testkit::{child_command, read_ids};
 
 /// A stack fixture named `name`: `web` (busybox httpd serving `/www/v`, `base` at the baseline;
 /// the primary member) and `client` (a busybox that sleeps, to fetch `http://web/v`).
