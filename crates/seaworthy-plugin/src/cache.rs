@@ -15,11 +15,14 @@
 //! stored with a tag, BLAKE3 in its keyed mode (a MAC) over its cache key and its bytes, under a
 //! secret key the host keeps outside the cache (`$XDG_CONFIG_HOME/seaworthy/plugin-cache.key`,
 //! else `~/.config/seaworthy/plugin-cache.key`, created with mode 0600). An artifact whose tag
-//! does not verify (planted, copied from another plugin's key, changed, or an entry of the older
-//! HMAC-SHA256 format) is ignored and recompiled. The tag is checked on every load from disk,
-//! over the bytes that are then deserialized (no record of earlier checks is trusted): keyed
-//! BLAKE3 runs at several GB/s, about 40 µs for a 250 KB artifact, where HMAC-SHA256 took
-//! about 140 µs.
+//! does not verify (planted, copied from another plugin's key, changed, or an entry of an older
+//! format) is ignored and recompiled. The tag is checked on every load from disk, over the bytes
+//! read (no record of earlier checks is trusted): keyed BLAKE3 runs at several GB/s, about 40 µs
+//! for a 250 KB artifact, where HMAC-SHA256 took about 140 µs. Those bytes are then loaded
+//! either from the verified file itself, mapped through the still-open file, when nobody but
+//! this user (or root) can change that file (this user owns it and neither its group nor
+//! others may write it: wasmtime then maps the file instead of copying the artifact into new
+//! memory, as a load did before the tag existed), or else from the bytes read.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -45,13 +48,16 @@ impl std::fmt::Debug for CompileCache {
     }
 }
 
-/// What a cache entry starts with, before its tag and the artifact. Version 2: the tag is keyed
-/// BLAKE3 (version 1 entries, tagged with HMAC-SHA256, do not verify and are recompiled).
-const MAGIC: &[u8; 8] = b"SWCC\0\0\0\x02";
+/// What a cache entry ends with, after the artifact and its tag. The artifact comes first, so
+/// the entry's file maps as the artifact (wasmtime reads the object from the start of the file;
+/// the 40 bytes after it are not part of it). Version 3: keyed-BLAKE3 tag at the end (version 1
+/// entries, HMAC-SHA256 in front, and version 2, keyed BLAKE3 in front, do not verify and are
+/// recompiled).
+const MAGIC: &[u8; 8] = b"SWCC\0\0\0\x03";
 /// The length of the tag.
 const TAG: usize = blake3::OUT_LEN;
-/// The bytes before the artifact: the magic and the tag.
-const HEADER: usize = MAGIC.len() + TAG;
+/// The bytes after the artifact: the tag and the magic.
+const TRAILER: usize = TAG + MAGIC.len();
 /// The largest entry read.
 const MAX_ENTRY: u64 = 1 << 30;
 
@@ -173,13 +179,56 @@ pub(crate) fn component_digest(wasm: &[u8]) -> String {
     blake3::hash(wasm).to_hex().to_string()
 }
 
-/// A cache entry whose tag verified; it derefs to the artifact (the entry after its header).
-pub(crate) struct Verified(Vec<u8>);
+/// A cache entry whose tag verified: the bytes read and the file they were read from, still
+/// open. It derefs to the artifact (the entry before its trailer).
+pub(crate) struct Verified {
+    file: std::fs::File,
+    entry: Vec<u8>,
+}
 
 impl std::ops::Deref for Verified {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0[HEADER..]
+        &self.entry[..self.entry.len() - TRAILER]
+    }
+}
+
+impl Verified {
+    /// The component, mapped from the verified file itself (no copy of the artifact), when
+    /// that file cannot have changed since it was read: this user owns it and neither its
+    /// group nor others may write it (so only this user or root could change it, and the
+    /// cache's own writes never change a file in place: they rename a new one over it), and
+    /// it has the size that was read. The open file is mapped again through
+    /// `/proc/self/fd`, so a rename over the entry's path since does not matter. `None` when
+    /// any of this does not hold: the caller loads the verified bytes instead.
+    #[cfg(target_os = "linux")]
+    fn mapped(&self, engine: &Engine) -> Option<Component> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let metadata = self.file.metadata().ok()?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if metadata.uid() != me
+            || metadata.mode() & 0o022 != 0
+            || metadata.len() != self.entry.len() as u64
+        {
+            return None;
+        }
+        let reopened = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        // SAFETY: the file is the one whose bytes verified (same open file, unchanged as
+        // checked above); see `CompileCache::get`.
+        match unsafe { Component::deserialize_file(engine, &reopened) } {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot map a verified cache entry; loading its bytes");
+                None
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn mapped(&self, _engine: &Engine) -> Option<Component> {
+        None
     }
 }
 
@@ -240,8 +289,8 @@ impl CompileCache {
     /// this user's secret, for this key.
     fn verified(&self, key: &str) -> Option<Verified> {
         let path = self.path(key)?;
-        let entry = match crate::files::read_regular(&path, MAX_ENTRY) {
-            Ok(entry) => entry,
+        let (file, entry) = match crate::files::read_regular_open(&path, MAX_ENTRY) {
+            Ok(read) => read,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable cache entry");
@@ -249,27 +298,36 @@ impl CompileCache {
             }
         };
         // `blake3::Hash`'s equality is constant-time.
-        let verified = entry.len() > HEADER
-            && entry.starts_with(MAGIC)
-            && <[u8; TAG]>::try_from(&entry[MAGIC.len()..HEADER])
-                .is_ok_and(|stored| tag(&self.secret, key, &entry[HEADER..]) == stored);
+        let artifact = entry.len().saturating_sub(TRAILER);
+        let verified = entry.len() > TRAILER
+            && entry.ends_with(MAGIC)
+            && <[u8; TAG]>::try_from(&entry[artifact..artifact + TAG])
+                .is_ok_and(|stored| tag(&self.secret, key, &entry[..artifact]) == stored);
         if !verified {
             tracing::warn!(path = %path.display(), "ignoring a cache entry this host did not write (its tag does not verify); recompiling");
             return None;
         }
-        Some(Verified(entry))
+        Some(Verified { file, entry })
     }
 
     /// The compiled component stored under `key`, if there is one this engine can load.
     pub(crate) fn get(&self, engine: &Engine, key: &str) -> Option<Component> {
+        self.get_how(engine, key).map(|(component, _)| component)
+    }
+
+    /// [`get`](Self::get), and whether the component was mapped from the file.
+    fn get_how(&self, engine: &Engine, key: &str) -> Option<(Component, bool)> {
         let path = self.path(key)?;
         let artifact = self.verified(key)?;
+        if let Some(component) = artifact.mapped(engine) {
+            return Some((component, true));
+        }
         // SAFETY: the bytes carry a tag made with this user's secret over this key (the
         // component's hash and the engine's compatibility hash) and these bytes, so they are what
         // `put` stored from `Component::serialize` of this engine configuration; wasmtime
         // still checks the header and version.
         match unsafe { Component::deserialize(engine, &*artifact) } {
-            Ok(component) => Some(component),
+            Ok(component) => Some((component, false)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable cached component");
                 let _ = std::fs::remove_file(&path);
@@ -287,12 +345,25 @@ impl CompileCache {
             return;
         };
         let tmp = dir.join(temp_name(key));
-        let mut entry = Vec::with_capacity(HEADER + serialized.len());
-        entry.extend_from_slice(MAGIC);
-        entry.extend_from_slice(tag(&self.secret, key, serialized).as_bytes());
+        let mut entry = Vec::with_capacity(serialized.len() + TRAILER);
         entry.extend_from_slice(serialized);
+        entry.extend_from_slice(tag(&self.secret, key, serialized).as_bytes());
+        entry.extend_from_slice(MAGIC);
+        // Mode 0644 whatever the umask adds (a umask of 002 would make it group-writable, and a
+        // group-writable entry is read, never mapped).
+        let write = |tmp: &Path| -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(tmp)?
+                .write_all(&entry)
+        };
         let written = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&tmp, &entry))
+            .and_then(|()| write(&tmp))
             .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
@@ -402,20 +473,46 @@ mod tests {
         // A raw artifact without a tag: refused.
         std::fs::write(dir.join("d.cwasm"), b"raw native code").unwrap();
         assert!(cache.verified("d").is_none());
-        // The same entry marked as the older format (HMAC-SHA256 tags): refused; as it was,
+        // The same entry marked as an older format: refused; as it was,
         // trusted again.
         let good = std::fs::read(dir.join("a.cwasm")).unwrap();
         let mut older = good.clone();
-        older[7] = 1;
+        *older.last_mut().unwrap() = 2;
         std::fs::write(dir.join("a.cwasm"), older).unwrap();
         assert!(cache.verified("a").is_none());
         std::fs::write(dir.join("a.cwasm"), good).unwrap();
         assert!(cache.verified("a").is_some());
-        // One changed byte: refused.
+        // One changed byte of the artifact: refused.
         let mut bytes = std::fs::read(dir.join("a.cwasm")).unwrap();
-        *bytes.last_mut().unwrap() ^= 1;
+        bytes[0] ^= 1;
         std::fs::write(dir.join("a.cwasm"), bytes).unwrap();
         assert!(cache.verified("a").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_verified_entry_is_mapped_only_when_nobody_else_can_change_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sw-cache-map-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = CompileCache::with_secret(dir.clone(), [5; 32]);
+        let engine = crate::engine::engine().unwrap();
+        // The smallest component: its preamble alone.
+        let component = Component::new(engine, b"\0asm\x0d\0\x01\0").unwrap();
+        cache.put("k", &component.serialize().unwrap());
+        let entry = dir.join("k.cwasm");
+        let (_, mapped) = cache.get_how(engine, "k").expect("the entry loads");
+        assert!(mapped, "a file only this user can change is mapped");
+        // Writable by its group: the verified bytes are loaded instead of the file.
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let (_, mapped) = cache.get_how(engine, "k").expect("the entry loads");
+        assert!(!mapped, "a group-writable file is not mapped");
+        // Changed after it was written: neither.
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut bytes = std::fs::read(&entry).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&entry, bytes).unwrap();
+        assert!(cache.get_how(engine, "k").is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,6 +13,15 @@ pub(crate) const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 
 /// The bytes of `path`, if it is a regular file of at most `max` bytes.
 pub(crate) fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    read_regular_open(path, max).map(|(_, bytes)| bytes)
+}
+
+/// [`read_regular`], with the file it read (still open, so the same file can be used again
+/// whatever happens to `path` since).
+pub(crate) fn read_regular_open(
+    path: &Path,
+    max: u64,
+) -> std::io::Result<(std::fs::File, Vec<u8>)> {
     let refuse = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
     let metadata = std::fs::metadata(path)?;
     if !metadata.is_file() {
@@ -37,11 +46,11 @@ pub(crate) fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         )));
     }
     let mut bytes = Vec::with_capacity(opened.len().min(max) as usize);
-    file.take(max + 1).read_to_end(&mut bytes)?;
+    (&file).take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(refuse(format!("over the limit of {max} bytes")));
     }
-    Ok(bytes)
+    Ok((file, bytes))
 }
 
 /// [`read_regular`] as UTF-8 text.
