@@ -459,3 +459,88 @@ impl FixtureDefinition for Postgres {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_turns_durability_off_by_default() {
+        let cmd = Postgres::default()
+            .with_setting("max_connections", "200")
+            .command();
+        assert_eq!(
+            cmd,
+            [
+                "postgres",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200"
+            ]
+        );
+        assert_eq!(
+            Postgres::default().with_durability(true).command(),
+            ["postgres"]
+        );
+    }
+
+    #[test]
+    fn keys_follow_the_configuration() {
+        let a = Postgres::default().with_init_sql("CREATE TABLE a (id int)");
+        let b = Postgres::default().with_init_sql("CREATE TABLE b (id int)");
+        assert_ne!(a.key(), b.key());
+        assert_eq!(a.key(), a.clone().key());
+        assert!(!a.clone().with_password("s3cret").key().contains("s3cret"));
+        let named =
+            Postgres::default().with_init("seed v1", |_ctx| async { Ok::<(), BoxError>(()) });
+        assert!(named.key().contains("fn:seed v1"));
+    }
+
+    #[test]
+    fn invalid_definitions_are_refused() {
+        assert!(Postgres::default()
+            .with_database("x".repeat(41))
+            .validate()
+            .is_err());
+        assert!(Postgres::default()
+            .with_database("postgres")
+            .validate()
+            .is_err());
+        assert!(Postgres::default().with_password("").validate().is_err());
+        assert!(Postgres::default().validate().is_ok());
+        let kind_of = |pg: Postgres| match pg.validate() {
+            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
+                (kind, input)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            kind_of(Postgres::default().with_database("template1")),
+            ("postgres database name", "template1".to_string())
+        );
+        assert_eq!(
+            kind_of(Postgres::default().with_user("")).0,
+            "postgres user"
+        );
+        assert_eq!(
+            kind_of(Postgres::default().with_setting("work mem", "1MB")),
+            ("postgres setting name", "work mem".to_string())
+        );
+        // Every way of starting it refuses, through the container definition.
+        let err = Postgres::default()
+            .with_database("postgres")
+            .container_definition()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, seaworthy::Error::Invalid { kind: "postgres database name", input, .. } if input == "postgres"),
+            "{err}"
+        );
+        assert!(!format!("{:?}", Postgres::default().with_password("hunter2")).contains("hunter2"));
+    }
+}

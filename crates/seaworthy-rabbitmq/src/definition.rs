@@ -299,3 +299,98 @@ async fn management_answers(
         .send();
     matches!(request.await, Ok(r) if r.status().is_success())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_the_official_management_image_and_guest() {
+        let r = RabbitMq::new();
+        assert_eq!(r.image(), "rabbitmq:3-management");
+        assert_eq!((r.user(), r.password()), ("guest", "guest"));
+        assert_eq!(r.container_definition().image(), "rabbitmq:3-management");
+    }
+
+    #[test]
+    fn invalid_definitions_are_refused_naming_the_field() {
+        let kind_of = |rabbit: RabbitMq| match rabbit.validate() {
+            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
+                (kind, input)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            kind_of(RabbitMq::new().with_user("", "pw")).0,
+            "rabbitmq user"
+        );
+        assert_eq!(
+            kind_of(RabbitMq::new().with_user("a:b", "pw")),
+            ("rabbitmq user", "a:b".to_string())
+        );
+        assert_eq!(
+            kind_of(RabbitMq::new().with_user("app", "")).0,
+            "rabbitmq password"
+        );
+        assert_eq!(
+            kind_of(RabbitMq::new().with_config("log.console")),
+            ("rabbitmq configuration line", "log.console".to_string())
+        );
+        assert_eq!(
+            kind_of(RabbitMq::new().with_config("a = 1\nb = 2")).0,
+            "rabbitmq configuration line"
+        );
+        assert_eq!(
+            kind_of(RabbitMq::new().with_env("A=B", "x")).0,
+            "rabbitmq environment variable name"
+        );
+        assert!(RabbitMq::new()
+            .with_config("# a comment")
+            .with_config("log.console.level = debug")
+            .validate()
+            .is_ok());
+        let err = RabbitMq::new()
+            .with_user("", "pw")
+            .container_definition()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                seaworthy::Error::Invalid {
+                    kind: "rabbitmq user",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_customised_container_keeps_the_fixture_s_own_settings_and_changes_the_key() {
+        let custom = RabbitMq::new().with_container(|c| {
+            c.with_image("rabbitmq:3.13-management")
+                .with_label("team", "a")
+        });
+        assert_eq!(custom.image(), "rabbitmq:3.13-management");
+        assert_ne!(custom.key(), RabbitMq::new().key());
+        assert_eq!(custom.key(), custom.clone().key());
+        let def = custom.container_definition();
+        assert_eq!(def.image(), "rabbitmq:3.13-management");
+        assert!(def.wait().is_some());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_and_key() {
+        let r = RabbitMq::new()
+            .with_user("app", "hunter2")
+            .with_env("RABBITMQ_ERLANG_COOKIE", "cookie-secret");
+        for text in [format!("{r:?}"), r.key()] {
+            assert!(
+                !text.contains("hunter2") && !text.contains("cookie-secret"),
+                "{text}"
+            );
+        }
+        assert_ne!(r.key(), RabbitMq::new().with_user("app", "other").key());
+    }
+}

@@ -265,3 +265,67 @@ async fn ping(target: &CheckTarget, password: Option<&str>) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_the_official_image_without_persistence() {
+        let redis = Redis::new();
+        assert_eq!(redis.image(), "redis:7");
+        assert_eq!(
+            redis.command(),
+            ["redis-server", "--save", "", "--appendonly", "no"]
+        );
+        assert_eq!(redis.container_definition().image(), "redis:7");
+    }
+
+    #[test]
+    fn invalid_definitions_are_refused_naming_the_field() {
+        let kind_of = |redis: Redis| match redis.validate() {
+            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
+                (kind, input)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind_of(Redis::new().with_password("")).0, "redis password");
+        assert_eq!(
+            kind_of(Redis::new().with_databases(0)),
+            ("redis --databases", "0".to_string())
+        );
+        assert_eq!(
+            kind_of(Redis::new().with_args(["--databases", "many"])).1,
+            "many"
+        );
+        assert!(Redis::new().with_databases(4).validate().is_ok());
+        // Every way of starting it refuses, through the container definition.
+        let err = Redis::new()
+            .with_databases(0)
+            .container_definition()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                seaworthy::Error::Invalid {
+                    kind: "redis --databases",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_password_stays_out_of_debug_and_key() {
+        let redis = Redis::new().with_password("hunter2").with_databases(4);
+        assert!(!format!("{redis:?}").contains("hunter2"));
+        assert!(!redis.key().contains("hunter2"));
+        assert_ne!(redis.key(), Redis::new().with_databases(4).key());
+        assert!(redis
+            .command()
+            .ends_with(&["--requirepass".to_string(), "hunter2".to_string()]));
+        assert!(redis.command().contains(&"--databases".to_string()));
+    }
+}
