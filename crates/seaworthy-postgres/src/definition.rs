@@ -514,9 +514,10 @@ mod tests {
         assert!(Postgres::default().with_password("").validate().is_err());
         assert!(Postgres::default().validate().is_ok());
         let kind_of = |pg: Postgres| match pg.validate() {
-            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
-                (kind, input)
-            }
+            Err(crate::Error::Seaworthy(e)) => match e {
+                seaworthy::Error::Invalid { kind, input, .. } => (kind, input),
+                e => panic!("{e}"),
+            },
             other => panic!("{other:?}"),
         };
         assert_eq!(

@@ -315,9 +315,10 @@ mod tests {
     #[test]
     fn invalid_definitions_are_refused_naming_the_field() {
         let kind_of = |rabbit: RabbitMq| match rabbit.validate() {
-            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
-                (kind, input)
-            }
+            Err(crate::Error::Seaworthy(e)) => match e {
+                seaworthy::Error::Invalid { kind, input, .. } => (kind, input),
+                e => panic!("{e}"),
+            },
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -349,21 +350,8 @@ mod tests {
             .with_config("log.console.level = debug")
             .validate()
             .is_ok());
-        let err = RabbitMq::new()
-            .with_user("", "pw")
-            .container_definition()
-            .validate()
-            .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                seaworthy::Error::Invalid {
-                    kind: "rabbitmq user",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        let invalid = RabbitMq::new().with_user("", "pw").container_definition();
+        seaworthy_testkit::assert_invalid(&invalid.validate().unwrap_err(), "rabbitmq user", "");
     }
 
     #[test]

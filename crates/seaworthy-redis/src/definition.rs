@@ -284,9 +284,10 @@ mod tests {
     #[test]
     fn invalid_definitions_are_refused_naming_the_field() {
         let kind_of = |redis: Redis| match redis.validate() {
-            Err(crate::Error::Seaworthy(seaworthy::Error::Invalid { kind, input, .. })) => {
-                (kind, input)
-            }
+            Err(crate::Error::Seaworthy(e)) => match e {
+                seaworthy::Error::Invalid { kind, input, .. } => (kind, input),
+                e => panic!("{e}"),
+            },
             other => panic!("{other:?}"),
         };
         assert_eq!(kind_of(Redis::new().with_password("")).0, "redis password");
@@ -300,20 +301,11 @@ mod tests {
         );
         assert!(Redis::new().with_databases(4).validate().is_ok());
         // Every way of starting it refuses, through the container definition.
-        let err = Redis::new()
-            .with_databases(0)
-            .container_definition()
-            .validate()
-            .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                seaworthy::Error::Invalid {
-                    kind: "redis --databases",
-                    ..
-                }
-            ),
-            "{err}"
+        let invalid = Redis::new().with_databases(0).container_definition();
+        seaworthy_testkit::assert_invalid(
+            &invalid.validate().unwrap_err(),
+            "redis --databases",
+            "0",
         );
     }
 
