@@ -66,6 +66,7 @@
 //!     assert_eq!(count, 1);
 //!     Ok(())
 //! }
+//! # fn main() {} // the statics above are module items, as in a test file
 //! ```
 //!
 //! ## What the baseline is

@@ -35,6 +35,7 @@
 //!     assert!(rabbit.queues("/").await?.is_empty());
 //!     Ok(())
 //! }
+//! # fn main() {} // the statics above are module items, as in a test file
 //! ```
 //!
 //! Without the attribute, `let rabbit = RABBIT.fresh().await?;` is the same hand-out.
@@ -57,6 +58,7 @@
 //!     assert_eq!(rabbit.queues().await?.len(), 1);
 //!     Ok(())
 //! }
+//! # fn main() {} // the statics above are module items, as in a test file
 //! ```
 //!
 //! ## What is what

@@ -35,6 +35,7 @@
 //!     assert!(redis.keys("*", 0).await?.is_empty());
 //!     Ok(())
 //! }
+//! # fn main() {} // the statics above are module items, as in a test file
 //! ```
 //!
 //! Without the attribute, `let redis = REDIS.fresh().await?;` is the same hand-out.
@@ -58,6 +59,7 @@
 //!     assert_eq!(redis.keys("*").await?, ["counter"]);
 //!     Ok(())
 //! }
+//! # fn main() {} // the statics above are module items, as in a test file
 //! ```
 //!
 //! ## What is what

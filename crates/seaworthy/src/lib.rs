@@ -96,6 +96,11 @@ pub use wait::{LogPattern, Wait};
 /// * `name: &Container`: a container started from `fn name() -> ContainerDefinition`, removed
 ///   after the test.
 ///
+/// The static or function is looked up among the items of the test's module (declared there or
+/// brought in by `use`, `use super::*` included). Items declared inside a function body are not
+/// seen: a doctest that declares them needs a `fn main() {}` of its own, or rustdoc wraps the
+/// whole example in one.
+///
 /// ```no_run
 /// use seaworthy::{Container, ContainerDefinition, GenericFixture, Shared, SnapshotFixture, Wait};
 ///
@@ -124,6 +129,7 @@ pub use wait::{LogPattern, Wait};
 ///     assert_eq!(web.http(80)?.get("/").send().await?.status(), 200);
 ///     Ok(())
 /// }
+/// # fn main() {} // the statics above are module items, as in a test file
 /// ```
 ///
 /// The test returns `()` or `Result<(), E>` with `E: Debug`. When it fails (a panic or an
