@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use seaworthy::session::fnv1a;
 use seaworthy::wait::CheckTarget;
-use seaworthy::{ConnectionInfo, ContainerDefinition, FixtureDefinition, Wait};
+use seaworthy::{ConnectionInfo, ContainerDefinition, Exec, FixtureDefinition, Wait};
 use tokio_postgres::Client;
 
 use crate::connect;
@@ -443,6 +443,20 @@ impl FixtureDefinition for Postgres {
         };
         if self.tmpfs {
             def = def.with_tmpfs(DATA_DIR, None);
+        }
+        // With synchronous_commit off, a commit PostgreSQL has acknowledged may still be in its
+        // WAL buffers: a paused snapshot would restore without it. A checkpoint right before the
+        // snapshot writes it out (unless the customisation declared a flush of its own).
+        if !self.durable && def.snapshot_flush().is_none() {
+            def = def.with_snapshot_flush(Exec::new([
+                "psql",
+                "-U",
+                &self.user,
+                "-d",
+                &self.database,
+                "-c",
+                "CHECKPOINT",
+            ]));
         }
         def
     }

@@ -628,3 +628,44 @@ async fn a_fixture_error_keeps_its_source_chain() -> anyhow::Result<()> {
     assert!(client.as_db_error().is_some(), "{client}");
     Ok(())
 }
+
+/// With durability off (the default), a commit PostgreSQL acknowledged may still be in its WAL
+/// buffers when a test snapshots the container; the definition's snapshot flush (a CHECKPOINT)
+/// writes it out first. The WAL writer is slowed from 200 ms to 10 s so that the commit is still
+/// in memory at the snapshot every time.
+#[tokio::test]
+async fn a_snapshot_right_after_a_load_restores_every_row() -> anyhow::Result<()> {
+    let pg = Postgres::default()
+        .with_password(PASSWORD)
+        .with_database("app")
+        .with_setting("wal_writer_delay", "10000")
+        .start()
+        .await?;
+    let count = |pg: &PostgresFixture| {
+        let pg = pg.clone();
+        async move {
+            let row = pg
+                .client()
+                .await?
+                .query_one("SELECT count(*) FROM rows", &[])
+                .await?;
+            anyhow::Ok(row.get::<_, i64>(0))
+        }
+    };
+    // One simple query, one transaction, acknowledged with its commit record still in memory.
+    pg.client()
+        .await?
+        .batch_execute(
+            "CREATE TABLE rows (id bigint PRIMARY KEY, payload text); \
+             INSERT INTO rows SELECT g, md5(g::text) FROM generate_series(1, 5000) g",
+        )
+        .await?;
+    let snapshot = pg.container().snapshot("loaded").await?;
+    pg.client()
+        .await?
+        .batch_execute("DELETE FROM rows WHERE id <= 1000")
+        .await?;
+    pg.container().restore(&snapshot).await?;
+    assert_eq!(count(&pg).await?, 5000, "every row after the restore");
+    Ok(())
+}

@@ -311,7 +311,11 @@ impl ContainerDefinition {
                     &self.copies
                 ),
                 (&self.wait, self.pull, &self.platform, &self.runtime),
-                (format!("{:?}", self.session_network), self.run_scoped),
+                (
+                    format!("{:?}", self.session_network),
+                    self.run_scoped,
+                    &self.snapshot_flush
+                ),
             )
         )
     }
@@ -601,6 +605,12 @@ impl ContainerDefinition {
     pub fn with_snapshot_flush(mut self, flush: impl Into<crate::exec::Exec>) -> Self {
         self.snapshot_flush = Some(flush.into());
         self
+    }
+
+    /// The command run right before each paused snapshot, if any
+    /// ([`with_snapshot_flush`](Self::with_snapshot_flush)).
+    pub fn snapshot_flush(&self) -> Option<&crate::exec::Exec> {
+        self.snapshot_flush.as_ref()
     }
 
     /// Places a file with `contents` and permission `mode` at `path` before the container starts.

@@ -483,7 +483,7 @@ impl<F: Fixture> Held<F> {
             "{}",
             failure_report(self.slot.fixture.kind(), self.slot.fixture.container())
         );
-        if keep && keep_on_failure() {
+        if keep && crate::session::keep_on_failure() {
             self.retire();
         }
     }
@@ -578,11 +578,6 @@ impl<F: Fixture> Drop for Held<F> {
             self.fail(true);
         }
     }
-}
-
-/// `SEAWORTHY_KEEP_ON_FAILURE=1`: a failed test's fixture state is kept for inspection.
-pub(crate) fn keep_on_failure() -> bool {
-    std::env::var("SEAWORTHY_KEEP_ON_FAILURE").is_ok_and(|v| v == "1" || v == "true")
 }
 
 /// Runs `fut` on Seaworthy's runtime and waits up to `timeout` for it, from synchronous code
@@ -699,7 +694,7 @@ impl<F: Isolation> Drop for Isolated<F> {
         if std::thread::panicking() {
             self.mark_failed();
         }
-        if self.guard.held.failed.load(Ordering::SeqCst) && keep_on_failure() {
+        if self.guard.held.failed.load(Ordering::SeqCst) && crate::session::keep_on_failure() {
             if let Some(namespace) = self.namespace.take() {
                 // Never released: what the test left in it stays for inspection.
                 std::mem::forget(namespace);

@@ -16,7 +16,8 @@ use crate::container::Container;
 use crate::definition::ContainerDefinition;
 use crate::error::{Error, Result};
 use crate::fixture::{Fixture, FixtureDefinition, Isolation};
-use crate::shared::{failure_report, keep_on_failure, ExclusiveGuard, Isolated, Shared};
+use crate::session::keep_on_failure;
+use crate::shared::{failure_report, ExclusiveGuard, Isolated, Shared};
 
 /// The opt-in that turns "cannot reach the engine" into a skip (ignored when `CI` is set).
 pub const SKIP_WITHOUT_ENGINE: &str = "SEAWORTHY_SKIP_WITHOUT_ENGINE";
