@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The Docker engine could not be reached or refused the connection.
-    #[error("cannot reach the Docker engine at {host}: {source} (is dockerd running? DOCKER_HOST selects another engine)")]
+    #[error("cannot reach the Docker engine at {host}: {source} ({})", unavailable_hint(.host))]
     EngineUnavailable {
         /// The endpoint that was tried (`unix:///var/run/docker.sock`, `tcp://...`).
         host: String,
@@ -273,6 +273,23 @@ fn io_unreachable(io: &std::io::Error) -> bool {
     )
 }
 
+/// What to check when the engine at `host` cannot be reached, by the kind of endpoint.
+fn unavailable_hint(host: &str) -> &'static str {
+    if host.starts_with("ssh://") {
+        "can `ssh` log in there without a prompt and run `docker system dial-stdio`? \
+         SEAWORTHY_SSH_KEY names the key; `seaworthy doctor` shows where Seaworthy looked"
+    } else if host.starts_with("tcp://")
+        || host.starts_with("https://")
+        || host.starts_with("http://")
+    {
+        "is an engine listening at that address, and are DOCKER_CERT_PATH's certificates the \
+         ones it expects? `seaworthy doctor` shows where Seaworthy looked"
+    } else {
+        "is dockerd running? (or Podman's API service, on that socket) DOCKER_HOST selects \
+         another engine; `seaworthy doctor` shows where Seaworthy looked"
+    }
+}
+
 /// The hint added to a failed API call whose engine could not be reached.
 fn engine_hint(err: &bollard::errors::Error) -> &'static str {
     if unreachable_engine(err) {
@@ -285,6 +302,19 @@ fn engine_hint(err: &bollard::errors::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_engine_is_explained_by_its_kind_of_endpoint() {
+        assert!(unavailable_hint("ssh://root@10.0.0.5").contains("dial-stdio"));
+        assert!(unavailable_hint("tcp://127.0.0.1:2376").contains("DOCKER_CERT_PATH"));
+        assert!(unavailable_hint("unix:///run/podman/podman.sock").contains("is dockerd running?"));
+        for host in ["ssh://h", "tcp://h:2375", "unix:///var/run/docker.sock"] {
+            assert!(
+                unavailable_hint(host).contains("seaworthy doctor"),
+                "{host}"
+            );
+        }
+    }
 
     #[test]
     fn an_engine_that_cannot_be_reached_is_told_apart_from_one_that_answered() {
