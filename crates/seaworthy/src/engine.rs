@@ -333,7 +333,7 @@ impl Engine {
     }
 
     /// A new connection to the same endpoint made the way the reaper process makes it: from the
-    /// endpoint and the environment [`connect_env`] gives (the TLS material of a TLS endpoint).
+    /// endpoint and the environment the reaper is given (the TLS material of a TLS endpoint).
     /// `seaworthy doctor` uses it to tell whether the reaper can reach this engine.
     pub async fn reconnect(&self) -> Result<Engine> {
         let env = connect_env(&self.endpoint);

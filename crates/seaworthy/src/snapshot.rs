@@ -52,7 +52,7 @@ use crate::error::{Error, Result};
 use crate::session::{on_runtime, ResourceKind};
 use crate::spec::{MountSource, PortSpec};
 
-/// How a snapshot is made consistent. See the [module docs](self).
+/// How a snapshot is made consistent: paused (crash-consistent) or stopped (clean).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Consistency {
     /// Paused while committed: crash-consistent, fast.

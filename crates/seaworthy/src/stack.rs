@@ -249,8 +249,9 @@ impl StackMember {
     }
 }
 
-/// Describes a stack: members, and the networks and volumes they share. See the [module
-/// documentation](self) for how it starts and stops.
+/// Describes a stack: members, and the networks and volumes they share. Each member starts once
+/// its dependencies meet their [`DependsOn`] conditions (independent members in parallel), and
+/// the stack is removed in reverse dependency order.
 #[derive(Debug, Clone)]
 pub struct StackDefinition {
     pub(crate) name: String,
