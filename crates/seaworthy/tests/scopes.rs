@@ -323,6 +323,10 @@ async fn the_reaper_waits_for_an_engine_that_is_unreachable_when_its_owner_dies(
             )
             .await;
     }
+    // The reaper goes on with the run's networks and volumes after the container: the endpoint
+    // stays up until it has finished, or it would be left retrying against a dead socket.
+    let endpoint = format!("SEAWORTHY_REAPER_ENDPOINT=unix://{}", socket.display());
+    let reaper_done = wait_until_no_process_has(&endpoint, Duration::from_secs(30));
     assert!(
         still_there,
         "the container went while the engine was unreachable"
@@ -331,10 +335,35 @@ async fn the_reaper_waits_for_an_engine_that_is_unreachable_when_its_owner_dies(
         gone,
         "the reaper did not remove the container within 15 s of the engine answering again"
     );
+    assert!(
+        reaper_done,
+        "the reaper did not finish within 30 s of the engine answering again"
+    );
     eprintln!(
         "removed {:?} after the engine answered again",
         back.elapsed()
     );
+}
+
+/// Waits up to `patience` until no process has `entry` in its environment; false if one still
+/// does.
+fn wait_until_no_process_has(entry: &str, patience: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        let running = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+            .any(|env| env.split(|b| *b == 0).any(|kv| kv == entry.as_bytes()));
+        if !running {
+            return true;
+        }
+        if started.elapsed() > patience {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[tokio::test]
