@@ -93,6 +93,24 @@ pub const IMAGES: &[Image] = &[
         kind: Kind::Dockerfile,
         about: "memcached in the foreground",
     },
+    Image {
+        name: "mosquitto",
+        base: Some("base"),
+        kind: Kind::Dockerfile,
+        about: "the Mosquitto MQTT broker with persistence",
+    },
+    Image {
+        name: "nats",
+        base: Some("base"),
+        kind: Kind::Dockerfile,
+        about: "the NATS server with JetStream",
+    },
+    Image {
+        name: "etcd",
+        base: Some("base"),
+        kind: Kind::Dockerfile,
+        about: "a single-member etcd with its HTTP/JSON gateway",
+    },
 ];
 
 /// Where things are: the recipes, and the scratch space for builds.
