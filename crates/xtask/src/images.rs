@@ -94,6 +94,12 @@ pub const IMAGES: &[Image] = &[
         about: "memcached in the foreground",
     },
     Image {
+        name: "mariadb",
+        base: Some("base"),
+        kind: Kind::Dockerfile,
+        about: "MariaDB 10.11, like the official mariadb image",
+    },
+    Image {
         name: "mosquitto",
         base: Some("base"),
         kind: Kind::Dockerfile,
