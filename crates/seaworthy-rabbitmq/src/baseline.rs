@@ -109,7 +109,7 @@ impl State {
         let (definitions, vhosts, queues, operator_policies) = tokio::join!(
             management.get::<Definitions>("/api/definitions"),
             management.vhosts(),
-            management.get::<Vec<QueueName>>("/api/queues?columns=vhost,name"),
+            management.get_named::<QueueName>("/api/queues?columns=vhost,name"),
             management.send(
                 seaworthy::reqwest::Method::GET,
                 "/api/operator-policies",

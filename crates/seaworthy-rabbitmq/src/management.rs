@@ -331,6 +331,25 @@ impl Management {
         })
     }
 
+    /// `GET path` for a list of named objects. An object the broker is deleting (a virtual host,
+    /// with its queues and exchanges) can be listed for a moment without its `name`: such entries
+    /// are left out, since the object is going; any other entry that does not fit `T` is an error.
+    pub(crate) async fn get_named<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let entries: Vec<Value> = self.get(path).await?;
+        entries
+            .into_iter()
+            .filter(|entry| entry.get("name").is_some())
+            .map(|entry| {
+                serde_json::from_value(entry).map_err(|e| {
+                    Error::fixture(
+                        &self.container,
+                        format!("GET {path}: unexpected answer from the management API: {e}"),
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// `PUT path` with a JSON body.
     pub async fn put(&self, path: &str, body: &Value) -> Result<()> {
         self.expect_success(Method::PUT, path, Some(body), false)
@@ -365,14 +384,14 @@ impl Management {
 
     /// The virtual hosts, sorted by name.
     pub async fn vhosts(&self) -> Result<Vec<VHostInfo>> {
-        let mut v: Vec<VHostInfo> = self.get("/api/vhosts").await?;
+        let mut v: Vec<VHostInfo> = self.get_named("/api/vhosts").await?;
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
 
     /// The queues of `vhost` (of every virtual host with `None`), with their counters, sorted.
     pub async fn queues(&self, vhost: Option<&str>) -> Result<Vec<QueueInfo>> {
-        let mut v: Vec<QueueInfo> = self.get(&scoped("/api/queues", vhost)).await?;
+        let mut v: Vec<QueueInfo> = self.get_named(&scoped("/api/queues", vhost)).await?;
         v.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
         Ok(v)
     }
@@ -380,7 +399,7 @@ impl Management {
     /// The exchanges of `vhost` (of every virtual host with `None`), predeclared ones included
     /// (see [`ExchangeInfo::is_predeclared`]), sorted.
     pub async fn exchanges(&self, vhost: Option<&str>) -> Result<Vec<ExchangeInfo>> {
-        let mut v: Vec<ExchangeInfo> = self.get(&scoped("/api/exchanges", vhost)).await?;
+        let mut v: Vec<ExchangeInfo> = self.get_named(&scoped("/api/exchanges", vhost)).await?;
         v.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
         Ok(v)
     }
@@ -402,14 +421,14 @@ impl Management {
 
     /// The users, sorted by name.
     pub async fn users(&self) -> Result<Vec<UserInfo>> {
-        let mut v: Vec<UserInfo> = self.get("/api/users").await?;
+        let mut v: Vec<UserInfo> = self.get_named("/api/users").await?;
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
 
     /// The policies of `vhost` (of every virtual host with `None`), sorted.
     pub async fn policies(&self, vhost: Option<&str>) -> Result<Vec<PolicyInfo>> {
-        let mut v: Vec<PolicyInfo> = self.get(&scoped("/api/policies", vhost)).await?;
+        let mut v: Vec<PolicyInfo> = self.get_named(&scoped("/api/policies", vhost)).await?;
         v.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
         Ok(v)
     }
