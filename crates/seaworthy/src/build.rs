@@ -31,7 +31,8 @@ mod context;
 
 use crate::definition::ContainerDefinition;
 use crate::error::{status_of, Error, Result};
-use crate::session::{on_runtime, ResourceKind, Session};
+use crate::runtime::on_runtime;
+use crate::session::{ResourceKind, Session};
 
 use context::prepare;
 

@@ -380,7 +380,10 @@ volumes: { data: { labels: [kind=db] } }
         let h = d.healthcheck.as_ref().unwrap();
         assert_eq!(h.test, ["CMD-SHELL", "pg_isready -h 127.0.0.1"]);
         assert_eq!((h.interval.as_secs(), h.retries), (90, 5));
-        assert!(matches!(d.wait, Some(Wait::Healthy)));
+        assert_eq!(
+            d.wait.as_ref().map(Wait::to_string).as_deref(),
+            Some("healthcheck healthy")
+        );
         assert_eq!(
             db.networks,
             [("back".to_string(), vec!["database".to_string()])]

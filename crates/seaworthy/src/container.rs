@@ -15,7 +15,8 @@ use bollard::query_parameters::{CreateContainerOptions, StopContainerOptions};
 use crate::definition::{ContainerDefinition, SessionNetwork};
 use crate::error::{status_of, Error, Result};
 use crate::reference::ImageRef;
-use crate::session::{on_runtime, ResourceKind, Session};
+use crate::runtime::on_runtime;
+use crate::session::{ResourceKind, Session};
 use crate::spec::{MountSource, Protocol};
 use crate::wait::Wait;
 
@@ -167,6 +168,8 @@ impl Inner {
 /// The handle is cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Container {
     pub(crate) inner: Arc<Inner>,
+    /// A view lent to a custom wait check: it owns nothing, dropping it does nothing.
+    view: bool,
 }
 
 impl std::fmt::Debug for Container {
@@ -325,7 +328,7 @@ async fn create_detached(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let owner = session.clone();
     let name = name.to_string();
-    crate::session::runtime().spawn(async move {
+    crate::runtime::runtime().spawn(async move {
         let created = owner
             .engine()
             .docker()
@@ -391,6 +394,7 @@ async fn create_named(
                         kept: AtomicBool::new(def.run_scoped),
                         runs: Mutex::new(Runs::default()),
                     }),
+                    view: false,
                 };
                 if session_network.is_none() && def.network_mode.is_none() {
                     // Created on the default bridge: join the session network if it appeared
@@ -652,6 +656,12 @@ impl Container {
         on_runtime(async move { start_here(&inner, wait.as_ref(), deadline).await }).await
     }
 
+    /// A handle to `inner`'s container that owns nothing (dropping it does nothing), for a custom
+    /// wait check.
+    pub(crate) fn view(inner: Arc<Inner>) -> Container {
+        Container { inner, view: true }
+    }
+
     /// Gives up ownership without removing anything: another handle owns the container now.
     pub(crate) fn disown(self) {
         self.inner.kept.store(true, Ordering::SeqCst);
@@ -830,7 +840,7 @@ impl Container {
             .session
             .untrack(ResourceKind::Container, &self.inner.id());
         // Recorded, so that this process's reaper (and other processes' sweeps) leave it alone.
-        crate::gc::record_kept(&self.inner.id());
+        crate::state::record_kept(&self.inner.id());
         eprintln!("seaworthy: keeping container {}", self.inner.name);
         self.inner.name.clone()
     }
@@ -844,6 +854,9 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
+        if self.view {
+            return;
+        }
         if let Some(state) = self
             .inner
             .standby
@@ -856,12 +869,12 @@ impl Drop for Container {
         if self.inner.removed.load(Ordering::SeqCst) || self.inner.kept.load(Ordering::SeqCst) {
             return;
         }
-        if std::thread::panicking() && crate::session::keep_on_failure() {
+        if std::thread::panicking() && crate::identity::keep_on_failure() {
             self.inner.kept.store(true, Ordering::SeqCst);
             self.inner
                 .session
                 .untrack(ResourceKind::Container, &self.inner.id());
-            crate::gc::record_kept(&self.inner.id());
+            crate::state::record_kept(&self.inner.id());
             eprintln!(
                 "seaworthy: the test failed; keeping container {} for debugging (SEAWORTHY_KEEP_ON_FAILURE); `seaworthy gc` removes it",
                 self.inner.name
@@ -913,7 +926,7 @@ impl Container {
                 runs: Mutex::new(Runs::default()),
             });
             refresh_ports(&inner).await?;
-            Ok(Container { inner })
+            Ok(Container { inner, view: false })
         })
         .await
     }
@@ -926,7 +939,7 @@ impl Container {
 
 /// Starts `inner`'s container and waits for `wait`; runs on the library's runtime.
 pub(crate) async fn start_here(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     wait: Option<&Wait>,
     deadline: Instant,
 ) -> Result<()> {

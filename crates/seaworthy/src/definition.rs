@@ -5,21 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::files::CopySource;
+use crate::image::PullPolicy;
 use crate::reference::ImageRef;
 use crate::spec::{parse_env, MountSource, MountSpec, PortSpec};
 use crate::wait::Wait;
-
-/// When to pull an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PullPolicy {
-    /// Pull only when the image is not present locally (the default).
-    #[default]
-    Missing,
-    /// Always pull, even when present.
-    Always,
-    /// Never pull: a missing image is an error.
-    Never,
-}
 
 /// A Docker healthcheck, run by the engine inside the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,13 +92,6 @@ pub struct Resources {
     pub nano_cpus: Option<i64>,
     /// Maximum number of processes.
     pub pids_limit: Option<i64>,
-}
-
-/// A file or directory to place in the container before it starts.
-#[derive(Debug, Clone)]
-pub(crate) enum CopySource {
-    Bytes { data: Vec<u8>, mode: u32 },
-    HostPath(PathBuf),
 }
 
 /// Whether a container joins the session network.

@@ -18,11 +18,10 @@ use std::time::Duration;
 
 use bollard::Docker;
 
-pub use discovery::{Discovery, Tried};
+pub use crate::error::Tried;
+pub use discovery::Discovery;
 
 use crate::error::{Error, Result};
-
-pub(crate) use discovery::describe as describe_search;
 
 /// The standard socket, tried first among the known sockets.
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -347,18 +346,6 @@ impl Engine {
         Engine::open(transport, self.source.clone()).await
     }
 
-    /// Pulls `image` (`name[:tag]` or `name@digest`) as a container start pulls a missing one:
-    /// credentials as the Docker CLI finds them, a Docker Hub image through the registry mirror
-    /// when one is set, the variant for `platform` (`linux/arm64`) when given, else for
-    /// `DOCKER_DEFAULT_PLATFORM`, and progress on stderr (a live bar on a terminal, lines
-    /// otherwise, nothing with `SEAWORTHY_QUIET=1`). A refused pull's error names the registry
-    /// and what to do.
-    pub async fn pull_image(&self, image: &str, platform: Option<&str>) -> Result<()> {
-        let reference = crate::reference::ImageRef::parse(image)?;
-        let default = crate::image::default_platform();
-        crate::image::pull(self, &reference, platform.or(default.as_deref())).await
-    }
-
     /// The bollard client, for anything Seaworthy does not wrap.
     pub fn docker(&self) -> &Docker {
         &self.docker
@@ -405,6 +392,15 @@ impl Engine {
     /// The directory of the TLS material used to reach it, for a TLS endpoint.
     pub fn tls_dir(&self) -> Option<&Path> {
         self.tls_dir.as_deref()
+    }
+}
+
+/// `host:port`, bracketing IPv6 addresses.
+pub(crate) fn host_with_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

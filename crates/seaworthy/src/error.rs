@@ -23,10 +23,10 @@ pub enum Error {
     },
 
     /// No engine was found: every place discovery looked at, in order, and why each gave none.
-    #[error("{}", crate::engine::describe_search(tried, configured))]
+    #[error("{}", describe_search(tried, configured))]
     EngineNotFound {
         /// The places looked at, in order.
-        tried: Vec<crate::engine::Tried>,
+        tried: Vec<Tried>,
         /// The place that named the engine (`DOCKER_HOST`...), when one did: discovery used
         /// only that one.
         configured: Option<String>,
@@ -297,6 +297,46 @@ fn engine_hint(err: &bollard::errors::Error) -> &'static str {
     } else {
         ""
     }
+}
+
+/// One place discovery looked at, and what it found there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    /// The place (`DOCKER_HOST`, `Docker context "remote"`, `rootless Docker`...).
+    pub place: String,
+    /// The endpoint found there, if any.
+    pub endpoint: Option<String>,
+    /// Why it gave no engine (`not set`, `no such socket`, the connection error...).
+    pub outcome: String,
+}
+
+impl std::fmt::Display for Tried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.endpoint {
+            Some(endpoint) => write!(f, "{} ({endpoint}): {}", self.place, self.outcome),
+            None => write!(f, "{}: {}", self.place, self.outcome),
+        }
+    }
+}
+
+/// The text of [`Error::EngineNotFound`].
+pub(crate) fn describe_search(tried: &[Tried], configured: &Option<String>) -> String {
+    let mut text = match configured {
+        Some(place) => format!(
+            "the Docker engine named by {place} did not answer (an engine that is configured is \
+             the one used: Seaworthy does not fall back to another). Places looked at, in order:"
+        ),
+        None => "no Docker engine answered. Places looked at, in order:".to_string(),
+    };
+    for (i, t) in tried.iter().enumerate() {
+        text.push_str(&format!("\n  {}. {t}", i + 1));
+    }
+    text.push_str(
+        "\nStart an engine, or name one with DOCKER_HOST, a Docker context (`docker context use \
+         NAME`) or `[engine] host` in seaworthy.toml; `seaworthy doctor` shows what Seaworthy \
+         finds.",
+    );
+    text
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::container::Container;
 use crate::error::{Error, Result};
-use crate::session::on_runtime;
+use crate::runtime::on_runtime;
 
 /// A command to run in a container, with its environment, user and working directory.
 #[derive(Debug, Clone)]

@@ -14,10 +14,9 @@ use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerO
 use futures_util::StreamExt;
 
 use crate::container::{inspect_here, Container, Inner};
-use crate::definition::CopySource;
 use crate::error::{status_of, Error, Result};
 use crate::exec::{exec_here, Exec, ExecOutput};
-use crate::session::on_runtime;
+use crate::runtime::on_runtime;
 use crate::spec::MountSource;
 
 /// What kind of filesystem entry a path is.
@@ -434,6 +433,13 @@ impl Container {
         let path = path.to_string();
         on_runtime(async move { copy_source_here(&inner, &path, &source).await }).await
     }
+}
+
+/// A file or directory to place in the container before it starts.
+#[derive(Debug, Clone)]
+pub(crate) enum CopySource {
+    Bytes { data: Vec<u8>, mode: u32 },
+    HostPath(std::path::PathBuf),
 }
 
 /// Uploads `source` to `path`; runs on the library's runtime.

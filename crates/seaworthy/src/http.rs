@@ -80,7 +80,7 @@ impl Container {
             client,
             base: format!(
                 "http://{}",
-                crate::wait::host_with_port(self.host(), host_port)
+                crate::engine::host_with_port(self.host(), host_port)
             ),
         })
     }

@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 mod credentials;
 pub(crate) mod progress;
 
-use crate::definition::PullPolicy;
 use crate::engine::Engine;
 use crate::error::{status_of, Error, Result};
 use crate::reference::ImageRef;
@@ -31,6 +30,18 @@ fn pull_lock(endpoint: &str, reference: &str) -> Arc<tokio::sync::Mutex<Option<I
         .entry((endpoint.to_string(), reference.to_string()))
         .or_default()
         .clone()
+}
+
+/// When to pull an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull only when the image is not present locally (the default).
+    #[default]
+    Missing,
+    /// Always pull, even when present.
+    Always,
+    /// Never pull: a missing image is an error.
+    Never,
 }
 
 /// Makes sure `image` is present locally, pulling it per `policy`. Concurrent calls for the same
@@ -108,6 +119,20 @@ async fn image_present(session: &Session, reference: &str) -> Result<bool> {
         Ok(_) => Ok(true),
         Err(e) if status_of(&e) == Some(404) => Ok(false),
         Err(e) => Err(Error::docker(format!("inspect image {reference}"), e)),
+    }
+}
+
+impl Engine {
+    /// Pulls `image` (`name[:tag]` or `name@digest`) as a container start pulls a missing one:
+    /// credentials as the Docker CLI finds them, a Docker Hub image through the registry mirror
+    /// when one is set, the variant for `platform` (`linux/arm64`) when given, else for
+    /// `DOCKER_DEFAULT_PLATFORM`, and progress on stderr (a live bar on a terminal, lines
+    /// otherwise, nothing with `SEAWORTHY_QUIET=1`). A refused pull's error names the registry
+    /// and what to do.
+    pub async fn pull_image(&self, image: &str, platform: Option<&str>) -> Result<()> {
+        let reference = ImageRef::parse(image)?;
+        let default = default_platform();
+        pull(self, &reference, platform.or(default.as_deref())).await
     }
 }
 

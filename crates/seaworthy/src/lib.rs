@@ -42,11 +42,14 @@ mod fixture;
 pub mod gc;
 mod generic;
 mod http;
+mod identity;
 mod image;
 mod logs;
 mod network;
 mod process;
+mod reaper;
 mod reference;
+pub mod runtime;
 pub mod session;
 mod shared;
 mod snapshot;
@@ -54,17 +57,13 @@ mod spec;
 mod stack;
 mod stack_fixture;
 pub mod standby;
+mod state;
 pub mod substitution;
 pub mod wait;
 
-/// Seaworthy's own runtime, which carries every engine call; fixtures run their clients' tasks on it.
-pub mod runtime {
-    pub use crate::session::{run, spawn};
-}
-
 pub use build::{BuiltImage, ImageBuild, LABEL_BUILD_HASH};
 pub use container::Container;
-pub use definition::{ContainerDefinition, Healthcheck, PullPolicy, Resources};
+pub use definition::{ContainerDefinition, Healthcheck, Resources};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecOutput};
@@ -72,6 +71,7 @@ pub use files::{FileKind, FileMetadata};
 pub use fixture::{ConnectionInfo, Fixture, FixtureDefinition, Isolation};
 pub use generic::{GenericFixture, SnapshotFixture};
 pub use http::HttpClient;
+pub use image::PullPolicy;
 pub use logs::{LogLine, LogOptions, LogStream, Logs};
 pub use network::{Network, NetworkDefinition, Volume, VolumeDefinition};
 pub use process::{Process, ProcessTree};

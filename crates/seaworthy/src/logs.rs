@@ -9,7 +9,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 
 use crate::container::Container;
 use crate::error::{Error, Result};
-use crate::session::{on_runtime, runtime};
+use crate::runtime::{on_runtime, runtime};
 
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

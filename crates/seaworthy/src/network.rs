@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
 
 use crate::error::{Error, Result};
-use crate::session::{on_runtime, ResourceKind, Session};
+use crate::runtime::on_runtime;
+use crate::session::{ResourceKind, Session};
 
 /// Describes a network.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use crate::container::Container;
 use crate::error::{Error, Result};
-use crate::session::on_runtime;
+use crate::runtime::on_runtime;
 
 /// One process in a container.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

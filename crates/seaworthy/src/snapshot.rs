@@ -49,7 +49,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::container::{inspect_here, Container, Inner};
 use crate::error::{Error, Result};
-use crate::session::{on_runtime, ResourceKind};
+use crate::runtime::on_runtime;
+use crate::session::ResourceKind;
 use crate::spec::{MountSource, PortSpec};
 
 /// How a snapshot is made consistent: paused (crash-consistent) or stopped (clean).
@@ -148,7 +149,7 @@ pub(crate) async fn run_baseline(
 ) -> Result<Snapshot> {
     let json = run_baseline_file(container.name());
     let lock =
-        crate::gc::lock_file(format!("baseline-{}.lock", container.name()), "baseline").await?;
+        crate::state::lock_file(format!("baseline-{}.lock", container.name()), "baseline").await?;
     // A description left by an earlier run of the same session id names an image that run's
     // reaper removed: take the baseline again.
     let recorded = match Snapshot::load(&json) {
@@ -175,18 +176,12 @@ pub(crate) async fn run_baseline(
 
 /// Where the run's baseline of the run-shared container `name` is described.
 fn run_baseline_file(name: &str) -> PathBuf {
-    crate::gc::state_dir().join(format!("baseline-{name}.json"))
+    crate::state::state_dir().join(format!("baseline-{name}.json"))
 }
 
 /// Forgets the recorded baseline of the run-shared container `name` (it is being replaced).
 pub(crate) fn forget_run_baseline(name: &str) {
     let _ = std::fs::remove_file(run_baseline_file(name));
-}
-
-pub(crate) fn snapshot_dir() -> PathBuf {
-    let dir = crate::gc::state_dir().join("snapshots");
-    let _ = std::fs::create_dir_all(&dir);
-    dir
 }
 
 impl Container {
@@ -367,7 +362,7 @@ async fn capture(
     let image = format!("{repo}:{tag}");
     // Kept snapshots' data lives on; the others' is removed with the session (by namespace).
     let prefix = if keep { "kept-" } else { "" };
-    let dir = snapshot_dir().join(format!(
+    let dir = crate::state::snapshot_dir().join(format!(
         "{prefix}{namespace}-{tag}-{:08x}",
         rand::random::<u32>()
     ));
@@ -480,7 +475,7 @@ async fn download_to(inner: &Inner, path: &str, file: &std::path::Path) -> Resul
 }
 
 /// Replaces `inner`'s container with one created from `snapshot`.
-pub(crate) async fn restore_here(inner: &Inner, snapshot: &Snapshot) -> Result<()> {
+pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snapshot) -> Result<()> {
     let started = Instant::now();
     let old_id = inner.id();
     let mut def = inner.definition.clone();

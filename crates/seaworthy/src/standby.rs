@@ -23,7 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::container::{Container, Inner};
 use crate::error::{Error, Result};
-use crate::session::{on_runtime, runtime, ResourceKind};
+use crate::runtime::{on_runtime, runtime};
+use crate::session::ResourceKind;
 use crate::snapshot::Snapshot;
 use crate::spec::{MountSource, Protocol};
 
@@ -147,7 +148,7 @@ impl Container {
                 .clone();
             let mut proxies = HashMap::new();
             for (key, engine_port) in engine_ports {
-                let proxy = PortProxy::bind(crate::wait::host_with_port(&host, engine_port))
+                let proxy = PortProxy::bind(crate::engine::host_with_port(&host, engine_port))
                     .await
                     .map_err(|e| {
                         Error::io(format!("bind a port proxy for container {}", inner.name), e)
@@ -274,7 +275,7 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
     // 1. New connections from the host go to the standby.
     for (key, proxy) in &state.proxies {
         if let Some(port) = ready.ports.get(key) {
-            proxy.point_at(crate::wait::host_with_port(&host, *port));
+            proxy.point_at(crate::engine::host_with_port(&host, *port));
         }
     }
     // 2. Names and networks: the old container steps aside, the standby takes its place.
@@ -401,7 +402,7 @@ impl StandbyState {
     pub(crate) fn follow(&self, host: &str, ports: &HashMap<(u16, Protocol), u16>) {
         for (key, proxy) in &self.proxies {
             if let Some(port) = ports.get(key) {
-                proxy.point_at(crate::wait::host_with_port(host, *port));
+                proxy.point_at(crate::engine::host_with_port(host, *port));
             }
         }
     }

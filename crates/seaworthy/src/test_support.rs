@@ -16,7 +16,7 @@ use crate::container::Container;
 use crate::definition::ContainerDefinition;
 use crate::error::{Error, Result};
 use crate::fixture::{Fixture, FixtureDefinition, Isolation};
-use crate::session::keep_on_failure;
+use crate::identity::keep_on_failure;
 use crate::shared::{failure_report, ExclusiveGuard, Isolated, Shared};
 
 /// The opt-in that turns "cannot reach the engine" into a skip (ignored when `CI` is set).
@@ -222,7 +222,7 @@ impl Used for TestContainer {
         }
         if keep_on_failure() {
             if let Some(container) = self.0.take() {
-                crate::gc::record_kept(&container.id());
+                crate::state::record_kept(&container.id());
                 container.keep();
             }
         }

@@ -8,6 +8,9 @@
 //! `bench-doc` records the suites' JSON results (`cargo bench`) in `crates/seaworthy-benchkit/records/` and regenerates
 //! the result tables of `BENCHMARKS.md` from them.
 //!
+//! `layers` checks that no module of the core crate imports from a layer above its own (the
+//! layer table in ARCHITECTURE.md; a test of this crate runs it too).
+//!
 //! `demo` builds the one image the demonstration needs and runs it
 //! (`cargo run -p seaworthy --example demo`).
 
@@ -16,6 +19,7 @@ mod builders;
 mod cmd;
 mod docker;
 mod images;
+mod layers;
 mod recipe;
 
 use std::path::PathBuf;
@@ -38,6 +42,9 @@ Tasks:
                                (target/seaworthy-bench/*.json) in crates/seaworthy-benchkit/records/
                                and regenerate BENCHMARKS.md's tables from them;
                                --check only checks the document is current.
+  layers                       Check that no module of the core crate
+                               (crates/seaworthy/src) imports from a layer
+                               above its own (the table in ARCHITECTURE.md).
   demo                         Build the busybox test image and run the
                                demonstration (crates/seaworthy/examples/demo.rs).
   help                         Show this text.
@@ -116,6 +123,7 @@ fn run() -> Result<()> {
             };
             bench_doc::run(&bench_doc::Paths::new(&workspace_root()?), check)
         }
+        "layers" => layers::run(&layers::Paths::new(&workspace_root()?)),
         "demo" => {
             let paths = images::Paths::new(workspace_root()?);
             images::build(&paths, &["busybox".to_string()], false)?;

@@ -1,13 +1,12 @@
 //! Finding the engine: the places Seaworthy looks, in order, and what it found at each.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::docker_config::ConfigDir;
 use super::{Engine, Source, Transport};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Tried};
 
 /// How long a candidate endpoint may take to answer a ping during discovery.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,46 +53,6 @@ pub struct Discovery {
     search_from: Option<PathBuf>,
     uid: u32,
     probe_timeout: Duration,
-}
-
-/// One place discovery looked at, and what it found there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tried {
-    /// The place (`DOCKER_HOST`, `Docker context "remote"`, `rootless Docker`...).
-    pub place: String,
-    /// The endpoint found there, if any.
-    pub endpoint: Option<String>,
-    /// Why it gave no engine (`not set`, `no such socket`, the connection error...).
-    pub outcome: String,
-}
-
-impl fmt::Display for Tried {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.endpoint {
-            Some(endpoint) => write!(f, "{} ({endpoint}): {}", self.place, self.outcome),
-            None => write!(f, "{}: {}", self.place, self.outcome),
-        }
-    }
-}
-
-/// The text of [`Error::EngineNotFound`].
-pub(crate) fn describe(tried: &[Tried], configured: &Option<String>) -> String {
-    let mut text = match configured {
-        Some(place) => format!(
-            "the Docker engine named by {place} did not answer (an engine that is configured is \
-             the one used: Seaworthy does not fall back to another). Places looked at, in order:"
-        ),
-        None => "no Docker engine answered. Places looked at, in order:".to_string(),
-    };
-    for (i, t) in tried.iter().enumerate() {
-        text.push_str(&format!("\n  {}. {t}", i + 1));
-    }
-    text.push_str(
-        "\nStart an engine, or name one with DOCKER_HOST, a Docker context (`docker context use \
-         NAME`) or `[engine] host` in seaworthy.toml; `seaworthy doctor` shows what Seaworthy \
-         finds.",
-    );
-    text
 }
 
 /// A place that names an endpoint.

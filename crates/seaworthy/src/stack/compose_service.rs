@@ -13,7 +13,8 @@ use super::compose_fields::{
 use super::compose_text::{parse_duration, parse_env_file, parse_size};
 use super::StackMember;
 use crate::build::ImageBuild;
-use crate::definition::{ContainerDefinition, PullPolicy};
+use crate::definition::ContainerDefinition;
+use crate::image::PullPolicy;
 use crate::network::VolumeDefinition;
 use crate::spec::{MountSource, MountSpec};
 use crate::wait::Wait;

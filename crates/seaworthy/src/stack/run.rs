@@ -13,9 +13,8 @@ use crate::container::Container;
 use crate::definition::ContainerDefinition;
 use crate::error::{Error, Result};
 use crate::network::{Network, Volume};
-use crate::session::{
-    on_runtime, ResourceKind, Session, LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION, OWNER_RUN,
-};
+use crate::runtime::on_runtime;
+use crate::session::{ResourceKind, Session, LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION, OWNER_RUN};
 use crate::wait::Wait;
 
 /// A running stack: its members' containers, networks and volumes, owned together.
