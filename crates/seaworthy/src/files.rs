@@ -438,22 +438,73 @@ impl Container {
 /// A file or directory to place in the container before it starts.
 #[derive(Debug, Clone)]
 pub(crate) enum CopySource {
-    Bytes { data: Vec<u8>, mode: u32 },
+    Bytes {
+        data: Vec<u8>,
+        mode: u32,
+    },
     HostPath(std::path::PathBuf),
+    /// A tar archive (a snapshot's volume data), unpacked as it is in the directory it is copied
+    /// to.
+    Archive(std::path::PathBuf),
 }
 
-/// Uploads `source` to `path`; runs on the library's runtime.
+/// Uploads `source` to `path` (an archive: unpacked in the directory `path`); runs on the
+/// library's runtime.
 pub(crate) async fn copy_source_here(inner: &Inner, path: &str, source: &CopySource) -> Result<()> {
     if !path.starts_with('/') {
         return Err(Error::invalid("container path", path, "must be absolute"));
     }
+    let name = inner.name.clone();
+    // Where the archive's entries are unpacked: `/` for one built here (its entries carry the
+    // whole path), the directory itself for a given archive.
+    let (archive, at) = match source {
+        CopySource::Archive(file) => {
+            let data = tokio::fs::read(file)
+                .await
+                .map_err(|e| Error::io(format!("read {}", file.display()), e))?;
+            (data, path.to_string())
+        }
+        source => (
+            build_archive(path, source.clone(), &name).await?,
+            "/".to_string(),
+        ),
+    };
+    if let Some(mount) = tmpfs_mount(inner, path, true) {
+        if !is_running(inner).await? {
+            return Err(Error::Container {
+                container: name,
+                reason: format!(
+                    "cannot write {path}: the tmpfs mount {mount} exists only while the container \
+                     runs (write it after the container has started)"
+                ),
+            });
+        }
+        let tar = Exec::new(["tar", "-x", "-o", "-f", "-", "-C", &at]).stdin(archive);
+        return tar_in_container(inner, "write", path, mount, tar)
+            .await
+            .map(|_| ());
+    }
+    inner
+        .docker()
+        .upload_to_container(
+            &inner.name,
+            Some(UploadToContainerOptions {
+                path: at,
+                ..Default::default()
+            }),
+            bollard::body_full(archive.into()),
+        )
+        .await
+        .map_err(|e| Error::docker(format!("copy {path} into container {name}"), e))
+}
+
+/// The tar archive that places `source` at `path` (entries relative to `/`).
+async fn build_archive(path: &str, source: CopySource, container: &str) -> Result<Vec<u8>> {
     let relative = path
         .trim_start_matches('/')
         .trim_end_matches('/')
         .to_string();
-    let name = inner.name.clone();
-    let source = source.clone();
-    let archive = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+    tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
         let mut builder = tar::Builder::new(Vec::new());
         match source {
             CopySource::Bytes { data, mode } => {
@@ -477,6 +528,7 @@ pub(crate) async fn copy_source_here(inner: &Inner, path: &str, source: &CopySou
                     builder.append_path_with_name(&host, &relative)?;
                 }
             }
+            CopySource::Archive(file) => return std::fs::read(file),
         }
         builder.into_inner()
     })
@@ -489,35 +541,8 @@ pub(crate) async fn copy_source_here(inner: &Inner, path: &str, source: &CopySou
     })?
     .map_err(|e| {
         Error::io(
-            format!("build the archive for {path} in container {name}"),
+            format!("build the archive for {path} in container {container}"),
             e,
         )
-    })?;
-    if let Some(mount) = tmpfs_mount(inner, path, true) {
-        if !is_running(inner).await? {
-            return Err(Error::Container {
-                container: name,
-                reason: format!(
-                    "cannot write {path}: the tmpfs mount {mount} exists only while the container \
-                     runs (write it after the container has started)"
-                ),
-            });
-        }
-        let tar = Exec::new(["tar", "-x", "-o", "-f", "-", "-C", "/"]).stdin(archive);
-        return tar_in_container(inner, "write", path, mount, tar)
-            .await
-            .map(|_| ());
-    }
-    inner
-        .docker()
-        .upload_to_container(
-            &inner.name,
-            Some(UploadToContainerOptions {
-                path: "/".into(),
-                ..Default::default()
-            }),
-            bollard::body_full(archive.into()),
-        )
-        .await
-        .map_err(|e| Error::docker(format!("copy {path} into container {name}"), e))
+    })
 }

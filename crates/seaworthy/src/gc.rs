@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::identity::{host_name, process_alive};
 use crate::session::{
     remove_now, ResourceKind, LABEL_HOST, LABEL_MANAGED, LABEL_OWNER, LABEL_RUNNER, LABEL_SESSION,
-    OWNER_RUN,
+    OWNER_CACHE, OWNER_RUN,
 };
 use crate::state::kept_ids;
 
@@ -200,7 +200,10 @@ pub async fn collect(engine: &Engine, options: GcOptions) -> Result<GcReport> {
             .any(|k| r.id.starts_with(k.as_str()) || *k == r.name);
         // Without an owner label, nothing says whose it is: only `all` takes it.
         let unowned = label(LABEL_OWNER).is_empty();
+        // Cached baselines belong to no process: `seaworthy cache prune` removes them.
+        let cached = label(LABEL_OWNER) == OWNER_CACHE;
         let dead = !unowned
+            && !cached
             && if label(LABEL_OWNER) == OWNER_RUN {
                 !process_alive(label(LABEL_RUNNER))
             } else {

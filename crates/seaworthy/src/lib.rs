@@ -64,7 +64,7 @@ pub mod wait;
 pub use build::{BuiltImage, ImageBuild, LABEL_BUILD_HASH};
 pub use container::Container;
 pub use definition::{ContainerDefinition, Healthcheck, Resources};
-pub use engine::Engine;
+pub use engine::client::Engine;
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecOutput};
 pub use files::{FileKind, FileMetadata};
@@ -76,7 +76,7 @@ pub use logs::{LogLine, LogOptions, LogStream, Logs};
 pub use network::{Network, NetworkDefinition, Volume, VolumeDefinition};
 pub use process::{Process, ProcessTree};
 pub use reference::ImageRef;
-pub use session::{ResourceKind, Session};
+pub use session::handle::{ResourceKind, Session};
 pub use shared::{ExclusiveGuard, Isolated, Scope, Shared, SharedGuard};
 pub use snapshot::{Consistency, Snapshot, SnapshotOptions, VolumeData};
 pub use spec::{parse_env, MountSource, MountSpec, PortSpec, Protocol};
@@ -85,7 +85,8 @@ pub use stack::{
     LABEL_STACK_MEMBER, ORIGIN_SUFFIX,
 };
 pub use stack_fixture::{RunningStack, StackFixture};
-pub use wait::{LogPattern, Wait};
+pub use wait::log::LogPattern;
+pub use wait::tree::Wait;
 
 /// An async test, run on a Tokio runtime of its own and given what it asks for by parameter:
 ///

@@ -41,14 +41,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use bollard::models::ContainerConfig;
-use bollard::query_parameters::{
-    CommitContainerOptions, DownloadFromContainerOptions, UploadToContainerOptions,
-};
+use bollard::query_parameters::{CommitContainerOptions, DownloadFromContainerOptions};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::container::{inspect_here, Container, Inner};
+use crate::definition::ContainerDefinition;
 use crate::error::{Error, Result};
+use crate::files::CopySource;
 use crate::runtime::on_runtime;
 use crate::session::ResourceKind;
 use crate::spec::{MountSource, PortSpec};
@@ -474,14 +474,40 @@ async fn download_to(inner: &Inner, path: &str, file: &std::path::Path) -> Resul
     Ok(bytes)
 }
 
+impl Snapshot {
+    /// `base` made to start from this snapshot: its image, and each archived volume or tmpfs a
+    /// fresh anonymous volume that the start path fills with the archive before the container
+    /// starts (its copies: the definition's own files are in the image already).
+    pub(crate) fn definition_over(&self, base: &ContainerDefinition) -> ContainerDefinition {
+        let mut def = base.clone();
+        def.image = self.image_id.clone();
+        def.copies = self
+            .volumes
+            .iter()
+            .map(|v| {
+                let parent = match v.target.rsplit_once('/') {
+                    Some(("", _)) | None => "/".to_string(),
+                    Some((p, _)) => p.to_string(),
+                };
+                (parent, CopySource::Archive(v.archive.clone()))
+            })
+            .collect();
+        for m in &mut def.mounts {
+            if self.volumes.iter().any(|v| v.target == m.target) {
+                m.source = MountSource::Anonymous;
+                m.read_only = false;
+            }
+        }
+        def
+    }
+}
+
 /// Replaces `inner`'s container with one created from `snapshot`.
 pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snapshot) -> Result<()> {
     let started = Instant::now();
     let old_id = inner.id();
-    let mut def = inner.definition.clone();
-    def.image = snapshot.image_id.clone();
+    let mut def = snapshot.definition_over(&inner.definition);
     def.engine_name = Some(inner.name.clone());
-    def.copies.clear();
     // Pin every published port to the host port it has now.
     let current = inner
         .ports
@@ -498,17 +524,6 @@ pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snaps
             ..p.clone()
         })
         .collect();
-    // Volumes and tmpfs mounts come back as fresh anonymous volumes, filled before start.
-    for m in &mut def.mounts {
-        if matches!(
-            m.source,
-            MountSource::Volume(_) | MountSource::ExternalVolume(_) | MountSource::Tmpfs { .. }
-        ) && snapshot.volumes.iter().any(|v| v.target == m.target)
-        {
-            m.source = MountSource::Anonymous;
-            m.read_only = false;
-        }
-    }
     crate::session::remove_now(
         inner.session.engine(),
         ResourceKind::Container,
@@ -524,9 +539,6 @@ pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snaps
     // The fresh handle only carried the creation: `inner` owns the container from here on.
     fresh.disown();
     inner.set_id(new_id.clone());
-    for volume in &snapshot.volumes {
-        upload_into(inner, volume).await?;
-    }
     // The old container's port forwarding (the engine's proxy processes) may take a while to let
     // go of the host ports we pin, longer on a busy machine: retry a start refused with "port is
     // already allocated" for up to 15 seconds, within the startup deadline.
@@ -544,31 +556,4 @@ pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snaps
     }
     tracing::debug!(container = %inner.name, snapshot = %snapshot.name, elapsed = ?started.elapsed(), "restored");
     Ok(())
-}
-
-pub(crate) async fn upload_into(inner: &Inner, volume: &VolumeData) -> Result<()> {
-    let parent = match volume.target.rsplit_once('/') {
-        Some(("", _)) | None => "/".to_string(),
-        Some((p, _)) => p.to_string(),
-    };
-    let data = tokio::fs::read(&volume.archive)
-        .await
-        .map_err(|e| Error::io(format!("read {}", volume.archive.display()), e))?;
-    inner
-        .docker()
-        .upload_to_container(
-            &inner.name,
-            Some(UploadToContainerOptions {
-                path: parent,
-                ..Default::default()
-            }),
-            bollard::body_full(data.into()),
-        )
-        .await
-        .map_err(|e| {
-            Error::docker(
-                format!("restore {} into container {}", volume.target, inner.name),
-                e,
-            )
-        })
 }

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::runtime::{on_runtime, runtime};
 use crate::session::ResourceKind;
 use crate::snapshot::Snapshot;
-use crate::spec::{MountSource, Protocol};
+use crate::spec::Protocol;
 
 /// A TCP listener on the host that forwards every connection to the current backend.
 pub(crate) struct PortProxy {
@@ -198,14 +198,12 @@ fn spawn_prepare(inner: Arc<Inner>, snapshot: Snapshot) -> tokio::task::JoinHand
 
 /// Creates and starts a standby container from `snapshot`, off every network, and waits for it.
 async fn prepare(inner: &Inner, snapshot: &Snapshot) -> Result<Ready> {
-    let mut def = inner.definition.clone();
-    def.image = snapshot.image_id.clone();
+    let mut def = snapshot.definition_over(&inner.definition);
     def.engine_name = Some(format!(
         "{}-standby-{:06x}",
         inner.name,
         rand::random::<u32>() & 0xff_ffff
     ));
-    def.copies.clear();
     def.session_network = crate::definition::SessionNetwork::Never;
     def.networks.clear();
     def.network_mode = None;
@@ -216,19 +214,10 @@ async fn prepare(inner: &Inner, snapshot: &Snapshot) -> Result<Ready> {
         p.host_port = None;
         p.host_ip = None;
     }
-    for m in &mut def.mounts {
-        if snapshot.volumes.iter().any(|v| v.target == m.target) {
-            m.source = MountSource::Anonymous;
-            m.read_only = false;
-        }
-    }
     let wait = def.wait.clone();
     let deadline = Instant::now() + def.startup_timeout;
     let standby = Box::pin(crate::container::create_here(def, inner.session.clone())).await?;
     // On failure, dropping the handle removes the half-made standby.
-    for volume in &snapshot.volumes {
-        crate::snapshot::upload_into(&standby.inner, volume).await?;
-    }
     crate::container::start_here(&standby.inner, wait.as_ref(), deadline).await?;
     crate::container::refresh_ports(&standby.inner).await?;
     let ready = Ready {

@@ -17,9 +17,6 @@
 //! checked, whether it reads the log or probes, needs published ports or waits for the exit), with
 //! its constructors on [`Wait`]; this file composes them and drives them under the deadline.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,12 +30,15 @@ mod custom;
 mod exit;
 mod health;
 mod http;
-mod log;
+pub(crate) mod log;
 mod running;
 mod tcp;
+pub(crate) mod tree;
 
 pub use custom::{CheckTarget, CustomCheck};
-pub use log::LogPattern;
+// `Wait` and `LogPattern` are public at the crate root (`seaworthy::Wait`), their one path.
+pub(crate) use tree::Wait;
+use tree::{Checking, Condition, Node};
 
 /// How often HTTP, TCP and custom checks are retried.
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
@@ -48,148 +48,6 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 const EXIT_SETTLE: Duration = Duration::from_millis(500);
 /// Lines of log carried by a failed wait.
 const LOG_TAIL_LINES: usize = 50;
-
-/// A condition being checked: `Ok` once it holds, `Err` once it cannot any more.
-type Checking<'a> = Pin<Box<dyn Future<Output = Result<(), Impossible>> + Send + 'a>>;
-
-/// One kind of readiness condition (a file of `wait/` each). The driver ([`wait_until`]) calls
-/// [`check`](Condition::check) once per wait and races it against the deadline and, unless the
-/// condition [expects the exit](Condition::expects_exit), against the container's exit.
-trait Condition: fmt::Display + Send + Sync {
-    /// Resolves once the condition holds (`Ok`) or can no longer hold (`Err`, saying why);
-    /// "not yet" is waiting (a probe retries every [`PROBE_INTERVAL`]). Dropped at the deadline.
-    fn check<'a>(&'a self, inner: &'a Arc<Inner>) -> Checking<'a>;
-
-    /// Refuses bad input (a regex that does not compile) before anything is created.
-    fn validate(&self) -> Result<()> {
-        Ok(())
-    }
-
-    /// Whether checking needs the published ports (the start then reads them first).
-    fn needs_ports(&self) -> bool {
-        false
-    }
-
-    /// Whether the condition is about the container's exit (no exit watch beside it).
-    fn expects_exit(&self) -> bool {
-        false
-    }
-
-    /// Whether it reads the log: after the container exited, only such a condition is checked
-    /// again (output written just before the exit); probes fail at once.
-    fn reads_log(&self) -> bool {
-        false
-    }
-}
-
-/// A readiness condition. Build one with the constructors and combine with [`Wait::all`] / [`Wait::any`].
-#[derive(Clone)]
-pub struct Wait {
-    node: Node,
-}
-
-#[derive(Clone)]
-enum Node {
-    /// One condition.
-    Leaf(Arc<dyn Condition>),
-    /// All conditions (checked concurrently).
-    All(Vec<Wait>),
-    /// The first condition that holds.
-    Any(Vec<Wait>),
-}
-
-impl Wait {
-    /// A wait on one condition (the constructors of the files of `wait/`).
-    fn on(condition: impl Condition + 'static) -> Wait {
-        Wait {
-            node: Node::Leaf(Arc::new(condition)),
-        }
-    }
-
-    /// The first error in the condition or its parts (a log regex that does not compile), as an
-    /// [`Error::Invalid`] naming the bad string. [`ContainerDefinition::validate`](crate::ContainerDefinition::validate)
-    /// runs it, so a start refuses an invalid wait before any container, network or volume exists.
-    pub fn validate(&self) -> Result<()> {
-        match &self.node {
-            Node::Leaf(c) => c.validate(),
-            Node::All(waits) | Node::Any(waits) => waits.iter().try_for_each(Wait::validate),
-        }
-    }
-
-    /// Whether checking this condition needs the published ports (HTTP, TCP, custom checks).
-    pub(crate) fn needs_ports(&self) -> bool {
-        match &self.node {
-            Node::Leaf(c) => c.needs_ports(),
-            Node::All(waits) | Node::Any(waits) => waits.iter().any(Wait::needs_ports),
-        }
-    }
-
-    /// All of `waits`.
-    pub fn all(waits: impl IntoIterator<Item = Wait>) -> Wait {
-        Wait {
-            node: Node::All(waits.into_iter().collect()),
-        }
-    }
-
-    /// The first of `waits` to hold.
-    pub fn any(waits: impl IntoIterator<Item = Wait>) -> Wait {
-        Wait {
-            node: Node::Any(waits.into_iter().collect()),
-        }
-    }
-
-    /// `self` and `other`.
-    pub fn and(self, other: Wait) -> Wait {
-        match self.node {
-            Node::All(mut v) => {
-                v.push(other);
-                Wait::all(v)
-            }
-            node => Wait::all([Wait { node }, other]),
-        }
-    }
-
-    /// How many nodes the wait's tree has (itself and its parts, all the way down).
-    fn size(&self) -> usize {
-        match &self.node {
-            Node::All(v) | Node::Any(v) => 1 + v.iter().map(Wait::size).sum::<usize>(),
-            Node::Leaf(_) => 1,
-        }
-    }
-
-    fn expects_exit(&self) -> bool {
-        match &self.node {
-            Node::Leaf(c) => c.expects_exit(),
-            Node::All(v) | Node::Any(v) => v.iter().any(Wait::expects_exit),
-        }
-    }
-}
-
-impl fmt::Debug for Wait {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Wait({self})")
-    }
-}
-
-impl fmt::Display for Wait {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |f: &mut fmt::Formatter<'_>, v: &[Wait], sep: &str| -> fmt::Result {
-            f.write_str("(")?;
-            for (i, w) in v.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(sep)?;
-                }
-                write!(f, "{w}")?;
-            }
-            f.write_str(")")
-        };
-        match &self.node {
-            Node::Leaf(c) => write!(f, "{c}"),
-            Node::All(v) => list(f, v, " and "),
-            Node::Any(v) => list(f, v, " or "),
-        }
-    }
-}
 
 /// Why a log condition cannot hold any more.
 const LOG_ENDED: &str = "because the log ended (the container stopped)";

@@ -239,6 +239,52 @@ async fn custom_checks_and_invalid_patterns() {
 }
 
 #[tokio::test]
+async fn a_custom_check_gets_the_container_to_exec_in_and_read_logs() {
+    // The file and the log line appear a moment after the start: the check must look inside
+    // the container, again and again, until they do.
+    let app = script("sleep 1; echo port=8080 > /tmp/app.conf; echo configured; exec sleep 600")
+        .with_wait(Wait::custom_container(
+            "the app wrote its config and said so",
+            |c| async move {
+                let conf = c
+                    .exec(seaworthy::Exec::new(["cat", "/tmp/app.conf"]))
+                    .await?;
+                let said = c.logs().await?.lines.iter().any(|l| l.text == "configured");
+                Ok(conf.exit_code == 0 && conf.stdout_text().contains("port=8080") && said)
+            },
+        ))
+        .start()
+        .await
+        .unwrap();
+    // The handles lent to the check owned nothing: the container is still there and running.
+    assert_eq!(
+        app.read_file_text("/tmp/app.conf").await.unwrap(),
+        "port=8080\n"
+    );
+    assert!(app.is_running().await.unwrap());
+
+    // An error from the check fails the wait at once, naming the check and the error.
+    let started = Instant::now();
+    let err = app
+        .wait_for(
+            &Wait::custom_container("a file that is not there", |c| async move {
+                c.read_file("/nowhere").await.map(|_| true)
+            }),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("a file that is not there"), "{err}");
+    assert!(err.contains("the check failed"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_bad_log_regex_is_refused_before_any_container_exists() {
     let session = seaworthy::Session::global().await.unwrap();
     let since = std::time::SystemTime::now() - Duration::from_secs(1);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Session, EXIT_HOOK, SESSIONS};
+use super::handle::{Session, EXIT_HOOK, SESSIONS};
 use crate::runtime::runtime;
 
 /// How long teardown at exit waits for removals before giving up.

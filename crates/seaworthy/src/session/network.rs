@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
 
-use super::{BridgeMembers, ResourceKind, Session};
+use super::handle::{BridgeMembers, ResourceKind, Session};
 use crate::error::{status_of, Error, Result};
 use crate::runtime::on_runtime;
 
