@@ -23,6 +23,16 @@
 //! this user (or root) can change that file (this user owns it and neither its group nor
 //! others may write it: wasmtime then maps the file instead of copying the artifact into new
 //! memory, as a load did before the tag existed), or else from the bytes read.
+//!
+//! Reading and hashing a whole artifact on every load costs about a tenth of a millisecond, a
+//! third of a load. So once an entry has verified, and its last change is old enough (see
+//! [`SETTLED`]), the host also records the file's identity beside it (`<key>.stat`: device,
+//! inode, size, modification and change times, with a tag keyed like the entry's). A later
+//! load that finds the same file, unchanged by those marks, owned by this user and writable by
+//! nobody else, maps it without reading it, as git trusts its index. Any change to the file
+//! moves its change time (which no user can set) and replacing it changes its inode, so the
+//! record no longer matches and the whole artifact is checked again. A record is never made of
+//! a file another user could change, and a copied or planted record does not verify.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -60,6 +70,18 @@ const TAG: usize = blake3::OUT_LEN;
 const TRAILER: usize = TAG + MAGIC.len();
 /// The largest entry read.
 const MAX_ENTRY: u64 = 1 << 30;
+/// What an identity record (`<key>.stat`) starts with, version 1.
+const STAT_MAGIC: &[u8; 8] = b"SWCS\0\0\0\x01";
+/// The identity fields of a record: device, inode, size, and the modification and change times
+/// (seconds and nanoseconds), eight bytes each.
+const IDENTITY: usize = 7 * 8;
+/// The length of an identity record: magic, identity, tag.
+const STAT_LEN: usize = STAT_MAGIC.len() + IDENTITY + TAG;
+/// How long ago an entry must have last changed before its identity is recorded. File times
+/// move in clock ticks, so a change made within the same tick as the record would keep the
+/// times the record recognises; an entry that has not changed for this long cannot share the
+/// tick of the next change.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The tag of `artifact` stored under `key`: BLAKE3 keyed with `secret` (a MAC) over the key's
 /// length, the key and the artifact.
@@ -69,6 +91,45 @@ fn tag(secret: &[u8; 32], key: &str, artifact: &[u8]) -> blake3::Hash {
     mac.update(key.as_bytes());
     mac.update(artifact);
     mac.finalize()
+}
+
+/// The identity of an open entry, as its record stores it.
+fn identity(metadata: &std::fs::Metadata) -> [u8; IDENTITY] {
+    use std::os::unix::fs::MetadataExt;
+    let fields = [
+        metadata.dev(),
+        metadata.ino(),
+        metadata.size(),
+        metadata.mtime() as u64,
+        metadata.mtime_nsec() as u64,
+        metadata.ctime() as u64,
+        metadata.ctime_nsec() as u64,
+    ];
+    let mut bytes = [0u8; IDENTITY];
+    for (chunk, field) in bytes.chunks_exact_mut(8).zip(fields) {
+        chunk.copy_from_slice(&field.to_le_bytes());
+    }
+    bytes
+}
+
+/// The tag of an identity record of the entry `key`: BLAKE3 keyed with `secret`, over a
+/// domain of its own (so neither can stand for the other), the key and the identity.
+fn identity_tag(secret: &[u8; 32], key: &str, identity: &[u8; IDENTITY]) -> blake3::Hash {
+    let mut mac = blake3::Hasher::new_keyed(secret);
+    mac.update(b"seaworthy compile cache: identity record\0");
+    mac.update(&(key.len() as u64).to_le_bytes());
+    mac.update(key.as_bytes());
+    mac.update(identity);
+    mac.finalize()
+}
+
+/// Whether only this user (or root) can change the file: this user owns it and neither its
+/// group nor others may write it.
+fn only_mine(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    metadata.uid() == me && metadata.mode() & 0o022 == 0
 }
 
 /// The file holding this user's cache secret.
@@ -203,32 +264,38 @@ impl Verified {
     /// any of this does not hold: the caller loads the verified bytes instead.
     #[cfg(target_os = "linux")]
     fn mapped(&self, engine: &Engine) -> Option<Component> {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::MetadataExt;
         let metadata = self.file.metadata().ok()?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if metadata.uid() != me
-            || metadata.mode() & 0o022 != 0
-            || metadata.len() != self.entry.len() as u64
-        {
+        if !only_mine(&metadata) || metadata.len() != self.entry.len() as u64 {
             return None;
         }
-        let reopened = format!("/proc/self/fd/{}", self.file.as_raw_fd());
         // SAFETY: the file is the one whose bytes verified (same open file, unchanged as
         // checked above); see `CompileCache::get`.
-        match unsafe { Component::deserialize_file(engine, &reopened) } {
-            Ok(component) => Some(component),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot map a verified cache entry; loading its bytes");
-                None
-            }
-        }
+        unsafe { map_open(engine, &self.file) }
     }
 
     #[cfg(not(target_os = "linux"))]
     fn mapped(&self, _engine: &Engine) -> Option<Component> {
         None
+    }
+}
+
+/// Maps the open file as a compiled component, through `/proc/self/fd` (so a rename over the
+/// entry's path since it was opened does not matter).
+///
+/// # Safety
+/// The file must hold an artifact `Component::serialize` wrote for this engine's configuration
+/// (wasmtime still checks its header and version), and nobody may change it while it is mapped.
+#[cfg(target_os = "linux")]
+unsafe fn map_open(engine: &Engine, file: &std::fs::File) -> Option<Component> {
+    use std::os::fd::AsRawFd;
+    let reopened = format!("/proc/self/fd/{}", file.as_raw_fd());
+    // SAFETY: as the caller promises.
+    match unsafe { Component::deserialize_file(engine, &reopened) } {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot map a verified cache entry; loading its bytes");
+            None
+        }
     }
 }
 
@@ -285,6 +352,85 @@ impl CompileCache {
         self.dir.as_ref().map(|d| d.join(format!("{key}.cwasm")))
     }
 
+    fn stat_path(&self, key: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(format!("{key}.stat")))
+    }
+
+    /// The entry stored under `key`, opened and mapped without reading it, when its identity
+    /// record verifies and matches the open file: the same file, unchanged since a host holding
+    /// this user's secret checked its whole artifact, and changeable by nobody but this user.
+    #[cfg(target_os = "linux")]
+    fn recognised(&self, engine: &Engine, key: &str) -> Option<Component> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.path(key)?;
+        // Non-blocking, so a FIFO put in the entry's place cannot hold the open.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .ok()?;
+        let metadata = file.metadata().ok()?;
+        if !metadata.is_file() || !only_mine(&metadata) {
+            return None;
+        }
+        let record = crate::files::read_regular(&self.stat_path(key)?, STAT_LEN as u64).ok()?;
+        let identity = identity(&metadata);
+        let (magic, rest) = record.split_first_chunk::<8>()?;
+        let (recorded, stored) = rest.split_first_chunk::<IDENTITY>()?;
+        let stored = <[u8; TAG]>::try_from(stored).ok()?;
+        // `blake3::Hash`'s equality is constant-time.
+        if magic != STAT_MAGIC
+            || recorded != &identity
+            || identity_tag(&self.secret, key, &identity) != stored
+        {
+            tracing::debug!(path = %path.display(), "the entry's identity record does not match; checking the whole artifact");
+            return None;
+        }
+        // SAFETY: the record was made by a host holding this user's secret after the whole
+        // artifact of this very file (same device and inode) verified under this key, and the
+        // file has not changed since (same size, modification and change times; the change time
+        // moves on any change and cannot be set back by a user); only this user can change it.
+        unsafe { map_open(engine, &file) }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn recognised(&self, _engine: &Engine, _key: &str) -> Option<Component> {
+        None
+    }
+
+    /// Records the identity of the entry `key`, whose whole artifact has just verified through
+    /// `file`, if only this user can change it and its last change is [`SETTLED`]. Failures
+    /// are logged: the next load checks the whole artifact again.
+    fn record(&self, key: &str, file: &std::fs::File) {
+        let (Some(dir), Some(path)) = (self.dir.as_ref(), self.stat_path(key)) else {
+            return;
+        };
+        let Ok(metadata) = file.metadata() else {
+            return;
+        };
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(std::os::unix::fs::MetadataExt::ctime(&metadata)).unwrap_or(0),
+                u32::try_from(std::os::unix::fs::MetadataExt::ctime_nsec(&metadata)).unwrap_or(0),
+            );
+        let settled = std::time::SystemTime::now()
+            .duration_since(changed)
+            .is_ok_and(|age| age >= SETTLED);
+        if !settled || !only_mine(&metadata) {
+            return;
+        }
+        let identity = identity(&metadata);
+        let mut record = Vec::with_capacity(STAT_LEN);
+        record.extend_from_slice(STAT_MAGIC);
+        record.extend_from_slice(&identity);
+        record.extend_from_slice(identity_tag(&self.secret, key, &identity).as_bytes());
+        let tmp = dir.join(temp_name(&format!("{key}.stat")));
+        if let Err(e) = write_new(&tmp, &record).and_then(|()| std::fs::rename(&tmp, &path)) {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::debug!(path = %path.display(), error = %e, "could not record a cache entry's identity");
+        }
+    }
+
     /// The artifact stored under `key`, if its tag verifies: it was written by a host holding
     /// this user's secret, for this key.
     fn verified(&self, key: &str) -> Option<Verified> {
@@ -315,19 +461,23 @@ impl CompileCache {
         self.get_how(engine, key).map(|(component, _)| component)
     }
 
-    /// [`get`](Self::get), and whether the component was mapped from the file.
-    fn get_how(&self, engine: &Engine, key: &str) -> Option<(Component, bool)> {
+    /// [`get`](Self::get), and how the entry was loaded.
+    fn get_how(&self, engine: &Engine, key: &str) -> Option<(Component, How)> {
         let path = self.path(key)?;
+        if let Some(component) = self.recognised(engine, key) {
+            return Some((component, How::Recognised));
+        }
         let artifact = self.verified(key)?;
         if let Some(component) = artifact.mapped(engine) {
-            return Some((component, true));
+            self.record(key, &artifact.file);
+            return Some((component, How::Mapped));
         }
         // SAFETY: the bytes carry a tag made with this user's secret over this key (the
         // component's hash and the engine's compatibility hash) and these bytes, so they are what
         // `put` stored from `Component::serialize` of this engine configuration; wasmtime
         // still checks the header and version.
         match unsafe { Component::deserialize(engine, &*artifact) } {
-            Ok(component) => Some((component, false)),
+            Ok(component) => Some((component, How::Read)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable cached component");
                 let _ = std::fs::remove_file(&path);
@@ -349,27 +499,39 @@ impl CompileCache {
         entry.extend_from_slice(serialized);
         entry.extend_from_slice(tag(&self.secret, key, serialized).as_bytes());
         entry.extend_from_slice(MAGIC);
-        // Mode 0644 whatever the umask adds (a umask of 002 would make it group-writable, and a
-        // group-writable entry is read, never mapped).
-        let write = |tmp: &Path| -> std::io::Result<()> {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(tmp)?
-                .write_all(&entry)
-        };
         let written = std::fs::create_dir_all(dir)
-            .and_then(|()| write(&tmp))
+            .and_then(|()| write_new(&tmp, &entry))
             .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!(path = %path.display(), error = %e, "could not cache a compiled component");
         }
     }
+}
+
+/// How a cache entry was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Mapped without reading it: its identity record matched.
+    Recognised,
+    /// Read and verified whole, then mapped from the file.
+    Mapped,
+    /// Read and verified whole, and loaded from the bytes read.
+    Read,
+}
+
+/// Writes `bytes` to the new file `path`, mode 0644 whatever the umask adds (a umask of 002
+/// would make it group-writable, and a group-writable entry is read, never mapped).
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(path)?
+        .write_all(bytes)
 }
 
 #[cfg(test)]
@@ -501,18 +663,74 @@ mod tests {
         let component = Component::new(engine, b"\0asm\x0d\0\x01\0").unwrap();
         cache.put("k", &component.serialize().unwrap());
         let entry = dir.join("k.cwasm");
-        let (_, mapped) = cache.get_how(engine, "k").expect("the entry loads");
-        assert!(mapped, "a file only this user can change is mapped");
+        let (_, how) = cache.get_how(engine, "k").expect("the entry loads");
+        assert_eq!(
+            how,
+            How::Mapped,
+            "a file only this user can change is mapped"
+        );
         // Writable by its group: the verified bytes are loaded instead of the file.
         std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o664)).unwrap();
-        let (_, mapped) = cache.get_how(engine, "k").expect("the entry loads");
-        assert!(!mapped, "a group-writable file is not mapped");
+        let (_, how) = cache.get_how(engine, "k").expect("the entry loads");
+        assert_eq!(how, How::Read, "a group-writable file is not mapped");
         // Changed after it was written: neither.
         std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut bytes = std::fs::read(&entry).unwrap();
         bytes[100] ^= 1;
         std::fs::write(&entry, bytes).unwrap();
         assert!(cache.get_how(engine, "k").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_identity_record_spares_the_read_only_while_the_file_is_the_one_that_verified() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sw-cache-stat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = CompileCache::with_secret(dir.clone(), [6; 32]);
+        let engine = crate::engine::engine().unwrap();
+        let component = Component::new(engine, b"\0asm\x0d\0\x01\0").unwrap();
+        let serialized = component.serialize().unwrap();
+        let (entry, record) = (dir.join("k.cwasm"), dir.join("k.stat"));
+        let load = |cache: &CompileCache| cache.get_how(engine, "k").map(|(_, how)| how);
+
+        // Just written: no record yet (a change in the same clock tick would go unseen).
+        cache.put("k", &serialized);
+        assert_eq!(load(&cache), Some(How::Mapped));
+        assert!(
+            !record.exists(),
+            "a record of an entry that changed a moment ago"
+        );
+        // Settled: the next whole check records it, and the load after is spared the read.
+        std::thread::sleep(SETTLED + std::time::Duration::from_millis(100));
+        assert_eq!(load(&cache), Some(How::Mapped));
+        assert!(record.exists());
+        assert_eq!(load(&cache), Some(How::Recognised));
+
+        // Another secret (a record copied from another user, or planted): the whole check.
+        let stranger = CompileCache::with_secret(dir.clone(), [7; 32]);
+        assert_eq!(load(&stranger), None, "nor does the entry verify for it");
+        // The record of another key: refused.
+        std::fs::copy(&record, dir.join("other.stat")).unwrap();
+        std::fs::copy(&entry, dir.join("other.cwasm")).unwrap();
+        assert_eq!(cache.get_how(engine, "other").map(|(_, how)| how), None);
+        // Writable by its group: neither recognised nor mapped.
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o664)).unwrap();
+        assert_eq!(load(&cache), Some(How::Read));
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Changing the permissions moved the change time: checked whole until settled again.
+        assert_eq!(load(&cache), Some(How::Mapped));
+        // Changed in place (same inode and size): the record no longer matches, and the
+        // changed artifact does not verify.
+        let mut bytes = std::fs::read(&entry).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&entry, &bytes).unwrap();
+        assert_eq!(load(&cache), None);
+        // Replaced by the same bytes under a new inode: checked whole again.
+        bytes[100] ^= 1;
+        std::fs::remove_file(&entry).unwrap();
+        std::fs::write(&entry, &bytes).unwrap();
+        assert_eq!(load(&cache), Some(How::Mapped));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,7 +17,7 @@ use seaworthy::engine::Discovery;
 use seaworthy::{ContainerDefinition, Engine, Session, Wait};
 use seaworthy_benchkit::{Suite, Target};
 
-const RUNS: usize = 20;
+const RUNS: usize = 60;
 const TLS_HOST: &str = "tcp://127.0.0.1:2376";
 const TLS_CERTS: &str = "/var/lib/seaworthy-ci/tls/client";
 const SSH_HOST: &str = "ssh://root@127.0.0.2";
