@@ -432,6 +432,17 @@ pub(crate) async fn remove_now(
                 return Ok(());
             }
             Err(e) if status_of(&e) == Some(404) => return Ok(()),
+            // An image removed meanwhile by another process (another reaper of the same run)
+            // can fail with a 500 instead of a 404: gone is gone.
+            Err(_)
+                if kind == ResourceKind::Image
+                    && docker
+                        .inspect_image(id)
+                        .await
+                        .is_err_and(|e| status_of(&e) == Some(404)) =>
+            {
+                return Ok(());
+            }
             // A removal already in progress (409), or a network/volume still in use (403/409).
             Err(e) if matches!(status_of(&e), Some(403 | 409)) && Instant::now() < deadline => {
                 tracing::trace!(?kind, name, error = %e, "resource busy; retrying removal");
