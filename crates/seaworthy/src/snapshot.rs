@@ -534,7 +534,11 @@ pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snaps
     inner.session.untrack(ResourceKind::Container, &old_id);
     let wait = def.wait.clone();
     let deadline = Instant::now() + def.startup_timeout;
-    let fresh = Box::pin(crate::container::create_here(def, inner.session.clone())).await?;
+    let fresh = Box::pin(crate::container::start::create_here(
+        def,
+        inner.session.clone(),
+    ))
+    .await?;
     let new_id = fresh.inner.id();
     // The fresh handle only carried the creation: `inner` owns the container from here on.
     fresh.disown();
@@ -544,7 +548,7 @@ pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snaps
     // already allocated" for up to 15 seconds, within the startup deadline.
     let give_up = deadline.min(Instant::now() + std::time::Duration::from_secs(15));
     loop {
-        match crate::container::start_here(inner, wait.as_ref(), deadline).await {
+        match crate::container::start::start_here(inner, wait.as_ref(), deadline).await {
             Err(e)
                 if Instant::now() < give_up
                     && e.to_string().contains("port is already allocated") =>

@@ -216,9 +216,13 @@ async fn prepare(inner: &Inner, snapshot: &Snapshot) -> Result<Ready> {
     }
     let wait = def.wait.clone();
     let deadline = Instant::now() + def.startup_timeout;
-    let standby = Box::pin(crate::container::create_here(def, inner.session.clone())).await?;
+    let standby = Box::pin(crate::container::start::create_here(
+        def,
+        inner.session.clone(),
+    ))
+    .await?;
     // On failure, dropping the handle removes the half-made standby.
-    crate::container::start_here(&standby.inner, wait.as_ref(), deadline).await?;
+    crate::container::start::start_here(&standby.inner, wait.as_ref(), deadline).await?;
     crate::container::refresh_ports(&standby.inner).await?;
     let ready = Ready {
         id: standby.id(),
@@ -276,7 +280,8 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
     );
     let mut joins: Vec<(String, Vec<String>)> = Vec::new();
     if let Some(network) =
-        crate::container::session_network_for(&inner.definition, &inner.session, None).await?
+        crate::container::start::session_network_for(&inner.definition, &inner.session, None)
+            .await?
     {
         let mut aliases = inner.definition.aliases.clone();
         aliases.extend(inner.definition.name.clone());
