@@ -612,6 +612,17 @@ Exempt: `container` (the handle)
     }
 
     #[test]
+    fn the_exemption_is_the_module_alone_not_its_parts() {
+        let table = Table::parse(TABLE).unwrap();
+        let mut tree = sources("");
+        tree.push(source("container/start.rs", "use crate::wait::Wait;\n"));
+        let found = check(&table, &tree).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].module, "container::start");
+        assert_eq!(found[0].file, "container/start.rs");
+    }
+
+    #[test]
     fn a_module_in_no_layer_and_an_unplaceable_path_are_errors() {
         let table = Table::parse(TABLE).unwrap();
         let mut tree = sources("");
