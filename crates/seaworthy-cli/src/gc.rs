@@ -20,6 +20,15 @@ pub struct GcArgs {
     /// With --all: resources created from other hosts too.
     #[arg(long, requires = "all")]
     other_hosts: bool,
+    /// Keep at most this many cached baselines (the most recently used; see `seaworthy cache`).
+    #[arg(long, value_name = "N")]
+    cache_max_count: Option<usize>,
+    /// Keep at most this much of cached baselines (bytes, or with a K, M, G suffix).
+    #[arg(long, value_name = "SIZE")]
+    cache_max_size: Option<String>,
+    /// Remove cached baselines not used for this long (seconds, or with an m, h, d suffix).
+    #[arg(long, value_name = "AGE")]
+    cache_idle: Option<String>,
 }
 
 /// Sweeps the engine named by DOCKER_HOST and prints what was removed.
@@ -31,6 +40,11 @@ pub async fn run(args: GcArgs) -> anyhow::Result<ExitCode> {
         include_kept: args.include_kept,
         other_hosts: args.other_hosts,
     };
+    let cache = crate::cache::PruneArgs::caps(
+        args.cache_max_count,
+        args.cache_max_size.as_deref(),
+        args.cache_idle.as_deref(),
+    )?;
     let report = collect(&engine, options).await?;
     for r in &report.removed {
         let kind = match r.kind {
@@ -50,8 +64,12 @@ pub async fn run(args: GcArgs) -> anyhow::Result<ExitCode> {
         report.kept,
         report.errors.len()
     );
+    let cache_code = match cache {
+        Some(cache) => crate::cache::prune_and_report(&engine, &cache).await?,
+        None => ExitCode::SUCCESS,
+    };
     Ok(if report.errors.is_empty() {
-        ExitCode::SUCCESS
+        cache_code
     } else {
         ExitCode::from(1)
     })

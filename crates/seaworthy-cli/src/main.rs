@@ -7,6 +7,7 @@
 //! Exit codes: 0 when everything passed, 1 when a test failed, 2 for usage and spec errors (and
 //! anything that stopped the run).
 
+mod cache;
 mod doctor;
 mod gc;
 mod plugin;
@@ -33,6 +34,9 @@ enum Commands {
     /// Remove the containers, networks, volumes and images of dead test processes (and of finished
     /// test runs) on this host.
     Gc(gc::GcArgs),
+    /// Cached baselines (fixture state kept in images across runs): list them, remove some,
+    /// prune by count, size or idle time.
+    Cache(cache::CacheArgs),
     /// Fixture plugins: list, inspect and check them; create one; push one to an OCI registry;
     /// install (and pin) a published one.
     Plugin(plugin::PluginArgs),
@@ -72,6 +76,7 @@ async fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Commands::Test(args) => structure::run(args).await,
         Commands::Gc(args) => gc::run(args).await,
+        Commands::Cache(args) => cache::run(args).await,
         Commands::Plugin(args) => plugin::run(args).await,
         Commands::Doctor(args) => doctor::run(args).await,
     };

@@ -30,7 +30,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
-use seaworthy::{ContainerDefinition, Fixture, Session, Wait};
+use seaworthy::{ContainerDefinition, Fixture, FixtureDefinition, Session, Wait};
 use seaworthy_benchkit::{Suite, Target};
 use seaworthy_compare::leaks;
 use seaworthy_postgres::Postgres;

@@ -3,7 +3,8 @@
 //! containers, the engine restarting) without a real service's start-up time.
 
 use seaworthy::{
-    ConnectionInfo, Container, ContainerDefinition, Error, Exec, Fixture, FixtureDefinition, Wait,
+    ConnectionInfo, Container, ContainerDefinition, ContainerFixtureDefinition, Error, Exec,
+    Fixture, Wait,
 };
 
 /// The busybox test image (built by `cargo xtask images`).
@@ -16,7 +17,7 @@ const SCRATCH: &str = "/scratch";
 #[derive(Debug, Clone, Default)]
 pub struct Sleeper;
 
-impl FixtureDefinition for Sleeper {
+impl ContainerFixtureDefinition for Sleeper {
     type Fixture = SleeperFixture;
 
     fn key(&self) -> String {
@@ -84,6 +85,8 @@ fn check(container: &Container, what: &str, out: seaworthy::ExecOutput) -> seawo
 }
 
 impl Fixture for SleeperFixture {
+    type Error = seaworthy::Error;
+
     fn kind(&self) -> &str {
         "sleeper"
     }

@@ -8,10 +8,12 @@
 //! call runs on Seaworthy's own runtime, so a fixture shared between tests (each with its own
 //! runtime) keeps working.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use seaworthy::{ConnectionInfo, Container, ContainerDefinition, Fixture, FixtureDefinition, Wait};
+use seaworthy::{
+    ConnectionInfo, Container, ContainerDefinition, ContainerFixtureDefinition, Fixture, Wait,
+};
 
 use crate::error::{PluginError, Result};
 use crate::instance::{Call, Reply, Runner};
@@ -264,7 +266,7 @@ fn wait_of(wait: &WitWait) -> Wait {
     }
 }
 
-impl FixtureDefinition for PluginFixtureDefinition {
+impl ContainerFixtureDefinition for PluginFixtureDefinition {
     type Fixture = PluginFixture;
 
     fn key(&self) -> String {
@@ -434,16 +436,13 @@ impl PluginFixture {
             Reply::Slots(n) => n.min(4096),
             _ => return Err(runner.mismatch(Call::IsolationSlots)),
         };
+        let slots = Arc::new(SlotPool::new(slots, runner.clone(), config.clone()));
         Ok(PluginFixture {
             definition,
             container,
             runner,
             connection,
-            slots: Arc::new(SlotPool {
-                total: slots,
-                permits: Arc::new(tokio::sync::Semaphore::new(slots as usize)),
-                free: Mutex::new((0..slots).collect()),
-            }),
+            slots,
         })
     }
 
@@ -487,6 +486,8 @@ impl PluginFixture {
 }
 
 impl Fixture for PluginFixture {
+    type Error = seaworthy::Error;
+
     fn kind(&self) -> &str {
         self.definition.plugin.id()
     }

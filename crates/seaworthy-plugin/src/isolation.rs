@@ -1,10 +1,10 @@
 //! Per-test isolation for plugin fixtures: the plugin hands out numbered namespaces
 //! (`isolation-slots`, `isolate`, `release`); the host hands each to one test at a time.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use seaworthy::kit::{Lease, NamespacePool};
 use seaworthy::{ConnectionInfo, Isolation};
 
 use crate::error::{PluginError, Result};
@@ -14,11 +14,37 @@ use crate::instance::{Call, Reply, Runner};
 /// How long `isolate` waits for a namespace while all are in use.
 const ISOLATE_WAIT: Duration = Duration::from_secs(300);
 
-/// Namespaces handed out by `isolate`: a permit per slot, and the free slots.
+/// Namespaces handed out by `isolate`: the plugin's slot numbers, in the kit's pool.
 pub(crate) struct SlotPool {
     pub(crate) total: u32,
-    pub(crate) permits: Arc<tokio::sync::Semaphore>,
-    pub(crate) free: Mutex<BTreeSet<u32>>,
+    pool: NamespacePool<u32>,
+}
+
+impl SlotPool {
+    /// The `total` slots of the plugin run by `runner`; a slot given back is released (reset) by
+    /// the plugin first, and handed out again even when that fails (logged).
+    pub(crate) fn new(total: u32, runner: Arc<Runner>, config: Config) -> SlotPool {
+        let pool = NamespacePool::new("isolated namespace", move |slot: u32| {
+            let (runner, config) = (runner.clone(), config.clone());
+            async move {
+                let outcome = match runner.call(Call::Release(slot), &config).await {
+                    Ok(Reply::Unit(Ok(()))) => Ok(()),
+                    Ok(Reply::Unit(Err(e))) => Err(runner.failed(Call::Release(slot), &e).await),
+                    Ok(_) => Err(runner.mismatch(Call::Release(slot))),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, slot, "releasing an isolated namespace failed; it is handed out again anyway");
+                }
+                Ok(slot)
+            }
+        })
+        .with_checkout_timeout(ISOLATE_WAIT);
+        for slot in 0..total {
+            pool.add(slot);
+        }
+        SlotPool { total, pool }
+    }
 }
 
 impl PluginFixture {
@@ -42,39 +68,29 @@ impl PluginFixture {
                     what: "isolation",
                 });
             }
-            let permit = tokio::time::timeout(ISOLATE_WAIT, slots.permits.clone().acquire_owned())
+            let lease = slots
+                .pool
+                .checkout()
                 .await
-                .map_err(|_| PluginError::Failed {
+                .map_err(|e| PluginError::Failed {
                     plugin: plugin.clone(),
                     call: "isolate",
-                    message: format!("no isolated namespace became free within {ISOLATE_WAIT:?}"),
-                })?
-                .map_err(|_| runner.mismatch(Call::Isolate(0)))?;
-            let slot = slots
-                .free
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop_first()
-                .ok_or_else(|| runner.mismatch(Call::Isolate(0)))?;
-            let give_back = |slots: &SlotPool| {
-                slots
-                    .free
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(slot);
-            };
+                    message: e.to_string(),
+                })?;
+            let slot = *lease;
+            // A slot the plugin could not isolate goes back without a release.
             let isolated = match runner.call(Call::Isolate(slot), &config).await {
                 Ok(Reply::Isolated(Ok(i))) => i,
                 Ok(Reply::Isolated(Err(e))) => {
-                    give_back(&slots);
+                    slots.pool.add(lease.keep().unwrap_or(slot));
                     return Err(runner.failed(Call::Isolate(slot), &e).await);
                 }
                 Ok(_) => {
-                    give_back(&slots);
+                    slots.pool.add(lease.keep().unwrap_or(slot));
                     return Err(runner.mismatch(Call::Isolate(slot)));
                 }
                 Err(e) => {
-                    give_back(&slots);
+                    slots.pool.add(lease.keep().unwrap_or(slot));
                     return Err(e);
                 }
             };
@@ -85,13 +101,7 @@ impl PluginFixture {
             Ok(PluginIsolated {
                 namespace: isolated.namespace,
                 connection,
-                slot,
-                release: Some(Release {
-                    runner,
-                    config,
-                    slots,
-                    _permit: permit,
-                }),
+                _lease: lease,
             })
         })
         .await
@@ -108,20 +118,14 @@ impl Isolation for PluginFixture {
     }
 }
 
-struct Release {
-    runner: Arc<Runner>,
-    config: Config,
-    slots: Arc<SlotPool>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
 /// A namespace checked out for one test. Dropping it asks the plugin to release (reset) the
-/// namespace, in the background, and then hands it to the next test.
+/// namespace, in the background on Seaworthy's runtime, and then hands it to the next test; a
+/// test that fails with `SEAWORTHY_KEEP_ON_FAILURE=1` keeps it as it was left.
 pub struct PluginIsolated {
     namespace: String,
     connection: ConnectionInfo,
-    slot: u32,
-    release: Option<Release>,
+    /// Dropped last: the plugin releases the slot after the test let go of it.
+    _lease: Lease<u32>,
 }
 
 impl std::fmt::Debug for PluginIsolated {
@@ -142,38 +146,5 @@ impl PluginIsolated {
     /// How to reach the namespace.
     pub fn connection(&self) -> &ConnectionInfo {
         &self.connection
-    }
-}
-
-impl Drop for PluginIsolated {
-    fn drop(&mut self) {
-        let Some(release) = self.release.take() else {
-            return;
-        };
-        let slot = self.slot;
-        seaworthy::runtime::spawn(async move {
-            let outcome = match release
-                .runner
-                .call(Call::Release(slot), &release.config)
-                .await
-            {
-                Ok(Reply::Unit(Ok(()))) => Ok(()),
-                Ok(Reply::Unit(Err(e))) => {
-                    Err(release.runner.failed(Call::Release(slot), &e).await)
-                }
-                Ok(_) => Err(release.runner.mismatch(Call::Release(slot))),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(error = %e, slot, "releasing an isolated namespace failed; it is handed out again anyway");
-            }
-            release
-                .slots
-                .free
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(slot);
-            drop(release);
-        });
     }
 }

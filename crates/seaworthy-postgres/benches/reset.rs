@@ -30,7 +30,7 @@
 
 use std::time::{Duration, Instant};
 
-use seaworthy::Exec;
+use seaworthy::{Exec, Fixture, FixtureDefinition};
 use seaworthy_benchkit::{Suite, Target};
 use seaworthy_postgres::tokio_postgres::{self, Client};
 use seaworthy_postgres::{CleanPath, Postgres, PostgresFixture};
@@ -205,7 +205,7 @@ fn main() {
         || async move {
             touch_rows(&pg.client().await.expect("client")).await;
             let t = Instant::now();
-            let report = pg.clean().await.expect("clean");
+            let report = pg.clean_with_report().await.expect("clean");
             let elapsed = t.elapsed();
             assert_eq!(report.path, CleanPath::Data);
             assert_reset(&pg.client().await.expect("client")).await;
@@ -342,7 +342,7 @@ fn main() {
             .await
             .expect("create objects");
         let t = Instant::now();
-        let report = pg.clean().await.expect("clean");
+        let report = pg.clean_with_report().await.expect("clean");
         let elapsed = t.elapsed();
         assert_eq!(report.path, CleanPath::Objects);
         elapsed
@@ -355,7 +355,7 @@ fn main() {
             .await
             .expect("alter");
         let t = Instant::now();
-        let report = pg.clean().await.expect("clean");
+        let report = pg.clean_with_report().await.expect("clean");
         let elapsed = t.elapsed();
         assert_eq!(report.path, CleanPath::Database);
         elapsed

@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use seaworthy::Shared;
+use seaworthy::{Fixture, FixtureDefinition, Shared};
 use seaworthy_benchkit::{BenchResult, Suite, Target};
 use seaworthy_postgres::{CleanPath, Postgres, PostgresFixture};
 
@@ -285,7 +285,7 @@ fn run_suite(tests: &'static [fn() -> anyhow::Result<()>]) -> Duration {
 async fn reset_clean(pg: &PostgresFixture) -> Duration {
     touch_rows(&pg.client().await.expect("client")).await;
     let t = Instant::now();
-    let report = pg.clean().await.expect("clean");
+    let report = pg.clean_with_report().await.expect("clean");
     let elapsed = t.elapsed();
     assert_eq!(report.path, CleanPath::Data);
     elapsed

@@ -20,7 +20,7 @@ use crate::baseline::{self, ident};
 use crate::error::{describe, Error, Result};
 use crate::fixture::PostgresFixture;
 
-/// How far a [`clean`](PostgresFixture::clean) had to go.
+/// How far a [`clean`](PostgresFixture::clean_with_report) had to go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CleanPath {
@@ -32,7 +32,7 @@ pub enum CleanPath {
     Database,
 }
 
-/// What a [`clean`](PostgresFixture::clean) did.
+/// What a [`clean`](PostgresFixture::clean_with_report) did.
 #[derive(Debug, Clone)]
 pub struct CleanReport {
     /// How far it had to go.
@@ -52,17 +52,8 @@ enum Outcome {
 }
 
 impl PostgresFixture {
-    /// Returns the database (and the cluster-wide state tests can change) to the baseline: the
-    /// state right after the init steps. Other sessions of the database are closed first, open
-    /// transactions included (so a connection a test left behind never blocks it; connect again
-    /// afterwards). The report says which path it took: only data ([`CleanPath::Data`], a few
-    /// milliseconds), objects created by the test dropped ([`CleanPath::Objects`]), or the database
-    /// re-created from its template ([`CleanPath::Database`]).
-    ///
-    /// Concurrent calls on one fixture run one after the other. Isolated databases are not
-    /// touched (they are dropped when their guard is), but roles are cluster-wide: a role a test
-    /// created in its isolated database is dropped here too.
-    pub async fn clean(&self) -> Result<CleanReport> {
+    /// The clean itself (see [`clean_with_report`](PostgresFixture::clean_with_report)).
+    pub(crate) async fn clean_to_baseline(&self) -> Result<CleanReport> {
         let _serial = self.inner.clean_lock.lock().await;
         let started = Instant::now();
         let mut path = CleanPath::Data;

@@ -6,9 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seaworthy::session::fnv1a;
+use seaworthy::kit::key_hash;
 use seaworthy::wait::CheckTarget;
-use seaworthy::{ConnectionInfo, ContainerDefinition, Exec, FixtureDefinition, Wait};
+use seaworthy::{ConnectionInfo, ContainerDefinition, ContainerFixtureDefinition, Exec, Wait};
 use tokio_postgres::Client;
 
 use crate::connect;
@@ -55,7 +55,7 @@ impl InitStep {
 
 /// A PostgreSQL fixture: the official `postgres` image (`postgres:16` by default), configured
 /// through its environment contract (`POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`), made
-/// fast for tests, and brought to a *baseline* once — the state [`clean`](PostgresFixture::clean)
+/// fast for tests, and brought to a *baseline* once — the state [`clean`](seaworthy::Fixture::clean)
 /// returns to and [isolated databases](PostgresFixture::isolated_database) start from.
 ///
 /// Defaults: user `postgres`, password `postgres`, database `test`, durability off
@@ -67,6 +67,7 @@ impl InitStep {
 /// socket-only server, so a log line alone is not enough).
 ///
 /// ```no_run
+/// use seaworthy::{Fixture, FixtureDefinition};
 /// use seaworthy_postgres::Postgres;
 ///
 /// # async fn demo() -> seaworthy_postgres::Result<()> {
@@ -91,6 +92,8 @@ pub struct Postgres {
     pub(crate) tmpfs: bool,
     pub(crate) settings: Vec<(String, String)>,
     pub(crate) pool_size: usize,
+    /// The baseline cache setting (see `cache.rs`).
+    pub(crate) cache: seaworthy::baseline_cache::BaselineCache,
 }
 
 impl Default for Postgres {
@@ -128,6 +131,7 @@ impl Postgres {
             tmpfs: false,
             settings: Vec::new(),
             pool_size: 4,
+            cache: seaworthy::baseline_cache::BaselineCache::from_env(),
         }
     }
 
@@ -189,7 +193,7 @@ impl Postgres {
 
     /// Adds SQL (one or more statements) that builds the baseline: migrations, seed data. Init
     /// steps run once per container, in the order given, before the baseline is recorded; every
-    /// [`clean`](PostgresFixture::clean) returns to the state they left, and every isolated
+    /// [`clean`](seaworthy::Fixture::clean) returns to the state they left, and every isolated
     /// database starts from it.
     pub fn with_init_sql(mut self, sql: impl Into<String>) -> Self {
         self.init.push(InitStep::Sql(sql.into()));
@@ -266,14 +270,6 @@ impl Postgres {
     /// The database tests use.
     pub fn database(&self) -> &str {
         &self.database
-    }
-
-    /// Starts a fixture for one test; it is removed when dropped. (The same as
-    /// [`FixtureDefinition::start`], with this crate's error.)
-    pub async fn start(&self) -> Result<PostgresFixture> {
-        self.validate()?;
-        let container = self.container_definition().start().await?;
-        PostgresFixture::attach(self.clone(), container).await
     }
 
     /// Checks the definition; every start runs this before anything is created. The error
@@ -401,7 +397,7 @@ impl Postgres {
         let mut parts = Vec::new();
         for (i, step) in self.init.iter().enumerate() {
             match step {
-                InitStep::Sql(sql) => parts.push(format!("sql:{:016x}", fnv1a(sql.as_bytes()))),
+                InitStep::Sql(sql) => parts.push(format!("sql:{}", key_hash(sql))),
                 InitStep::Closure { .. } => parts.push(format!("fn:{}", step.name(i))),
             }
         }
@@ -409,21 +405,21 @@ impl Postgres {
     }
 }
 
-impl FixtureDefinition for Postgres {
+impl ContainerFixtureDefinition for Postgres {
     type Fixture = PostgresFixture;
 
     fn key(&self) -> String {
         format!(
-            "postgres/v1|{}|{}|{:016x}|{}|durable={}|tmpfs={}|{:?}|{}|container={:016x}",
+            "postgres/v1|{}|{}|{}|{}|durable={}|tmpfs={}|{:?}|{}|container={}",
             self.container.image(),
             self.user,
-            fnv1a(self.password.as_bytes()),
+            key_hash(&self.password),
             self.database,
             self.durable,
             self.tmpfs,
             self.settings,
             self.init_key(),
-            fnv1a(self.container.key().as_bytes())
+            key_hash(&self.container.key())
         )
     }
 
@@ -464,13 +460,15 @@ impl FixtureDefinition for Postgres {
     fn attach(
         &self,
         container: seaworthy::Container,
-    ) -> impl Future<Output = seaworthy::Result<PostgresFixture>> + Send {
-        let definition = self.clone();
-        async move {
-            PostgresFixture::attach(definition, container)
-                .await
-                .map_err(Into::into)
-        }
+    ) -> impl Future<Output = Result<PostgresFixture>> + Send {
+        PostgresFixture::attach(self.clone(), container)
+    }
+
+    fn prepare(
+        &self,
+        session: &seaworthy::Session,
+    ) -> impl Future<Output = Result<Postgres>> + Send {
+        crate::cache::prepare(self, session)
     }
 }
 

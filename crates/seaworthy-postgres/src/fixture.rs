@@ -7,7 +7,7 @@ use seaworthy::{ConnectionInfo, Container, Fixture, Isolation};
 use tokio_postgres::Client;
 
 use crate::baseline::{self, Meta, Names};
-use crate::clean::CleanPath;
+use crate::clean::{CleanPath, CleanReport};
 use crate::connect;
 use crate::definition::{Postgres, PORT};
 use crate::error::{Error, Result};
@@ -297,6 +297,8 @@ impl PostgresFixture {
 }
 
 impl Fixture for PostgresFixture {
+    type Error = Error;
+
     fn kind(&self) -> &str {
         "postgres"
     }
@@ -305,24 +307,10 @@ impl Fixture for PostgresFixture {
         &self.inner.container
     }
 
-    fn clean(&self) -> impl std::future::Future<Output = seaworthy::Result<()>> + Send {
-        let this = self.clone();
-        async move {
-            *this.mark() = None;
-            // The write position is read in the same round trip, queued right behind the clean
-            // function on the fixture's connection, so it is read after the clean committed. A
-            // clean that went further than the data (or reconnected) reads it again after. A mark
-            // read too early is never wrong the unsafe way: the clean's own writes move the write
-            // position past it, so the next check says "changed" and only costs a clean.
-            let (report, early) = tokio::join!(PostgresFixture::clean(&this), this.read_mark());
-            let report = report?;
-            let mark = match early {
-                Ok(mark) if report.path == CleanPath::Data && !report.cluster_restored => mark,
-                _ => this.read_mark().await?,
-            };
-            *this.mark() = Some(mark);
-            Ok(())
-        }
+    /// Returns the database (and the cluster-wide state tests can change) to the baseline: see
+    /// [`clean_with_report`](PostgresFixture::clean_with_report), which also says what it did.
+    async fn clean(&self) -> Result<()> {
+        self.clean_with_report().await.map(|_| ())
     }
 
     /// Unchanged when the server has written nothing to its write-ahead log since the last clean
@@ -332,9 +320,7 @@ impl Fixture for PostgresFixture {
     /// may hold locks; an idle one holds nothing another session sees, and it is left alone). One
     /// query. A write by anything else (another process of the run, autovacuum) only makes the
     /// next hand-out clean.
-    fn unchanged_since_clean(
-        &self,
-    ) -> impl std::future::Future<Output = seaworthy::Result<bool>> + Send {
+    fn unchanged_since_clean(&self) -> impl std::future::Future<Output = Result<bool>> + Send {
         let this = self.clone();
         async move {
             let Some(expected) = this.mark().clone() else {
@@ -350,6 +336,33 @@ impl Fixture for PostgresFixture {
 }
 
 impl PostgresFixture {
+    /// Returns the database (and the cluster-wide state tests can change) to the baseline: the
+    /// state right after the init steps. Other sessions of the database are closed first, open
+    /// transactions included (so a connection a test left behind never blocks it; connect again
+    /// afterwards). The report says which path it took: only data ([`CleanPath::Data`], a few
+    /// milliseconds), objects created by the test dropped ([`CleanPath::Objects`]), or the database
+    /// re-created from its template ([`CleanPath::Database`]).
+    ///
+    /// Concurrent calls on one fixture run one after the other. Isolated databases are not
+    /// touched (they are dropped when their guard is), but roles are cluster-wide: a role a test
+    /// created in its isolated database is dropped here too.
+    pub async fn clean_with_report(&self) -> Result<CleanReport> {
+        *self.mark() = None;
+        // The write position is read in the same round trip, queued right behind the clean
+        // function on the fixture's connection, so it is read after the clean committed. A
+        // clean that went further than the data (or reconnected) reads it again after. A mark
+        // read too early is never wrong the unsafe way: the clean's own writes move the write
+        // position past it, so the next check says "changed" and only costs a clean.
+        let (report, early) = tokio::join!(self.clean_to_baseline(), self.read_mark());
+        let report = report?;
+        let mark = match early {
+            Ok(mark) if report.path == CleanPath::Data && !report.cluster_restored => mark,
+            _ => self.read_mark().await?,
+        };
+        *self.mark() = Some(mark);
+        Ok(report)
+    }
+
     fn mark(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.inner
             .clean_mark
@@ -377,10 +390,8 @@ impl PostgresFixture {
 impl Isolation for PostgresFixture {
     type Isolated = IsolatedDatabase;
 
-    fn isolate(
-        &self,
-    ) -> impl std::future::Future<Output = seaworthy::Result<IsolatedDatabase>> + Send {
+    fn isolate(&self) -> impl std::future::Future<Output = Result<IsolatedDatabase>> + Send {
         let this = self.clone();
-        async move { Ok(this.isolated_database().await?) }
+        async move { this.isolated_database().await }
     }
 }

@@ -274,7 +274,7 @@ fn keep_on_failure() -> bool {
 /// Dropping the guard drops the database only: a role the test created stays. A test that
 /// changes cluster-wide state should not isolate: it takes the fixture alone with
 /// [`Shared::fresh`] (a `&PostgresFixture` parameter of `#[seaworthy::test]`), and the next
-/// hand-out's [`PostgresFixture::clean`](crate::PostgresFixture::clean) resets the rest: roles created after the baseline are dropped and the baseline roles'
+/// hand-out's [`clean`](seaworthy::Fixture::clean) resets the rest: roles created after the baseline are dropped and the baseline roles'
 /// attributes, passwords, memberships and settings restored, databases created after the
 /// baseline dropped (isolated databases are left alone). A role that still owns objects in an
 /// isolated database cannot be dropped: clean() then fails and says so. The server's own

@@ -43,7 +43,7 @@
 //! ```
 //!
 //! Or tests take turns on the fixture's own database, each handed it at its baseline by
-//! `#[seaworthy::test]` (or `PG.fresh().await?`): [`PostgresFixture::clean`] runs at hand-out —
+//! `#[seaworthy::test]` (or `PG.fresh().await?`): [`PostgresFixture::clean_with_report`] runs at hand-out —
 //! rows emptied or restored to the seed data, sequences reset, objects, roles and databases the
 //! test before created dropped, other sessions closed (an open transaction never blocks it), a
 //! few milliseconds when only data changed — and is skipped when the server wrote nothing since
@@ -74,7 +74,7 @@
 //! The database right after the definition's init steps ([`Postgres::with_init_sql`],
 //! [`Postgres::with_init`]), recorded once per container as a template database
 //! (`<db>_baseline`) plus a few digests, so that every process attached to a container shared
-//! per run sees the same baseline. See [`PostgresFixture::clean`] for how it is restored.
+//! per run sees the same baseline. See [`PostgresFixture::clean_with_report`] for how it is restored.
 //!
 //! ## Images
 //!
@@ -85,6 +85,7 @@
 #![warn(missing_docs)]
 
 mod baseline;
+mod cache;
 mod clean;
 mod connect;
 mod definition;

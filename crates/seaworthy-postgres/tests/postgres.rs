@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use seaworthy::{Fixture, Isolation, Shared};
+use seaworthy::{Fixture, FixtureDefinition, Isolation, Shared};
 use seaworthy_postgres::{CleanPath, Postgres, PostgresFixture};
 use tokio::sync::Barrier;
 
@@ -101,7 +101,7 @@ async fn clean_restores_the_whole_baseline() -> anyhow::Result<()> {
         .batch_execute("BEGIN; INSERT INTO users (name) VALUES ('uncommitted'); LOCK TABLE audit IN ACCESS EXCLUSIVE MODE;")
         .await?;
 
-    let report = pg.clean().await?;
+    let report = pg.clean_with_report().await?;
     assert_eq!(report.path, CleanPath::Objects, "{report:?}");
     assert!(report.cluster_restored, "the role tester was dropped");
     assert_eq!(state(&pg).await?, baseline);
@@ -151,12 +151,12 @@ async fn data_only_changes_take_the_fast_path() -> anyhow::Result<()> {
              TRUNCATE audit;",
         )
         .await?;
-    let report = pg.clean().await?;
+    let report = pg.clean_with_report().await?;
     assert_eq!(report.path, CleanPath::Data, "{report:?}");
     assert!(!report.cluster_restored);
     assert_eq!(state(&pg).await?, baseline);
     // Nothing changed: still the fast path, and nothing to restore.
-    assert_eq!(pg.clean().await?.path, CleanPath::Data);
+    assert_eq!(pg.clean_with_report().await?.path, CleanPath::Data);
     Ok(())
 }
 
@@ -169,11 +169,11 @@ async fn clean_recreates_the_database_when_a_baseline_table_was_altered() -> any
     client
         .batch_execute("ALTER TABLE users ADD COLUMN email text; DROP TABLE audit CASCADE; ALTER TABLE orders RENAME TO purchases;")
         .await?;
-    let report = pg.clean().await?;
+    let report = pg.clean_with_report().await?;
     assert_eq!(report.path, CleanPath::Database, "{report:?}");
     assert_eq!(state(&pg).await?, baseline);
     // The fixture's connections survive the database being re-created.
-    assert_eq!(pg.clean().await?.path, CleanPath::Data);
+    assert_eq!(pg.clean_with_report().await?.path, CleanPath::Data);
     Ok(())
 }
 
@@ -197,7 +197,7 @@ async fn cluster_changes_are_undone() -> anyhow::Result<()> {
         .list_databases()
         .await?
         .contains(&"scratch_db".to_string()));
-    let report = pg.clean().await?;
+    let report = pg.clean_with_report().await?;
     assert_eq!(
         report.path,
         CleanPath::Data,
@@ -584,7 +584,7 @@ async fn invalid_definitions_create_nothing_and_customisations_reach_the_contain
     for (pg, kind, input) in invalid {
         let pg = labelled(pg);
         let refused = |e: &seaworthy::Error| matches!(e, seaworthy::Error::Invalid { kind: k, input: i, .. } if *k == kind && i == input);
-        let err = seaworthy::FixtureDefinition::start(&pg).await.unwrap_err();
+        let err: seaworthy::Error = FixtureDefinition::start(&pg).await.unwrap_err().into();
         assert!(refused(&err), "{err}");
         match pg.start().await {
             Err(seaworthy_postgres::Error::Seaworthy(e)) => assert!(refused(&e), "{e}"),
@@ -613,7 +613,7 @@ async fn a_fixture_error_keeps_its_source_chain() -> anyhow::Result<()> {
     let pg = Postgres::default()
         .with_pool_size(0)
         .with_init_sql("SELECT no_such_column");
-    let err = seaworthy::FixtureDefinition::start(&pg).await.unwrap_err();
+    let err: seaworthy::Error = pg.start().await.unwrap_err().into();
     let seaworthy::Error::Fixture { container, .. } = &err else {
         panic!("expected Error::Fixture, got {err:?}");
     };

@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
-use seaworthy::{Exec, Fixture, FixtureDefinition};
+use seaworthy::{ContainerFixtureDefinition, Exec, Fixture, FixtureDefinition};
 use seaworthy_benchkit::{Suite, Target};
 use seaworthy_rabbitmq::lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,

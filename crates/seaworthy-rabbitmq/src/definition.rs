@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use seaworthy::kit::key_hash;
 use seaworthy::reqwest;
-use seaworthy::session::fnv1a;
 use seaworthy::wait::CheckTarget;
-use seaworthy::{ContainerDefinition, FixtureDefinition, Wait};
+use seaworthy::{ContainerDefinition, ContainerFixtureDefinition, Wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fixture::RabbitMqFixture;
@@ -48,7 +48,6 @@ pub struct RabbitMq {
     user: String,
     password: String,
     config: Vec<String>,
-    env: Vec<(String, String)>,
 }
 
 impl Default for RabbitMq {
@@ -59,7 +58,6 @@ impl Default for RabbitMq {
             user: "guest".into(),
             password: "guest".into(),
             config: vec!["collect_statistics_interval = 500".into()],
-            env: Vec::new(),
         }
     }
 }
@@ -71,7 +69,6 @@ impl fmt::Debug for RabbitMq {
             .field("user", &self.user)
             .field("password", &"***")
             .field("config", &self.config)
-            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("startup_timeout", &self.container.startup_timeout())
             .finish()
     }
@@ -115,12 +112,6 @@ impl RabbitMq {
     /// Adds a line of `rabbitmq.conf` syntax (`vm_memory_high_watermark.relative = 0.8`).
     pub fn with_config(mut self, line: impl Into<String>) -> Self {
         self.config.push(line.into());
-        self
-    }
-
-    /// Sets an environment variable of the container.
-    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -183,15 +174,6 @@ impl RabbitMq {
                 );
             }
         }
-        for (key, _) in &self.env {
-            if key.is_empty() || key.contains('=') || key.contains('\0') {
-                return invalid(
-                    "rabbitmq environment variable name",
-                    key,
-                    "must be non-empty, without `=`",
-                );
-            }
-        }
         Ok(())
     }
 
@@ -215,26 +197,24 @@ impl RabbitMq {
     }
 }
 
-impl FixtureDefinition for RabbitMq {
+impl ContainerFixtureDefinition for RabbitMq {
     type Fixture = RabbitMqFixture;
 
     fn key(&self) -> String {
-        let password = format!("{:016x}", fnv1a(self.password.as_bytes()));
-        let env: Vec<&String> = self.env.iter().map(|(k, _)| k).collect();
-        let env_digest = fnv1a(format!("{:?}", self.env).as_bytes());
+        let password = key_hash(&self.password);
         format!(
-            "rabbitmq image={} user={} password={password} config={:?} env={env:?}:{env_digest:016x} container={:016x}",
+            "rabbitmq image={} user={} password={password} config={:?} container={}",
             self.container.image(),
             self.user,
             self.config,
-            fnv1a(self.container.key().as_bytes())
+            key_hash(&self.container.key())
         )
     }
 
     fn container_definition(&self) -> ContainerDefinition {
         let mut config = self.config.join("\n");
         config.push('\n');
-        let mut definition = self
+        let definition = self
             .container
             .clone()
             .with_env("RABBITMQ_DEFAULT_USER", self.user.clone())
@@ -245,15 +225,12 @@ impl FixtureDefinition for RabbitMq {
             // The broker's database lives on tmpfs: nothing to keep, nothing to sync to disk.
             .with_tmpfs("/var/lib/rabbitmq", None)
             .and_wait(self.readiness());
-        for (k, v) in &self.env {
-            definition = definition.with_env(k.clone(), v.clone());
-        }
         // Refused before anything is created, however the definition is started.
         definition.refused_by(self.validate().map_err(Into::into))
     }
 
-    async fn attach(&self, container: seaworthy::Container) -> seaworthy::Result<RabbitMqFixture> {
-        Ok(RabbitMqFixture::attach(self.clone(), container).await?)
+    async fn attach(&self, container: seaworthy::Container) -> crate::Result<RabbitMqFixture> {
+        RabbitMqFixture::attach(self.clone(), container).await
     }
 }
 
@@ -341,10 +318,6 @@ mod tests {
             kind_of(RabbitMq::new().with_config("a = 1\nb = 2")).0,
             "rabbitmq configuration line"
         );
-        assert_eq!(
-            kind_of(RabbitMq::new().with_env("A=B", "x")).0,
-            "rabbitmq environment variable name"
-        );
         assert!(RabbitMq::new()
             .with_config("# a comment")
             .with_config("log.console.level = debug")
@@ -372,7 +345,7 @@ mod tests {
     fn secrets_stay_out_of_debug_and_key() {
         let r = RabbitMq::new()
             .with_user("app", "hunter2")
-            .with_env("RABBITMQ_ERLANG_COOKIE", "cookie-secret");
+            .with_container(|c| c.with_env("RABBITMQ_ERLANG_COOKIE", "cookie-secret"));
         for text in [format!("{r:?}"), r.key()] {
             assert!(
                 !text.contains("hunter2") && !text.contains("cookie-secret"),

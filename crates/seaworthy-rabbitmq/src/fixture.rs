@@ -309,34 +309,12 @@ async fn execute(management: &Management, plan: Plan) -> Result<()> {
     run_all(management, phase4).await
 }
 
-/// The container's baseline: read from the file a previous attach wrote, or recorded now and
-/// written there.
+/// The container's baseline: the one kept in it, or recorded now and kept there (the kit's
+/// [`Baseline`](seaworthy::kit::Baseline), under the run's lock).
 async fn load_or_record(container: &Container, management: &Management) -> Result<State> {
-    match container.read_file(BASELINE_PATH).await {
-        Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
-            Ok(state) => return Ok(state),
-            Err(e) => {
-                tracing::warn!(container = container.name(), error = %e, "unreadable RabbitMQ baseline file; recording a new one")
-            }
-        },
-        Err(e) if e.is_not_found() => {}
-        Err(e) => {
-            tracing::warn!(container = container.name(), error = %e, "cannot read the RabbitMQ baseline file; recording a new one")
-        }
-    }
-    let state = State::read(management).await?;
-    match serde_json::to_vec(&state) {
-        Ok(json) => {
-            if let Err(e) = container.write_file(BASELINE_PATH, json, 0o600).await {
-                // Only processes attaching later to the same container miss it.
-                tracing::warn!(container = container.name(), error = %e, "cannot keep the RabbitMQ baseline in the container");
-            }
-        }
-        Err(e) => {
-            tracing::warn!(container = container.name(), error = %e, "cannot serialise the RabbitMQ baseline")
-        }
-    }
-    Ok(state)
+    seaworthy::kit::Baseline::new(BASELINE_PATH)
+        .load_or_record(container, || State::read(management))
+        .await
 }
 
 /// An AMQP connection to one virtual host, opened on first use and again when it was closed.
@@ -433,6 +411,8 @@ impl AmqpLink {
 }
 
 impl Fixture for RabbitMqFixture {
+    type Error = crate::Error;
+
     fn kind(&self) -> &str {
         "rabbitmq"
     }
@@ -457,8 +437,8 @@ impl Fixture for RabbitMqFixture {
     /// It deletes the virtual hosts handed out by [`Isolation::isolate`] too: call it from a test
     /// that has the fixture alone ([`Shared::exclusive`](seaworthy::Shared::exclusive)). Channels
     /// opened before it on the default virtual host are closed; open new ones.
-    async fn clean(&self) -> seaworthy::Result<()> {
-        Ok(self.reset().await?)
+    async fn clean(&self) -> Result<()> {
+        self.reset().await
     }
 
     /// `amqp://user:password@host:port/%2F` (the default virtual host).
@@ -471,10 +451,7 @@ impl Isolation for RabbitMqFixture {
     type Isolated = IsolatedRabbitMq;
 
     /// A virtual host of its own for one test (see the [`isolation`](crate::isolation) module).
-    async fn isolate(&self) -> seaworthy::Result<IsolatedRabbitMq> {
-        Ok(
-            IsolatedRabbitMq::create(self, self.vhosts_made.fetch_add(1, Ordering::Relaxed))
-                .await?,
-        )
+    async fn isolate(&self) -> Result<IsolatedRabbitMq> {
+        IsolatedRabbitMq::create(self, self.vhosts_made.fetch_add(1, Ordering::Relaxed)).await
     }
 }

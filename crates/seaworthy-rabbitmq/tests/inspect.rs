@@ -190,7 +190,7 @@ async fn invalid_definitions_create_nothing_customisations_apply_and_errors_keep
             "log.console",
         ),
     ] {
-        let err = labelled(rabbit).start().await.unwrap_err();
+        let err: seaworthy::Error = labelled(rabbit).start().await.unwrap_err().into();
         seaworthy_testkit::assert_invalid(&err, kind, input);
     }
     assert_eq!(

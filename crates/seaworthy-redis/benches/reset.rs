@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use seaworthy::{Exec, Fixture, FixtureDefinition};
+use seaworthy::{ContainerFixtureDefinition, Exec, Fixture, FixtureDefinition};
 use seaworthy_benchkit::{Suite, Target};
 use seaworthy_redis::redis;
 use seaworthy_redis::{Redis, RedisFixture};

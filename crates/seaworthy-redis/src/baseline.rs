@@ -55,37 +55,15 @@ impl Baseline {
         self.version() >= (6, 2)
     }
 
-    /// The container's baseline: read from the file a previous attach wrote, or recorded now
-    /// and written there.
+    /// The container's baseline: the one kept in it, or recorded now and kept there (the
+    /// kit's [`Baseline`](seaworthy::kit::Baseline), under the run's lock).
     pub(crate) async fn load_or_record(
         container: &Container,
         manager: &ConnectionManager,
     ) -> Result<Baseline> {
-        match container.read_file(BASELINE_PATH).await {
-            Ok(bytes) => match serde_json::from_slice::<Baseline>(&bytes) {
-                Ok(baseline) => return Ok(baseline),
-                Err(e) => {
-                    tracing::warn!(container = container.name(), error = %e, "unreadable Redis baseline file; recording a new one")
-                }
-            },
-            Err(e) if e.is_not_found() => {}
-            Err(e) => {
-                tracing::warn!(container = container.name(), error = %e, "cannot read the Redis baseline file; recording a new one")
-            }
-        }
-        let baseline = Baseline::record(container.name(), manager).await?;
-        match serde_json::to_vec(&baseline) {
-            Ok(json) => {
-                if let Err(e) = container.write_file(BASELINE_PATH, json, 0o600).await {
-                    // Only processes attaching later to the same container miss it.
-                    tracing::warn!(container = container.name(), error = %e, "cannot keep the Redis baseline in the container");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(container = container.name(), error = %e, "cannot serialise the Redis baseline")
-            }
-        }
-        Ok(baseline)
+        seaworthy::kit::Baseline::new(BASELINE_PATH)
+            .load_or_record(container, || Baseline::record(container.name(), manager))
+            .await
     }
 
     /// Reads version, configuration and users from the server.

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use seaworthy::session::fnv1a;
+use seaworthy::kit::key_hash;
 use seaworthy::wait::CheckTarget;
-use seaworthy::{ContainerDefinition, FixtureDefinition, Wait};
+use seaworthy::{ContainerDefinition, ContainerFixtureDefinition, Wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fixture::RedisFixture;
@@ -187,21 +187,21 @@ impl Redis {
     }
 }
 
-impl FixtureDefinition for Redis {
+impl ContainerFixtureDefinition for Redis {
     type Fixture = RedisFixture;
 
     fn key(&self) -> String {
         // The password goes into the key only as a digest: keys end up in labels and logs.
         let password = match &self.password {
-            Some(p) => format!("{:016x}", fnv1a(p.as_bytes())),
+            Some(p) => key_hash(p),
             None => "none".into(),
         };
         format!(
-            "redis image={} args={:?} password={password} tmpfs={} container={:016x}",
+            "redis image={} args={:?} password={password} tmpfs={} container={}",
             self.container.image(),
             self.args,
             self.tmpfs_data,
-            fnv1a(self.container.key().as_bytes())
+            key_hash(&self.container.key())
         )
     }
 
@@ -219,8 +219,8 @@ impl FixtureDefinition for Redis {
         definition.refused_by(self.validate().map_err(Into::into))
     }
 
-    async fn attach(&self, container: seaworthy::Container) -> seaworthy::Result<RedisFixture> {
-        Ok(RedisFixture::attach(self.clone(), container).await?)
+    async fn attach(&self, container: seaworthy::Container) -> crate::Result<RedisFixture> {
+        RedisFixture::attach(self.clone(), container).await
     }
 }
 

@@ -267,6 +267,8 @@ async fn connect(client: redis::Client) -> redis::RedisResult<ConnectionManager>
 }
 
 impl Fixture for RedisFixture {
+    type Error = crate::Error;
+
     fn kind(&self) -> &str {
         "redis"
     }
@@ -285,7 +287,7 @@ impl Fixture for RedisFixture {
     ///
     /// It empties the databases handed out by [`Isolation::isolate`] too: call it from a test that
     /// has the fixture alone ([`Shared::exclusive`](seaworthy::Shared::exclusive)).
-    async fn clean(&self) -> seaworthy::Result<()> {
+    async fn clean(&self) -> Result<()> {
         let started = std::time::Instant::now();
         self.reset().await?;
         tracing::debug!(container = self.container.name(), elapsed = ?started.elapsed(), "redis clean");
@@ -302,7 +304,7 @@ impl Isolation for RedisFixture {
     type Isolated = IsolatedRedis;
 
     /// A database of its own for one test (see the [`isolation`](crate::isolation) module).
-    async fn isolate(&self) -> seaworthy::Result<IsolatedRedis> {
-        Ok(self.pool.checkout().await?)
+    async fn isolate(&self) -> Result<IsolatedRedis> {
+        self.pool.checkout().await
     }
 }

@@ -179,7 +179,7 @@ async fn invalid_definitions_create_nothing_customisations_apply_and_errors_keep
         (Redis::new().with_password(""), "redis password", ""),
         (Redis::new().with_databases(0), "redis --databases", "0"),
     ] {
-        let err = labelled(redis).start().await.unwrap_err();
+        let err: seaworthy::Error = labelled(redis).start().await.unwrap_err().into();
         seaworthy_testkit::assert_invalid(&err, kind, input);
     }
     assert_eq!(
@@ -191,9 +191,11 @@ async fn invalid_definitions_create_nothing_customisations_apply_and_errors_keep
     seaworthy_testkit::assert_label_and_env(redis.container(), &label, "SW_CUSTOM=yes").await?;
     // The server gone, clean() fails with the client's error behind the fixture's.
     redis.container().stop(Duration::ZERO).await?;
-    let err = tokio::time::timeout(Duration::from_secs(30), Fixture::clean(&redis))
-        .await?
-        .unwrap_err();
+    let err: seaworthy::Error =
+        tokio::time::timeout(Duration::from_secs(30), Fixture::clean(&redis))
+            .await?
+            .unwrap_err()
+            .into();
     let own: &seaworthy_redis::Error =
         seaworthy_testkit::fixture_source(&err, "redis", redis.container().name());
     assert!(

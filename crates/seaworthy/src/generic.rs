@@ -3,7 +3,7 @@
 use crate::container::Container;
 use crate::definition::ContainerDefinition;
 use crate::error::{Error, Result};
-use crate::fixture::{ConnectionInfo, Fixture, FixtureDefinition};
+use crate::fixture::{ConnectionInfo, ContainerFixtureDefinition, Fixture};
 use crate::snapshot::{Consistency, Snapshot, SnapshotOptions};
 
 /// A fixture for any image that has no protocol-level reset: `clean()` restores the snapshot taken
@@ -84,6 +84,8 @@ impl GenericFixture {
 }
 
 impl Fixture for GenericFixture {
+    type Error = Error;
+
     fn kind(&self) -> &str {
         &self.kind
     }
@@ -111,7 +113,7 @@ impl Fixture for GenericFixture {
     }
 }
 
-impl FixtureDefinition for SnapshotFixture {
+impl ContainerFixtureDefinition for SnapshotFixture {
     type Fixture = GenericFixture;
 
     fn key(&self) -> String {

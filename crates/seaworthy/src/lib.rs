@@ -30,6 +30,7 @@
 #[doc(hidden)]
 #[path = "test_support.rs"]
 pub mod __private;
+pub mod baseline_cache;
 mod build;
 mod compose;
 mod container;

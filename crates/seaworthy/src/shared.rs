@@ -11,7 +11,9 @@ use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::container::Container;
 use crate::error::{Error, Result};
-use crate::fixture::{Fixture, FixtureDefinition, Isolation};
+use crate::fixture::{
+    ContainerFixtureDefinition, Fixture, FixtureDefinition, FixtureError, Isolation,
+};
 use crate::session::{
     on_runtime, ResourceKind, Session, LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION, OWNER_RUN,
 };
@@ -192,7 +194,7 @@ impl<D: FixtureDefinition> Shared<D> {
         if !unchanged {
             if let Err(e) = slot.fixture.clean().await {
                 if self.scope == Scope::Run {
-                    return Err(e);
+                    return Err(e.into());
                 }
                 eprintln!(
                     "seaworthy: cleaning the shared {} fixture (container {}) failed: {e}; starting a new one",
@@ -219,7 +221,7 @@ impl<D: FixtureDefinition> Shared<D> {
         D::Fixture: Isolation,
     {
         let guard = self.get().await?;
-        let namespace = guard.isolate().await?;
+        let namespace = guard.isolate().await.map_err(Into::into)?;
         Ok(Isolated {
             namespace: Some(namespace),
             guard,
@@ -335,10 +337,13 @@ impl<D: FixtureDefinition> Shared<D> {
         }
         let definition = (self.make)();
         let fixture = match self.scope {
-            Scope::Process => definition.start().await?,
+            Scope::Process => definition.start().await.map_err(Into::into)?,
             Scope::Run => {
                 let session = Session::global().await?;
-                definition.share_per_run(&session).await?
+                definition
+                    .share_per_run(&session)
+                    .await
+                    .map_err(Into::into)?
             }
         };
         let fresh = Arc::new(Slot {
@@ -714,14 +719,15 @@ pub(crate) fn key_hash(key: &str) -> String {
 }
 
 /// Finds the run's container for `definition`, or creates it: the default
-/// [`FixtureDefinition::share_per_run`]. Both happen under the run's cross-process lock, which
+/// [`FixtureDefinition::share_per_run`] of a [`ContainerFixtureDefinition`]. Both happen under the run's cross-process lock, which
 /// the process that creates the container holds until it is started and attached: a container
 /// found without a process holding the lock is never one that is still being created.
-pub(crate) async fn share_container_per_run<D: FixtureDefinition>(
+pub(crate) async fn share_container_per_run<D: ContainerFixtureDefinition>(
     definition: D,
     session: Session,
-) -> Result<D::Fixture> {
-    let hash = key_hash(&definition.key());
+) -> std::result::Result<D::Fixture, FixtureError<D>> {
+    definition.validate()?;
+    let hash = key_hash(&ContainerFixtureDefinition::key(&definition));
     // The run's container: labelled with the definition's key, owned by the run, named for it.
     let mut shared_definition = definition
         .container_definition()
@@ -735,7 +741,7 @@ pub(crate) async fn share_container_per_run<D: FixtureDefinition>(
         Ok(found) => found,
         Err(e) => {
             drop(lock);
-            return Err(e);
+            return Err(e.into());
         }
     };
     if let Some(id) = found {

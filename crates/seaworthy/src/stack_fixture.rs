@@ -1,7 +1,6 @@
 //! [`StackFixture`]: a whole stack as one fixture, cleaned by restoring every member's baseline.
 
 use crate::container::Container;
-use crate::definition::ContainerDefinition;
 use crate::error::{Error, Result};
 use crate::fixture::{ConnectionInfo, Fixture, FixtureDefinition};
 use crate::session::Session;
@@ -64,6 +63,8 @@ impl Drop for RunningStack {
 }
 
 impl Fixture for RunningStack {
+    type Error = Error;
+
     fn kind(&self) -> &str {
         &self.kind
     }
@@ -110,21 +111,8 @@ impl FixtureDefinition for StackFixture {
         format!("stack:{}:{:?}", self.primary, self.definition)
     }
 
-    fn container_definition(&self) -> ContainerDefinition {
-        self.definition
-            .member(&self.primary)
-            .map(|m| m.definition().clone())
-            .unwrap_or_else(|| ContainerDefinition::new("invalid-stack-fixture"))
-    }
-
-    async fn attach(&self, container: Container) -> Result<RunningStack> {
-        Err(Error::Container {
-            container: container.name().to_string(),
-            reason: format!(
-                "a stack fixture ({}) starts its own members; it cannot take over one container",
-                self.definition.name()
-            ),
-        })
+    fn validate(&self) -> Result<()> {
+        self.check_primary()
     }
 
     async fn start_in(&self, session: &Session) -> Result<RunningStack> {

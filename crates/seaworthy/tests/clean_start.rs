@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use seaworthy::{
-    Container, ContainerDefinition, Exec, Fixture, FixtureDefinition, GenericFixture, RunningStack,
-    Shared, SnapshotFixture, StackFixture,
+    Container, ContainerDefinition, ContainerFixtureDefinition, Exec, Fixture, GenericFixture,
+    RunningStack, Shared, SnapshotFixture, StackFixture,
 };
 
 fn files() -> SnapshotFixture {
@@ -133,6 +133,8 @@ struct CountingFixture {
 }
 
 impl Fixture for CountingFixture {
+    type Error = seaworthy::Error;
+
     fn kind(&self) -> &str {
         "counting"
     }
@@ -151,7 +153,7 @@ impl Fixture for CountingFixture {
     }
 }
 
-impl FixtureDefinition for Counting {
+impl ContainerFixtureDefinition for Counting {
     type Fixture = CountingFixture;
     fn key(&self) -> String {
         "counting".into()

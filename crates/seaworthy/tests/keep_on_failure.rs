@@ -11,8 +11,8 @@ use std::process::Output;
 use seaworthy::gc::{collect, list_labelled, remove_run_files, GcOptions};
 use seaworthy::session::{LABEL_MANAGED, LABEL_SESSION};
 use seaworthy::{
-    ConnectionInfo, Container, ContainerDefinition, Fixture, FixtureDefinition, GenericFixture,
-    RunningStack, Session, Shared, SnapshotFixture, StackFixture, Wait,
+    ConnectionInfo, Container, ContainerDefinition, ContainerFixtureDefinition, Fixture,
+    GenericFixture, RunningStack, Session, Shared, SnapshotFixture, StackFixture, Wait,
 };
 
 fn run_files() -> SnapshotFixture {
@@ -57,6 +57,8 @@ struct Scratch;
 struct ScratchFixture(Container);
 
 impl Fixture for ScratchFixture {
+    type Error = seaworthy::Error;
+
     fn kind(&self) -> &str {
         "scratch"
     }
@@ -72,7 +74,7 @@ impl Fixture for ScratchFixture {
     }
 }
 
-impl FixtureDefinition for Scratch {
+impl ContainerFixtureDefinition for Scratch {
     type Fixture = ScratchFixture;
     fn key(&self) -> String {
         "keep-on-failure-scratch".into()

@@ -3,7 +3,7 @@ use seaworthy::{ConnectionInfo, Container, Fixture, Isolated, Isolation};
 /// A fixture with namespaces, declared but never shared in a `static`.
 struct Tenants(Container);
 
-impl Fixture for Tenants {
+impl Fixture for Tenants { type Error = seaworthy::Error;
     fn kind(&self) -> &str {
         "tenants"
     }
