@@ -87,7 +87,7 @@ pub const LABEL_BUILT_FROM: &str = "io.seaworthy.cache.built-from";
 /// Label: the key's parts, abbreviated (`image=…,definition=…,init=…`).
 pub const LABEL_PARTS: &str = "io.seaworthy.cache.parts";
 /// The owner label of cached images: owned by the cache, not by a process or a run.
-pub const OWNER_CACHE: &str = "cache";
+pub use crate::session::OWNER_CACHE;
 /// `on` turns the cache on for definitions that do not say, `off` bypasses it for this run.
 pub const ENV_CACHE: &str = "SEAWORTHY_BASELINE_CACHE";
 /// The namespace of definitions that do not set one.
