@@ -24,6 +24,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const PORT: u16 = 11211;
+/// Where the baseline is kept in the container.
+pub const BASELINE_PATH: &str = "/tmp/.seaworthy-memcached.json";
 /// How long one command may take.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -32,6 +34,12 @@ const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct Memcached {
     container: ContainerDefinition,
     seed: Vec<(String, String)>,
+}
+
+impl Default for Memcached {
+    fn default() -> Self {
+        Memcached::new()
+    }
 }
 
 impl Memcached {
@@ -82,7 +90,7 @@ impl ContainerFixtureDefinition for Memcached {
         let address = (container.host().to_string(), container.host_port(PORT)?);
         let client = Client::connect(&address, container.name()).await?;
         let seed = self.seed.clone();
-        let baseline: Vec<(String, String)> = Baseline::new("/tmp/.seaworthy-memcached.json")
+        let baseline: Vec<(String, String)> = Baseline::new(BASELINE_PATH)
             .load_or_record(&container, || async {
                 for (key, value) in &seed {
                     client.set(key, value).await?;
