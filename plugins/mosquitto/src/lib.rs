@@ -13,7 +13,9 @@
 //! command): a listener on 1883 for anonymous clients, persistence on, the log on stderr (unbuffered)
 //! with connection messages.
 //!
-//! Readiness: a CONNECT answered by a CONNACK accepting it.
+//! Readiness: a CONNECT answered by a CONNACK accepting it. At the fixture's start (the broker's
+//! log shows no other client) the baseline's retained messages are published then, as the host
+//! hands a just-started fixture out without a `clean()`.
 //!
 //! Clean, back to the baseline:
 //! * **retained messages**: the plugin subscribes to `#`, collects the retained messages the
@@ -328,6 +330,16 @@ fn persistent_clients(own_id: &str) -> Result<Vec<String>, FixtureError> {
         .collect())
 }
 
+/// Whether the broker's log shows at most one client connection (the readiness check's).
+fn first_connection() -> Result<bool, FixtureError> {
+    let lines = host::container_logs(None).map_err(FixtureError::Host)?;
+    let connections = lines
+        .iter()
+        .filter(|line| connection_line(&line.text).is_some())
+        .count();
+    Ok(connections <= 1)
+}
+
 /// A client id no other connection uses.
 fn unique_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -440,10 +452,17 @@ impl Guest for Mosquitto {
         })
     }
 
-    fn ready(_config: Config) -> Result<bool, FixtureError> {
+    fn ready(config: Config) -> Result<bool, FixtureError> {
         match Mqtt::connect("", &[]) {
             Ok(mqtt) => {
                 mqtt.disconnect();
+                // The host hands a just-started fixture out without a clean(), so the baseline's
+                // retained messages are published at the start: when the log shows no client
+                // but this check's (a later readiness check must not touch a test's data).
+                let baseline = baseline(&config)?;
+                if !baseline.is_empty() && first_connection()? {
+                    reset("#", &baseline, |_| false)?;
+                }
                 Ok(true)
             }
             Err(FixtureError::Host(HostError::Denied(why))) => {

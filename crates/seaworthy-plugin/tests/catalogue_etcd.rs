@@ -1,0 +1,246 @@
+//! The etcd plugin against the real server: keys and leases back to the exact baseline (a test
+//! per kind of state), and eight parallel tests in their own key prefixes. The test talks to
+//! etcd through its HTTP/JSON gateway with reqwest, as a user without a gRPC client would.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use seaworthy::{Fixture, Shared};
+use seaworthy_plugin::{Grants, PluginFixtureDefinition, PluginHost};
+use serde_json::{json, Value};
+
+fn host() -> PluginHost {
+    PluginHost::builder()
+        .search_dir(common::plugins())
+        .cache_dir(common::cache_dir("catalogue-etcd"))
+        .grant("etcd", Grants::new().http(2379))
+        .build()
+        .expect("a plugin host")
+}
+
+/// The baseline: two keys.
+fn etcd() -> PluginFixtureDefinition {
+    host()
+        .load("etcd")
+        .expect("the etcd plugin loads")
+        .fixture([("key.config/mode", "baseline"), ("key.config/zone", "eu")])
+        .expect("an etcd definition")
+}
+
+static ETCD: Shared<PluginFixtureDefinition> = Shared::per_process(etcd);
+
+fn baseline() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("config/mode".to_string(), "baseline".to_string()),
+        ("config/zone".to_string(), "eu".to_string()),
+    ])
+}
+
+/// A client of the gateway.
+struct Gateway {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Gateway {
+    fn new(address: &str) -> Gateway {
+        Gateway {
+            http: reqwest::Client::new(),
+            base: format!("http://{address}/v3"),
+        }
+    }
+
+    async fn call(&self, path: &str, body: Value) -> Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}/{path}", self.base))
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: Value = response.json().await?;
+        ensure!(status.is_success(), "{path}: {status} {answer}");
+        Ok(answer)
+    }
+
+    async fn put(&self, key: &str, value: &str, lease: Option<&Value>) -> Result<()> {
+        let mut body = json!({"key": BASE64.encode(key), "value": BASE64.encode(value)});
+        if let Some(lease) = lease {
+            body["lease"] = lease.clone();
+        }
+        self.call("kv/put", body).await?;
+        Ok(())
+    }
+
+    /// The keys and values under `prefix` (all keys for "").
+    async fn keys(&self, prefix: &str) -> Result<BTreeMap<String, String>> {
+        let (key, end) = if prefix.is_empty() {
+            (vec![0u8], vec![0u8])
+        } else {
+            let mut end = prefix.as_bytes().to_vec();
+            *end.last_mut().unwrap() += 1;
+            (prefix.as_bytes().to_vec(), end)
+        };
+        let answer = self
+            .call(
+                "kv/range",
+                json!({"key": BASE64.encode(key), "range_end": BASE64.encode(end)}),
+            )
+            .await?;
+        let text = |v: &Value| String::from_utf8(BASE64.decode(v.as_str().unwrap_or("")).unwrap());
+        let mut found = BTreeMap::new();
+        for kv in answer["kvs"].as_array().into_iter().flatten() {
+            found.insert(text(&kv["key"])?, text(&kv["value"])?);
+        }
+        Ok(found)
+    }
+
+    async fn grant(&self, ttl: u64) -> Result<Value> {
+        Ok(self.call("lease/grant", json!({"TTL": ttl})).await?["ID"].clone())
+    }
+
+    async fn leases(&self) -> Result<Vec<Value>> {
+        let answer = self.call("lease/leases", json!({})).await?;
+        Ok(answer["leases"]
+            .as_array()
+            .map(|l| l.iter().map(|lease| lease["ID"].clone()).collect())
+            .unwrap_or_default())
+    }
+}
+
+async fn fresh() -> Result<(
+    seaworthy::ExclusiveGuard<seaworthy_plugin::PluginFixture>,
+    Gateway,
+)> {
+    let fixture = ETCD.fresh().await?;
+    assert_eq!(fixture.connection().scheme, "http");
+    let gateway = Gateway::new(&fixture.container().address(2379)?);
+    assert_eq!(
+        gateway.keys("").await?,
+        baseline(),
+        "the fixture starts at the baseline"
+    );
+    assert!(gateway.leases().await?.is_empty());
+    Ok((fixture, gateway))
+}
+
+#[tokio::test]
+async fn etcd_clean_puts_keys_back_to_the_baseline() -> Result<()> {
+    let (fixture, gateway) = fresh().await?;
+    // Keys added before, between and after the baseline's, one changed, one deleted.
+    for key in [
+        "a",
+        "config/m",
+        "config/mode0",
+        "config/n",
+        "zzz",
+        "\u{7f}end",
+    ] {
+        gateway.put(key, "test", None).await?;
+    }
+    gateway.put("config/mode", "changed", None).await?;
+    gateway
+        .call(
+            "kv/deleterange",
+            json!({"key": BASE64.encode("config/zone")}),
+        )
+        .await?;
+    assert_eq!(gateway.keys("").await?.len(), 7);
+    fixture.clean().await?;
+    assert_eq!(gateway.keys("").await?, baseline());
+    Ok(())
+}
+
+#[tokio::test]
+async fn etcd_clean_revokes_leases_and_their_keys() -> Result<()> {
+    let (fixture, gateway) = fresh().await?;
+    let lease = gateway.grant(600).await?;
+    gateway
+        .put("session/worker-1", "alive", Some(&lease))
+        .await?;
+    // A baseline key attached to a lease by the test: back, without the lease.
+    gateway.put("config/mode", "leased", Some(&lease)).await?;
+    gateway.grant(600).await?; // a lease without keys
+    assert_eq!(gateway.leases().await?.len(), 2);
+    fixture.clean().await?;
+    assert!(gateway.leases().await?.is_empty());
+    assert_eq!(gateway.keys("").await?, baseline());
+    let range = gateway
+        .call("kv/range", json!({"key": BASE64.encode("config/mode")}))
+        .await?;
+    assert!(
+        range["kvs"][0].get("lease").is_none(),
+        "the baseline key kept the test's lease: {range}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn etcd_isolates_eight_parallel_tests_by_key_prefix() -> Result<()> {
+    let tests = (0..8).map(|n| {
+        tokio::spawn(async move {
+            let isolated = ETCD.isolated().await?;
+            let ns = isolated.namespace().to_string();
+            let address = isolated.fixture().container().address(2379)?;
+            let gateway = Gateway::new(&address);
+            let prefix = format!("{ns}/");
+            ensure!(
+                gateway.keys(&prefix).await?.is_empty(),
+                "{ns}: keys left by an earlier holder"
+            );
+            let lease = gateway.grant(600).await?;
+            let mut mine = BTreeMap::new();
+            for i in 0..=n {
+                let key = format!("{prefix}k{i}");
+                gateway.put(&key, &format!("{n}"), Some(&lease)).await?;
+                mine.insert(key, n.to_string());
+            }
+            gateway.put(&format!("{prefix}plain"), "x", None).await?;
+            mine.insert(format!("{prefix}plain"), "x".to_string());
+            ensure!(
+                gateway.keys(&prefix).await? == mine,
+                "{ns} sees keys of another test"
+            );
+            Ok::<_, anyhow::Error>((ns, address))
+        })
+    });
+    let mut namespaces = Vec::new();
+    for test in futures_util::future::join_all(tests).await {
+        namespaces.push(test??);
+    }
+    let distinct: std::collections::BTreeSet<_> = namespaces.iter().map(|(ns, _)| ns).collect();
+    assert_eq!(distinct.len(), 8, "{namespaces:?}");
+
+    // Released in the background: the prefixes' keys and their leases are gone, the baseline
+    // is untouched.
+    let gateway = Gateway::new(&namespaces[0].1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gateway.keys("").await? != baseline() || !gateway.leases().await?.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "not released: {:?}, leases {:?}",
+            gateway.keys("").await?,
+            gateway.leases().await?
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn etcd_refuses_an_unknown_key() {
+    let error = host()
+        .load("etcd")
+        .unwrap()
+        .fixture([("colour", "blue")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("plugin `etcd`"), "{error}");
+    assert!(error.contains("unknown key `colour`"), "{error}");
+}
