@@ -2,6 +2,7 @@
 //! per kind of state), and eight parallel tests in their own key prefixes. The test talks to
 //! etcd through its HTTP/JSON gateway with reqwest, as a user without a gRPC client would.
 
+mod catalogue;
 mod common;
 
 use std::collections::BTreeMap;
@@ -15,12 +16,7 @@ use seaworthy_plugin::{Grants, PluginFixtureDefinition, PluginHost};
 use serde_json::{json, Value};
 
 fn host() -> PluginHost {
-    PluginHost::builder()
-        .search_dir(common::plugins())
-        .cache_dir(common::cache_dir("catalogue-etcd"))
-        .grant("etcd", Grants::new().http(2379))
-        .build()
-        .expect("a plugin host")
+    catalogue::host("etcd", Grants::new().http(2379))
 }
 
 /// The baseline: two keys.
@@ -183,39 +179,32 @@ async fn etcd_clean_revokes_leases_and_their_keys() -> Result<()> {
 
 #[tokio::test]
 async fn etcd_isolates_eight_parallel_tests_by_key_prefix() -> Result<()> {
-    let tests = (0..8).map(|n| {
-        tokio::spawn(async move {
-            let isolated = ETCD.isolated().await?;
-            let ns = isolated.namespace().to_string();
-            let address = isolated.fixture().container().address(2379)?;
-            let gateway = Gateway::new(&address);
-            let prefix = format!("{ns}/");
-            ensure!(
-                gateway.keys(&prefix).await?.is_empty(),
-                "{ns}: keys left by an earlier holder"
-            );
-            let lease = gateway.grant(600).await?;
-            let mut mine = BTreeMap::new();
-            for i in 0..=n {
-                let key = format!("{prefix}k{i}");
-                gateway.put(&key, &format!("{n}"), Some(&lease)).await?;
-                mine.insert(key, n.to_string());
-            }
-            gateway.put(&format!("{prefix}plain"), "x", None).await?;
-            mine.insert(format!("{prefix}plain"), "x".to_string());
-            ensure!(
-                gateway.keys(&prefix).await? == mine,
-                "{ns} sees keys of another test"
-            );
-            Ok::<_, anyhow::Error>((ns, address))
-        })
-    });
-    let mut namespaces = Vec::new();
-    for test in futures_util::future::join_all(tests).await {
-        namespaces.push(test??);
-    }
-    let distinct: std::collections::BTreeSet<_> = namespaces.iter().map(|(ns, _)| ns).collect();
-    assert_eq!(distinct.len(), 8, "{namespaces:?}");
+    let namespaces = catalogue::eight_parallel(|n| async move {
+        let isolated = ETCD.isolated().await?;
+        let ns = isolated.namespace().to_string();
+        let address = isolated.fixture().container().address(2379)?;
+        let gateway = Gateway::new(&address);
+        let prefix = format!("{ns}/");
+        ensure!(
+            gateway.keys(&prefix).await?.is_empty(),
+            "{ns}: keys left by an earlier holder"
+        );
+        let lease = gateway.grant(600).await?;
+        let mut mine = BTreeMap::new();
+        for i in 0..=n {
+            let key = format!("{prefix}k{i}");
+            gateway.put(&key, &format!("{n}"), Some(&lease)).await?;
+            mine.insert(key, n.to_string());
+        }
+        gateway.put(&format!("{prefix}plain"), "x", None).await?;
+        mine.insert(format!("{prefix}plain"), "x".to_string());
+        ensure!(
+            gateway.keys(&prefix).await? == mine,
+            "{ns} sees keys of another test"
+        );
+        Ok((ns, address))
+    })
+    .await;
 
     // Released in the background: the prefixes' keys and their leases are gone, the baseline
     // is untouched.

@@ -5,6 +5,7 @@
 //! The test's MQTT client is written here against the MQTT 3.1.1 specification (a few packets),
 //! apart from the plugin's: what the broker tells an ordinary client is what is checked.
 
+mod catalogue;
 mod common;
 
 use std::collections::BTreeMap;
@@ -21,12 +22,7 @@ const BASELINE_TOPIC: &str = "config/mode";
 const BASELINE_PAYLOAD: &str = "baseline";
 
 fn host() -> PluginHost {
-    PluginHost::builder()
-        .search_dir(common::plugins())
-        .cache_dir(common::cache_dir("catalogue-mosquitto"))
-        .grant("mosquitto", Grants::new().tcp(1883))
-        .build()
-        .expect("a plugin host")
+    catalogue::host("mosquitto", Grants::new().tcp(1883))
 }
 
 fn mosquitto() -> PluginFixtureDefinition {
@@ -289,53 +285,46 @@ async fn mosquitto_clean_discards_persistent_sessions_their_subscriptions_and_qu
 
 #[tokio::test]
 async fn mosquitto_isolates_eight_parallel_tests_by_topic_and_client_prefix() -> Result<()> {
-    let tests = (0..8).map(|n| {
-        tokio::spawn(async move {
-            let isolated = MOSQUITTO.isolated().await?;
-            let ns = isolated.namespace().to_string();
-            let address = isolated.fixture().container().address(1883)?;
-            // A persistent subscriber and retained state, all under the namespace.
-            let (mut sub, present) =
-                Client::connect(&address, &format!("{ns}/subscriber"), false).await?;
-            ensure!(!present, "{ns}: a session left by an earlier holder");
-            sub.subscribe(&format!("{ns}/#"), 1).await?;
-            let (mut publisher, _) = Client::connect(&address, &format!("{ns}/p"), true).await?;
+    let namespaces = catalogue::eight_parallel(|n| async move {
+        let isolated = MOSQUITTO.isolated().await?;
+        let ns = isolated.namespace().to_string();
+        let address = isolated.fixture().container().address(1883)?;
+        // A persistent subscriber and retained state, all under the namespace.
+        let (mut sub, present) =
+            Client::connect(&address, &format!("{ns}/subscriber"), false).await?;
+        ensure!(!present, "{ns}: a session left by an earlier holder");
+        sub.subscribe(&format!("{ns}/#"), 1).await?;
+        let (mut publisher, _) = Client::connect(&address, &format!("{ns}/p"), true).await?;
+        publisher
+            .publish(&format!("{ns}/state"), &format!("test {n}"), 1, true)
+            .await?;
+        for i in 0..5 {
             publisher
-                .publish(&format!("{ns}/state"), &format!("test {n}"), 1, true)
+                .publish(&format!("{ns}/events"), &format!("{n}.{i}"), 1, false)
                 .await?;
-            for i in 0..5 {
-                publisher
-                    .publish(&format!("{ns}/events"), &format!("{n}.{i}"), 1, false)
-                    .await?;
-            }
-            publisher.ping().await?;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let mut got = sub.ping().await?;
-            got.extend(sub.ping().await?);
-            let expected: Vec<String> = std::iter::once(format!("test {n}"))
-                .chain((0..5).map(|i| format!("{n}.{i}")))
-                .collect();
-            let payloads: Vec<String> = got.iter().map(|m| m.payload.clone()).collect();
-            ensure!(
-                payloads == expected,
-                "{ns} saw {got:?}, expected only its own {expected:?}"
-            );
-            ensure!(
-                retained(&address, &format!("{ns}/#")).await?
-                    == BTreeMap::from([(format!("{ns}/state"), format!("test {n}"))]),
-                "{ns}: retained state of another test"
-            );
-            sub.disconnect().await?;
-            publisher.disconnect().await?;
-            Ok::<_, anyhow::Error>((ns, address))
-        })
-    });
-    let mut namespaces = Vec::new();
-    for test in futures_util::future::join_all(tests).await {
-        namespaces.push(test??);
-    }
-    let distinct: std::collections::BTreeSet<_> = namespaces.iter().map(|(ns, _)| ns).collect();
-    assert_eq!(distinct.len(), 8, "{namespaces:?}");
+        }
+        publisher.ping().await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut got = sub.ping().await?;
+        got.extend(sub.ping().await?);
+        let expected: Vec<String> = std::iter::once(format!("test {n}"))
+            .chain((0..5).map(|i| format!("{n}.{i}")))
+            .collect();
+        let payloads: Vec<String> = got.iter().map(|m| m.payload.clone()).collect();
+        ensure!(
+            payloads == expected,
+            "{ns} saw {got:?}, expected only its own {expected:?}"
+        );
+        ensure!(
+            retained(&address, &format!("{ns}/#")).await?
+                == BTreeMap::from([(format!("{ns}/state"), format!("test {n}"))]),
+            "{ns}: retained state of another test"
+        );
+        sub.disconnect().await?;
+        publisher.disconnect().await?;
+        Ok((ns, address))
+    })
+    .await;
 
     // Released in the background: each namespace's retained messages and sessions are gone.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -6,6 +6,7 @@
 //! The test's client is written here against the NATS protocol and JetStream's API subjects
 //! (what the `nats` CLI and the client libraries send), apart from the plugin's.
 
+mod catalogue;
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 fn host() -> PluginHost {
-    PluginHost::builder()
-        .search_dir(common::plugins())
-        .cache_dir(common::cache_dir("catalogue-nats"))
-        .grant("nats", Grants::new().tcp(4222))
-        .build()
-        .expect("a plugin host")
+    catalogue::host("nats", Grants::new().tcp(4222))
 }
 
 fn nats() -> PluginFixtureDefinition {
@@ -279,52 +275,48 @@ async fn nats_clean_deletes_object_stores() -> Result<()> {
 
 #[tokio::test]
 async fn nats_isolates_eight_parallel_tests_by_name_and_subject_prefix() -> Result<()> {
-    let tests = (0..8).map(|n| {
-        tokio::spawn(async move {
-            let isolated = NATS.isolated().await?;
-            let ns = isolated.namespace().to_string();
-            let address = isolated.fixture().container().address(4222)?;
-            let mut client = Client::connect(&address).await?;
-            let mine = client
-                .api(
-                    "$JS.API.STREAM.NAMES",
-                    json!({"subject": format!("{ns}.>")}),
-                )
-                .await?;
-            ensure!(mine["total"] == 0, "{ns}: streams left by an earlier holder: {mine}");
-            let stream = format!("{ns}_orders");
+    let namespaces = catalogue::eight_parallel(|n| async move {
+        let isolated = NATS.isolated().await?;
+        let ns = isolated.namespace().to_string();
+        let address = isolated.fixture().container().address(4222)?;
+        let mut client = Client::connect(&address).await?;
+        let mine = client
+            .api(
+                "$JS.API.STREAM.NAMES",
+                json!({"subject": format!("{ns}.>")}),
+            )
+            .await?;
+        ensure!(
+            mine["total"] == 0,
+            "{ns}: streams left by an earlier holder: {mine}"
+        );
+        let stream = format!("{ns}_orders");
+        client
+            .create_stream(&stream, json!({"subjects": [format!("{ns}.orders.>")]}))
+            .await?;
+        client
+            .create_stream(
+                &format!("KV_{ns}_settings"),
+                json!({"subjects": [format!("$KV.{ns}_settings.>")], "max_msgs_per_subject": 1}),
+            )
+            .await?;
+        for i in 0..=n {
             client
-                .create_stream(&stream, json!({"subjects": [format!("{ns}.orders.>")]}))
+                .publish(&format!("{ns}.orders.new"), &format!("{n}.{i}"))
                 .await?;
-            client
-                .create_stream(
-                    &format!("KV_{ns}_settings"),
-                    json!({"subjects": [format!("$KV.{ns}_settings.>")], "max_msgs_per_subject": 1}),
-                )
-                .await?;
-            for i in 0..=n {
-                client
-                    .publish(&format!("{ns}.orders.new"), &format!("{n}.{i}"))
-                    .await?;
-            }
-            let info = client
-                .api(&format!("$JS.API.STREAM.INFO.{stream}"), json!({}))
-                .await?;
-            ensure!(
-                info["state"]["messages"] == n + 1,
-                "{ns}: its stream holds {} messages, not its own {}",
-                info["state"]["messages"],
-                n + 1
-            );
-            Ok::<_, anyhow::Error>((ns, address))
-        })
-    });
-    let mut namespaces = Vec::new();
-    for test in futures_util::future::join_all(tests).await {
-        namespaces.push(test??);
-    }
-    let distinct: std::collections::BTreeSet<_> = namespaces.iter().map(|(ns, _)| ns).collect();
-    assert_eq!(distinct.len(), 8, "{namespaces:?}");
+        }
+        let info = client
+            .api(&format!("$JS.API.STREAM.INFO.{stream}"), json!({}))
+            .await?;
+        ensure!(
+            info["state"]["messages"] == n + 1,
+            "{ns}: its stream holds {} messages, not its own {}",
+            info["state"]["messages"],
+            n + 1
+        );
+        Ok((ns, address))
+    })
+    .await;
 
     // Released in the background: each namespace's streams are deleted.
     let mut client = Client::connect(&namespaces[0].1).await?;
