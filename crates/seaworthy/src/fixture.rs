@@ -68,10 +68,12 @@ pub type FixtureError<D> = <<D as FixtureDefinition>::Fixture as Fixture>::Error
 ///   once. `clean` and `unchanged_since_clean` are called by the one task holding the fixture
 ///   alone; an implementation must still serialise two `clean`s of the same handle (a test may
 ///   call it itself) and must not deadlock if one runs while namespaces are checked out.
-/// * **Namespaces.** `clean` restores the fixture's own state (its database, its db index, its
-///   virtual host); namespaces handed out by [`Isolation::isolate`] that are still checked out
-///   are left alone (they are reset when their guard is dropped), but server-wide state that
-///   tests can change from inside a namespace (PostgreSQL roles, for instance) is restored.
+/// * **Namespaces.** [`Shared`](crate::Shared) never calls `clean` while a namespace handed out
+///   by [`Isolation::isolate`] is checked out (an [`Isolated`](crate::Isolated) guard keeps a
+///   shared hold, `fresh()` waits for an exclusive one). Called by hand meanwhile, a clean restores
+///   server-wide state in any case (roles, configuration, users); whether it also empties live
+///   namespaces is the fixture's to say in its `clean` docs (Redis's `FLUSHALL` and RabbitMQ's
+///   virtual-host deletion do, PostgreSQL's isolated databases are left to their guards).
 /// * **State after an `Err`.** The fixture is unusable until replaced: nothing says how far the
 ///   clean went. [`Shared`](crate::Shared) replaces a per-process fixture whose clean failed
 ///   and returns the error for a per-run one. Every method may be called again after an `Err`

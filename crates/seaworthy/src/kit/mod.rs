@@ -24,8 +24,9 @@
 //! # A fixture on the kit
 //!
 //! `crates/seaworthy/examples/memcached.rs` is a complete native fixture for memcached (its
-//! `clean` is `flush_all`, its namespaces are key prefixes handed out from a pool) in about 150
-//! lines of code; ARCHITECTURE.md walks through it.
+//! `clean` is `flush_all`, its namespaces are key prefixes handed out from a pool) in 336
+//! lines, 274 without blank and comment lines, of which 143 are its memcached protocol client and
+//! its `main`: the fixture itself is about 130; ARCHITECTURE.md walks through it.
 
 mod baseline;
 mod pool;
