@@ -6,6 +6,7 @@
 //! the fixture is dropped):
 //!
 //! ```no_run
+//! use seaworthy::FixtureDefinition; // start(), and Fixture for clean()
 //! use seaworthy_postgres::Postgres;
 //!
 //! #[tokio::test]
