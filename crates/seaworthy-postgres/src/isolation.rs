@@ -246,11 +246,6 @@ async fn release(inner: &Inner, name: &str) -> Result<()> {
     result
 }
 
-/// `SEAWORTHY_KEEP_ON_FAILURE=1`: a failing test keeps what it used, for debugging.
-fn keep_on_failure() -> bool {
-    std::env::var("SEAWORTHY_KEEP_ON_FAILURE").is_ok_and(|v| v == "1" || v == "true")
-}
-
 /// A database of one test's own, cloned from the baseline of a shared PostgreSQL: tests running
 /// in parallel each get one, and never see each other's rows or objects. Dropping the guard drops
 /// the database, in the background.
@@ -394,7 +389,7 @@ impl Drop for IsolatedDatabase {
         if self.released {
             return;
         }
-        if std::thread::panicking() && keep_on_failure() {
+        if std::thread::panicking() && seaworthy::session::keep_on_failure() {
             self.inner.pool.live().remove(&self.name);
             eprintln!(
                 "seaworthy: the test failed; keeping database {} for debugging (SEAWORTHY_KEEP_ON_FAILURE): {}",
