@@ -157,7 +157,7 @@ impl Postgres {
     /// The fixture adds its own configuration over it when it starts: its environment
     /// (`POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`), the server's command line, port
     /// 5432 and its readiness check (after a wait of yours, when you set one). The whole
-    /// customisation is part of the definition's [key](FixtureDefinition::key).
+    /// customisation is part of the definition's [key](seaworthy::FixtureDefinition::key).
     pub fn with_container(
         mut self,
         customise: impl FnOnce(ContainerDefinition) -> ContainerDefinition,
@@ -167,7 +167,7 @@ impl Postgres {
     }
 
     /// The container as customised with [`with_container`](Self::with_container), before the
-    /// fixture adds its own configuration ([`FixtureDefinition::container_definition`] is the
+    /// fixture adds its own configuration ([`ContainerFixtureDefinition::container_definition`] is the
     /// whole).
     pub fn container(&self) -> &ContainerDefinition {
         &self.container
@@ -203,7 +203,7 @@ impl Postgres {
     /// Adds a step of your own to the baseline (run a migration tool, load a dump...). The
     /// closure gets an [`InitContext`] and runs once per container, in order with the SQL steps;
     /// `?` works on any error type (it returns [`BoxError`]).
-    /// `name` identifies the step in messages and in the definition's [key](FixtureDefinition::key):
+    /// `name` identifies the step in messages and in the definition's [key](seaworthy::FixtureDefinition::key):
     /// rename it when the step changes, so a per-run container built by the old step is not reused.
     ///
     /// ```no_run

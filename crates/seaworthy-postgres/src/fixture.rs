@@ -122,7 +122,7 @@ impl Inner {
     }
 }
 
-/// A started PostgreSQL, at its baseline. Made by [`Postgres::start`], or shared with
+/// A started PostgreSQL, at its baseline. Made by [`start`](seaworthy::FixtureDefinition::start), or shared with
 /// [`seaworthy::Shared`].
 ///
 /// * Connection helpers: [`connection`](Self::connection) (password redacted when printed),

@@ -85,7 +85,7 @@ impl RabbitMq {
     /// default), labels, extra environment variables, mounts, networks and aliases, resource
     /// limits... The fixture adds its own configuration over it when it starts: the default user's environment, the ports 5672 and 15672, its configuration file, a tmpfs at `/var/lib/rabbitmq` and its
     /// readiness check (after a wait of yours, when you set one). The whole customisation is part
-    /// of the definition's [key](FixtureDefinition::key).
+    /// of the definition's [key](seaworthy::FixtureDefinition::key).
     pub fn with_container(
         mut self,
         customise: impl FnOnce(ContainerDefinition) -> ContainerDefinition,
@@ -95,7 +95,7 @@ impl RabbitMq {
     }
 
     /// The container as customised with [`with_container`](Self::with_container), before the
-    /// fixture adds its own configuration ([`FixtureDefinition::container_definition`] is the
+    /// fixture adds its own configuration ([`ContainerFixtureDefinition::container_definition`] is the
     /// whole).
     pub fn container(&self) -> &ContainerDefinition {
         &self.container

@@ -72,7 +72,7 @@ impl Redis {
     /// default), labels, extra environment variables, mounts, networks and aliases, resource
     /// limits... The fixture adds its own configuration over it when it starts: the `redis-server` command line, port 6379, a tmpfs at `/data` (unless [`with_data_volume`](Self::with_data_volume)) and its
     /// readiness check (after a wait of yours, when you set one). The whole customisation is part
-    /// of the definition's [key](FixtureDefinition::key).
+    /// of the definition's [key](seaworthy::FixtureDefinition::key).
     pub fn with_container(
         mut self,
         customise: impl FnOnce(ContainerDefinition) -> ContainerDefinition,
@@ -82,7 +82,7 @@ impl Redis {
     }
 
     /// The container as customised with [`with_container`](Self::with_container), before the
-    /// fixture adds its own configuration ([`FixtureDefinition::container_definition`] is the
+    /// fixture adds its own configuration ([`ContainerFixtureDefinition::container_definition`] is the
     /// whole).
     pub fn container(&self) -> &ContainerDefinition {
         &self.container

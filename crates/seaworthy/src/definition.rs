@@ -681,7 +681,7 @@ impl ContainerDefinition {
     /// Marks the definition invalid: [`validate`](Self::validate), and so every start, fails
     /// with [`Error::Invalid`] `{ kind, input, reason }` before anything (container, network,
     /// volume) is created. For a fixture whose own configuration is invalid (an empty password, a
-    /// reserved database name): its [`container_definition`](crate::FixtureDefinition::container_definition)
+    /// reserved database name): its [`container_definition`](crate::ContainerFixtureDefinition::container_definition)
     /// refuses, so every way of starting it does. The first refusal is kept.
     pub fn refuse(
         mut self,
@@ -700,7 +700,7 @@ impl ContainerDefinition {
     }
 
     /// Refuses the definition (as [`refuse`](Self::refuse)) when `check` failed: a fixture's
-    /// [`container_definition`](crate::FixtureDefinition::container_definition) passes its own
+    /// [`container_definition`](crate::ContainerFixtureDefinition::container_definition) passes its own
     /// validation's result (converted into Seaworthy's error), so every way of starting it
     /// refuses an invalid fixture before anything is created. An [`Error::Invalid`] is kept as
     /// it is; another error becomes the reason of an `invalid fixture definition`.
