@@ -261,6 +261,41 @@ async fn a_build_killed_midway_is_not_used() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `SEAWORTHY_BASELINE_CACHE=off` bypasses the cache for a run, even for a definition that turns
+/// it on: the fixture starts from its own image and nothing is cached.
+#[tokio::test]
+async fn the_environment_switch_bypasses_the_cache() -> anyhow::Result<()> {
+    let ns = Namespace::new("bypass");
+    ns.write(
+        "001_t.sql",
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
+    );
+    let run = common::ChildRun::new();
+    let param = format!("{}|{}", ns.name, ns.dir.display());
+    let mut child = run.spawn(
+        "a run with the cache off",
+        CHILD,
+        &param,
+        &[("SEAWORTHY_BASELINE_CACHE", "off".to_string())],
+    );
+    let used = child.read_ids(CHILD_DEADLINE).await;
+    child.proceed().await;
+    child.expect_success(CHILD_DEADLINE).await;
+    run.remove().await?;
+    assert!(ns.images().await?.is_empty(), "nothing cached");
+    // Under this workspace's image substitution the fixture runs the local test image.
+    let session = Session::global().await?;
+    let docker = session.engine().docker();
+    if let Ok(Some(base)) = docker
+        .inspect_image("seaworthy-test/postgres")
+        .await
+        .map(|i| i.id)
+    {
+        assert_eq!(used[0], base, "started from the plain image");
+    }
+    Ok(())
+}
+
 /// The child process of the tests above: starts the namespace's definition, reports the image
 /// its container runs, and waits for the parent.
 #[tokio::test]
