@@ -409,13 +409,22 @@ async fn http_here(state: &mut HostState, request: HttpRequest) -> Result<HttpRe
     }
     // Redirects are handed to the plugin as they came, never followed: a `Location` may point
     // anywhere (the host's loopback, another container), and the capability is this port only.
-    let client = container
-        .http_with_redirects(port, seaworthy::reqwest::redirect::Policy::none())
-        .map_err(|_| {
-            HostError::Invalid(format!(
-                "container port {port} is not published (add it to the spec's ports)"
-            ))
-        })?;
+    // One client per port for the instance's life, so its connections are kept and reused (a
+    // reset of several requests pays one connection, as a native client's pool would).
+    let client = match state.http_clients.get(&port) {
+        Some(client) => client.clone(),
+        None => {
+            let client = container
+                .http_with_redirects(port, seaworthy::reqwest::redirect::Policy::none())
+                .map_err(|_| {
+                    HostError::Invalid(format!(
+                        "container port {port} is not published (add it to the spec's ports)"
+                    ))
+                })?;
+            state.http_clients.insert(port, client.clone());
+            client
+        }
+    };
     let timeout = capped(state, request.timeout_ms);
     let mut builder = client.request(method, &request.path).timeout(timeout);
     for (k, v) in &request.headers {
@@ -424,11 +433,13 @@ async fn http_here(state: &mut HostState, request: HttpRequest) -> Result<HttpRe
     if !request.body.is_empty() {
         builder = builder.body(request.body);
     }
-    let exchange = async {
+    let (method, path) = (request.method, request.path);
+    let what = format!("HTTP {method} {path}");
+    let exchange = async move {
         let mut response = builder
             .send()
             .await
-            .map_err(|e| HostError::Io(format!("HTTP {} {}: {e}", request.method, request.path)))?;
+            .map_err(|e| HostError::Io(format!("HTTP {method} {path}: {e}")))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -459,12 +470,11 @@ async fn http_here(state: &mut HostState, request: HttpRequest) -> Result<HttpRe
             body,
         })
     };
-    match tokio::time::timeout(timeout, exchange).await {
+    // On Seaworthy's runtime, where the client's pooled connections live: they keep working for a
+    // fixture shared by tests whose own runtimes come and go.
+    match seaworthy::runtime::run(tokio::time::timeout(timeout, exchange)).await {
         Ok(result) => result,
-        Err(_) => Err(HostError::Timeout(format!(
-            "HTTP {} {} within {timeout:?}",
-            request.method, request.path
-        ))),
+        Err(_) => Err(HostError::Timeout(format!("{what} within {timeout:?}"))),
     }
 }
 

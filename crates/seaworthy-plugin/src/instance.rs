@@ -46,6 +46,9 @@ pub(crate) struct HostState {
     pub(crate) denials: Denials,
     pub(crate) log_rate: LogRate,
     pub(crate) open_streams: usize,
+    /// The `http` capability's client of each port, kept so that its connections are reused
+    /// from one request to the next (they live on Seaworthy's runtime).
+    pub(crate) http_clients: std::collections::HashMap<u16, seaworthy::HttpClient>,
     wasi: WasiCtx,
     budget: Budget,
 }
@@ -379,6 +382,7 @@ impl Runner {
             denials: Denials::default(),
             log_rate: LogRate::default(),
             open_streams: 0,
+            http_clients: std::collections::HashMap::new(),
             wasi,
             budget: Budget::new(&self.limits),
         };
