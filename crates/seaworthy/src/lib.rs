@@ -45,6 +45,7 @@ mod generic;
 mod http;
 mod identity;
 mod image;
+pub mod kit;
 mod logs;
 mod network;
 mod process;
@@ -69,7 +70,9 @@ pub use engine::client::Engine;
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecOutput};
 pub use files::{FileKind, FileMetadata};
-pub use fixture::{ConnectionInfo, Fixture, FixtureDefinition, Isolation};
+pub use fixture::{
+    ConnectionInfo, ContainerFixtureDefinition, Fixture, FixtureDefinition, FixtureError, Isolation,
+};
 pub use generic::{GenericFixture, SnapshotFixture};
 pub use http::HttpClient;
 pub use image::PullPolicy;
