@@ -1,7 +1,7 @@
 //! `seaworthy plugin list|inspect|check`: fixture plugins on the search path
 //! (`SEAWORTHY_PLUGIN_PATH`, `[plugins] path` in seaworthy.toml); `seaworthy plugin
-//! new|push|install`: making a plugin crate, publishing it to an OCI registry, and installing
-//! (and pinning in `seaworthy.lock`) a published one. The logic lives in `seaworthy_plugin`
+//! new|push|install|search`: making a plugin crate, publishing it to an OCI registry, installing
+//! (and pinning in `seaworthy.lock`) a published one, and listing what a registry holds. The logic lives in `seaworthy_plugin`
 //! (`cli`, `scaffold`, `oci`); this module parses and prints.
 
 use std::path::PathBuf;
@@ -84,6 +84,16 @@ enum PluginCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// List the plugins a registry holds (name, versions, WIT version, capabilities,
+    /// description), from its catalogue and the artifacts' annotations.
+    Search {
+        /// The registry: HOST[:PORT].
+        registry: String,
+        /// Only the plugins whose reference, id or description contains this (any case).
+        term: Option<String>,
+        #[command(flatten)]
+        access: RegistryArgs,
+    },
 }
 
 /// How to reach registries.
@@ -108,7 +118,7 @@ impl RegistryArgs {
     }
 }
 
-/// `seaworthy plugin new|push|install`.
+/// `seaworthy plugin new|push|install|search`.
 async fn publishing(command: PluginCommand) -> seaworthy_plugin::Result<String> {
     match command {
         PluginCommand::New { name, dir } => {
@@ -177,6 +187,21 @@ async fn publishing(command: PluginCommand) -> seaworthy_plugin::Result<String> 
                 installed.dir.display()
             ))
         }
+        PluginCommand::Search {
+            registry,
+            term,
+            access,
+        } => {
+            let config = access.config();
+            let found = oci::search::search(&registry, term.as_deref(), &config).await?;
+            if found.is_empty() {
+                return Ok(match term {
+                    Some(term) => format!("no plugin in {registry} matches {term:?}\n"),
+                    None => format!("no plugins in {registry}\n"),
+                });
+            }
+            Ok(oci::search::table(&found))
+        }
         _ => unreachable!("only the publishing commands come here"),
     }
 }
@@ -186,7 +211,8 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
     let outcome = match args.command {
         command @ (PluginCommand::New { .. }
         | PluginCommand::Push { .. }
-        | PluginCommand::Install { .. }) => publishing(command).await,
+        | PluginCommand::Install { .. }
+        | PluginCommand::Search { .. }) => publishing(command).await,
         command => local(command).await?,
     };
     match outcome {

@@ -311,6 +311,26 @@ impl RegistryClient {
             .ok_or_else(|| self.error(&token_action, "the answer holds no token"))
     }
 
+    /// `GET /v2/<path>` of the registry itself (not of the repository: `_catalog`,
+    /// `<name>/tags/list`), a JSON document.
+    pub(crate) async fn get_registry_json(&self, path: &str, action: &str) -> Result<Vec<u8>> {
+        let url = format!("{}/v2/{path}", self.base);
+        let response = self
+            .send(action, |auth| {
+                self.request(
+                    Method::GET,
+                    &url,
+                    &[(ACCEPT, "application/json")],
+                    Bytes::new(),
+                    auth,
+                    action,
+                )
+            })
+            .await?;
+        let response = self.expect(response, action, &[StatusCode::OK]).await?;
+        self.body(response, action, MAX_MANIFEST).await
+    }
+
     /// `GET /v2/<name>/manifests/<reference>`, accepting the OCI manifest media type.
     pub(crate) async fn get_manifest(&self, reference: &str) -> Result<FetchedManifest> {
         let action = format!(

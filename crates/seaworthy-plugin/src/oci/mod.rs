@@ -32,6 +32,7 @@ pub mod auth;
 mod client;
 pub mod lock;
 pub mod reference;
+pub mod search;
 mod store;
 
 use std::collections::BTreeMap;
@@ -56,7 +57,7 @@ use store::{digest_of, Cached, Store};
 /// The largest component accepted from a registry.
 const MAX_COMPONENT: usize = 256 << 20;
 /// The largest config or plugin manifest accepted from a registry.
-const MAX_SMALL_BLOB: usize = 1 << 20;
+pub(crate) const MAX_SMALL_BLOB: usize = 1 << 20;
 /// The largest OCI manifest read from the store (as the registry client accepts).
 const MAX_MANIFEST_BLOB: u64 = 4 << 20;
 /// The default deadline of one registry request.
@@ -395,6 +396,10 @@ pub async fn push_component(
                 manifest.description.clone(),
             ),
             ("io.seaworthy.plugin.wit".to_string(), manifest.wit.clone()),
+            (
+                search::CAPABILITIES_ANNOTATION.to_string(),
+                manifest.capabilities.describe().join(", "),
+            ),
         ]),
     };
     let manifest_bytes = serde_json::to_vec_pretty(&image).expect("the manifest serializes");
