@@ -63,7 +63,7 @@ impl InitStep {
 /// images with the same contract work too), configured through its environment contract
 /// (`MARIADB_ROOT_PASSWORD`, `MARIADB_DATABASE`, `MARIADB_USER`, `MARIADB_PASSWORD`; init
 /// scripts mounted in [`INIT_DIR`]), made fast for tests, and brought to a *baseline* once — the
-/// state [`clean`](MariaDbFixture::clean) returns to and
+/// state [`clean`](MariaDbFixture::clean_with_report) returns to and
 /// [isolated databases](MariaDbFixture::isolated_database) start from.
 ///
 /// Defaults: root's password `mariadb`, database `test`, durability off

@@ -102,7 +102,7 @@ impl Inner {
     }
 }
 
-/// A started MariaDB, at its baseline. Made by [`MariaDb::start`], or shared with
+/// A started MariaDB, at its baseline. Made by [`FixtureDefinition::start`](seaworthy::FixtureDefinition::start), or shared with
 /// [`seaworthy::Shared`].
 ///
 /// * Connection helpers: [`connection`](Self::connection) (password redacted when printed),
