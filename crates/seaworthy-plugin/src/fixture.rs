@@ -49,7 +49,7 @@ where
     }
 }
 
-/// A plugin plus a configuration: a [`FixtureDefinition`] whose container and behaviour come
+/// A plugin plus a configuration: a [`FixtureDefinition`](seaworthy::FixtureDefinition) whose container and behaviour come
 /// from the plugin.
 ///
 /// ```no_run
