@@ -4,7 +4,8 @@
 # assert the exact baseline (named to run before and after it), pass under `cargo test` (threads;
 # the fixtures are shared per run, which is the test binary's process here) and under
 # `cargo nextest run` (a process per test; the fixtures are shared by the whole run), N times in
-# a row (default 10). Prints one line per binary and run; exits 1 if any run failed.
+# a row (default 10). Prints one line per binary and run; exits 1 if any run failed, keeping the
+# failed run's whole output in target/clean-start/.
 #
 #   bash crates/seaworthy-testkit/clean-start.sh [N]
 set -uo pipefail
@@ -13,10 +14,13 @@ runs="${1:-10}"
 packages=(-p seaworthy -p seaworthy-postgres -p seaworthy-redis -p seaworthy-rabbitmq -p seaworthy-plugin)
 cargo test -q "${packages[@]}" --test clean_start --no-run || exit 1
 failed=0
+mkdir -p target/clean-start
 for i in $(seq 1 "$runs"); do
     out="$(cargo test -q "${packages[@]}" --test clean_start 2>&1)" || {
         failed=1
+        printf '%s\n' "$out" >"target/clean-start/cargo-test-run-$i.log"
         tail -n 30 <<<"$out" | sed "s/^/cargo test  run $i (failed): /"
+        echo "cargo test  run $i: whole output in target/clean-start/cargo-test-run-$i.log"
     }
     grep -E "^test result|panicked" <<<"$out" | sed "s/^/cargo test  run $i: /"
     if ! cargo nextest --version >/dev/null 2>&1; then
@@ -25,8 +29,9 @@ for i in $(seq 1 "$runs"); do
     fi
     out="$(cargo nextest run --no-fail-fast "${packages[@]}" -E 'binary(clean_start)' 2>&1)" || {
         failed=1
-        tail -n 30 <<<"$out" | sed "s/^/nextest     run $i (failed): /"
+        printf '%s\n' "$out" >"target/clean-start/nextest-run-$i.log"
+        echo "nextest     run $i: whole output in target/clean-start/nextest-run-$i.log"
     }
-    grep -E "^\s+Summary|FAIL \[" <<<"$out" | sed "s/^/nextest     run $i: /"
+    grep -E "^\s+Summary|(FAIL|SIGSEGV|SIGABRT|TIMEOUT) \[" <<<"$out" | sed "s/^/nextest     run $i: /"
 done
 exit "$failed"
