@@ -10,7 +10,7 @@
 //!   template. Both sides hand out the same fixture: the seed rows are checked after each start
 //!   (untimed). Each started fixture is dropped (its removal runs in the background, untimed).
 //!
-//! `cargo bench -p seaworthy-postgres --bench reuse` (needs `cargo xtask images`); the cached
+//! `cargo bench -p seaworthy-compare --bench reuse` (needs `cargo xtask images`); the cached
 //! images live in a namespace of the run's own and are removed at the end.
 
 use std::path::Path;
