@@ -142,7 +142,10 @@ async fn a_cached_baseline_is_used_and_a_changed_migration_builds_a_new_one() ->
     let info = docker.inspect_image(&cached.id).await?;
     let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
     assert_eq!(labels["io.seaworthy.managed"], "true");
-    assert_eq!(labels["io.seaworthy.owner"], baseline_cache::OWNER_CACHE);
+    assert_eq!(
+        labels["io.seaworthy.owner"],
+        seaworthy::session::OWNER_CACHE
+    );
 
     // The next start skips the init steps: the seed rows are the first start's.
     let second = ns.postgres().start().await?;

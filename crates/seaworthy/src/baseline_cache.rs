@@ -67,7 +67,7 @@ use crate::error::{Error, Result};
 use crate::fixture::{ContainerFixtureDefinition, Fixture};
 use crate::runtime::on_runtime;
 use crate::session::{
-    Session, LABEL_HOST, LABEL_MANAGED, LABEL_OWNER, LABEL_RUNNER, LABEL_SESSION,
+    Session, LABEL_HOST, LABEL_MANAGED, LABEL_OWNER, LABEL_RUNNER, LABEL_SESSION, OWNER_CACHE,
 };
 use crate::spec::MountSource;
 
@@ -86,8 +86,6 @@ pub const LABEL_IDENTITY: &str = "io.seaworthy.cache.identity";
 pub const LABEL_BUILT_FROM: &str = "io.seaworthy.cache.built-from";
 /// Label: the key's parts, abbreviated (`image=…,definition=…,init=…`).
 pub const LABEL_PARTS: &str = "io.seaworthy.cache.parts";
-/// The owner label of cached images: owned by the cache, not by a process or a run.
-pub use crate::session::OWNER_CACHE;
 /// `on` turns the cache on for definitions that do not say, `off` bypasses it for this run.
 pub const ENV_CACHE: &str = "SEAWORTHY_BASELINE_CACHE";
 /// The namespace of definitions that do not set one.

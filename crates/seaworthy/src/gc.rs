@@ -30,8 +30,6 @@ use crate::session::{
 use crate::state::kept_ids;
 
 pub use crate::state::{remove_run_files, state_dir};
-// Crate-internal paths kept for the modules above that name them here.
-pub(crate) use crate::state::{lock_file, record_kept};
 
 /// A labelled resource found on the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]

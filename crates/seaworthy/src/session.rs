@@ -26,8 +26,6 @@ mod network;
 pub(crate) use handle::{remove_now, ResourceKind, Session};
 
 pub use crate::identity::{fnv1a, host_name, keep_on_failure, process_alive, process_start_time};
-// Crate-internal paths kept for the modules above that name them here.
-pub(crate) use crate::runtime::{on_runtime, spawn};
 
 /// Label on every resource Seaworthy creates.
 pub const LABEL_MANAGED: &str = "io.seaworthy.managed";

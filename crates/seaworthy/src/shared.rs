@@ -14,9 +14,8 @@ use crate::error::{Error, Result};
 use crate::fixture::{
     ContainerFixtureDefinition, Fixture, FixtureDefinition, FixtureError, Isolation,
 };
-use crate::session::{
-    on_runtime, ResourceKind, Session, LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION, OWNER_RUN,
-};
+use crate::runtime::on_runtime;
+use crate::session::{ResourceKind, Session, LABEL_FIXTURE, LABEL_OWNER, LABEL_SESSION, OWNER_RUN};
 use crate::stack_fixture::RunningStack;
 
 /// How long a hand-out waits for other tests' holds.
@@ -548,7 +547,7 @@ fn keep_container(container: &Container) -> String {
     );
     let session = container.session();
     session.untrack(ResourceKind::Container, &id);
-    crate::gc::record_kept(&id);
+    crate::state::record_kept(&id);
     // What it runs on is kept with it: its networks and its image (a snapshot's, after a
     // restore) are not removed under it at exit, and gc without `--include-kept` leaves them.
     let docker = session.engine().docker().clone();
@@ -564,11 +563,11 @@ fn keep_container(container: &Container) -> String {
             .unwrap_or_default();
         for network in networks.values().filter_map(|n| n.network_id.clone()) {
             session.untrack(ResourceKind::Network, &network);
-            crate::gc::record_kept(&network);
+            crate::state::record_kept(&network);
         }
         if let Some(image) = info.image {
             session.untrack(ResourceKind::Image, &image);
-            crate::gc::record_kept(&image);
+            crate::state::record_kept(&image);
         }
     }
     match renamed {
@@ -592,7 +591,7 @@ fn block_on_runtime<T: Send + 'static>(
     timeout: Duration,
 ) -> Option<T> {
     let (tx, rx) = std::sync::mpsc::channel();
-    crate::session::spawn(async move {
+    crate::runtime::spawn(async move {
         let _ = tx.send(fut.await);
     });
     rx.recv_timeout(timeout).ok()
@@ -762,7 +761,7 @@ pub(crate) async fn share_container_per_run<D: ContainerFixtureDefinition>(
 /// The cross-process lock under which a process of the run finds, starts or replaces the fixture
 /// hashed `hash`.
 pub(crate) async fn run_lock(session: &Session, hash: &str) -> Result<std::fs::File> {
-    crate::gc::lock_file(
+    crate::state::lock_file(
         format!("run-{}-{hash}.lock", session.run_id()),
         "shared-fixture",
     )
