@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::sql::{column, ident, like_prefix, literal, named, qualified, text};
 
 /// Bumped when the record's meaning changes: a baseline with another format is rebuilt.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 /// The server's privilege tables: shadowed, compared and restored like the data.
 pub(crate) const PRIVILEGE_TABLES: &[&str] = &[
     "global_priv",
@@ -180,6 +180,11 @@ pub(crate) fn without_counter(create: &str) -> String {
 
 /// One query whose single value digests the schema of `database`: its tables and their columns,
 /// indexes and constraints, views, triggers, routines and events.
+///
+/// Every `information_schema` table is filtered on the column the server looks tables up by
+/// (`TABLE_SCHEMA`, `EVENT_OBJECT_SCHEMA`): filtered on `CONSTRAINT_SCHEMA` or `TRIGGER_SCHEMA`
+/// alone, the server opens every table of every database (the baseline's shadow copies and the
+/// isolation pool's clones too) — 10 ms of a 20-table clean.
 pub(crate) fn schema_digest_sql(database: &str) -> String {
     let db = literal(database);
     format!(
@@ -187,8 +192,8 @@ pub(crate) fn schema_digest_sql(database: &str) -> String {
          IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', TABLE_NAME, TABLE_TYPE, IFNULL(ENGINE, '')) ORDER BY TABLE_NAME SEPARATOR ';') FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db}), ''), \
          IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, IFNULL(COLUMN_DEFAULT, '~'), EXTRA, IFNULL(COLLATION_NAME, '')) ORDER BY TABLE_NAME, ORDINAL_POSITION SEPARATOR ';') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {db}), ''), \
          IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, IFNULL(COLUMN_NAME, ''), NON_UNIQUE) ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX SEPARATOR ';') FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = {db}), ''), \
-         IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE) ORDER BY TABLE_NAME, CONSTRAINT_NAME SEPARATOR ';') FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = {db}), ''), \
-         IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', TRIGGER_NAME, MD5(ACTION_STATEMENT)) ORDER BY TRIGGER_NAME SEPARATOR ';') FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {db}), ''), \
+         IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE) ORDER BY TABLE_NAME, CONSTRAINT_NAME SEPARATOR ';') FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = {db} AND TABLE_SCHEMA = {db}), ''), \
+         IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', TRIGGER_NAME, MD5(ACTION_STATEMENT)) ORDER BY TRIGGER_NAME SEPARATOR ';') FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {db} AND EVENT_OBJECT_SCHEMA = {db}), ''), \
          IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', ROUTINE_TYPE, ROUTINE_NAME, MD5(IFNULL(ROUTINE_DEFINITION, ''))) ORDER BY ROUTINE_TYPE, ROUTINE_NAME SEPARATOR ';') FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {db}), ''), \
          IFNULL((SELECT GROUP_CONCAT(CONCAT_WS(',', TABLE_NAME, MD5(VIEW_DEFINITION)) ORDER BY TABLE_NAME SEPARATOR ';') FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {db}), ''), \
          IFNULL((SELECT GROUP_CONCAT(EVENT_NAME ORDER BY EVENT_NAME SEPARATOR ';') FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {db}), ''), \
@@ -196,8 +201,11 @@ pub(crate) fn schema_digest_sql(database: &str) -> String {
     )
 }
 
-/// A table's content digest: row count, sum and xor of per-row hashes, as `SELECT ... INTO`
-/// targets `v_n, v_s, v_x` (or plain columns when `into` is false).
+/// A table's content digest: row count, and two aggregates of per-row hashes (the sum of each
+/// row's CRC32, the xor of the CRC32 of its bytes reversed, which is not a function of the
+/// first), as `SELECT ... INTO` targets `v_n, v_s, v_x` (or plain columns when `into` is false).
+/// A row is its columns' values and a NULL marker per column. Two CRC32s cost half what an MD5
+/// per row did (3.5 against 6.5 ms for 20 tables of 100 rows).
 fn checksum_sql(db: &str, table: &str, all_columns: &[String], into: bool) -> String {
     let values = all_columns.join(", ");
     let nulls = all_columns
@@ -211,9 +219,8 @@ fn checksum_sql(db: &str, table: &str, all_columns: &[String], into: bool) -> St
         format!("CONCAT_WS(0x1f, {values}, CONCAT({nulls}))")
     };
     format!(
-        "SELECT CAST(COUNT(*) AS DECIMAL(65,0)), CAST(IFNULL(SUM(CRC32(r)), 0) AS DECIMAL(65,0)), \
-         CAST(IFNULL(BIT_XOR(CAST(CONV(LEFT(MD5(r), 16), 16, 10) AS UNSIGNED)), 0) AS DECIMAL(65,0)){} \
-         FROM (SELECT {row} AS r FROM {}) seaworthy_rows",
+        "SELECT CAST(COUNT(*) AS DECIMAL(65,0)), CAST(IFNULL(SUM(CRC32({row})), 0) AS DECIMAL(65,0)), \
+         CAST(IFNULL(BIT_XOR(CRC32(REVERSE({row}))), 0) AS DECIMAL(65,0)){} FROM {}",
         if into { " INTO v_n, v_s, v_x" } else { "" },
         qualified(db, table)
     )
@@ -706,17 +713,27 @@ fn clean_procedure(
         p,
         " SET v_restored = v_restored + v_round, v_pass = v_pass + 1;\nUNTIL v_round = 0 OR v_pass >= {passes} END REPEAT;"
     );
-    for table in &meta.tables {
-        if let Some(n) = table.auto_increment {
-            let _ = writeln!(
-                p,
-                "SELECT AUTO_INCREMENT INTO v_a FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {};\n\
-                 IF v_a IS NULL OR v_a <> {n} THEN ALTER TABLE {} AUTO_INCREMENT = {n}; END IF;",
-                literal(db),
-                literal(&table.name),
-                qualified(db, &table.name)
-            );
-        }
+    // AUTO_INCREMENT counters: one query lists those that moved, and only those are reset.
+    let counters: Vec<String> = meta
+        .tables
+        .iter()
+        .filter_map(|t| {
+            t.auto_increment
+                .map(|n| format!("WHEN {} THEN {n}", literal(&t.name)))
+        })
+        .collect();
+    if !counters.is_empty() {
+        let _ = writeln!(
+            p,
+            "FOR a IN (SELECT n, v FROM (SELECT TABLE_NAME AS n, AUTO_INCREMENT AS c, CASE CAST(TABLE_NAME AS BINARY) {} END AS v \
+               FROM information_schema.TABLES WHERE TABLE_SCHEMA = {}) seaworthy_counters WHERE v IS NOT NULL AND NOT (c <=> v)) DO\n\
+               SET @seaworthy_sql = CONCAT({}, '`', REPLACE(a.n, '`', '``'), '` AUTO_INCREMENT = ', a.v);\n\
+               PREPARE seaworthy_stmt FROM @seaworthy_sql; EXECUTE seaworthy_stmt; DEALLOCATE PREPARE seaworthy_stmt;\n\
+             END FOR;",
+            counters.join(" "),
+            literal(db),
+            literal(&format!("ALTER TABLE {}.", ident(db))),
+        );
     }
     for (name, next) in sequences {
         let target = qualified(db, name);

@@ -93,6 +93,35 @@ async fn clean_restores_changed_rows_and_auto_increment_counters() -> anyhow::Re
     Ok(())
 }
 
+/// The changes a cheap "did this table change?" check could miss: the row count unchanged
+/// (values swapped between rows, NULL turned into ''), a counter moved with no row left, a
+/// counter moved by DDL alone. Each one alone is seen and undone.
+#[tokio::test]
+async fn clean_sees_changes_that_keep_the_row_count_and_moved_counters() -> anyhow::Result<()> {
+    let db = DB.fresh().await?;
+    let before = baseline(&db).await?;
+    for change in [
+        "UPDATE users SET name = IF(id = 1, 'grace', 'ada') WHERE id IN (1, 2)",
+        "UPDATE users SET email = '' WHERE id = 2",
+        "UPDATE orders SET total = total + 0.01 WHERE id = 1",
+        "INSERT INTO orders (user_id, total) VALUES (1, 1); DELETE FROM orders WHERE id > 2",
+        "ALTER TABLE audit AUTO_INCREMENT = 1000",
+    ] {
+        let mut conn = db.conn().await?;
+        conn.query_drop(change).await?;
+        drop(conn);
+        assert_ne!(state(&db).await?, before, "{change} changed nothing");
+        let report = db.clean_with_report().await?;
+        assert_eq!(report.path, CleanPath::Data, "{change}");
+        assert_eq!(state(&db).await?, before, "after {change}");
+    }
+    let mut conn = db.conn().await?;
+    conn.query_drop("INSERT INTO orders (user_id, total) VALUES (2, 5)")
+        .await?;
+    assert_eq!(conn.last_insert_id(), Some(3));
+    Ok(())
+}
+
 #[tokio::test]
 async fn clean_drops_new_objects_and_restores_dropped_and_altered_ones() -> anyhow::Result<()> {
     let db = DB.fresh().await?;
