@@ -409,10 +409,16 @@ async fn prepare_here<D: CachedBaseline>(def: &D, session: &Session) -> Result<D
 
 /// Whether `dir` is on one of the definition's tmpfs mounts.
 fn on_tmpfs(container: &crate::ContainerDefinition, dir: &str) -> bool {
-    container.mounts.iter().any(|m| {
-        matches!(m.source, MountSource::Tmpfs { .. })
-            && (dir == m.target || dir.starts_with(&format!("{}/", m.target.trim_end_matches('/'))))
-    })
+    container
+        .mounts
+        .iter()
+        .any(|m| matches!(m.source, MountSource::Tmpfs { .. }) && is_below(dir, &m.target))
+}
+
+/// Whether the path `dir` is `mount` or below it.
+fn is_below(dir: &str, mount: &str) -> bool {
+    let (dir, mount) = (dir.trim_end_matches('/'), mount.trim_end_matches('/'));
+    dir == mount || mount.is_empty() || dir.starts_with(&format!("{mount}/"))
 }
 
 /// The image the definition starts from (substituted, pulled if needed): its reference and id.
@@ -569,6 +575,14 @@ async fn build_from<D: CachedBaseline>(
         .inspect_container(&name, None)
         .await
         .map_err(|e| Error::docker(format!("inspect container {name}"), e))?;
+    // A state directory outside the container's volumes and mounts is in its writable layer,
+    // which the commit keeps as it is: only those on a volume are archived and added.
+    let mounted: Vec<String> = info
+        .mounts
+        .iter()
+        .flatten()
+        .filter_map(|m| m.destination.clone())
+        .collect();
     let exit = info.state.and_then(|s| s.exit_code).unwrap_or(-1);
     if exit != 0 {
         return Err(Error::Container {
@@ -580,19 +594,25 @@ async fn build_from<D: CachedBaseline>(
     }
     let mut context = tar::Builder::new(Vec::new());
     let mut dockerfile = String::new();
-    for (i, dir) in def.state_dirs().iter().enumerate() {
+    let mut on_volume = Vec::new();
+    for dir in def.state_dirs() {
         let parent = match dir.trim_end_matches('/').rsplit_once('/') {
             Some(("", _)) => "/".to_string(),
             Some((parent, _)) => format!("{parent}/"),
             None => {
                 return Err(Error::invalid(
                     "baseline cache state directory",
-                    dir,
+                    &dir,
                     "must be an absolute path below /",
                 ))
             }
         };
-        let archive = download(docker, &name, dir).await?;
+        if mounted.iter().any(|target| is_below(&dir, target)) {
+            on_volume.push((dir, parent));
+        }
+    }
+    for (i, (dir, parent)) in on_volume.into_iter().enumerate() {
+        let archive = download(docker, &name, &dir).await?;
         let file = format!("state-{i}.tar");
         append(&mut context, &file, &archive)?;
         dockerfile.push_str(&format!("ADD {file} {parent}\n"));

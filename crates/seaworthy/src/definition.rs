@@ -336,6 +336,16 @@ impl ContainerDefinition {
         self
     }
 
+    /// The value of the environment variable `key` as set on this definition (the last setting
+    /// wins), not counting the image's own environment.
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Sets environment variables from `KEY=value` strings.
     pub fn with_env_entries<I, S>(mut self, entries: I) -> Self
     where
