@@ -16,6 +16,11 @@
 //!   down); a lease dropped by a failing test under `SEAWORTHY_KEEP_ON_FAILURE=1` is kept as the
 //!   test left it. [`Shared::isolated`](crate::Shared::isolated) keeps the shared hold on the
 //!   fixture while a lease lives, so nothing cleans the server under it.
+//!   Namespaces that cost more to empty than to make anew (PostgreSQL's and MariaDB's cloned
+//!   databases) go in a [`single_use`](NamespacePool::single_use) pool: a released one is
+//!   discarded, checkouts make theirs from a stock the fixture keeps in the server and tops up
+//!   in the background ([`with_refill`](NamespacePool::with_refill)), and a kept one is recorded
+//!   where the server's sweeps leave it ([`with_keep`](NamespacePool::with_keep)).
 //!
 //! Keep-on-failure, the error chain ([`Error::Fixture`](crate::Error::Fixture) with the
 //! fixture's error as source) and validation before anything is created come with the
