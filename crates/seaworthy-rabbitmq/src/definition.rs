@@ -2,16 +2,70 @@
 //! check.
 
 use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use seaworthy::baseline_cache::BaselineCache;
 use seaworthy::kit::key_hash;
 use seaworthy::reqwest;
 use seaworthy::wait::CheckTarget;
-use seaworthy::{ContainerDefinition, ContainerFixtureDefinition, Wait};
+use seaworthy::{ConnectionInfo, ContainerDefinition, ContainerFixtureDefinition, Wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fixture::RabbitMqFixture;
+use crate::management::Management;
+
+/// The error an init closure returns: any error (`?` converts it).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the broker keeps its database (the official image's `VOLUME`).
+pub const DATA_DIR: &str = "/var/lib/rabbitmq";
+
+/// The host name of a broker whose database is cached (see
+/// [`RabbitMq::with_baseline_cache`]): RabbitMQ names its node `rabbit@<host name>` and keeps
+/// its database in a directory named after the node, so a broker started from a cached image
+/// finds its data only under the same host name.
+pub const CACHED_HOSTNAME: &str = "seaworthy-rabbitmq";
+
+/// What an init closure gets: the management API and an AMQP channel, both as the fixture's
+/// default user, and where the broker is (for tools that want a URL).
+pub struct InitContext {
+    /// The management HTTP API, authenticated as the default user.
+    pub management: Management,
+    /// A channel on a connection to the default virtual host.
+    pub channel: lapin::Channel,
+    /// `amqp://user:password@host:port/%2F` (the URL includes the password).
+    pub amqp: ConnectionInfo,
+}
+
+pub(crate) type InitFn = Arc<
+    dyn Fn(InitContext) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
+>;
+
+/// One step that builds the baseline.
+#[derive(Clone)]
+pub(crate) enum InitStep {
+    /// Definitions (the JSON of `rabbitmqctl export_definitions`) imported as they are.
+    Definitions(String),
+    /// A definitions file, read when the step runs.
+    DefinitionsFile(PathBuf),
+    /// A closure of the user's.
+    Closure { name: String, run: InitFn },
+}
+
+impl InitStep {
+    /// A description for keys and messages.
+    pub(crate) fn name(&self, index: usize) -> String {
+        match self {
+            InitStep::Definitions(_) => format!("definitions #{}", index + 1),
+            InitStep::DefinitionsFile(path) => format!("definitions file {}", path.display()),
+            InitStep::Closure { name, .. } => name.clone(),
+        }
+    }
+}
 
 /// The AMQP port inside the container.
 pub const AMQP_PORT: u16 = 5672;
@@ -48,6 +102,11 @@ pub struct RabbitMq {
     user: String,
     password: String,
     config: Vec<String>,
+    pub(crate) init: Vec<InitStep>,
+    /// The baseline cache setting (see `cache.rs`).
+    pub(crate) cache: BaselineCache,
+    /// Started from a cached baseline image: the init steps are in it already.
+    pub(crate) from_cache: bool,
 }
 
 impl Default for RabbitMq {
@@ -58,6 +117,9 @@ impl Default for RabbitMq {
             user: "guest".into(),
             password: "guest".into(),
             config: vec!["collect_statistics_interval = 500".into()],
+            init: Vec::new(),
+            cache: BaselineCache::from_env(),
+            from_cache: false,
         }
     }
 }
@@ -69,6 +131,17 @@ impl fmt::Debug for RabbitMq {
             .field("user", &self.user)
             .field("password", &"***")
             .field("config", &self.config)
+            .field(
+                "init",
+                &self
+                    .init
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| s.name(i))
+                    .collect::<Vec<_>>(),
+            )
+            .field("cache", &self.cache)
+            .field("from_cache", &self.from_cache)
             .field("startup_timeout", &self.container.startup_timeout())
             .finish()
     }
@@ -115,6 +188,68 @@ impl RabbitMq {
         self
     }
 
+    /// Adds definitions to the baseline: the JSON that `rabbitmqctl export_definitions` and
+    /// `GET /api/definitions` write (users, vhosts, permissions, policies, parameters, queues,
+    /// exchanges, bindings; any subset), imported through the management API. Init steps run
+    /// once per container, in the order given, before the baseline is recorded; every
+    /// [`clean`](seaworthy::Fixture::clean) returns to the state they left. Their content is part
+    /// of the definition's [key](seaworthy::FixtureDefinition::key) and of the
+    /// [baseline cache](Self::with_baseline_cache)'s.
+    ///
+    /// ```no_run
+    /// # use seaworthy_rabbitmq::RabbitMq;
+    /// let rabbit = RabbitMq::new().with_definitions(r#"{
+    ///     "vhosts": [{"name": "orders"}],
+    ///     "permissions": [{"user": "guest", "vhost": "orders",
+    ///                      "configure": ".*", "write": ".*", "read": ".*"}],
+    ///     "queues": [{"name": "jobs", "vhost": "orders", "durable": true,
+    ///                 "auto_delete": false, "arguments": {}}]
+    /// }"#);
+    /// ```
+    pub fn with_definitions(mut self, json: impl Into<String>) -> Self {
+        self.init.push(InitStep::Definitions(json.into()));
+        self
+    }
+
+    /// Adds a definitions file (as [`with_definitions`](Self::with_definitions)), read when the
+    /// step runs; its content is part of the [baseline cache](Self::with_baseline_cache)'s key,
+    /// so a file edited in place builds a new cached baseline.
+    pub fn with_definitions_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.init.push(InitStep::DefinitionsFile(path.into()));
+        self
+    }
+
+    /// Adds a step of your own to the baseline (declare queues over AMQP, call the management
+    /// API...). The closure gets an [`InitContext`] and runs once per container, in order with
+    /// the other init steps; `?` works on any error type (it returns [`BoxError`]). `name`
+    /// stands for the closure's code in the definition's [key](seaworthy::FixtureDefinition::key)
+    /// and in the [baseline cache](Self::with_baseline_cache)'s (code cannot be hashed): rename
+    /// it (`"queues v2"`) when the step changes, and add the files it reads with
+    /// [`BaselineCache::with_input`].
+    ///
+    /// ```no_run
+    /// # use seaworthy_rabbitmq::RabbitMq;
+    /// use seaworthy_rabbitmq::lapin::options::QueueDeclareOptions;
+    ///
+    /// let rabbit = RabbitMq::new().with_init("jobs queue v1", |ctx| async move {
+    ///     let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ///     ctx.channel.queue_declare("jobs".into(), durable, Default::default()).await?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn with_init<F, Fut>(mut self, name: impl Into<String>, step: F) -> Self
+    where
+        F: Fn(InitContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let run: InitFn = Arc::new(move |ctx| Box::pin(step(ctx)));
+        self.init.push(InitStep::Closure {
+            name: name.into(),
+            run,
+        });
+        self
+    }
+
     /// The image.
     pub fn image(&self) -> &str {
         self.container.image()
@@ -152,6 +287,19 @@ impl RabbitMq {
         }
         if self.password.is_empty() {
             return invalid("rabbitmq password", "", "is empty");
+        }
+        for step in &self.init {
+            if let InitStep::Definitions(json) = step {
+                if let Err(e) =
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+                {
+                    return invalid(
+                        "rabbitmq definitions",
+                        json,
+                        &format!("is not a JSON object of definitions: {e}"),
+                    );
+                }
+            }
         }
         for line in &self.config {
             let trimmed = line.trim();
@@ -197,16 +345,34 @@ impl RabbitMq {
     }
 }
 
+impl RabbitMq {
+    /// Whether the database is kept in the image's volume under a fixed node name: when the
+    /// baseline cache is on for this run, or the definition starts from a cached image.
+    fn persistent(&self) -> bool {
+        self.from_cache || self.cache.is_active()
+    }
+}
+
 impl ContainerFixtureDefinition for RabbitMq {
     type Fixture = RabbitMqFixture;
 
     fn key(&self) -> String {
         let password = key_hash(&self.password);
+        let init: Vec<String> = self
+            .init
+            .iter()
+            .enumerate()
+            .map(|(i, step)| match step {
+                InitStep::Definitions(json) => format!("definitions:{}", key_hash(json)),
+                _ => format!("step:{}", step.name(i)),
+            })
+            .collect();
         format!(
-            "rabbitmq image={} user={} password={password} config={:?} container={}",
+            "rabbitmq image={} user={} password={password} config={:?} init={init:?} persistent={} container={}",
             self.container.image(),
             self.user,
             self.config,
+            self.persistent(),
             key_hash(&self.container.key())
         )
     }
@@ -214,23 +380,33 @@ impl ContainerFixtureDefinition for RabbitMq {
     fn container_definition(&self) -> ContainerDefinition {
         let mut config = self.config.join("\n");
         config.push('\n');
-        let definition = self
+        let mut definition = self
             .container
             .clone()
             .with_env("RABBITMQ_DEFAULT_USER", self.user.clone())
             .with_env("RABBITMQ_DEFAULT_PASS", self.password.clone())
             .with_port(AMQP_PORT)
             .with_port(MANAGEMENT_PORT)
-            .with_file(CONFIG_PATH, config.into_bytes(), 0o644)
+            .with_file(CONFIG_PATH, config.into_bytes(), 0o644);
+        definition = if self.persistent() {
+            // The database stays in the image's volume, which a cached image carries, under a
+            // node name (from the host name) that a start from that image finds again.
+            definition.with_hostname(CACHED_HOSTNAME)
+        } else {
             // The broker's database lives on tmpfs: nothing to keep, nothing to sync to disk.
-            .with_tmpfs("/var/lib/rabbitmq", None)
-            .and_wait(self.readiness());
+            definition.with_tmpfs(DATA_DIR, None)
+        };
+        let definition = definition.and_wait(self.readiness());
         // Refused before anything is created, however the definition is started.
         definition.refused_by(self.validate().map_err(Into::into))
     }
 
     async fn attach(&self, container: seaworthy::Container) -> crate::Result<RabbitMqFixture> {
         RabbitMqFixture::attach(self.clone(), container).await
+    }
+
+    async fn prepare(&self, session: &seaworthy::Session) -> crate::Result<RabbitMq> {
+        Ok(seaworthy::baseline_cache::prepare(self, session).await?)
     }
 }
 

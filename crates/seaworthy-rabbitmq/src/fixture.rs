@@ -12,7 +12,7 @@ use seaworthy::{ConnectionInfo, Container, Exec, Fixture, Isolation};
 use serde_json::Value;
 
 use crate::baseline::{Plan, State, BASELINE_PATH};
-use crate::definition::{RabbitMq, AMQP_PORT, MANAGEMENT_PORT};
+use crate::definition::{InitContext, InitStep, RabbitMq, AMQP_PORT, MANAGEMENT_PORT};
 use crate::error::{Error, Result};
 use crate::isolation::IsolatedRabbitMq;
 use crate::management::{
@@ -65,17 +65,32 @@ impl RabbitMqFixture {
         let amqp = Arc::new(AmqpLink::new(&name, amqp_info, "/"));
         // The first connection proves that the user can log in over AMQP.
         amqp.channel().await?;
-        let baseline = Arc::new(load_or_record(&container, &management).await?);
+        let baseline = seaworthy::kit::Baseline::new(BASELINE_PATH)
+            .load_or_record(&container, || async {
+                // A cached image holds what the init steps built (and normally the baseline
+                // file too): they never run twice on one database.
+                if !definition.from_cache {
+                    run_init(&definition, &name, &management, &amqp).await?;
+                }
+                State::read(&management).await
+            })
+            .await?;
         tracing::debug!(container = %name, vhosts = baseline.vhosts.len(), "attached to RabbitMQ");
-        Ok(RabbitMqFixture {
+        let fixture = RabbitMqFixture {
             definition,
             container,
             amqp,
             management,
             management_info,
-            baseline,
+            baseline: Arc::new(baseline),
             vhosts_made: AtomicU64::new(0),
-        })
+        };
+        if fixture.definition.from_cache {
+            // What a shutdown does not keep (transient queues, exclusive ones) is declared
+            // again: the broker is handed out at its baseline.
+            fixture.reset().await?;
+        }
+        Ok(fixture)
     }
 
     /// The definition this fixture was started from.
@@ -309,12 +324,42 @@ async fn execute(management: &Management, plan: Plan) -> Result<()> {
     run_all(management, phase4).await
 }
 
-/// The container's baseline: the one kept in it, or recorded now and kept there (the kit's
-/// [`Baseline`](seaworthy::kit::Baseline), under the run's lock).
-async fn load_or_record(container: &Container, management: &Management) -> Result<State> {
-    seaworthy::kit::Baseline::new(BASELINE_PATH)
-        .load_or_record(container, || State::read(management))
-        .await
+/// Runs the definition's init steps in order; an error names the step.
+async fn run_init(
+    definition: &RabbitMq,
+    container: &str,
+    management: &Management,
+    amqp: &AmqpLink,
+) -> Result<()> {
+    for (i, step) in definition.init.iter().enumerate() {
+        let failed = |reason: String| {
+            Error::fixture(
+                container,
+                format!("init step `{}` failed: {reason}", step.name(i)),
+            )
+        };
+        let definitions = match step {
+            InitStep::Definitions(json) => json.clone(),
+            InitStep::DefinitionsFile(path) => std::fs::read_to_string(path)
+                .map_err(|e| failed(format!("read {}: {e}", path.display())))?,
+            InitStep::Closure { run, .. } => {
+                let ctx = InitContext {
+                    management: management.clone(),
+                    channel: amqp.channel().await?,
+                    amqp: amqp.info.clone(),
+                };
+                run(ctx).await.map_err(|e| failed(e.to_string()))?;
+                continue;
+            }
+        };
+        let body: Value = serde_json::from_str(&definitions)
+            .map_err(|e| failed(format!("the definitions are not JSON: {e}")))?;
+        management
+            .post("/api/definitions", &body)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// An AMQP connection to one virtual host, opened on first use and again when it was closed.

@@ -75,17 +75,26 @@
 //! * [`clean`](seaworthy::Fixture::clean) restores the whole baseline: see
 //!   [`RabbitMqFixture`]'s `Fixture` implementation.
 //! * [`IsolatedRabbitMq`] is a test's private virtual host; see the [`isolation`] module.
+//! * Init steps build the baseline: [definitions](RabbitMq::with_definitions) (the JSON that
+//!   `rabbitmqctl export_definitions` writes, or [a file](RabbitMq::with_definitions_file)) and
+//!   [closures](RabbitMq::with_init). With the
+//!   [baseline cache](RabbitMq::with_baseline_cache) on, the broker they leave is kept in an
+//!   image, and later runs start from it without running them again.
 
 #![warn(missing_docs)]
 
 mod baseline;
+mod cache;
 mod definition;
 mod error;
 mod fixture;
 pub mod isolation;
 pub mod management;
 
-pub use definition::{RabbitMq, AMQP_PORT, CONFIG_PATH, DEFAULT_IMAGE, MANAGEMENT_PORT};
+pub use definition::{
+    BoxError, InitContext, RabbitMq, AMQP_PORT, CACHED_HOSTNAME, CONFIG_PATH, DATA_DIR,
+    DEFAULT_IMAGE, MANAGEMENT_PORT,
+};
 pub use error::{Error, Result};
 pub use fixture::RabbitMqFixture;
 pub use isolation::IsolatedRabbitMq;

@@ -1,8 +1,10 @@
 //! Helpers for Seaworthy's own test suites; not published.
 
+pub mod cache;
 pub mod child;
 pub mod resources;
 
+pub use cache::{assert_cache_labels, image_of, CacheNamespace};
 pub use child::{
     child_command, param, read_ids, report, wait_for_parent, with_keep_on_failure_child, ChildRun,
     ChildTest, PARAM,

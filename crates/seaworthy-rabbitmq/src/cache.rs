@@ -1,0 +1,124 @@
+//! The baseline cache for RabbitMQ: the broker's database after the init steps (definitions,
+//! virtual hosts, users, queues...), kept in an image (see [`seaworthy::baseline_cache`]).
+
+use seaworthy::baseline_cache::{BaselineCache, CachedBaseline, InitDigest};
+
+use crate::definition::{InitStep, RabbitMq, DATA_DIR};
+
+impl RabbitMq {
+    /// Sets the [baseline cache](seaworthy::baseline_cache) of this definition:
+    /// `BaselineCache::on()` keeps the broker as its init steps left it (definitions, virtual
+    /// hosts, users, queues) in an image after the first start, taken after a clean shutdown, so
+    /// later runs start from it and skip the init steps (a RabbitMQ start from its image takes
+    /// several seconds; from its cached baseline, the broker's boot alone). The key covers the
+    /// image's id, the whole definition and the content of every init step (and of every
+    /// [definitions file](Self::with_definitions_file) and
+    /// [input](BaselineCache::with_input)); an init closure counts by its name.
+    /// `SEAWORTHY_BASELINE_CACHE=off` bypasses it for one run.
+    ///
+    /// With the cache in use, the broker keeps its database in the image's volume instead of a
+    /// tmpfs, and its host name is [`CACHED_HOSTNAME`](crate::CACHED_HOSTNAME) (RabbitMQ keeps
+    /// its data under a node name derived from the host name, which a start from the cached
+    /// image must find again; a host name set with [`with_container`](Self::with_container) is
+    /// replaced). Transient queues do not survive the broker's shutdown: a start from the cached
+    /// image declares them again before it hands the broker out, as [`clean`](seaworthy::Fixture::clean)
+    /// would.
+    ///
+    /// ```no_run
+    /// use seaworthy::baseline_cache::BaselineCache;
+    /// use seaworthy_rabbitmq::RabbitMq;
+    ///
+    /// let rabbit = RabbitMq::new()
+    ///     .with_definitions_file("tests/rabbitmq-definitions.json")
+    ///     .with_baseline_cache(BaselineCache::on());
+    /// ```
+    pub fn with_baseline_cache(mut self, cache: BaselineCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The baseline cache setting.
+    pub fn baseline_cache(&self) -> &BaselineCache {
+        &self.cache
+    }
+}
+
+impl CachedBaseline for RabbitMq {
+    fn baseline_cache(&self) -> &BaselineCache {
+        &self.cache
+    }
+
+    fn cache_kind(&self) -> &'static str {
+        "rabbitmq"
+    }
+
+    fn cache_identity(&self) -> String {
+        format!("rabbitmq {}", self.user())
+    }
+
+    fn hash_init(&self, digest: &mut InitDigest) -> seaworthy::Result<()> {
+        for (i, step) in self.init.iter().enumerate() {
+            match step {
+                InitStep::Definitions(json) => digest.add("definitions", json.as_bytes()),
+                InitStep::DefinitionsFile(path) => digest.add_path(path)?,
+                // A closure's code cannot be read: its name stands for it, and the files it
+                // reads are inputs (BaselineCache::with_input).
+                InitStep::Closure { .. } => digest.add("closure", step.name(i).as_bytes()),
+            }
+        }
+        Ok(())
+    }
+
+    fn state_dirs(&self) -> Vec<String> {
+        vec![DATA_DIR.to_string()]
+    }
+
+    fn with_cached_image(&self, image: &str) -> Self {
+        let mut def = self.clone();
+        def = def.with_container(|c| c.with_image(image));
+        def.cache = BaselineCache::off();
+        def.from_cache = true;
+        def
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seaworthy::ContainerFixtureDefinition;
+
+    #[test]
+    fn a_cached_definition_keeps_its_data_and_node_name() {
+        let plain = RabbitMq::new().with_baseline_cache(BaselineCache::off());
+        let cached = CachedBaseline::with_cached_image(
+            &RabbitMq::new().with_baseline_cache(BaselineCache::on()),
+            "sha256:abc",
+        );
+        assert_eq!(cached.image(), "sha256:abc");
+        assert!(!cached.baseline_cache().is_active());
+        let key = |def: &RabbitMq| def.container_definition().key();
+        assert_ne!(key(&plain), key(&cached));
+        assert_ne!(
+            ContainerFixtureDefinition::key(&plain),
+            ContainerFixtureDefinition::key(&cached)
+        );
+        let debug = format!("{:?}", cached.container_definition());
+        assert!(debug.contains(crate::CACHED_HOSTNAME), "{debug}");
+    }
+
+    #[test]
+    fn definitions_files_are_hashed_by_content() {
+        let file = std::env::temp_dir().join(format!("sw-rmq-defs-{}.json", std::process::id()));
+        std::fs::write(&file, r#"{"queues": []}"#).unwrap();
+        let def = RabbitMq::new().with_definitions_file(&file);
+        let digest =
+            |def: &RabbitMq| seaworthy::baseline_cache::cache_key(def, "sha256:x").unwrap();
+        let before = digest(&def);
+        std::fs::write(&file, r#"{"queues": [{"name": "q", "vhost": "/"}]}"#).unwrap();
+        assert_ne!(before, digest(&def));
+        std::fs::remove_file(&file).unwrap();
+        let mut d = InitDigest::default();
+        let missing = def.hash_init(&mut d).unwrap_err();
+        assert!(missing.to_string().contains("sw-rmq-defs"), "{missing}");
+    }
+}
