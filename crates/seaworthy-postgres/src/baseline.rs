@@ -1,14 +1,16 @@
 //! The baseline: the state every `clean()` returns to and every isolated database starts from.
 //!
 //! It is built once per container (the init steps run against the fixture's database) and kept
-//! in the server, so every process that attaches to a container shared per run finds it:
+//! in the container, so every process that attaches to a container shared per run finds it:
 //!
 //! * the template database `<db>_baseline`, a copy of the database right after the init steps
 //!   (the source of isolated databases, and of `<db>` itself when a clean must re-create it);
-//! * the template's comment, a JSON record ([`Meta`]) of what the template cannot say: the
+//! * a JSON record ([`Meta`]) of what the template cannot say, kept by the kit's
+//!   [`Baseline`] in a file of the container (loaded, or recorded under the run's lock): the
 //!   highest object id at baseline time (anything created later has a higher one), digests of the
 //!   schema and of the cluster-wide state (roles, settings, databases), and statements that
-//!   restore the baseline's roles.
+//!   restore the baseline's roles. The record is stored once the template is complete: a
+//!   template without one is built again.
 //!
 //! Each process then reads the template's row data and sequence positions and compiles them into
 //! one PL/pgSQL function (see [`clean_function`]) that a `clean()` calls in one round trip.
@@ -20,8 +22,11 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use seaworthy::kit::Baseline;
+use seaworthy::Container;
+
 use crate::connect;
-use crate::definition::{InitContext, InitStep, Postgres};
+use crate::definition::{InitContext, InitStep, Postgres, PORT};
 use crate::error::{Error, Result};
 
 const SCHEMA_DIGEST: &str = include_str!("sql/schema_fingerprint.sql");
@@ -74,10 +79,9 @@ impl Names {
     }
 }
 
-/// What the template's comment records.
+/// The baseline's record: what the template cannot say.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Meta {
-    pub(crate) format: u32,
     /// Every object of the baseline has an id at most this; later ones have higher ids.
     pub(crate) max_oid: u32,
     pub(crate) schema_digest: String,
@@ -102,40 +106,45 @@ pub(crate) fn ident(s: &str) -> String {
 }
 
 /// Makes sure the baseline exists (building it from the init steps if this is the first process
-/// to attach to a fresh container) and returns its record. `maint` is connected to `postgres`.
+/// to attach to a fresh container) and returns its record, kept in the container by the kit
+/// (under the run's lock for the container: a process attaching meanwhile waits and loads it).
+/// `maint` is connected to `postgres`.
 pub(crate) async fn ensure(
+    container: &Container,
     maint: &Client,
     def: &Postgres,
     names: &Names,
     fixture: &str,
-    host: &str,
-    port: u16,
 ) -> Result<Meta> {
-    let lock_key = format!("seaworthy-baseline:{}", names.database);
-    maint
-        .execute("SELECT pg_advisory_lock(hashtext($1))", &[&lock_key])
+    let host = container.host().to_string();
+    let port = container.host_port(PORT)?;
+    baseline_file(names)
+        .load_or_record(container, || async {
+            // A template without a record: left half-built by a process that died, or by
+            // another version of the fixture. Built again.
+            drop_template(maint, names, fixture).await?;
+            let started = Instant::now();
+            let meta = build(maint, def, names, fixture, &host, port).await?;
+            tracing::debug!(fixture, elapsed = ?started.elapsed(), "baseline recorded");
+            Ok(meta)
+        })
         .await
-        .map_err(|e| Error::query(fixture, "take the baseline lock", e))?;
-    let result = ensure_locked(maint, def, names, fixture, host, port).await;
-    let unlocked = maint
-        .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
-        .await;
-    let meta = result?;
-    unlocked.map_err(|e| Error::query(fixture, "release the baseline lock", e))?;
-    Ok(meta)
 }
 
-async fn ensure_locked(
-    maint: &Client,
-    def: &Postgres,
-    names: &Names,
-    fixture: &str,
-    host: &str,
-    port: u16,
-) -> Result<Meta> {
-    let existing = maint
+/// Where the container keeps the baseline's record (the format's version in the name: a record
+/// of another version is not read, and the template is built again).
+fn baseline_file(names: &Names) -> Baseline {
+    Baseline::new(format!(
+        "/tmp/.seaworthy-postgres-v{FORMAT}-{}-baseline.json",
+        names.database
+    ))
+}
+
+/// Drops the template database if there is one.
+async fn drop_template(maint: &Client, names: &Names, fixture: &str) -> Result<()> {
+    let exists = maint
         .query_opt(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            "SELECT 1 FROM pg_database WHERE datname = $1",
             &[&names.template],
         )
         .await
@@ -146,24 +155,10 @@ async fn ensure_locked(
                 e,
             )
         })?;
-    if let Some(row) = existing {
-        let comment: Option<String> = row.get(0);
-        if let Some(meta) = comment.and_then(|c| serde_json::from_str::<Meta>(&c).ok()) {
-            if meta.format == FORMAT {
-                return Ok(meta);
-            }
-        }
-        // Left half-built by a process that died, or by another version: build it again.
-        tracing::info!(template = %names.template, "rebuilding an incomplete baseline template");
-        drop_template(maint, names, fixture).await?;
+    if exists.is_none() {
+        return Ok(());
     }
-    let started = Instant::now();
-    let meta = build(maint, def, names, fixture, host, port).await?;
-    tracing::debug!(fixture, elapsed = ?started.elapsed(), "baseline recorded");
-    Ok(meta)
-}
-
-async fn drop_template(maint: &Client, names: &Names, fixture: &str) -> Result<()> {
+    tracing::info!(template = %names.template, "rebuilding a baseline template that has no record");
     let t = ident(&names.template);
     maint
         .batch_execute(&format!("ALTER DATABASE {t} WITH IS_TEMPLATE false"))
@@ -243,7 +238,6 @@ async fn build(
             .filter(|d| !names.is_internal(d))
             .collect();
         Ok::<_, tokio_postgres::Error>(Meta {
-            format: FORMAT,
             max_oid: probe,
             schema_digest,
             global_digest,
@@ -263,21 +257,8 @@ async fn build(
     drop(client);
     create_database_from(maint, &names.template, &names.database, names, fixture).await?;
     let t = ident(&names.template);
-    let comment: String = maint
-        .query_one(
-            "SELECT format('COMMENT ON DATABASE %I IS %L', $1::text, $2::text)",
-            &[
-                &names.template,
-                &serde_json::to_string(&record).unwrap_or_default(),
-            ],
-        )
-        .await
-        .map_err(|e| Error::query(fixture, "format the baseline record", e))?
-        .get(0);
     maint
-        .batch_execute(&format!(
-            "ALTER DATABASE {t} WITH IS_TEMPLATE true; {comment}"
-        ))
+        .batch_execute(&format!("ALTER DATABASE {t} WITH IS_TEMPLATE true"))
         .await
         .map_err(|e| {
             Error::query(
@@ -591,7 +572,6 @@ mod tests {
     #[test]
     fn the_clean_function_covers_every_table_and_sequence() {
         let meta = Meta {
-            format: FORMAT,
             max_oid: 20000,
             schema_digest: "abc".into(),
             global_digest: "def".into(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use seaworthy::kit::NamespacePool;
 use seaworthy::{ConnectionInfo, Container, Fixture, Isolation};
 use tokio_postgres::Client;
 
@@ -137,6 +138,8 @@ impl Inner {
 #[derive(Clone)]
 pub struct PostgresFixture {
     pub(crate) inner: Arc<Inner>,
+    /// Isolated databases (see `isolation.rs`).
+    databases: NamespacePool<String, Error>,
 }
 
 impl std::fmt::Debug for PostgresFixture {
@@ -163,7 +166,7 @@ impl PostgresFixture {
         let maint = connect::connect_until(&maint_config, deadline)
             .await
             .map_err(|e| Error::query(&label, "connect", e))?;
-        let meta = baseline::ensure(&maint, &def, &names, &label, &host, port).await?;
+        let meta = baseline::ensure(&container, &maint, &def, &names, &label).await?;
         let template_config =
             connect::config(&host, port, &def.user, &def.password, &names.template);
         let template = connect::connect(&template_config).await.map_err(|e| {
@@ -197,7 +200,10 @@ impl PostgresFixture {
         });
         // Compiles the clean function now, so a problem shows at start rather than at first clean.
         inner.work.get(&inner).await?;
-        Ok(PostgresFixture { inner })
+        Ok(PostgresFixture {
+            databases: crate::isolation::databases(&inner),
+            inner,
+        })
     }
 
     /// The container PostgreSQL runs in.
@@ -292,7 +298,7 @@ impl PostgresFixture {
 
     /// A database of its own for one test, cloned from the baseline: see [`IsolatedDatabase`].
     pub async fn isolated_database(&self) -> Result<IsolatedDatabase> {
-        crate::isolation::checkout(&self.inner).await
+        crate::isolation::checkout(&self.inner, &self.databases).await
     }
 }
 

@@ -16,9 +16,9 @@
 //! public docs are there).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use seaworthy::kit::{Lease, NamespacePool};
 use seaworthy::{ConnectionInfo, Shared};
 use tokio_postgres::Client;
 
@@ -47,19 +47,15 @@ BEGIN
 END
 $seaworthy$";
 
-/// The per-process side of the pool.
+/// The per-process side of the pool: the fixture's own connections and what this process
+/// checked out.
 pub(crate) struct Pool {
     /// Connected to `postgres`; renames pool databases (and clones when the pool is empty).
     checkout: Slot,
     /// Connected to `postgres`; refills the pool and drops released databases.
     background: Slot,
-    refilling: AtomicBool,
-    /// Set by a checkout that found a refill running: the refill must count again before it
-    /// stops (its last count may predate that checkout).
-    refill_again: AtomicBool,
     /// Databases this process has checked out and not released.
     live: Mutex<HashSet<String>>,
-    counter: AtomicU64,
 }
 
 impl Pool {
@@ -67,10 +63,7 @@ impl Pool {
         Pool {
             checkout: Slot::new("postgres", Some(CHECKOUT_FUNCTION.to_string())),
             background: Slot::new("postgres", None),
-            refilling: AtomicBool::new(false),
-            refill_again: AtomicBool::new(false),
             live: Mutex::new(HashSet::new()),
-            counter: AtomicU64::new(0),
         }
     }
 
@@ -84,18 +77,48 @@ fn nextest_slot() -> Option<u32> {
     std::env::var("NEXTEST_TEST_GLOBAL_SLOT").ok()?.parse().ok()
 }
 
-/// Checks out a database for one test.
-pub(crate) async fn checkout(inner: &Arc<Inner>) -> Result<IsolatedDatabase> {
+/// The fixture's isolated databases, in the kit's pool: each serves one test (a released one is
+/// dropped); a checkout takes one of the databases cloned ahead of time (kept in the server, so
+/// every process of the run shares them) or clones one on the spot, and the pool is topped up
+/// in the background.
+pub(crate) fn databases(inner: &Arc<Inner>) -> NamespacePool<String, Error> {
+    let (for_release, for_make, for_keep) = (inner.clone(), inner.clone(), inner.clone());
+    let pool = NamespacePool::single_use("postgres database", move |name: String| {
+        let inner = for_release.clone();
+        async move { release(&inner, &name).await }
+    })
+    .with_make(move |n| {
+        let inner = for_make.clone();
+        async move { take(&inner, n).await }
+    })
+    .with_keep(move |name: String| {
+        let inner = for_keep.clone();
+        async move {
+            inner.pool.live().remove(&name);
+            if let Ok(connection) = inner.connection_for(&name) {
+                eprintln!("seaworthy: the kept database {name} is at {connection}");
+            }
+            Ok(())
+        }
+    });
+    if inner.def.pool_size == 0 {
+        return pool;
+    }
+    let inner = inner.clone();
+    pool.with_refill(move || {
+        let inner = inner.clone();
+        async move { refill(&inner).await }
+    })
+}
+
+/// Takes a database for one test (the `n`th of this process): renames a pool database to the
+/// test's own name in one round trip, else clones the baseline on the spot.
+async fn take(inner: &Arc<Inner>, n: u64) -> Result<String> {
     let names = &inner.names;
     let slot = nextest_slot();
     let name = match slot {
         Some(slot) => format!("{}s{slot}_{:04x}", names.iso_prefix, rand::random::<u16>()),
-        None => format!(
-            "{}{}_{}",
-            names.iso_prefix,
-            std::process::id(),
-            inner.pool.counter.fetch_add(1, Ordering::Relaxed)
-        ),
+        None => format!("{}{}_{n}", names.iso_prefix, std::process::id()),
     };
     let client = inner.pool.checkout.get(inner).await?;
     let taken = if inner.def.pool_size > 0 {
@@ -120,44 +143,21 @@ pub(crate) async fn checkout(inner: &Arc<Inner>) -> Result<IsolatedDatabase> {
             .await?;
     }
     inner.pool.live().insert(name.clone());
-    refill_in_background(inner);
     if let Some(slot) = slot {
         reclaim_slot_in_background(inner, slot);
     }
-    Ok(IsolatedDatabase {
-        name,
-        inner: inner.clone(),
-        released: false,
-        hold: None,
-    })
+    Ok(name)
 }
 
-/// Starts a refill of the pool unless one is running in this process.
-fn refill_in_background(inner: &Arc<Inner>) {
-    if inner.def.pool_size == 0 {
-        return;
-    }
-    inner.pool.refill_again.store(true, Ordering::Release);
-    if inner.pool.refilling.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let inner = inner.clone();
-    seaworthy::runtime::spawn(async move {
-        loop {
-            inner.pool.refill_again.store(false, Ordering::Release);
-            if let Err(e) = refill(&inner).await {
-                tracing::warn!(fixture = %inner.label, error = %e, "refilling the database pool failed");
-            }
-            inner.pool.refilling.store(false, Ordering::Release);
-            // A checkout that came while the refill ran left the refill to it: count again,
-            // unless another refill took over since.
-            if !inner.pool.refill_again.load(Ordering::Acquire)
-                || inner.pool.refilling.swap(true, Ordering::AcqRel)
-            {
-                break;
-            }
-        }
-    });
+/// Checks out a database for one test.
+pub(crate) async fn checkout(
+    inner: &Arc<Inner>,
+    databases: &NamespacePool<String, Error>,
+) -> Result<IsolatedDatabase> {
+    Ok(IsolatedDatabase {
+        lease: databases.checkout().await?,
+        inner: inner.clone(),
+    })
 }
 
 /// Clones the baseline until the pool holds `pool_size` databases; only one process at a time
@@ -294,17 +294,15 @@ async fn release(inner: &Inner, name: &str) -> Result<()> {
 /// }
 /// ```
 pub struct IsolatedDatabase {
-    name: String,
+    /// The database's name, checked out of the fixture's pool: dropping it drops the database.
+    lease: Lease<String, Error>,
     inner: Arc<Inner>,
-    released: bool,
-    /// Keeps a shared fixture's guard alive as long as the database (see [`SharedPostgres`]).
-    hold: Option<Box<dyn Send + Sync>>,
 }
 
 impl std::fmt::Debug for IsolatedDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IsolatedDatabase")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("connection", &self.connection())
             .finish()
     }
@@ -313,13 +311,13 @@ impl std::fmt::Debug for IsolatedDatabase {
 impl IsolatedDatabase {
     /// The database's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.lease
     }
 
     /// How to reach it from the host; prints with the password redacted.
     pub fn connection(&self) -> ConnectionInfo {
         self.inner
-            .connection_for(&self.name)
+            .connection_for(self.name())
             .unwrap_or_else(|_| ConnectionInfo::new("postgres", self.inner.container.host(), 0))
     }
 
@@ -330,13 +328,13 @@ impl IsolatedDatabase {
 
     /// A tokio-postgres configuration for the database.
     pub fn config(&self) -> Result<tokio_postgres::Config> {
-        self.inner.config_for(&self.name)
+        self.inner.config_for(self.name())
     }
 
     /// A new client connected to the database as the superuser (its connection task runs on
     /// Seaworthy's runtime).
     pub async fn client(&self) -> Result<Client> {
-        self.inner.client_for(&self.name).await
+        self.inner.client_for(self.name()).await
     }
 
     /// The schemas of the database, without the system's.
@@ -345,7 +343,7 @@ impl IsolatedDatabase {
         inspect::schemas(&client).await.map_err(|e| {
             Error::query(
                 &self.inner.label,
-                format!("list the schemas of {}", self.name),
+                format!("list the schemas of {}", self.name()),
                 e,
             )
         })
@@ -357,7 +355,7 @@ impl IsolatedDatabase {
         inspect::tables(&client).await.map_err(|e| {
             Error::query(
                 &self.inner.label,
-                format!("list the tables of {}", self.name),
+                format!("list the tables of {}", self.name()),
                 e,
             )
         })
@@ -369,44 +367,15 @@ impl IsolatedDatabase {
         inspect::extensions(&client).await.map_err(|e| {
             Error::query(
                 &self.inner.label,
-                format!("list the extensions of {}", self.name),
+                format!("list the extensions of {}", self.name()),
                 e,
             )
         })
     }
 
     /// Drops the database now (closing its sessions) and waits for it to be gone.
-    pub async fn release(mut self) -> Result<()> {
-        self.released = true;
-        let inner = self.inner.clone();
-        let name = self.name.clone();
-        seaworthy::runtime::run(async move { release(&inner, &name).await }).await
-    }
-}
-
-impl Drop for IsolatedDatabase {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        if std::thread::panicking() && seaworthy::session::keep_on_failure() {
-            self.inner.pool.live().remove(&self.name);
-            eprintln!(
-                "seaworthy: the test failed; keeping database {} for debugging (SEAWORTHY_KEEP_ON_FAILURE): {}",
-                self.name,
-                self.connection()
-            );
-            return;
-        }
-        let inner = self.inner.clone();
-        let name = std::mem::take(&mut self.name);
-        let hold = self.hold.take();
-        seaworthy::runtime::spawn(async move {
-            if let Err(e) = release(&inner, &name).await {
-                tracing::warn!(error = %e, "dropping an isolated database failed");
-            }
-            drop(hold);
-        });
+    pub async fn release(self) -> Result<()> {
+        self.lease.release().await
     }
 }
 
@@ -423,7 +392,7 @@ impl SharedPostgres for Shared<Postgres> {
     async fn isolated_database(&self) -> Result<IsolatedDatabase> {
         let guard = self.get().await?;
         let mut db = guard.isolated_database().await?;
-        db.hold = Some(Box::new(guard));
+        db.lease.hold_until_released(guard);
         Ok(db)
     }
 }
