@@ -23,12 +23,40 @@ fn relocates_data(def: &Postgres) -> bool {
 }
 
 /// The container with its data directory where the cache wants it (see [`CACHED_DATA_DIR`]).
-pub(crate) fn place_data(def: &Postgres, container: ContainerDefinition) -> ContainerDefinition {
+fn place_data(def: &Postgres, container: ContainerDefinition) -> ContainerDefinition {
     if relocates_data(def) {
         container.with_env("PGDATA", CACHED_DATA_DIR)
     } else {
         container
     }
+}
+
+/// Label of a reused container: the digest of the init steps' content and of the files they
+/// read, so that a migration edited in place never reuses a container built by the old one
+/// (the definition's key names closures and directories, not what they read).
+pub(crate) const LABEL_REUSE_INIT: &str = "io.seaworthy.reuse.init";
+
+/// What the baseline cache and reuse add to the container: the data directory's place, and the
+/// init steps' digest when the fixture is reused across runs.
+pub(crate) fn for_reuse_and_cache(
+    def: &Postgres,
+    container: ContainerDefinition,
+) -> ContainerDefinition {
+    let container = place_data(def, container);
+    if !container.reuses() {
+        return container;
+    }
+    let mut digest = InitDigest::default();
+    let content = def.hash_init(&mut digest).and_then(|()| {
+        for input in def.cache.inputs() {
+            digest.add_path(input)?;
+        }
+        Ok(digest.finish())
+    });
+    // An input that cannot be read fails the init step that reads it; until then it is not
+    // the content of any container.
+    let value = content.unwrap_or_else(|e| format!("unreadable: {e}"));
+    container.with_label(LABEL_REUSE_INIT, value)
 }
 
 impl Postgres {
@@ -53,6 +81,26 @@ impl Postgres {
         self.cache = inputs
             .into_iter()
             .fold(cache, |cache, input| cache.with_input(input));
+        self
+    }
+
+    /// Keeps the container of this fixture, when it is shared per run
+    /// ([`seaworthy::Shared::per_run`]), for the next run to reuse (see [`seaworthy::reuse`]):
+    /// the next run finds it by its key (the whole definition, and the content of every init
+    /// step and migration file), checks it is alive, cleans it and hands it out, skipping the
+    /// start. `SEAWORTHY_REUSE=on` does the same for every definition that does not say,
+    /// `SEAWORTHY_REUSE=off` turns it off for a run. `seaworthy gc` removes reused containers
+    /// idle for longer than `SEAWORTHY_REUSE_IDLE` (24 hours by default).
+    ///
+    /// ```no_run
+    /// use seaworthy::Shared;
+    /// use seaworthy_postgres::Postgres;
+    ///
+    /// static DB: Shared<Postgres> =
+    ///     Shared::per_run(|| Postgres::default().with_migrations("migrations").with_reuse(true));
+    /// ```
+    pub fn with_reuse(mut self, reuse: bool) -> Self {
+        self.container = self.container.with_reuse(reuse);
         self
     }
 

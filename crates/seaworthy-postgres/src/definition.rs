@@ -440,7 +440,7 @@ impl ContainerFixtureDefinition for Postgres {
         if self.tmpfs {
             def = def.with_tmpfs(DATA_DIR, None);
         }
-        def = crate::cache::place_data(self, def);
+        def = crate::cache::for_reuse_and_cache(self, def);
         // With synchronous_commit off, a commit PostgreSQL has acknowledged may still be in its
         // WAL buffers: a paused snapshot would restore without it. A checkpoint right before the
         // snapshot writes it out (unless the customisation declared a flush of its own).

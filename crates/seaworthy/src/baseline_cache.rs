@@ -155,7 +155,7 @@ impl BaselineCache {
 
     /// Whether the cache is used for this definition in this run.
     pub fn is_active(&self) -> bool {
-        match env_switch() {
+        match env_switch(ENV_CACHE) {
             Some(false) => false,
             env => self.enabled.or(env).unwrap_or(false),
         }
@@ -173,9 +173,10 @@ impl BaselineCache {
     }
 }
 
-/// `SEAWORTHY_BASELINE_CACHE`: `Some(true)` for on, `Some(false)` for off.
-fn env_switch() -> Option<bool> {
-    let value = std::env::var(ENV_CACHE).ok()?;
+/// An on/off environment switch (`SEAWORTHY_BASELINE_CACHE`, `SEAWORTHY_REUSE`): `Some(true)`
+/// for on, `Some(false)` for off, `None` when unset or neither.
+pub(crate) fn env_switch(name: &str) -> Option<bool> {
+    let value = std::env::var(name).ok()?;
     match value.trim().to_ascii_lowercase().as_str() {
         "off" | "0" | "false" | "no" => Some(false),
         "on" | "1" | "true" | "yes" => Some(true),
@@ -240,7 +241,8 @@ impl InitDigest {
         Ok(())
     }
 
-    fn finish(self) -> String {
+    /// The digest (64 hex digits).
+    pub fn finish(self) -> String {
         hex::encode(self.hasher.finalize())
     }
 }

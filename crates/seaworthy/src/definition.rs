@@ -173,6 +173,11 @@ pub struct ContainerDefinition {
     pub(crate) run_scoped: bool,
     /// The exact engine name (a restored snapshot takes its predecessor's).
     pub(crate) engine_name: Option<String>,
+    /// Reuse across runs as set by [`ContainerDefinition::with_reuse`] (`None`: as
+    /// `SEAWORTHY_REUSE` says).
+    pub(crate) reuse: Option<bool>,
+    /// Created to be reused across runs: labelled as such, owned by no process nor run.
+    pub(crate) reused: bool,
     pub(crate) invalid: Option<String>,
     /// Set by [`ContainerDefinition::refuse`]: the definition's owner found it invalid.
     pub(crate) refusal: Option<Refusal>,
@@ -223,6 +228,8 @@ impl ContainerDefinition {
             runtime: None,
             run_scoped: false,
             engine_name: None,
+            reuse: None,
+            reused: false,
             invalid,
             refusal: None,
         }
@@ -334,6 +341,22 @@ impl ContainerDefinition {
     pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
+    }
+
+    /// Keeps the container of a fixture shared per run ([`Shared::per_run`](crate::Shared::per_run))
+    /// after the run, for the next run to reuse (`true`), or never (`false`); unset, as
+    /// `SEAWORTHY_REUSE=on|off` says (off by default). `SEAWORTHY_REUSE=off` turns reuse off
+    /// for a run whatever the definitions say. See [`reuse`](crate::reuse) for how a reused
+    /// fixture is found, checked and cleaned, and how `seaworthy gc` removes idle ones.
+    pub fn with_reuse(mut self, reuse: bool) -> Self {
+        self.reuse = Some(reuse);
+        self
+    }
+
+    /// Whether a fixture shared per run from this definition is reused across runs, in this run
+    /// (the definition's [`with_reuse`](Self::with_reuse), then `SEAWORTHY_REUSE`).
+    pub fn reuses(&self) -> bool {
+        crate::reuse::active(self.reuse)
     }
 
     /// The value of the environment variable `key` as set on this definition (the last setting

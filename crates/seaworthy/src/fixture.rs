@@ -192,6 +192,14 @@ pub trait FixtureDefinition: Clone + Send + Sync + 'static {
         &self,
         session: &Session,
     ) -> impl Future<Output = Result<Self::Fixture, FixtureError<Self>>> + Send;
+
+    /// Whether the fixture [`share_per_run`](Self::share_per_run) hands out outlives the run, to
+    /// be [reused](crate::reuse) by the next one: the tests of every run then take turns on it
+    /// (holds per key, not per run). The default: no; a [`ContainerFixtureDefinition`] says what
+    /// its container's [`reuses`](crate::ContainerDefinition::reuses) says.
+    fn reuses(&self) -> bool {
+        false
+    }
 }
 
 /// A fixture of one container: which container to start, and how to take a started one over.
@@ -288,6 +296,10 @@ impl<T: ContainerFixtureDefinition> FixtureDefinition for T {
 
     fn validate(&self) -> Result<(), FixtureError<Self>> {
         Ok(self.container_definition().validate()?)
+    }
+
+    fn reuses(&self) -> bool {
+        self.container_definition().reuses()
     }
 
     async fn start_in(&self, session: &Session) -> Result<T::Fixture, FixtureError<Self>> {

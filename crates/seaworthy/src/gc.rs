@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::identity::{host_name, process_alive};
 use crate::session::{
     remove_now, ResourceKind, LABEL_HOST, LABEL_MANAGED, LABEL_OWNER, LABEL_RUNNER, LABEL_SESSION,
-    OWNER_CACHE, OWNER_RUN,
+    OWNER_CACHE, OWNER_REUSE, OWNER_RUN,
 };
 use crate::state::kept_ids;
 
@@ -198,8 +198,9 @@ pub async fn collect(engine: &Engine, options: GcOptions) -> Result<GcReport> {
             .any(|k| r.id.starts_with(k.as_str()) || *k == r.name);
         // Without an owner label, nothing says whose it is: only `all` takes it.
         let unowned = label(LABEL_OWNER).is_empty();
-        // Cached baselines belong to no process: `seaworthy cache prune` removes them.
-        let cached = label(LABEL_OWNER) == OWNER_CACHE;
+        // Cached baselines and reused containers belong to no process: `seaworthy cache prune`
+        // removes the former, the idle time and cap of reuse (below) the latter.
+        let cached = label(LABEL_OWNER) == OWNER_CACHE || label(LABEL_OWNER) == OWNER_REUSE;
         let dead = !unowned
             && !cached
             && if label(LABEL_OWNER) == OWNER_RUN {
@@ -217,5 +218,22 @@ pub async fn collect(engine: &Engine, options: GcOptions) -> Result<GcReport> {
         }
     }
     remove_all(engine, doomed, &mut report).await;
+    if !options.all && options.session.is_none() {
+        match crate::reuse::collect(engine, &Default::default()).await {
+            Ok((removed, errors)) => {
+                report.kept = report.kept.saturating_sub(removed.len());
+                report
+                    .removed
+                    .extend(removed.into_iter().map(|r| LabelledResource {
+                        kind: ResourceKind::Container,
+                        id: r.id,
+                        name: r.name,
+                        labels: r.labels,
+                    }));
+                report.errors.extend(errors);
+            }
+            Err(e) => report.errors.push(e),
+        }
+    }
     Ok(report)
 }

@@ -51,6 +51,7 @@ mod network;
 mod process;
 mod reaper;
 mod reference;
+pub mod reuse;
 pub mod runtime;
 pub mod session;
 mod shared;

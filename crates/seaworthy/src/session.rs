@@ -46,3 +46,6 @@ pub const OWNER_RUN: &str = "run";
 /// The owner of cached baselines, which belong to no process and no run: `seaworthy gc` and the
 /// reaper leave them, `seaworthy cache prune` removes them.
 pub const OWNER_CACHE: &str = "cache";
+/// The owner of containers reused across runs ([`reuse`](crate::reuse)), which belong to no
+/// process and no run: the exit path and the reaper leave them, `seaworthy gc` removes idle ones.
+pub const OWNER_REUSE: &str = "reuse";

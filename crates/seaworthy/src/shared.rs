@@ -280,8 +280,15 @@ impl<D: FixtureDefinition> Shared<D> {
             Scope::Process => None,
             Scope::Run => {
                 let session = Session::global().await?;
-                let hash = key_hash(&(self.make)().key());
-                Some(RunHold::take(&session, &hash, exclusive, what()).await?)
+                let definition = (self.make)();
+                let hash = key_hash(&definition.key());
+                // A reused fixture outlives the run: the runs that use it take turns.
+                let base = if definition.reuses() {
+                    crate::reuse::file_base(&hash)
+                } else {
+                    run_file_base(&session, &hash)
+                };
+                Some(RunHold::take(&base, exclusive, what()).await?)
             }
         };
         Ok(Hold { _local: local, run })
@@ -386,9 +393,8 @@ struct RunHold {
 }
 
 impl RunHold {
-    async fn take(session: &Session, hash: &str, exclusive: bool, what: String) -> Result<RunHold> {
+    async fn take(base: &str, exclusive: bool, what: String) -> Result<RunHold> {
         let dir = crate::gc::state_dir();
-        let base = run_file_base(session, hash);
         let path = dir.join(format!("{base}.hold"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -727,6 +733,9 @@ pub(crate) async fn share_container_per_run<D: ContainerFixtureDefinition>(
 ) -> std::result::Result<D::Fixture, FixtureError<D>> {
     definition.validate()?;
     let hash = key_hash(&ContainerFixtureDefinition::key(&definition));
+    if definition.container_definition().reuses() {
+        return crate::reuse::share(definition, session, hash).await;
+    }
     // The run's container: labelled with the definition's key, owned by the run, named for it.
     let mut shared_definition = definition
         .container_definition()

@@ -330,7 +330,9 @@ async fn create_body(
     session_network: Option<&str>,
 ) -> Result<ContainerCreateBody> {
     let mut labels = def.labels.clone();
-    labels.extend(if def.run_scoped {
+    labels.extend(if def.reused {
+        crate::reuse::labels()
+    } else if def.run_scoped {
         session.run_labels()
     } else {
         session.labels()
