@@ -1,11 +1,12 @@
-//! Per-test isolation: a database index per test, handed out from a pool.
+//! Per-test isolation: a database index per test, handed out from a pool (the kit's
+//! [`NamespacePool`]: release on drop on Seaworthy's runtime, keep-on-failure).
 //!
 //! Database 0 is left to tests that use the whole fixture; databases 1 to N-1 (N is `databases`,
 //! 16 by default) are handed out, one per [`IsolatedRedis`] guard. A guard's database is empty
 //! when it is handed out, and flushed when the guard drops, before it goes back to the pool.
 //!
 //! * In one process, when every database is taken, [`isolate`](seaworthy::Isolation::isolate)
-//!   **waits** for a guard to drop: a database is a complete namespace (`FLUSHDB`, `KEYS *` and
+//!   **waits** (up to 10 minutes) for a guard to drop: a database is a complete namespace (`FLUSHDB`, `KEYS *` and
 //!   `DBSIZE` stay inside it), which a key prefix is not, so tests never silently get less
 //!   isolation than they asked for. Hold one guard per test and at most 15 tests wait on nothing.
 //! * Under cargo-nextest (each test in a process of its own, several processes sharing one
@@ -47,27 +48,39 @@
 //! namespaces with [`Shared::isolated`](seaworthy::Shared::isolated): its guard keeps the server
 //! held, so no such test cleans under an isolated one.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
+use seaworthy::kit::{Lease, NamespacePool};
 use seaworthy::ConnectionInfo;
-use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 
-/// The databases a fixture hands out, and the connections kept for them between tests.
+/// A database handed out to tests, with the connection that last used it (already flushed).
+struct Database {
+    db: u32,
+    manager: Option<ConnectionManager>,
+    info: ConnectionInfo,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.db, self.info)
+    }
+}
+
+/// The databases a fixture hands out, and the key prefixes in database 0 (under nextest, past
+/// the last database), both in the kit's pools.
 pub(crate) struct Pool {
     pub(crate) container: String,
     pub(crate) info: ConnectionInfo,
     /// The fixture's own connection (database 0), for prefix namespaces.
     pub(crate) default_manager: ConnectionManager,
-    /// Free databases, with the connection that last used each (already flushed).
-    free: Mutex<BTreeMap<u32, Option<ConnectionManager>>>,
-    released: Notify,
-    prefixes: AtomicU64,
+    /// Databases 1 to N-1: flushed when given back, the connection kept with them.
+    databases: NamespacePool<Database, Error>,
+    /// `sw:slot<N>:<n>:`: made for one test, their keys deleted when given back.
+    prefixes: NamespacePool<String, Error>,
 }
 
 impl Pool {
@@ -77,67 +90,88 @@ impl Pool {
         default_manager: ConnectionManager,
         databases: u32,
     ) -> Pool {
+        let pool = NamespacePool::new("Redis database", flushed);
+        for db in 1..databases {
+            pool.add(Database {
+                db,
+                manager: None,
+                info: info.clone().with_path(db.to_string()),
+            });
+        }
+        let delete = {
+            let (manager, container) = (default_manager.clone(), container.clone());
+            move |prefix: String| {
+                let (manager, container) = (manager.clone(), container.clone());
+                async move {
+                    delete_prefixed(manager, prefix.clone())
+                        .await
+                        .map_err(|e| {
+                            Error::redis(
+                                &container,
+                                format!("delete the keys under prefix {prefix}"),
+                                e,
+                            )
+                        })?;
+                    Ok(prefix)
+                }
+            }
+        };
+        let base = format!("sw:slot{}:", nextest_slot().unwrap_or_default());
+        let leftovers = delete.clone();
+        let prefixes = NamespacePool::single_use("Redis key prefix in database 0", move |prefix| {
+            let deleted = delete(prefix);
+            async move { deleted.await.map(drop) }
+        })
+        // Numbered, so that no prefix handed out by this process starts with another; keys a
+        // test that ran in the same slot before left under it are deleted first.
+        .with_make(move |n| leftovers(format!("{base}{n}:")));
         Pool {
             container,
             info,
             default_manager,
-            free: Mutex::new((1..databases).map(|db| (db, None)).collect()),
-            released: Notify::new(),
-            prefixes: AtomicU64::new(0),
+            databases: pool,
+            prefixes,
         }
     }
 
-    /// Checks out a namespace: the slot's database under nextest, else any free database
-    /// (waiting for one if none is free).
+    /// Checks out a namespace: the slot's database under nextest (a key prefix when that is
+    /// taken or beyond the last database), else any free database (waiting for one if none is
+    /// free).
     pub(crate) async fn checkout(self: &Arc<Self>) -> Result<IsolatedRedis> {
         if let Some(slot) = nextest_slot() {
             let wanted = u32::try_from(slot).ok().and_then(|s| s.checked_add(1));
-            let taken = wanted.and_then(|db| self.lock().remove(&db).map(|conn| (db, conn)));
+            let taken = wanted.and_then(|db| self.databases.take_free(|d| d.db == db));
             return match taken {
-                Some((db, conn)) => self.hand_out(db, conn).await,
-                None => self.prefixed(format!("sw:slot{slot}:")).await,
+                Some(lease) => self.hand_out(lease).await,
+                None => self.prefixed().await,
             };
         }
-        loop {
-            let released = self.released.notified();
-            tokio::pin!(released);
-            released.as_mut().enable();
-            let taken = {
-                let mut free = self.lock();
-                let first = free.keys().next().copied();
-                first.and_then(|db| free.remove(&db).map(|conn| (db, conn)))
-            };
-            if let Some((db, conn)) = taken {
-                return self.hand_out(db, conn).await;
-            }
-            tracing::debug!(container = %self.container, "every Redis database is taken; waiting for one");
-            released.await;
-        }
+        let lease = self.databases.checkout().await?;
+        self.hand_out(lease).await
     }
 
-    /// A guard for `db`: a connection is opened (and the database flushed, in case a test of
-    /// another process left keys there) unless one is kept from the last test.
+    /// A guard for a database: a connection is opened (and the database flushed, in case a
+    /// test of another process left keys there) unless one is kept from the last test.
     async fn hand_out(
         self: &Arc<Self>,
-        db: u32,
-        conn: Option<ConnectionManager>,
+        mut lease: Lease<Database, Error>,
     ) -> Result<IsolatedRedis> {
-        let manager = match conn {
-            Some(manager) => manager,
-            None => match self.connect(db).await {
-                Ok(manager) => manager,
-                Err(e) => {
-                    self.give_back(db, None);
-                    return Err(e);
-                }
-            },
+        let manager = match &lease.manager {
+            Some(manager) => manager.clone(),
+            // A failure gives the database back as it was (the lease drops).
+            None => {
+                let manager = self.connect(lease.db).await?;
+                lease.manager = Some(manager.clone());
+                manager
+            }
         };
         Ok(IsolatedRedis {
             pool: self.clone(),
-            db,
+            db: lease.db,
             prefix: String::new(),
             manager,
-            info: self.info.clone().with_path(db.to_string()),
+            info: lease.info.clone(),
+            _namespace: Namespace::Database(lease),
         })
     }
 
@@ -167,43 +201,45 @@ impl Pool {
         })
     }
 
-    async fn prefixed(self: &Arc<Self>, base: String) -> Result<IsolatedRedis> {
-        // Numbered, so that no prefix handed out by this process starts with another.
-        let n = self.prefixes.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("{base}{n}:");
-        let manager = self.default_manager.clone();
-        // Leftovers of a test that ran in the same slot before and could not clean up.
-        delete_prefixed(manager.clone(), prefix.clone())
-            .await
-            .map_err(|e| {
-                Error::redis(
-                    &self.container,
-                    format!("delete the keys under prefix {prefix}"),
-                    e,
-                )
-            })?;
+    async fn prefixed(self: &Arc<Self>) -> Result<IsolatedRedis> {
+        let lease = self.prefixes.checkout().await?;
         Ok(IsolatedRedis {
             pool: self.clone(),
             db: 0,
             info: self.info.clone().with_path("0"),
-            prefix,
-            manager,
+            prefix: lease.clone(),
+            manager: self.default_manager.clone(),
+            _namespace: Namespace::Prefix(lease),
         })
-    }
-
-    fn give_back(&self, db: u32, conn: Option<ConnectionManager>) {
-        self.lock().insert(db, conn);
-        self.released.notify_waiters();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Option<ConnectionManager>>> {
-        self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many databases are free now.
     pub(crate) fn free_count(&self) -> usize {
-        self.lock().len()
+        self.databases.free_count()
     }
+}
+
+/// A released database, flushed (on Seaworthy's runtime: the test's may be ending) and ready
+/// for the next test. A flush that fails drops the connection: the next checkout connects
+/// afresh and flushes.
+async fn flushed(mut database: Database) -> Result<Database> {
+    if let Some(manager) = database.manager.take() {
+        let mut conn = manager.clone();
+        match redis::cmd("FLUSHDB").query_async::<()>(&mut conn).await {
+            Ok(()) => database.manager = Some(manager),
+            Err(e) => {
+                tracing::warn!(db = database.db, error = %e, "could not flush an isolated Redis database")
+            }
+        }
+    }
+    Ok(database)
+}
+
+/// What a guard holds of the pools: dropping it empties the namespace and gives it back (kept
+/// as it is after a failed test, with `SEAWORTHY_KEEP_ON_FAILURE=1`).
+enum Namespace {
+    Database(#[allow(dead_code)] Lease<Database, Error>),
+    Prefix(#[allow(dead_code)] Lease<String, Error>),
 }
 
 /// A private namespace in a shared Redis for one test: a database of its own (or, past the last
@@ -232,6 +268,8 @@ pub struct IsolatedRedis {
     prefix: String,
     manager: ConnectionManager,
     info: ConnectionInfo,
+    /// Dropped after the fields above: the namespace goes back to its pool.
+    _namespace: Namespace,
 }
 
 impl fmt::Debug for IsolatedRedis {
@@ -286,50 +324,6 @@ impl IsolatedRedis {
                 e,
             )
         })
-    }
-}
-
-impl Drop for IsolatedRedis {
-    fn drop(&mut self) {
-        if std::thread::panicking() && seaworthy::session::keep_on_failure() {
-            // Neither emptied nor given back: the database (or prefix) stays as the failed test
-            // left it, out of use by later tests, until the container goes.
-            let namespace = if self.prefix.is_empty() {
-                format!("database {}", self.db)
-            } else {
-                format!("keys under prefix {} in database 0", self.prefix)
-            };
-            eprintln!(
-                "seaworthy: the test failed; keeping Redis {namespace} of container {} for debugging (SEAWORTHY_KEEP_ON_FAILURE): {}",
-                self.pool.container, self.info
-            );
-            return;
-        }
-        let pool = self.pool.clone();
-        let db = self.db;
-        let manager = self.manager.clone();
-        if self.prefix.is_empty() {
-            // Flushed before it goes back, on Seaworthy's runtime (the test's may be ending).
-            seaworthy::runtime::spawn(async move {
-                let mut conn = manager.clone();
-                let kept = match redis::cmd("FLUSHDB").query_async::<()>(&mut conn).await {
-                    Ok(()) => Some(manager),
-                    Err(e) => {
-                        // The next checkout connects afresh and flushes.
-                        tracing::warn!(container = %pool.container, db, error = %e, "could not flush an isolated Redis database");
-                        None
-                    }
-                };
-                pool.give_back(db, kept);
-            });
-        } else {
-            let prefix = self.prefix.clone();
-            seaworthy::runtime::spawn(async move {
-                if let Err(e) = delete_prefixed(manager, prefix.clone()).await {
-                    tracing::warn!(container = %pool.container, prefix, error = %e, "could not delete an isolated Redis prefix");
-                }
-            });
-        }
     }
 }
 
