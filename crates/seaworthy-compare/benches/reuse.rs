@@ -9,6 +9,8 @@
 //!   same definition with the cache off: `initdb`, start, every migration, the seed, the baseline
 //!   template. Both sides hand out the same fixture: the seed rows are checked after each start
 //!   (untimed). Each started fixture is dropped (its removal runs in the background, untimed).
+//! * `rabbitmq.first_ready`: the same for a RabbitMQ fixture whose init steps import definitions
+//!   (see [`rabbitmq`]).
 //!
 //! `cargo bench -p seaworthy-compare --bench reuse` (needs `cargo xtask images`); the cached
 //! images live in a namespace of the run's own and are removed at the end.
@@ -20,6 +22,9 @@ use seaworthy::baseline_cache::{self, BaselineCache, PruneOptions};
 use seaworthy::{FixtureDefinition, Session};
 use seaworthy_benchkit::{Suite, Target};
 use seaworthy_postgres::Postgres;
+
+#[path = "reuse/rabbitmq.rs"]
+mod rabbitmq;
 
 const RUNS: usize = 10;
 const MIGRATIONS: usize = 40;
@@ -111,5 +116,6 @@ fn main() {
         assert!(errors.is_empty(), "cached images not removed: {errors:?}");
     });
     let _ = std::fs::remove_dir_all(&dir);
+    rabbitmq::first_ready_group(&mut suite);
     suite.finish();
 }
