@@ -3,6 +3,7 @@
 //! (credentials from a Docker credential helper and from the environment; wrong ones named),
 //! installed and pinned, then checked by reference.
 
+mod common;
 #[path = "../../seaworthy-plugin/tests/common/registry.rs"]
 mod registry;
 
@@ -11,23 +12,9 @@ use std::process::{Command, Output};
 
 use registry::{Registry, TempDir};
 
-/// The `seaworthy` binary with an environment of its own under `home`: no Docker config, a
-/// private store, compile cache and lockfile.
-fn seaworthy(home: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_seaworthy"));
-    command
-        .args(args)
-        .current_dir(home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("SEAWORTHY_OCI_CACHE", home.join("oci"))
-        .env("SEAWORTHY_PLUGIN_CACHE", home.join("compiled"))
-        .env("SEAWORTHY_LOCKFILE", home.join("seaworthy.lock"))
-        .env_remove("SEAWORTHY_REGISTRY_USERNAME")
-        .env_remove("SEAWORTHY_REGISTRY_PASSWORD")
-        .env_remove("SEAWORTHY_CONFIG")
-        .env_remove("SEAWORTHY_LOCKED");
-    command
-}
+// The `seaworthy` binary with an environment of its own under `home`: no Docker config, a
+// private store, compile cache and lockfile.
+use common::seaworthy_in as seaworthy;
 
 fn text(out: &Output) -> (String, String) {
     (

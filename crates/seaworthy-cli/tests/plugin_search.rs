@@ -3,28 +3,18 @@
 //! version, capabilities and description; a term filters; no match and an unreachable registry
 //! are said plainly; a listed plugin installs by its reference and is pinned in seaworthy.lock.
 
+mod common;
 #[path = "../../seaworthy-plugin/tests/common/registry.rs"]
 mod registry;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use registry::{Registry, TempDir};
 
+/// The `seaworthy` binary in `home`, with an environment of its own there.
 fn seaworthy(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seaworthy"))
-        .args(args)
-        .current_dir(home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("SEAWORTHY_OCI_CACHE", home.join("oci"))
-        .env("SEAWORTHY_PLUGIN_CACHE", home.join("compiled"))
-        .env("SEAWORTHY_LOCKFILE", home.join("seaworthy.lock"))
-        .env_remove("SEAWORTHY_REGISTRY_USERNAME")
-        .env_remove("SEAWORTHY_REGISTRY_PASSWORD")
-        .env_remove("SEAWORTHY_CONFIG")
-        .env_remove("SEAWORTHY_LOCKED")
-        .output()
-        .unwrap()
+    common::seaworthy_in(home, args).output().unwrap()
 }
 
 fn text(out: &Output) -> String {

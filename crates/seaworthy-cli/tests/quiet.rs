@@ -21,18 +21,6 @@ commandTests:
     expectedOutput: [hi]
 "#;
 
-/// The registry user's password; a clear failure when the registry was never set up.
-fn password() -> String {
-    let path = std::env::var("SEAWORTHY_TEST_REGISTRY_PASSWORD_FILE")
-        .unwrap_or_else(|_| "/var/lib/seaworthy-ci/registry/password".into());
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| {
-            panic!("{path}: {e}: run `bash .ci/engines start` to start the private registry")
-        })
-        .trim()
-        .to_string()
-}
-
 /// Runs the Docker CLI with the Docker config directory `config`; panics with its output when it
 /// fails.
 fn docker(config: &Path, args: &[&str]) {
@@ -86,7 +74,9 @@ fn pull_progress_is_shown_and_quiet_silences_it() {
     {
         use std::io::Write as _;
         let mut stdin = login.stdin.take().unwrap();
-        stdin.write_all(password().as_bytes()).unwrap();
+        stdin
+            .write_all(seaworthy_testkit::registry_password().as_bytes())
+            .unwrap();
     }
     let login = login.wait_with_output().unwrap();
     assert!(

@@ -49,15 +49,7 @@ const REDIS_READY: &str = "Ready to accept connections";
 const PG_READY: &str = "database system is ready to accept connections";
 const PG_PASSWORD: &str = "postgres";
 /// The non-durable settings `seaworthy-postgres` uses, given to every PostgreSQL of the suite.
-const PG_COMMAND: [&str; 7] = [
-    "postgres",
-    "-c",
-    "fsync=off",
-    "-c",
-    "synchronous_commit=off",
-    "-c",
-    "full_page_writes=off",
-];
+const PG_COMMAND: [&str; 7] = seaworthy_testkit::postgres::DURABILITY_OFF;
 const PG_SCHEMA: &str = "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)";
 const BASELINE: &str = "testcontainers 0.28";
 

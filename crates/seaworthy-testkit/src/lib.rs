@@ -2,6 +2,8 @@
 
 pub mod cache;
 pub mod child;
+pub mod ci;
+pub mod postgres;
 pub mod resources;
 
 pub use cache::{assert_cache_labels, image_of, CacheNamespace};
@@ -9,6 +11,7 @@ pub use child::{
     child_command, param, read_ids, report, wait_for_parent, with_keep_on_failure_child, ChildRun,
     ChildTest, PARAM,
 };
+pub use ci::{endpoint_missing, registry_password};
 pub use resources::{
     assert_invalid, assert_label_and_env, created_containers, fixture_source, owned_containers,
     test_label,

@@ -28,21 +28,13 @@ use seaworthy::{Container, ContainerDefinition, Exec, Wait};
 use seaworthy_benchkit::{BenchResult, Suite, Target};
 
 fn postgres() -> ContainerDefinition {
-    ContainerDefinition::new("seaworthy-test/postgres")
-        .with_env("POSTGRES_PASSWORD", "bench")
-        .with_cmd([
-            "postgres",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-        ])
-        .with_snapshot_flush(Exec::new(["psql", "-U", "postgres", "-c", "CHECKPOINT"]))
-        .with_port(5432)
-        .with_wait(Wait::tcp(5432))
-        .with_startup_timeout(Duration::from_secs(120))
+    seaworthy_testkit::postgres::durability_off(
+        ContainerDefinition::new("seaworthy-test/postgres").with_env("POSTGRES_PASSWORD", "bench"),
+        &[],
+    )
+    .with_port(5432)
+    .with_wait(Wait::tcp(5432))
+    .with_startup_timeout(Duration::from_secs(120))
 }
 
 /// Waits until `psql` inside the container answers (the server accepts queries).

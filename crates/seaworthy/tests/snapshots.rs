@@ -85,19 +85,7 @@ async fn a_snapshot_restores_the_data_in_the_images_volume() {
 /// acknowledged commit then stays in memory long enough for every snapshot taken right after it
 /// to miss it, unless the snapshot flush (`CHECKPOINT`) writes it out first.
 fn postgres_durability_off() -> ContainerDefinition {
-    postgres()
-        .with_cmd([
-            "postgres",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "wal_writer_delay=10000",
-        ])
-        .with_snapshot_flush(Exec::new(["psql", "-U", "postgres", "-c", "CHECKPOINT"]))
+    seaworthy_testkit::postgres::durability_off(postgres(), &["wal_writer_delay=10000"])
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! `cst_flags.rs`): a scratch directory per test and the built binary.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -39,6 +39,25 @@ pub fn seaworthy(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run seaworthy")
+}
+
+/// The `seaworthy` binary run in `home` with an environment of its own under it: no Docker
+/// config, a private OCI store, compile cache and lockfile, and no registry credentials, config
+/// file or locked mode taken from the caller's environment (the plugin suites).
+pub fn seaworthy_in(home: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_seaworthy"));
+    command
+        .args(args)
+        .current_dir(home)
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("SEAWORTHY_OCI_CACHE", home.join("oci"))
+        .env("SEAWORTHY_PLUGIN_CACHE", home.join("compiled"))
+        .env("SEAWORTHY_LOCKFILE", home.join("seaworthy.lock"))
+        .env_remove("SEAWORTHY_REGISTRY_USERNAME")
+        .env_remove("SEAWORTHY_REGISTRY_PASSWORD")
+        .env_remove("SEAWORTHY_CONFIG")
+        .env_remove("SEAWORTHY_LOCKED");
+    command
 }
 
 /// The JSON report on the standard output of `out`.

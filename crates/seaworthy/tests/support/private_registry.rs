@@ -13,16 +13,7 @@ pub const REGISTRY: &str = "10.214.0.1:5443";
 pub const USER: &str = "seaworthy";
 
 /// The user's password; a clear failure when the registry was never set up.
-pub fn password() -> String {
-    let path = std::env::var("SEAWORTHY_TEST_REGISTRY_PASSWORD_FILE")
-        .unwrap_or_else(|_| "/var/lib/seaworthy-ci/registry/password".into());
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| {
-            panic!("{path}: {e}: run `bash .ci/engines start` to start the private registry")
-        })
-        .trim()
-        .to_string()
-}
+pub use seaworthy_testkit::registry_password as password;
 
 /// `config.json` text with the user's credentials for the registry under `key`.
 pub fn auth_config(key: &str, user: &str, password: &str) -> String {
