@@ -381,23 +381,49 @@ async fn stop_start_and_remove() {
     assert!(!container_exists(&session, &id).await);
 }
 
+/// A wait that runs out of startup time removes the container it created and started. Under load
+/// the create alone may use up a short startup timeout (a create timeout, whose container is
+/// removed in the background): then it is tried again with more time, until the failure is the
+/// wait's. Every attempt, whichever step it failed at, must leave nothing behind.
 #[tokio::test]
 async fn a_failed_wait_removes_the_half_started_container() {
     let session = Session::global().await.unwrap();
-    let err = ContainerDefinition::new(BUSYBOX)
-        .with_name("never-ready")
-        .with_cmd(["sh", "-c", "echo starting; exec sleep 3600"])
-        .with_wait(Wait::log("never printed"))
-        .with_startup_timeout(Duration::from_millis(800))
-        .start()
-        .await
-        .unwrap_err();
-    assert!(matches!(err, seaworthy::Error::Wait { .. }), "{err}");
-    let name = session.scoped_name("never-ready");
-    assert!(
-        !container_exists(&session, &name).await,
-        "{name} still exists"
-    );
+    let mut failures = Vec::new();
+    for (attempt, millis) in [800, 4_000, 15_000].into_iter().enumerate() {
+        let short = format!("never-ready-{attempt}");
+        let err = ContainerDefinition::new(BUSYBOX)
+            .with_name(&short)
+            .with_cmd(["sh", "-c", "echo starting; exec sleep 3600"])
+            .with_wait(Wait::log("never printed"))
+            .with_startup_timeout(Duration::from_millis(millis))
+            .start()
+            .await
+            .unwrap_err();
+        let name = session.scoped_name(&short);
+        if let seaworthy::Error::Wait { .. } = &err {
+            // Removed before the error came back.
+            assert!(
+                !container_exists(&session, &name).await,
+                "{name} still exists after {err}"
+            );
+            return;
+        }
+        assert!(
+            matches!(err, seaworthy::Error::Timeout { .. }),
+            "neither the wait's nor the create's timeout: {err}"
+        );
+        // An abandoned create's container goes in the background.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while container_exists(&session, &name).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} still exists 30s after {err}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        failures.push(err.to_string());
+    }
+    panic!("the wait never got to fail: {failures:#?}");
 }
 
 #[tokio::test]
