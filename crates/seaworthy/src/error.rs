@@ -231,6 +231,19 @@ impl Error {
         }
     }
 
+    /// True when nothing answered at the endpoint (connection refused, socket missing, connection
+    /// reset): the engine is down or gone. False for an engine that answered, even with an error,
+    /// or that was too slow to (busy).
+    pub(crate) fn is_endpoint_silent(&self) -> bool {
+        match self {
+            Error::EngineNotFound { .. } => true,
+            Error::EngineUnavailable { source, .. } | Error::Docker { source, .. } => {
+                unreachable_engine(source)
+            }
+            _ => false,
+        }
+    }
+
     /// True when the engine answered 404 (no such container, image, network or volume).
     pub fn is_not_found(&self) -> bool {
         self.docker_status() == Some(404) || matches!(self, Error::NotFound { .. })

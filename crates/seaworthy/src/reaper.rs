@@ -14,14 +14,89 @@ use crate::state::{kept_ids, remove_run_files, state_dir};
 
 const ENV_REAPER: &str = "SEAWORTHY_REAPER";
 
+/// `var` as a number of seconds, else `default` seconds.
+fn env_seconds(var: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
 /// How long a reaper keeps trying to reach the engine and remove what its owner left:
 /// `SEAWORTHY_REAPER_PATIENCE` seconds, 10 minutes by default.
 fn reaper_patience() -> Duration {
-    std::env::var("SEAWORTHY_REAPER_PATIENCE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(600))
+    env_seconds("SEAWORTHY_REAPER_PATIENCE", 600)
+}
+
+/// How long an endpoint where nothing answers (connection refused, its socket gone) is tried
+/// before the reaper gives up on it: `SEAWORTHY_REAPER_GONE_AFTER` seconds, 30 by default (an
+/// engine restarting comes back within that), never more than the patience. An engine that
+/// answers, even with errors, or is slow to answer (busy) gets the whole patience.
+fn gone_after() -> Duration {
+    env_seconds("SEAWORTHY_REAPER_GONE_AFTER", 30).min(reaper_patience())
+}
+
+/// When the reaper tries again after a failure, and when it gives up: a busy engine is retried,
+/// backing off, until the patience runs out (a line per attempt); an endpoint where nothing
+/// answers is given up after [`gone_after`], with one line.
+struct Retry {
+    endpoint: String,
+    started: Instant,
+    deadline: Instant,
+    pause: Duration,
+    /// Since when nothing has answered at the endpoint (reset by any answer).
+    silent_since: Option<Instant>,
+}
+
+impl Retry {
+    fn new(endpoint: &str) -> Retry {
+        let started = Instant::now();
+        Retry {
+            endpoint: endpoint.to_string(),
+            started,
+            deadline: started + reaper_patience(),
+            pause: Duration::from_millis(200),
+            silent_since: None,
+        }
+    }
+
+    /// The engine answered: a later silence counts from its own start.
+    fn answered(&mut self) {
+        self.silent_since = None;
+    }
+
+    /// How long to wait before trying `what` again after `e`, or `None` to give up (said on
+    /// stderr, the reaper's log).
+    fn after(&mut self, what: &str, e: &crate::Error) -> Option<Duration> {
+        let now = Instant::now();
+        let wait = self.pause;
+        self.pause = (self.pause * 2).min(Duration::from_secs(2));
+        if e.is_endpoint_silent() {
+            let since = *self.silent_since.get_or_insert(now);
+            if now + wait >= since + gone_after() {
+                eprintln!(
+                    "reaper: giving up: nothing answers at {} any more ({:?} of trying: {e}); \
+                     what is left there stays until `seaworthy gc` runs against that engine",
+                    self.endpoint,
+                    now - self.started,
+                );
+                return None;
+            }
+            return Some(wait);
+        }
+        self.silent_since = None;
+        if now + wait >= self.deadline {
+            eprintln!(
+                "reaper: giving up after {:?} (SEAWORTHY_REAPER_PATIENCE): {what}: {e}",
+                now - self.started
+            );
+            return None;
+        }
+        eprintln!("reaper: {what}: {e}; trying again in {wait:?}");
+        Some(wait)
+    }
 }
 
 /// Starts this process's reaper (once), unless `SEAWORTHY_REAPER=off` or resources are kept.
@@ -103,20 +178,14 @@ fn run_reaper() -> i32 {
     };
     rt.block_on(async move {
         let started = Instant::now();
-        // The engine may be down or restarting right now (a restart is often what killed the
-        // tests): keep trying, backing off, for a while.
-        let deadline = started + reaper_patience();
-        let mut pause = Duration::from_millis(200);
-        let mut retry = |what: &str, e: &dyn std::fmt::Display| {
-            eprintln!("reaper: {what}: {e}; trying again in {pause:?}");
-            let wait = pause;
-            pause = (pause * 2).min(Duration::from_secs(2));
-            (Instant::now() + wait < deadline).then_some(wait)
-        };
+        // The engine may be busy, or restarting right now (a restart is often what killed the
+        // tests): keep trying, backing off, for a while; an endpoint that stays silent (the
+        // engine stopped for good) is given up sooner.
+        let mut retry = Retry::new(&endpoint);
         let engine = loop {
             match Engine::connect_to(&endpoint).await {
                 Ok(engine) => break engine,
-                Err(e) => match retry(&format!("cannot reach {endpoint}"), &e) {
+                Err(e) => match retry.after(&format!("cannot reach {endpoint}"), &e) {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => return 4,
                 },
@@ -129,6 +198,7 @@ fn run_reaper() -> i32 {
         loop {
             let failure = match list_labelled(&engine, &[(LABEL_OWNER, &owner)]).await {
                 Ok(found) => {
+                    retry.answered();
                     let found: Vec<_> = found.into_iter().filter(|r| !keep(r)).collect();
                     if found.is_empty() {
                         break;
@@ -136,14 +206,14 @@ fn run_reaper() -> i32 {
                     let mut report = GcReport::default();
                     remove_all(&engine, found, &mut report).await;
                     removed += report.removed.len();
-                    match report.errors.first() {
+                    match report.errors.into_iter().next() {
                         None => continue,
-                        Some(e) => e.to_string(),
+                        Some(e) => e,
                     }
                 }
-                Err(e) => e.to_string(),
+                Err(e) => e,
             };
-            match retry("cannot remove what the owner left", &failure) {
+            match retry.after("cannot remove what the owner left", &failure) {
                 Some(wait) => tokio::time::sleep(wait).await,
                 None => return 5,
             }
@@ -158,9 +228,12 @@ fn run_reaper() -> i32 {
                 match list_labelled(&engine, &[(LABEL_SESSION, &run), (LABEL_OWNER, OWNER_RUN)])
                     .await
                 {
-                    Ok(shared) => shared,
+                    Ok(shared) => {
+                        retry.answered();
+                        shared
+                    }
                     Err(e) => {
-                        match retry("cannot list the run's shared resources", &e) {
+                        match retry.after("cannot list the run's shared resources", &e) {
                             Some(wait) => tokio::time::sleep(wait).await,
                             None => return 6,
                         }
@@ -175,7 +248,7 @@ fn run_reaper() -> i32 {
                 let all = match list_labelled(&engine, &[(LABEL_SESSION, &run)]).await {
                     Ok(all) => all,
                     Err(e) => {
-                        match retry("cannot list the run's resources", &e) {
+                        match retry.after("cannot list the run's resources", &e) {
                             Some(wait) => tokio::time::sleep(wait).await,
                             None => return 6,
                         }
@@ -198,7 +271,7 @@ fn run_reaper() -> i32 {
                     return 0;
                 }
                 // Listed again on the next pass; what failed is tried again.
-                match retry("cannot remove the run's resources", &report.errors[0]) {
+                match retry.after("cannot remove the run's resources", &report.errors[0]) {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => return 6,
                 }

@@ -26,6 +26,8 @@ use seaworthy::{
     Wait,
 };
 
+use seaworthy_testkit::endpoint_missing;
+
 const BUSYBOX: &str = "seaworthy-test/busybox";
 
 fn tls_host() -> String {
@@ -37,11 +39,12 @@ fn tls_certs() -> PathBuf {
     let dir = std::env::var("SEAWORTHY_TEST_TLS_CERTS")
         .unwrap_or_else(|_| "/var/lib/seaworthy-ci/tls/client".into());
     let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("key.pem").is_file(),
-        "no TLS client material in {}: run `bash .ci/engines start` to start the TLS engine",
-        dir.display()
-    );
+    if !dir.join("key.pem").is_file() {
+        endpoint_missing(
+            &format!("the TLS engine at {}", tls_host()),
+            format!("no client material in {}", dir.display()),
+        );
+    }
     dir
 }
 
@@ -194,11 +197,17 @@ async fn leftovers(session: &Session) -> Vec<String> {
     left
 }
 
+/// The engine `fut` connects to; an endpoint that does not answer fails the test naming it and
+/// saying how to start it.
 async fn on_runtime<F>(fut: F) -> Engine
 where
     F: std::future::Future<Output = seaworthy::Result<Engine>> + Send + 'static,
 {
-    seaworthy::runtime::run(fut).await.unwrap()
+    match seaworthy::runtime::run(fut).await {
+        Ok(engine) => engine,
+        Err(e) if e.is_engine_unavailable() => endpoint_missing("a test endpoint", e),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 #[tokio::test]
@@ -261,11 +270,12 @@ fn ssh_key() -> PathBuf {
         std::env::var("SEAWORTHY_TEST_SSH_KEY")
             .unwrap_or_else(|_| "/var/lib/seaworthy-ci/ssh/id_ed25519".into()),
     );
-    assert!(
-        key.is_file(),
-        "no SSH key at {}: run `bash .ci/engines start` to start the SSH endpoint",
-        key.display()
-    );
+    if !key.is_file() {
+        endpoint_missing(
+            &format!("the SSH endpoint {}", ssh_host()),
+            format!("no key at {}", key.display()),
+        );
+    }
     key
 }
 
@@ -298,10 +308,9 @@ async fn ssh_from_docker_host_and_seaworthy_ssh_key() {
 fn podman_socket() -> String {
     let socket = std::env::var("SEAWORTHY_TEST_PODMAN_SOCKET")
         .unwrap_or_else(|_| "/run/podman/podman.sock".into());
-    assert!(
-        std::path::Path::new(&socket).exists(),
-        "no Podman socket at {socket}: run `bash .ci/engines start` to start Podman's API service"
-    );
+    if !std::path::Path::new(&socket).exists() {
+        endpoint_missing("Podman's API service", format!("no socket at {socket}"));
+    }
     socket
 }
 
@@ -633,4 +642,105 @@ async fn ssh_with_a_key_the_host_refuses_says_why() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(err.contains(&ssh_host()), "{err}");
     assert!(err.contains("Permission denied"), "{err}");
+}
+
+/// Runs this test binary as a reaper (what `spawn_reaper` starts) whose owner is long gone and
+/// whose engine is `endpoint`, `gone_after` seconds of silence allowed; its stderr (the reaper's
+/// log) is piped.
+fn reaper_for(endpoint: &str, gone_after: u64) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .env("SEAWORTHY_REAPER", "1")
+        .env("SEAWORTHY_REAPER_ENDPOINT", endpoint)
+        .env("SEAWORTHY_REAPER_RUN", "sw-reaper-test")
+        // A pid beyond any pid_max: the owner is not alive.
+        .env("SEAWORTHY_REAPER_OWNER", "999999999:1")
+        .env("SEAWORTHY_REAPER_RUNNER", "999999999:1")
+        .env("SEAWORTHY_REAPER_GONE_AFTER", gone_after.to_string())
+        .env_remove("SEAWORTHY_REAPER_PATIENCE")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// An engine stopped for good (its socket gone, or its TCP port refusing connections, as when
+/// the TLS engine is stopped after its tests): the reaper gives up within the silence it allows,
+/// not after its whole patience (ten minutes), and says so in one line naming the endpoint.
+#[test]
+fn the_reaper_gives_up_on_a_vanished_endpoint_quickly() {
+    let socket = std::env::temp_dir().join(format!("sw-vanished-{}.sock", std::process::id()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("tcp://{}", listener.local_addr().unwrap());
+    drop(listener);
+    for endpoint in [format!("unix://{}", socket.display()), refused] {
+        let started = std::time::Instant::now();
+        let out = reaper_for(&endpoint, 2).wait_with_output().unwrap();
+        let elapsed = started.elapsed();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{endpoint}: {log}");
+        assert!(
+            elapsed < std::time::Duration::from_secs(20),
+            "{endpoint}: gave up after {elapsed:?}: {log}"
+        );
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{endpoint}: one line, not {log}");
+        assert!(
+            lines[0].contains(&format!("nothing answers at {endpoint}"))
+                && lines[0].contains("seaworthy gc"),
+            "{endpoint}: {log}"
+        );
+    }
+}
+
+/// An engine that answers, but with errors (busy, or failing for a while), is tried again for
+/// the reaper's whole patience, backing off, a line per attempt: well past the silence allowed
+/// to a vanished endpoint, it is still at it.
+#[test]
+fn the_reaper_keeps_trying_an_engine_that_answers() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let socket = std::env::temp_dir().join(format!("sw-busy-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            // Read the request's head, then answer as an engine does when it cannot serve.
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let body = r#"{"message":"the engine is busy"}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let mut reaper = reaper_for(&format!("unix://{}", socket.display()), 1);
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let still_running = reaper.try_wait().unwrap().is_none();
+    let _ = reaper.kill();
+    let _ = reaper.wait();
+    let mut log = String::new();
+    reaper
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let _ = std::fs::remove_file(&socket);
+    assert!(
+        still_running,
+        "the reaper gave up on an engine that answers: {log}"
+    );
+    let attempts = log.lines().filter(|l| l.contains("trying again")).count();
+    assert!(
+        attempts >= 3 && log.contains("the engine is busy"),
+        "a line per attempt, naming the engine's answer: {log}"
+    );
 }
