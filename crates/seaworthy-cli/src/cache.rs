@@ -1,4 +1,5 @@
-//! `seaworthy cache ls|rm|prune`: the cached baseline images (see `seaworthy::baseline_cache`).
+//! `seaworthy cache ls|rm|prune`: the cached baseline images (see `seaworthy::baseline_cache`);
+//! `ls` also lists the containers reused across runs (see `seaworthy::reuse`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,7 +18,8 @@ pub struct CacheArgs {
 #[derive(Debug, clap::Subcommand)]
 enum CacheCommand {
     /// List the cached baselines: id, size, age, last use, kind and identity, key, what each was
-    /// built from.
+    /// built from; then the containers reused across runs: name, state, age, last use, key,
+    /// image.
     Ls {
         /// Only this namespace.
         #[arg(long)]
@@ -99,6 +101,10 @@ pub async fn run(args: CacheArgs) -> anyhow::Result<ExitCode> {
         CacheCommand::Ls { namespace } => {
             let images = baseline_cache::list(&engine, namespace.as_deref()).await?;
             print_table(&images);
+            if namespace.is_none() {
+                println!();
+                print_reused(&seaworthy::reuse::list(&engine, &[]).await?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         CacheCommand::Rm { ids } => {
@@ -187,10 +193,7 @@ fn short(id: &str) -> &str {
 }
 
 fn print_table(images: &[CachedImage]) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = unix_now();
     println!(
         "{:<12}  {:>8}  {:>6}  {:>9}  {:<12}  {:<28}  {:<16}  BUILT FROM",
         "IMAGE", "SIZE", "AGE", "LAST USE", "NAMESPACE", "FIXTURE", "KEY"
@@ -218,6 +221,36 @@ fn print_table(images: &[CachedImage]) {
         "{} cached baselines, {} (sizes include the layers shared with their base images)",
         images.len(),
         human_size(total)
+    );
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn print_reused(reused: &[seaworthy::reuse::ReusedContainer]) {
+    let now = unix_now();
+    println!(
+        "{:<32}  {:<8}  {:>6}  {:>9}  {:<16}  IMAGE",
+        "REUSED CONTAINER", "STATE", "AGE", "LAST USE", "KEY"
+    );
+    for c in reused {
+        println!(
+            "{:<32}  {:<8}  {:>6}  {:>9}  {:<16}  {}",
+            c.name,
+            c.state,
+            human_age(now - c.created),
+            human_age(c.idle_secs(now)),
+            &c.key[..16.min(c.key.len())],
+            c.image
+        );
+    }
+    println!(
+        "{} reused containers (seaworthy gc removes those idle for longer than SEAWORTHY_REUSE_IDLE, 24h by default)",
+        reused.len()
     );
 }
 
@@ -266,7 +299,8 @@ fn parse_size(input: &str) -> Result<u64, String> {
     Ok((number * factor) as u64)
 }
 
-fn parse_age(input: &str) -> Result<Duration, String> {
+/// An age: seconds, or with an `s`, `m`, `h` or `d` suffix.
+pub(crate) fn parse_age(input: &str) -> Result<Duration, String> {
     let (number, unit) = split_number(input)?;
     let factor = match unit.as_str() {
         "" | "s" => 1.0,

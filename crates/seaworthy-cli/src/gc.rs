@@ -29,6 +29,15 @@ pub struct GcArgs {
     /// Remove cached baselines not used for this long (seconds, or with an m, h, d suffix).
     #[arg(long, value_name = "AGE")]
     cache_idle: Option<String>,
+    /// Remove containers reused across runs (SEAWORTHY_REUSE) that no run took for this long
+    /// (seconds, or with an m, h, d suffix; default SEAWORTHY_REUSE_IDLE, `[reuse] idle` of
+    /// seaworthy.toml, or 24h).
+    #[arg(long, value_name = "AGE")]
+    reuse_idle: Option<String>,
+    /// Keep at most this many containers reused across runs (the most recently used; default
+    /// SEAWORTHY_REUSE_MAX or `[reuse] max`, else no cap).
+    #[arg(long, value_name = "N")]
+    reuse_max_count: Option<usize>,
 }
 
 /// Sweeps the engine named by DOCKER_HOST and prints what was removed.
@@ -45,7 +54,34 @@ pub async fn run(args: GcArgs) -> anyhow::Result<ExitCode> {
         args.cache_max_size.as_deref(),
         args.cache_idle.as_deref(),
     )?;
-    let report = collect(&engine, options).await?;
+    let reuse_idle = args
+        .reuse_idle
+        .as_deref()
+        .map(crate::cache::parse_age)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--reuse-idle: {e}"))?;
+    let mut report = collect(&engine, options).await?;
+    // The configured idle time and cap applied in `collect`; flags apply on top.
+    if reuse_idle.is_some() || args.reuse_max_count.is_some() {
+        let reuse_options = seaworthy::reuse::ReuseGcOptions {
+            idle: reuse_idle,
+            max_count: args.reuse_max_count,
+            ..Default::default()
+        };
+        let (removed, errors) = seaworthy::reuse::collect(&engine, &reuse_options).await?;
+        report.kept = report.kept.saturating_sub(removed.len());
+        report.removed.extend(
+            removed
+                .into_iter()
+                .map(|r| seaworthy::gc::LabelledResource {
+                    kind: ResourceKind::Container,
+                    id: r.id,
+                    name: r.name,
+                    labels: r.labels,
+                }),
+        );
+        report.errors.extend(errors);
+    }
     for r in &report.removed {
         let kind = match r.kind {
             ResourceKind::Container => "container",
