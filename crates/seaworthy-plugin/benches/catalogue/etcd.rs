@@ -1,12 +1,5 @@
-//! Suite `catalogue_plugins` (the plugin part of the `catalogue` benchmarks): a catalogue
-//! plugin's clean() against the other ways a user would reset the same state.
-//!
-//! `cargo bench -p seaworthy-plugin --bench catalogue` (needs `cargo xtask images` and the
-//! wasm32-wasip2 target; the plugins are built by the bench itself); results in
-//! `target/seaworthy-bench/catalogue_plugins.json`.
-//!
-//! Each run first dirties the store the same way (not timed): 20 keys written, 2 leases granted
-//! with 5 keys each, a baseline key changed. Then:
+//! `etcd.*` of the `catalogue` suite. Each run first dirties the store the same way (not
+//! timed): 20 keys written, 2 leases granted with 5 keys each, a baseline key changed. Then:
 //!
 //! * `etcd.clean_vs_native`: the etcd plugin's clean() (every lease revoked, one transaction
 //!   putting the keys back to the two-key baseline, through the host's HTTP capability) against
@@ -16,13 +9,13 @@
 //!   definition (container created, started, healthy, ready, baseline written); the old
 //!   container's removal is not counted, which favours the baseline. Target ratio ≤ 0.05.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use seaworthy::{Fixture, FixtureDefinition};
-use seaworthy_benchkit::{target_dir, Suite, Target};
-use seaworthy_plugin::{Grants, PluginFixtureDefinition, PluginHost};
+use seaworthy_benchkit::Suite;
+use seaworthy_plugin::{PluginFixtureDefinition, PluginHost};
 use serde_json::{json, Value};
 
 /// The baseline: two keys.
@@ -126,29 +119,8 @@ impl Gateway {
     }
 }
 
-/// Dirties the store, then times the plugin's clean().
-async fn plugin_clean(fixture: &seaworthy_plugin::PluginFixture, gateway: Gateway) -> Duration {
-    gateway.dirty().await;
-    let started = Instant::now();
-    fixture.clean().await.expect("the plugin's clean");
-    started.elapsed()
-}
-
-fn main() {
-    let mut suite = Suite::new("catalogue_plugins");
-    let target = target_dir();
-    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    seaworthy_plugin::workspace::build(repo.join("plugins"), &target).expect("the plugins build");
-    let host = PluginHost::builder()
-        .search_dir(target.join("seaworthy-plugins"))
-        .cache_dir(
-            target
-                .join("seaworthy-bench")
-                .join("catalogue-plugin-cache"),
-        )
-        .grant("etcd", Grants::new().http(2379))
-        .build()
-        .expect("a plugin host");
+/// Adds the `etcd.*` results to `suite`.
+pub fn run(suite: &mut Suite, host: &PluginHost) {
     let definition: PluginFixtureDefinition = host
         .load("etcd")
         .expect("the etcd plugin loads")
@@ -163,59 +135,28 @@ fn main() {
             fixture.container().address(2379).expect("published port")
         ),
     };
-    // Warm both paths and check that each reaches the baseline.
-    suite.block_on(async {
-        for _ in 0..5 {
-            gateway.dirty().await;
-            fixture.clean().await.expect("the plugin's clean");
-            gateway.assert_baseline().await;
-            gateway.dirty().await;
-            gateway.native_clean().await;
-            gateway.assert_baseline().await;
-        }
-    });
-
-    suite.compare(
-        "etcd.clean_vs_native",
+    crate::compare_plugin(
+        suite,
+        "etcd",
         "the same requests from the test process (reqwest)",
         100,
-        || plugin_clean(&fixture, gateway.clone()),
-        || {
-            let gateway = gateway.clone();
-            async move {
-                gateway.dirty().await;
-                let started = Instant::now();
-                gateway.native_clean().await;
-                started.elapsed()
-            }
-        },
+        &definition,
+        &fixture,
+        &gateway,
     );
-    suite.target(Target::RatioAtMost(1.3));
-
-    suite.compare(
-        "etcd.clean_vs_recreate",
-        "a new etcd fixture started from the definition",
-        10,
-        || plugin_clean(&fixture, gateway.clone()),
-        || {
-            let definition = definition.clone();
-            async move {
-                let started = Instant::now();
-                let fresh = definition.start().await.expect("a new etcd");
-                let elapsed = started.elapsed();
-                drop(fresh);
-                elapsed
-            }
-        },
-    );
-    suite.target(Target::RatioAtMost(0.05));
-
-    suite.block_on(async { gateway.assert_baseline().await });
     drop(fixture);
-    suite.block_on(async {
-        if let Ok(session) = seaworthy::Session::global().await {
-            session.wait_for_background_removals(Duration::from_secs(30));
-        }
-    });
-    suite.finish();
+}
+
+impl crate::Store for Gateway {
+    fn dirty(&self) -> impl std::future::Future<Output = ()> {
+        Gateway::dirty(self)
+    }
+
+    fn native_clean(&self) -> impl std::future::Future<Output = ()> {
+        Gateway::native_clean(self)
+    }
+
+    fn assert_baseline(&self) -> impl std::future::Future<Output = ()> {
+        Gateway::assert_baseline(self)
+    }
 }

@@ -1,4 +1,4 @@
-//! Suite `catalogue_mariadb` (the MariaDB part of the `catalogue` benchmarks):
+//! `mariadb.*` of the `catalogue` suite:
 //!
 //! * `mariadb.clean`: `clean()` of a database of 20 tables (100 seed rows each) after a test
 //!   touched 1,000 rows (in each table 30 updated, 10 deleted, 10 inserted), against what a user
@@ -8,10 +8,11 @@
 //!   the pool, against a user's own clone over an open connection: `CREATE DATABASE`, then
 //!   `CREATE TABLE … LIKE` and `INSERT … SELECT` for each of the 20 tables, in one round trip.
 //!   Target: median ≤ 10 ms.
+//! * `mariadb.isolated_refill`: the background work a checkout causes, from the checkout until
+//!   the pool is full again (one database cloned from the baseline, the released one dropped):
+//!   part of the whole cost of an isolated database, paid off the test's path.
 //!
 //! Both sides start from the same state, and the state after each run is checked (untimed).
-//! `cargo bench -p seaworthy-mariadb --bench catalogue` (needs `cargo xtask images`); results in
-//! `target/seaworthy-bench/catalogue_mariadb.json`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -81,8 +82,8 @@ async fn fingerprint(conn: &mut Conn) -> Vec<String> {
         .collect()
 }
 
-fn main() {
-    let mut suite = Suite::new("catalogue_mariadb");
+/// Adds the `mariadb.*` results to `suite`.
+pub fn run(suite: &mut Suite) {
     let init = init_sql();
     let definition = MariaDb::new().with_init_sql(init.clone());
     let db: MariaDbFixture = suite
@@ -200,8 +201,40 @@ fn main() {
     suite.target(Target::MedianAtMostMs(10.0));
     suite.annotate("tables", TABLES as u64);
     suite.annotate("pool_size", 4u64);
+
+    // The refill a checkout causes: from the checkout until the pool holds 4 databases again
+    // and the released one is gone (polled every 2 ms; the checkout itself is included).
+    let iso_count = move || async move {
+        let mut conn = fixture.conn().await.expect("connect");
+        let n: Option<u64> = conn
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'test\\_iso\\_%'",
+            )
+            .await
+            .expect("count the isolated databases");
+        n.unwrap_or(0)
+    };
+    suite.measure("mariadb.isolated_refill", RUNS, move || async move {
+        wait_for_pool().await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while iso_count().await > 4 {
+            assert!(
+                Instant::now() < deadline,
+                "released databases were not dropped"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let t = Instant::now();
+        let iso = fixture.isolated_database().await.expect("checkout");
+        iso.release().await.expect("release");
+        while pool_count().await < 4 || iso_count().await > 4 {
+            assert!(Instant::now() < deadline, "the pool was not refilled");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        t.elapsed()
+    });
+    suite.annotate("pool_size", 4u64);
     drop(db);
-    suite.finish();
 }
 
 /// A random number for names, from the clock (no extra dependency for the bench).
