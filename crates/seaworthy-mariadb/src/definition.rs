@@ -2,8 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::Conn;
@@ -38,26 +36,8 @@ pub struct InitContext {
     pub connection: ConnectionInfo,
 }
 
-pub(crate) type InitFn = Arc<
-    dyn Fn(InitContext) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
->;
-
 /// One step that builds the baseline.
-#[derive(Clone)]
-pub(crate) enum InitStep {
-    Sql(String),
-    Closure { name: String, run: InitFn },
-}
-
-impl InitStep {
-    /// A description for keys and messages.
-    pub(crate) fn name(&self, index: usize) -> String {
-        match self {
-            InitStep::Sql(_) => format!("sql #{}", index + 1),
-            InitStep::Closure { name, .. } => name.clone(),
-        }
-    }
-}
+pub(crate) type InitStep = seaworthy::kit::InitStep<InitContext>;
 
 /// A MariaDB fixture: the official `mariadb` image (`mariadb:11.4` by default; MySQL-compatible
 /// images with the same contract work too), configured through its environment contract
@@ -224,11 +204,7 @@ impl MariaDb {
         F: Fn(InitContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let run: InitFn = Arc::new(move |ctx| Box::pin(step(ctx)));
-        self.init.push(InitStep::Closure {
-            name: name.into(),
-            run,
-        });
+        self.init.push(InitStep::closure(name, step));
         self
     }
 
@@ -396,18 +372,6 @@ impl MariaDb {
             },
         )
     }
-
-    /// A key of the init steps: the SQL text and the closures' names.
-    fn init_key(&self) -> String {
-        let mut parts = Vec::new();
-        for (i, step) in self.init.iter().enumerate() {
-            match step {
-                InitStep::Sql(sql) => parts.push(format!("sql:{}", key_hash(sql))),
-                InitStep::Closure { .. } => parts.push(format!("fn:{}", step.name(i))),
-            }
-        }
-        parts.join(",")
-    }
 }
 
 impl ContainerFixtureDefinition for MariaDb {
@@ -425,7 +389,7 @@ impl ContainerFixtureDefinition for MariaDb {
             self.durable,
             self.tmpfs,
             self.settings,
-            self.init_key(),
+            seaworthy::kit::init_key(&self.init),
             key_hash(&self.container.key())
         )
     }

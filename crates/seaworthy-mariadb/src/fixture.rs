@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use mysql_async::{Conn, Opts};
+use seaworthy::kit::NamespacePool;
 use seaworthy::{ConnectionInfo, Container, Fixture, Isolation};
 
 use crate::baseline::{self, Meta, Names};
@@ -116,6 +117,8 @@ impl Inner {
 #[derive(Clone)]
 pub struct MariaDbFixture {
     pub(crate) inner: Arc<Inner>,
+    /// Isolated databases (see `isolation.rs`).
+    databases: NamespacePool<String, Error>,
 }
 
 impl std::fmt::Debug for MariaDbFixture {
@@ -163,7 +166,10 @@ impl MariaDbFixture {
             label,
             meta,
         });
-        Ok(MariaDbFixture { inner })
+        Ok(MariaDbFixture {
+            databases: crate::isolation::databases(&inner),
+            inner,
+        })
     }
 
     /// The container MariaDB runs in.
@@ -245,8 +251,9 @@ impl MariaDbFixture {
 
     /// A database of its own for one test, cloned from the baseline: see [`IsolatedDatabase`].
     pub async fn isolated_database(&self) -> Result<IsolatedDatabase> {
-        let inner = self.inner.clone();
-        seaworthy::runtime::run(async move { crate::isolation::checkout(&inner).await }).await
+        let (inner, databases) = (self.inner.clone(), self.databases.clone());
+        seaworthy::runtime::run(async move { crate::isolation::checkout(&inner, &databases).await })
+            .await
     }
 }
 

@@ -17,11 +17,11 @@
 //! (panicking) test keeps its database, and says where it is.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
+use seaworthy::kit::{Lease, NamespacePool};
 use seaworthy::{ConnectionInfo, Shared};
 
 use crate::definition::MariaDb;
@@ -41,8 +41,6 @@ pub(crate) struct Pool {
     /// This process's owner token, and the connection holding its lock once taken.
     token: String,
     owner: tokio::sync::Mutex<Option<Conn>>,
-    refilling: AtomicBool,
-    refill_again: AtomicBool,
     /// Databases this process has checked out and not released.
     live: Mutex<HashSet<String>>,
 }
@@ -54,8 +52,6 @@ impl Pool {
             background: Slot::new(baseline),
             token: format!("{:016x}", rand::random::<u64>()),
             owner: tokio::sync::Mutex::new(None),
-            refilling: AtomicBool::new(false),
-            refill_again: AtomicBool::new(false),
             live: Mutex::new(HashSet::new()),
         }
     }
@@ -118,8 +114,37 @@ pub(crate) async fn create_clone(inner: &Inner, conn: &mut Conn, name: &str) -> 
     Ok(())
 }
 
-/// Checks out a database for one test.
-pub(crate) async fn checkout(inner: &Arc<Inner>) -> Result<IsolatedDatabase> {
+/// The fixture's isolated databases, in the kit's pool: each serves one test (a released one is
+/// dropped, a kept one recorded as kept); a checkout takes one of the clones made ahead of time
+/// (listed in the server, so every process of the run shares them) or clones one on the spot,
+/// and the pool is topped up in the background.
+pub(crate) fn databases(inner: &Arc<Inner>) -> NamespacePool<String, Error> {
+    let (for_release, for_make, for_keep) = (inner.clone(), inner.clone(), inner.clone());
+    let pool = NamespacePool::single_use("mariadb database", move |name: String| {
+        let inner = for_release.clone();
+        async move { release(&inner, &name).await }
+    })
+    .with_make(move |_| {
+        let inner = for_make.clone();
+        async move { take(&inner).await }
+    })
+    .with_keep(move |name: String| {
+        let inner = for_keep.clone();
+        async move { keep(&inner, &name).await }
+    });
+    if inner.def.pool_size == 0 {
+        return pool;
+    }
+    let inner = inner.clone();
+    pool.with_refill(move || {
+        let inner = inner.clone();
+        async move { refill(&inner).await }
+    })
+}
+
+/// Takes a database for one test: one of the pool's (one round trip), else a clone made on the
+/// spot.
+async fn take(inner: &Arc<Inner>) -> Result<String> {
     hold_owner_lock(inner).await?;
     let mut conn = inner.pool.checkout.take(inner).await?;
     let taken: Option<String> = if inner.def.pool_size > 0 {
@@ -153,39 +178,18 @@ pub(crate) async fn checkout(inner: &Arc<Inner>) -> Result<IsolatedDatabase> {
     };
     inner.pool.checkout.put(conn);
     inner.pool.live().insert(name.clone());
-    refill_in_background(inner);
-    Ok(IsolatedDatabase {
-        name,
-        inner: inner.clone(),
-        released: false,
-        hold: None,
-    })
+    Ok(name)
 }
 
-/// Starts a refill of the pool unless one is running in this process.
-fn refill_in_background(inner: &Arc<Inner>) {
-    if inner.def.pool_size == 0 {
-        return;
-    }
-    inner.pool.refill_again.store(true, Ordering::Release);
-    if inner.pool.refilling.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let inner = inner.clone();
-    seaworthy::runtime::spawn(async move {
-        loop {
-            inner.pool.refill_again.store(false, Ordering::Release);
-            if let Err(e) = refill(&inner).await {
-                tracing::warn!(fixture = %inner.label, error = %e, "refilling the database pool failed");
-            }
-            inner.pool.refilling.store(false, Ordering::Release);
-            if !inner.pool.refill_again.load(Ordering::Acquire)
-                || inner.pool.refilling.swap(true, Ordering::AcqRel)
-            {
-                break;
-            }
-        }
-    });
+/// Checks out a database for one test.
+pub(crate) async fn checkout(
+    inner: &Arc<Inner>,
+    databases: &NamespacePool<String, Error>,
+) -> Result<IsolatedDatabase> {
+    Ok(IsolatedDatabase {
+        lease: databases.checkout().await?,
+        inner: inner.clone(),
+    })
 }
 
 /// Drops the databases of dead owners, then clones the baseline until the pool holds
@@ -273,6 +277,26 @@ async fn drop_database(inner: &Inner, conn: &mut Conn, name: &str) -> Result<()>
     .map_err(|e| Error::query(&inner.label, format!("drop isolated database {name}"), e))
 }
 
+/// A failed test's database, kept (`SEAWORTHY_KEEP_ON_FAILURE`): its checkout is marked kept, so
+/// no refill drops it.
+async fn keep(inner: &Inner, name: &str) -> Result<()> {
+    inner.pool.live().remove(name);
+    if let Ok(connection) = inner.connection_for(name) {
+        eprintln!("seaworthy: the kept database {name} is at {connection}");
+    }
+    let mut conn = inner.pool.background.take(inner).await?;
+    conn.query_drop(format!(
+        "UPDATE {} SET owner = {} WHERE name = {}",
+        qualified(&inner.names.baseline, "seaworthy_checkout"),
+        literal(KEPT),
+        literal(name)
+    ))
+    .await
+    .map_err(|e| Error::query(&inner.label, format!("keep database {name}"), e))?;
+    inner.pool.background.put(conn);
+    Ok(())
+}
+
 async fn release(inner: &Inner, name: &str) -> Result<()> {
     let mut conn = inner.pool.background.take(inner).await?;
     let result = drop_database(inner, &mut conn, name).await;
@@ -317,17 +341,15 @@ async fn release(inner: &Inner, name: &str) -> Result<()> {
 /// }
 /// ```
 pub struct IsolatedDatabase {
-    name: String,
+    /// The database's name, checked out of the fixture's pool: dropping it drops the database.
+    lease: Lease<String, Error>,
     inner: Arc<Inner>,
-    released: bool,
-    /// Keeps a shared fixture's guard alive as long as the database (see [`SharedMariaDb`]).
-    hold: Option<Box<dyn Send + Sync>>,
 }
 
 impl std::fmt::Debug for IsolatedDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IsolatedDatabase")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("connection", &self.connection())
             .finish()
     }
@@ -336,13 +358,13 @@ impl std::fmt::Debug for IsolatedDatabase {
 impl IsolatedDatabase {
     /// The database's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.lease
     }
 
     /// How to reach it from the host as root; prints with the password redacted.
     pub fn connection(&self) -> ConnectionInfo {
         self.inner
-            .connection_for(&self.name)
+            .connection_for(self.name())
             .unwrap_or_else(|_| ConnectionInfo::new("mysql", self.inner.container.host(), 0))
     }
 
@@ -353,69 +375,22 @@ impl IsolatedDatabase {
 
     /// mysql_async options for the database.
     pub fn opts(&self) -> Result<Opts> {
-        self.inner.opts_for(&self.name)
+        self.inner.opts_for(self.name())
     }
 
     /// A new connection to the database as root.
     pub async fn conn(&self) -> Result<Conn> {
-        self.inner.conn_to(&self.name).await
+        self.inner.conn_to(self.name()).await
     }
 
     /// The base tables of the database.
     pub async fn list_tables(&self) -> Result<Vec<String>> {
-        crate::fixture::list_tables(&self.inner, &self.name).await
+        crate::fixture::list_tables(&self.inner, self.name()).await
     }
 
     /// Drops the database now (ending its sessions) and waits for it to be gone.
-    pub async fn release(mut self) -> Result<()> {
-        self.released = true;
-        let inner = self.inner.clone();
-        let name = self.name.clone();
-        seaworthy::runtime::run(async move { release(&inner, &name).await }).await
-    }
-}
-
-impl Drop for IsolatedDatabase {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        let inner = self.inner.clone();
-        let name = std::mem::take(&mut self.name);
-        let hold = self.hold.take();
-        if std::thread::panicking() && seaworthy::session::keep_on_failure() {
-            inner.pool.live().remove(&name);
-            eprintln!(
-                "seaworthy: the test failed; keeping database {name} for debugging (SEAWORTHY_KEEP_ON_FAILURE): {}",
-                inner.connection_for(&name).map(|c| c.to_string()).unwrap_or_default()
-            );
-            seaworthy::runtime::spawn(async move {
-                let kept = async {
-                    let mut conn = inner.pool.background.take(&inner).await?;
-                    conn.query_drop(format!(
-                        "UPDATE {} SET owner = {} WHERE name = {}",
-                        qualified(&inner.names.baseline, "seaworthy_checkout"),
-                        literal(KEPT),
-                        literal(&name)
-                    ))
-                    .await
-                    .map_err(|e| Error::query(&inner.label, format!("keep database {name}"), e))?;
-                    inner.pool.background.put(conn);
-                    Ok::<(), Error>(())
-                };
-                if let Err(e) = kept.await {
-                    tracing::warn!(error = %e, "marking an isolated database as kept failed");
-                }
-                drop(hold);
-            });
-            return;
-        }
-        seaworthy::runtime::spawn(async move {
-            if let Err(e) = release(&inner, &name).await {
-                tracing::warn!(error = %e, "dropping an isolated database failed");
-            }
-            drop(hold);
-        });
+    pub async fn release(self) -> Result<()> {
+        self.lease.release().await
     }
 }
 
@@ -432,7 +407,7 @@ impl SharedMariaDb for Shared<MariaDb> {
     async fn isolated_database(&self) -> Result<IsolatedDatabase> {
         let guard = self.get().await?;
         let mut db = guard.isolated_database().await?;
-        db.hold = Some(Box::new(guard));
+        db.lease.hold_until_released(guard);
         Ok(db)
     }
 }

@@ -22,6 +22,9 @@
 //!   in the background ([`with_refill`](NamespacePool::with_refill)), and a kept one is recorded
 //!   where the server's sweeps leave it ([`with_keep`](NamespacePool::with_keep)).
 //!
+//! * [`InitStep`]: the steps that build a baseline (statements, or a closure of the user's),
+//!   their names in messages and their part of the definition's key ([`init_key`]).
+//!
 //! Keep-on-failure, the error chain ([`Error::Fixture`](crate::Error::Fixture) with the
 //! fixture's error as source) and validation before anything is created come with the
 //! [contract](crate::FixtureDefinition).
@@ -34,9 +37,11 @@
 //! its `main`: the fixture itself is about 130; ARCHITECTURE.md walks through it.
 
 mod baseline;
+mod init;
 mod pool;
 
 pub use baseline::Baseline;
+pub use init::{init_key, InitError, InitFn, InitStep};
 pub use pool::{Lease, NamespacePool};
 
 /// A short, stable hash of `key` (16 hex digits of its 64-bit FNV-1a): the same in every process
