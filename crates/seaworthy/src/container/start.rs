@@ -39,19 +39,26 @@ impl ContainerDefinition {
     /// and the wait.
     pub async fn start_in(self, session: &Session) -> Result<Container> {
         let deadline = Instant::now() + self.startup_timeout;
-        let container = self.clone().create_until(session, deadline).await?;
-        match container.start_and_wait(self.wait.as_ref(), deadline).await {
-            Ok(()) => Ok(container),
-            Err(e) => {
-                // Remove it before reporting, so a failed start leaves nothing behind.
-                if !session.keeps_resources() {
-                    if let Err(removal) = container.remove().await {
-                        tracing::warn!(error = %removal, "removing a container whose start failed");
+        let session = session.clone();
+        // The whole sequence in one trip to the library's runtime: each trip wakes a thread of
+        // another runtime and waits to be woken back, a scheduling delay each on a loaded machine.
+        on_runtime(async move {
+            let wait = self.wait.clone();
+            let container = create_here_until(self, session.clone(), deadline).await?;
+            match start_here(&container.inner, wait.as_ref(), deadline).await {
+                Ok(()) => Ok(container),
+                Err(e) => {
+                    // Remove it before reporting, so a failed start leaves nothing behind.
+                    if !session.keeps_resources() {
+                        if let Err(removal) = container.remove().await {
+                            tracing::warn!(error = %removal, "removing a container whose start failed");
+                        }
                     }
+                    Err(e)
                 }
-                Err(e)
             }
-        }
+        })
+        .await
     }
 
     /// Creates the container (pulling its image if needed) without starting it: files can be
