@@ -480,6 +480,9 @@ async fn find_complete(engine: &Engine, namespace: &str, key: &str) -> Result<Op
         .list_images(Some(ListImagesOptions {
             filters: Some(label_filter(&[
                 (LABEL_MANAGED, "true"),
+                // A commit of a container started from a cached image (a fixture's snapshot)
+                // inherits the image's labels; its owner is the container's, never the cache.
+                (LABEL_OWNER, OWNER_CACHE),
                 (LABEL_NAMESPACE, namespace),
                 (LABEL_KEY, key),
                 (LABEL_COMPLETE, "true"),
@@ -787,7 +790,13 @@ impl CachedImage {
 
 /// Lists the cached baseline images on `engine` (of `namespace` only, when given), newest first.
 pub async fn list(engine: &Engine, namespace: Option<&str>) -> Result<Vec<CachedImage>> {
-    let mut filter = vec![(LABEL_MANAGED, "true"), (LABEL_KEY, "")];
+    // Owned by the cache: a snapshot of a container started from a cached image carries the
+    // image's cache labels too, with the container's owner.
+    let mut filter = vec![
+        (LABEL_MANAGED, "true"),
+        (LABEL_OWNER, OWNER_CACHE),
+        (LABEL_KEY, ""),
+    ];
     if let Some(namespace) = namespace {
         filter.push((LABEL_NAMESPACE, namespace));
     }
