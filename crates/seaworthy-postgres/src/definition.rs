@@ -2,8 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use seaworthy::kit::key_hash;
@@ -32,26 +30,8 @@ pub struct InitContext {
     pub connection: ConnectionInfo,
 }
 
-pub(crate) type InitFn = Arc<
-    dyn Fn(InitContext) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
->;
-
 /// One step that builds the baseline.
-#[derive(Clone)]
-pub(crate) enum InitStep {
-    Sql(String),
-    Closure { name: String, run: InitFn },
-}
-
-impl InitStep {
-    /// A description for keys and messages.
-    pub(crate) fn name(&self, index: usize) -> String {
-        match self {
-            InitStep::Sql(_) => format!("sql #{}", index + 1),
-            InitStep::Closure { name, .. } => name.clone(),
-        }
-    }
-}
+pub(crate) type InitStep = seaworthy::kit::InitStep<InitContext>;
 
 /// A PostgreSQL fixture: the official `postgres` image (`postgres:16` by default), configured
 /// through its environment contract (`POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`), made
@@ -220,11 +200,7 @@ impl Postgres {
         F: Fn(InitContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let run: InitFn = Arc::new(move |ctx| Box::pin(step(ctx)));
-        self.init.push(InitStep::Closure {
-            name: name.into(),
-            run,
-        });
+        self.init.push(InitStep::closure(name, step));
         self
     }
 
@@ -391,18 +367,6 @@ impl Postgres {
             }
         })
     }
-
-    /// A key of the init steps: the SQL text and the closures' names.
-    fn init_key(&self) -> String {
-        let mut parts = Vec::new();
-        for (i, step) in self.init.iter().enumerate() {
-            match step {
-                InitStep::Sql(sql) => parts.push(format!("sql:{}", key_hash(sql))),
-                InitStep::Closure { .. } => parts.push(format!("fn:{}", step.name(i))),
-            }
-        }
-        parts.join(",")
-    }
 }
 
 impl ContainerFixtureDefinition for Postgres {
@@ -410,7 +374,7 @@ impl ContainerFixtureDefinition for Postgres {
 
     fn key(&self) -> String {
         format!(
-            "postgres/v1|{}|{}|{}|{}|durable={}|tmpfs={}|{:?}|{}|container={}",
+            "postgres/v2|{}|{}|{}|{}|durable={}|tmpfs={}|{:?}|{}|container={}",
             self.container.image(),
             self.user,
             key_hash(&self.password),
@@ -418,7 +382,7 @@ impl ContainerFixtureDefinition for Postgres {
             self.durable,
             self.tmpfs,
             self.settings,
-            self.init_key(),
+            seaworthy::kit::init_key(&self.init),
             key_hash(&self.container.key())
         )
     }
