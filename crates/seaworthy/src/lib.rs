@@ -74,7 +74,7 @@ pub use files::{FileKind, FileMetadata};
 pub use fixture::{
     ConnectionInfo, ContainerFixtureDefinition, Fixture, FixtureDefinition, FixtureError, Isolation,
 };
-pub use generic::{GenericFixture, SnapshotFixture};
+pub use generic::{GenericFixture, SetupError, SnapshotFixture};
 pub use http::HttpClient;
 pub use image::PullPolicy;
 pub use logs::{LogLine, LogOptions, LogStream, Logs};
