@@ -88,13 +88,7 @@ pub(crate) fn describe(e: &mysql_async::Error) -> String {
     if let mysql_async::Error::Server(s) = e {
         return format!("ERROR {} ({}): {}", s.code, s.state, s.message);
     }
-    let mut s = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        s.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    s
+    seaworthy::kit::error_chain(e)
 }
 
 /// The trait methods of [`seaworthy::Fixture`] return Seaworthy's error: a core error (an

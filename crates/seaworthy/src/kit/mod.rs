@@ -22,6 +22,7 @@
 //!   in the background ([`with_refill`](NamespacePool::with_refill)), and a kept one is recorded
 //!   where the server's sweeps leave it ([`with_keep`](NamespacePool::with_keep)).
 //!
+//! * [`error_chain`]: an error and its causes as one message, for a fixture's own errors.
 //! * [`InitStep`]: the steps that build a baseline (statements, or a closure of the user's),
 //!   their names in messages and their part of the definition's key ([`init_key`]).
 //!
@@ -50,6 +51,32 @@ pub use pool::{Lease, NamespacePool};
 /// password) into a key without the secret itself.
 pub fn key_hash(key: &str) -> String {
     format!("{:016x}", crate::identity::fnv1a(key.as_bytes()))
+}
+
+/// `error` and its causes as one message (`connection refused: Connection reset by peer (os
+/// error 104)`): a client's error often says only the top of what happened, and an error message
+/// shows only the top. A cause whose text is already in the message is left out.
+///
+/// ```
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("read the reply")]
+/// struct Read(#[source] std::io::Error);
+///
+/// let reset = std::io::Error::new(std::io::ErrorKind::Other, "reset by peer");
+/// assert_eq!(seaworthy::kit::error_chain(&Read(reset)), "read the reply: reset by peer");
+/// ```
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[cfg(test)]
