@@ -1,5 +1,6 @@
-//! Suite `reuse`: starting a PostgreSQL fixture whose baseline is cached across runs, against the
-//! same fixture built from nothing.
+//! Suite `reuse`: doing less at startup. A PostgreSQL fixture whose baseline is cached across
+//! runs, or whose container is reused from an earlier run, against the same fixture built from
+//! nothing; an edit-and-test loop of `cargo test` runs.
 //!
 //! The fixture is what the issue describes: 40 migration files (tables, indexes, a few PL/pgSQL
 //! functions) and 10,000 seed rows, applied with `with_migrations`.
@@ -9,7 +10,14 @@
 //!   same definition with the cache off: `initdb`, start, every migration, the seed, the baseline
 //!   template. Both sides hand out the same fixture: the seed rows are checked after each start
 //!   (untimed). Each started fixture is dropped (its removal runs in the background, untimed).
-//! * `rabbitmq.first_ready`: the same for a RabbitMQ fixture whose init steps import definitions
+//! * `postgres.first_handout_reused`: with reuse on, a later run's first hand-out
+//!   (`Shared::fresh()` of a new `Shared`, as in a new process): the container an earlier run
+//!   left (with a row written into it) is found by its key, checked, cleaned and handed out;
+//!   against a run's first hand-out without reuse (the fixture started). The process's session
+//!   (engine connection, once per process whatever the fixtures) is not part of either.
+//! * `loop20`: a 20-test crate run twice with `cargo test`, the second run's wall time against
+//!   the first's (see [`loop20`]).
+//! * `rabbitmq.first_ready`: the same as `postgres.first_ready` for a RabbitMQ fixture whose init steps import definitions
 //!   (see [`rabbitmq`]).
 //!
 //! `cargo bench -p seaworthy-compare --bench reuse` (needs `cargo xtask images`); the cached
@@ -18,11 +26,16 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use seaworthy::baseline_cache::{self, BaselineCache, PruneOptions};
-use seaworthy::{FixtureDefinition, Session};
+use seaworthy::reuse::{self, ReuseGcOptions};
+use seaworthy::{FixtureDefinition, Session, Shared};
 use seaworthy_benchkit::{Suite, Target};
 use seaworthy_postgres::Postgres;
 
+#[path = "reuse/loop20.rs"]
+mod loop20;
 #[path = "reuse/rabbitmq.rs"]
 mod rabbitmq;
 
@@ -73,6 +86,91 @@ async fn first_ready(def: &Postgres) -> Duration {
     elapsed
 }
 
+/// Removes every cached image of `namespace`.
+async fn remove_cached(namespace: &str) {
+    let session = Session::global().await.expect("the global session");
+    let options = PruneOptions {
+        namespace: Some(namespace.to_string()),
+        all: true,
+        ..Default::default()
+    };
+    let (_, errors) = baseline_cache::prune(session.engine(), &options)
+        .await
+        .expect("list the cached images");
+    assert!(errors.is_empty(), "cached images not removed: {errors:?}");
+}
+
+/// Removes the reused containers labelled `GROUP_LABEL=group`; returns how many there were.
+async fn remove_reused(group: &str) -> usize {
+    let session = Session::global().await.expect("the global session");
+    let options = ReuseGcOptions {
+        all: true,
+        labels: vec![(GROUP_LABEL.to_string(), group.to_string())],
+        ..Default::default()
+    };
+    let (removed, errors) = reuse::collect(session.engine(), &options)
+        .await
+        .expect("list the reused containers");
+    assert!(
+        errors.is_empty(),
+        "reused containers not removed: {errors:?}"
+    );
+    removed.len()
+}
+
+/// The definition of `postgres.first_handout_reused` (set once in `main`).
+static REUSED: OnceLock<Postgres> = OnceLock::new();
+
+fn reused() -> Postgres {
+    REUSED.get().expect("the reused definition").clone()
+}
+
+/// The label by which the reused containers of a run of the suite are removed at the end.
+const GROUP_LABEL: &str = "io.seaworthy.bench.group";
+
+/// A later run's first hand-out of a reused fixture: a new `Shared` (as a new process has),
+/// whose `fresh()` finds the container the earlier run left, checks it, cleans it (the earlier
+/// run left a row, written untimed before) and hands it out.
+async fn first_handout_reused() -> Duration {
+    let dirty = Shared::per_run(reused);
+    dirty
+        .fresh()
+        .await
+        .expect("the reused fixture")
+        .client()
+        .await
+        .expect("client")
+        .batch_execute("INSERT INTO t02 (name) VALUES ('left by the last run')")
+        .await
+        .expect("dirty the fixture");
+    drop(dirty);
+    let run = Shared::per_run(reused);
+    let t = Instant::now();
+    let pg = run.fresh().await.expect("the reused fixture");
+    let elapsed = t.elapsed();
+    let rows: i64 = pg
+        .client()
+        .await
+        .expect("client")
+        .query_one("SELECT count(*) FROM t02", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 0, "the reused fixture was not cleaned");
+    elapsed
+}
+
+/// A run's first hand-out without reuse: the fixture is started.
+async fn first_handout_started() -> Duration {
+    let run = Shared::per_process(|| REUSED.get().expect("defined").clone().with_reuse(false));
+    let t = Instant::now();
+    let pg = run.fresh().await.expect("a started fixture");
+    let elapsed = t.elapsed();
+    drop(pg);
+    drop(run);
+    elapsed
+}
+
 fn main() {
     let mut suite = Suite::new("reuse");
     let namespace = format!("bench-reuse-{}", std::process::id());
@@ -105,16 +203,41 @@ fn main() {
     suite.block_on(async {
         let session = Session::global().await.expect("the global session");
         session.wait_for_background_removals(Duration::from_secs(60));
-        let options = PruneOptions {
-            namespace: Some(namespace.clone()),
-            all: true,
-            ..Default::default()
-        };
-        let (_, errors) = baseline_cache::prune(session.engine(), &options)
-            .await
-            .expect("list the cached images");
-        assert!(errors.is_empty(), "cached images not removed: {errors:?}");
+        remove_cached(&namespace).await;
     });
+
+    let group = format!("reuse-{}", std::process::id());
+    let definition = Postgres::default()
+        .with_database("bench")
+        .with_migrations(&dir)
+        .with_baseline_cache(BaselineCache::off())
+        .with_container(|c| c.with_label(GROUP_LABEL, group.clone()))
+        .with_reuse(true);
+    REUSED.set(definition).expect("set once");
+    // The earlier run: creates the reused fixture (untimed).
+    suite.block_on(async {
+        drop(
+            Shared::per_run(reused)
+                .fresh()
+                .await
+                .expect("the reused fixture"),
+        );
+    });
+    suite.compare(
+        "postgres.first_handout_reused",
+        "a run's first hand-out without reuse (the fixture started: initdb, 40 migrations, 10,000 seed rows)",
+        RUNS,
+        first_handout_reused,
+        first_handout_started,
+    );
+    suite.target(Target::MedianAtMostMs(50.0));
+    suite.block_on(async {
+        let session = Session::global().await.expect("the global session");
+        session.wait_for_background_removals(Duration::from_secs(60));
+        assert_eq!(remove_reused(&group).await, 1, "one reused container");
+    });
+
+    loop20::loop20(&mut suite, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     rabbitmq::first_ready_group(&mut suite);
     suite.finish();
