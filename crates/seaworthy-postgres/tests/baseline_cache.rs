@@ -43,6 +43,11 @@ impl Namespace {
         postgres_in(&self.name, &self.dir)
     }
 
+    /// The parameter of a child process starting the namespace's definition.
+    fn param(&self) -> String {
+        format!("{}|{}", self.name, self.dir.display())
+    }
+
     async fn images(&self) -> anyhow::Result<Vec<CachedImage>> {
         let session = Session::global().await?;
         Ok(baseline_cache::list(session.engine(), Some(&self.name)).await?)
@@ -92,6 +97,23 @@ impl Drop for Namespace {
             Err(_) => eprintln!("the removal of the cached images panicked"),
         }
     }
+}
+
+/// The migration of the tests that need one table with one row.
+const ONE_ROW: &str = "CREATE TABLE t (id int); INSERT INTO t VALUES (1);";
+
+/// A namespace of the test `test` with the [`ONE_ROW`] migration, and a child process (named
+/// `label`, of a run of its own) starting its definition with `env` set.
+fn one_row_child(
+    test: &str,
+    label: &str,
+    env: &[(&str, String)],
+) -> (Namespace, common::ChildRun, common::ChildTest) {
+    let ns = Namespace::new(test);
+    ns.write("001_t.sql", ONE_ROW);
+    let run = common::ChildRun::new();
+    let child = run.spawn(label, CHILD, &ns.param(), env);
+    (ns, run, child)
 }
 
 async fn image_of(pg: &PostgresFixture) -> anyhow::Result<String> {
@@ -206,12 +228,9 @@ async fn a_cached_baseline_is_used_and_a_changed_migration_builds_a_new_one() ->
 #[tokio::test]
 async fn two_processes_at_once_build_one_image() -> anyhow::Result<()> {
     let ns = Namespace::new("concurrent");
-    ns.write(
-        "001_t.sql",
-        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
-    );
+    ns.write("001_t.sql", ONE_ROW);
     let run = common::ChildRun::new();
-    let param = format!("{}|{}", ns.name, ns.dir.display());
+    let param = ns.param();
     let mut children: Vec<_> = (0..2)
         .map(|i| run.spawn(&format!("starter {i}"), CHILD, &param, &[]))
         .collect();
@@ -238,17 +257,9 @@ async fn two_processes_at_once_build_one_image() -> anyhow::Result<()> {
 /// next start builds a complete image of its own.
 #[tokio::test]
 async fn a_build_killed_midway_is_not_used() -> anyhow::Result<()> {
-    let ns = Namespace::new("killed");
-    ns.write(
-        "001_t.sql",
-        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
-    );
-    let run = common::ChildRun::new();
-    let param = format!("{}|{}", ns.name, ns.dir.display());
-    let mut child = run.spawn(
+    let (ns, run, mut child) = one_row_child(
+        "killed",
         "the build that dies",
-        CHILD,
-        &param,
         &[("SW_CACHE_HOLD", "1".to_string())],
     );
     assert_eq!(child.read_ids(CHILD_DEADLINE).await, ["initialising"]);
@@ -268,17 +279,9 @@ async fn a_build_killed_midway_is_not_used() -> anyhow::Result<()> {
 /// it on: the fixture starts from its own image and nothing is cached.
 #[tokio::test]
 async fn the_environment_switch_bypasses_the_cache() -> anyhow::Result<()> {
-    let ns = Namespace::new("bypass");
-    ns.write(
-        "001_t.sql",
-        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
-    );
-    let run = common::ChildRun::new();
-    let param = format!("{}|{}", ns.name, ns.dir.display());
-    let mut child = run.spawn(
+    let (ns, run, mut child) = one_row_child(
+        "bypass",
         "a run with the cache off",
-        CHILD,
-        &param,
         &[("SEAWORTHY_BASELINE_CACHE", "off".to_string())],
     );
     let used = child.read_ids(CHILD_DEADLINE).await;
