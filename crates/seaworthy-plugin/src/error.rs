@@ -182,6 +182,18 @@ pub enum PluginError {
         source: Box<seaworthy::Error>,
     },
 
+    /// A fixture's call (attach, clean, isolate) failed in `container`: the plugin's error, as
+    /// the source of the core's [`seaworthy::Error::Fixture`] (so its message names the
+    /// container).
+    #[error("container {container}: {source}")]
+    InContainer {
+        /// The fixture's container.
+        container: String,
+        /// The plugin's error.
+        #[source]
+        source: Box<PluginError>,
+    },
+
     /// The wasm engine failed in a way that is not the plugin's fault.
     #[error("plugin `{plugin}`: the wasm engine failed to {action}: {reason}")]
     Engine {
@@ -298,6 +310,7 @@ impl PluginError {
             | PluginError::Unsupported { plugin, .. }
             | PluginError::Container { plugin, .. }
             | PluginError::Engine { plugin, .. } => Some(plugin),
+            PluginError::InContainer { source, .. } => source.plugin(),
             PluginError::NotFound { id, .. } | PluginError::Shadowed { id, .. } => Some(id),
             PluginError::Manifest { .. }
             | PluginError::Io { .. }
@@ -313,14 +326,17 @@ impl PluginError {
     /// Whether the plugin's instance was discarded (a trap, a deadline, the memory limit or a
     /// timeout): the next call starts a fresh one.
     pub fn discarded_instance(&self) -> bool {
-        matches!(
-            self,
-            PluginError::Deadline { .. }
-                | PluginError::Memory { .. }
-                | PluginError::Resources { .. }
-                | PluginError::Trap { .. }
-                | PluginError::Timeout { .. }
-        )
+        match self {
+            PluginError::InContainer { source, .. } => source.discarded_instance(),
+            other => matches!(
+                other,
+                PluginError::Deadline { .. }
+                    | PluginError::Memory { .. }
+                    | PluginError::Resources { .. }
+                    | PluginError::Trap { .. }
+                    | PluginError::Timeout { .. }
+            ),
+        }
     }
 
     pub(crate) fn io(
@@ -336,14 +352,69 @@ impl PluginError {
     }
 
     /// This error as the core crate's error, for the [`Fixture`](seaworthy::Fixture) contract:
-    /// a container error stays what it was, anything else names the container and the plugin.
-    pub(crate) fn into_core(self, container: &str) -> seaworthy::Error {
+    /// a container error stays what it was; anything else becomes
+    /// [`seaworthy::Error::Fixture`] naming the plugin (its id), the container and the action,
+    /// its source a [`PluginError::InContainer`] around this error (downcast it to a
+    /// `PluginError` to branch on it), like the errors of the other fixture crates.
+    pub(crate) fn into_core(self, plugin: &str, container: &str, action: &str) -> seaworthy::Error {
         match self {
             PluginError::Container { source, .. } => *source,
-            other => seaworthy::Error::Container {
-                container: container.to_string(),
-                reason: other.to_string(),
-            },
+            other => seaworthy::Error::fixture(
+                plugin,
+                container,
+                action,
+                PluginError::InContainer {
+                    container: container.to_string(),
+                    source: Box::new(other),
+                },
+            ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_error_reaches_the_core_with_its_source_chain() {
+        let error = PluginError::Manifest {
+            path: "plugins/x/seaworthy-plugin.toml".into(),
+            reason: "no id".into(),
+        };
+        let message = error.to_string();
+        let core = error.into_core("x", "sw-run-x", "clean");
+        assert_eq!(core.to_string(), format!("container sw-run-x: {message}"));
+        match &core {
+            seaworthy::Error::Fixture {
+                fixture,
+                container,
+                action,
+                source,
+            } => {
+                assert_eq!((fixture.as_str(), container.as_str()), ("x", "sw-run-x"));
+                assert_eq!(action, "clean");
+                let Some(PluginError::InContainer { source, .. }) =
+                    source.downcast_ref::<PluginError>()
+                else {
+                    panic!("{source:?}")
+                };
+                assert!(matches!(**source, PluginError::Manifest { .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A container error stays the core's own.
+        let inner = seaworthy::Error::Container {
+            container: "c".into(),
+            reason: "gone".into(),
+        };
+        let wrapped = PluginError::Container {
+            plugin: "x".into(),
+            source: Box::new(inner),
+        };
+        assert!(matches!(
+            wrapped.into_core("x", "c", "clean"),
+            seaworthy::Error::Container { .. }
+        ));
     }
 }

@@ -329,7 +329,7 @@ impl ContainerFixtureDefinition for PluginFixtureDefinition {
         let definition = self.clone();
         seaworthy::runtime::run(async move { PluginFixture::attach(definition, container).await })
             .await
-            .map_err(|e| e.into_core(&name))
+            .map_err(|e| e.into_core(self.plugin.id(), &name, "attach"))
     }
 }
 
@@ -499,7 +499,7 @@ impl Fixture for PluginFixture {
     async fn clean(&self) -> seaworthy::Result<()> {
         self.try_clean()
             .await
-            .map_err(|e| e.into_core(self.container.name()))
+            .map_err(|e| e.into_core(self.kind(), self.container.name(), "clean"))
     }
 
     fn connection(&self) -> ConnectionInfo {

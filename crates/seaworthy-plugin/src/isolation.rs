@@ -112,9 +112,13 @@ impl Isolation for PluginFixture {
     type Isolated = PluginIsolated;
 
     async fn isolate(&self) -> seaworthy::Result<PluginIsolated> {
-        self.try_isolate()
-            .await
-            .map_err(|e| e.into_core(self.container.name()))
+        self.try_isolate().await.map_err(|e| {
+            e.into_core(
+                self.definition.plugin().id(),
+                self.container.name(),
+                "isolate",
+            )
+        })
     }
 }
 
