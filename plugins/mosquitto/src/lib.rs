@@ -11,7 +11,9 @@
 //!
 //! The plugin runs the broker with a configuration of its own (written by the container's
 //! command): a listener on 1883 for anonymous clients, persistence on, the log on stderr (unbuffered)
-//! with connection messages.
+//! with connection messages, and `set_tcp_nodelay true` when the image's mosquitto is 2.0 or
+//! later (without it every answer that follows unacknowledged output waits about 40 ms for the
+//! client's delayed ACK; 1.x refuses the option, so it is left out there).
 //!
 //! Readiness: a CONNECT answered by a CONNACK accepting it. At the fixture's start (the broker's
 //! log shows no other client) the baseline's retained messages are published then, as the host
@@ -24,12 +26,14 @@
 //!   topic that is not in the baseline and the baseline's payload to every baseline topic that
 //!   is missing or differs. Topics starting with `$` are the broker's own and not touched.
 //! * **persistent sessions** (and with them their subscriptions and queued messages): MQTT has no
-//!   way to list sessions, so the plugin reads the broker's log (its last 1,000 lines, the most
-//!   the host returns, read once they show the plugin's own connection of this clean, so that
-//!   every earlier connection is in them) for `New client connected ... as <id> (p<version>, c<clean>, ...)`. Every
-//!   client id whose last connection there may have left a session (a clean-session flag of 0, or
-//!   MQTT 5, whose session can outlive a clean start) is connected to once more with the
-//!   clean-session flag set, which discards the session, and disconnected. A client still
+//!   way to list sessions, so the plugin reads the broker's log (read once it shows the
+//!   plugin's own connection of this clean, so that every earlier connection is in it) for
+//!   `New client connected ... as <id> (p<version>, c<clean>, ...)`: its last 128 lines, from the
+//!   connection of the last clean that finished (its DISCONNECT logged: it discarded the
+//!   sessions before), or when that is not among them its last 1,000 lines, the most the host
+//!   returns. Every client id whose last connection there may have left a session (a
+//!   clean-session flag of 0, or MQTT 5, whose session can outlive a clean start) is connected
+//!   to once more with the clean-session flag set, which discards the session, and disconnected. A client still
 //!   connected under such an id is disconnected by the broker (session take-over). A session
 //!   whose last connection is more than about 300 connections old (out of the log's window) is
 //!   missed: clean between tests, not once per thousand clients.
@@ -62,6 +66,15 @@ const IMAGE: &str = "eclipse-mosquitto:2";
 const SLOTS: u32 = 64;
 /// How long the plugin waits for its own connection to show in the broker's log.
 const LOG_WAIT_MS: u32 = 5_000;
+/// The log lines a clean() reads first (about 40 connections; see [`persistent_clients`]).
+const SHORT_TAIL: u32 = 128;
+/// The most log lines the host returns.
+const MAX_TAIL: u32 = 1_000;
+/// The client-id prefix of a clean()'s own connection: the next clean() finds where it starts
+/// reading the log by it. Release and the start use [`OTHER_ID`].
+const CLEAN_ID: &str = "seaworthy-clean-";
+/// The client-id prefix of the plugin's other connections.
+const OTHER_ID: &str = "seaworthy-plugin-";
 /// The prefix of the configuration keys naming baseline retained messages.
 const RETAINED: &str = "retained.";
 
@@ -79,6 +92,12 @@ const CONFIG_LINES: &[&str] = &[
     "log_timestamp false",
     "connection_messages true",
 ];
+
+/// Added to [`CONFIG_LINES`] when the image's mosquitto is 2.0 or later (1.x refuses the option):
+/// without it the broker's small writes wait on Nagle's algorithm for the client's delayed ACK,
+/// about 40 ms whenever an answer follows unacknowledged output (the PINGRESP after a burst of
+/// retained messages).
+const NODELAY_LINE: &str = "set_tcp_nodelay true";
 
 struct Mosquitto;
 
@@ -301,33 +320,68 @@ fn publish_parts(first: u8, body: &[u8]) -> Option<(String, Vec<u8>)> {
 /// The client ids the broker's log shows with a session that may still exist, once the log
 /// shows the connection of `own_id` (made before: the broker logs connections in order, so every
 /// earlier connection is in the log then).
+///
+/// The last [`SHORT_TAIL`] lines are read first: when they hold a whole earlier clean() (its
+/// connection and its DISCONNECT, sent once it had discarded every session it found), only the
+/// connections from that clean's on count, as it dealt with the ones before. Otherwise the
+/// whole window the host returns (its last 1,000 lines) is read.
 fn persistent_clients(own_id: &str) -> Result<Vec<String>, FixtureError> {
     let marker = format!(" as {own_id} (p");
+    let mut tail = SHORT_TAIL;
     let mut waited = 0;
-    let lines = loop {
-        let lines = host::container_logs(None).map_err(FixtureError::Host)?;
-        if lines.iter().rev().any(|line| line.text.contains(&marker)) {
-            break lines;
+    loop {
+        let lines: Vec<String> = host::container_logs(Some(tail))
+            .map_err(FixtureError::Host)?
+            .into_iter()
+            .map(|line| line.text)
+            .collect();
+        if let Some(own) = lines.iter().rposition(|line| line.contains(&marker)) {
+            let whole = lines.len() < tail as usize || tail == MAX_TAIL;
+            match last_clean(&lines[..own]) {
+                Some(from) => return Ok(sessions(&lines[from..], own_id)),
+                None if whole => return Ok(sessions(&lines, own_id)),
+                None => {
+                    tail = MAX_TAIL;
+                    continue;
+                }
+            }
         }
         if waited >= LOG_WAIT_MS {
             return Err(FixtureError::Failed(format!(
                 "the broker's log did not show the plugin's connection `{own_id}` within {LOG_WAIT_MS} ms (the plugin needs its connection messages)"
             )));
         }
-        host::sleep(5);
-        waited += 5;
-    };
+        host::sleep(1);
+        waited += 1;
+    }
+}
+
+/// Where the connection of the last clean() that finished (its DISCONNECT logged) starts in
+/// `lines`, when both its lines are there.
+fn last_clean(lines: &[String]) -> Option<usize> {
+    let (done, id) = lines.iter().enumerate().rev().find_map(|(i, line)| {
+        let rest = &line[line.find("Client ")? + "Client ".len()..];
+        let id = rest.trim_end().strip_suffix(" disconnected.")?;
+        id.starts_with(CLEAN_ID).then_some((i, id))
+    })?;
+    let marker = format!(" as {id} (p");
+    lines[..done]
+        .iter()
+        .rposition(|line| line.contains(&marker))
+}
+
+/// The client ids whose last connection in `lines` may have left a session, but `own_id`.
+fn sessions(lines: &[String], own_id: &str) -> Vec<String> {
     // The last connection of each id decides.
     let mut last: BTreeMap<String, bool> = BTreeMap::new();
-    for line in &lines {
-        if let Some((id, persistent)) = connection_line(&line.text) {
+    for line in lines {
+        if let Some((id, persistent)) = connection_line(line) {
             last.insert(id, persistent);
         }
     }
-    Ok(last
-        .into_iter()
+    last.into_iter()
         .filter_map(|(id, persistent)| (persistent && id != own_id).then_some(id))
-        .collect())
+        .collect()
 }
 
 /// Whether the broker's log shows at most one client connection (the readiness check's).
@@ -340,14 +394,14 @@ fn first_connection() -> Result<bool, FixtureError> {
     Ok(connections <= 1)
 }
 
-/// A client id no other connection uses.
-fn unique_id() -> String {
+/// A client id no other connection uses, starting with `prefix`.
+fn unique_id(prefix: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         hasher.write_u128(now.as_nanos());
     }
-    format!("seaworthy-plugin-{:016x}", hasher.finish())
+    format!("{prefix}{:016x}", hasher.finish())
 }
 
 /// `New client connected from <address> as <id> (p<version>, c<clean>, k<keepalive>...).`: the
@@ -370,13 +424,15 @@ fn discard_session(client_id: &str) -> Result<(), FixtureError> {
 }
 
 /// Puts the retained messages of `filter` (`#` or `<namespace>/#`) back to `baseline`, and
-/// discards the sessions of the client ids for which `owned` holds.
+/// discards the sessions of the client ids for which `owned` holds; the plugin's own client id
+/// starts with `own_prefix` ([`CLEAN_ID`] for a clean() of everything).
 fn reset(
+    own_prefix: &str,
     filter: &str,
     baseline: &BTreeMap<String, Vec<u8>>,
     owned: impl Fn(&str) -> bool,
 ) -> Result<(), FixtureError> {
-    let own_id = unique_id();
+    let own_id = unique_id(own_prefix);
     let mut mqtt = Mqtt::connect(&own_id, &subscribe_packet(filter))?;
     let mut retained = BTreeMap::new();
     // The SUBACK, then the retained messages the subscription gets, then the PINGRESP.
@@ -435,7 +491,9 @@ impl Guest for Mosquitto {
         for line in CONFIG_LINES {
             script.push_str(&format!(" '{line}'"));
         }
-        script.push_str(" > /tmp/mosquitto.conf; exec mosquitto -c /tmp/mosquitto.conf");
+        script.push_str(&format!(
+            " > /tmp/mosquitto.conf; case \"$(mosquitto -h 2>&1 | head -n 1)\" in *'version 1.'*) ;; *) echo '{NODELAY_LINE}' >> /tmp/mosquitto.conf ;; esac; exec mosquitto -c /tmp/mosquitto.conf"
+        ));
         Ok(ContainerSpec {
             image: get(&config, "image").unwrap_or(IMAGE).into(),
             env: Vec::new(),
@@ -461,7 +519,7 @@ impl Guest for Mosquitto {
                 // but this check's (a later readiness check must not touch a test's data).
                 let baseline = baseline(&config)?;
                 if !baseline.is_empty() && first_connection()? {
-                    reset("#", &baseline, |_| false)?;
+                    reset(OTHER_ID, "#", &baseline, |_| false)?;
                 }
                 Ok(true)
             }
@@ -473,7 +531,7 @@ impl Guest for Mosquitto {
     }
 
     fn clean(config: Config) -> Result<(), FixtureError> {
-        reset("#", &baseline(&config)?, |_| true)
+        reset(CLEAN_ID, "#", &baseline(&config)?, |_| true)
     }
 
     fn connection(_config: Config) -> Option<ConnectionInfo> {
@@ -509,7 +567,7 @@ impl Guest for Mosquitto {
             .into_iter()
             .filter(|(topic, _)| topic.starts_with(&prefix))
             .collect();
-        reset(&format!("{prefix}#"), &baseline, |id| {
+        reset(OTHER_ID, &format!("{prefix}#"), &baseline, |id| {
             id.starts_with(&prefix)
         })
     }
