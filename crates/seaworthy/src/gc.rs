@@ -201,13 +201,16 @@ pub async fn collect(engine: &Engine, options: GcOptions) -> Result<GcReport> {
         // Cached baselines and reused containers belong to no process: `seaworthy cache prune`
         // removes the former, the idle time and cap of reuse (below) the latter.
         let cached = label(LABEL_OWNER) == OWNER_CACHE || label(LABEL_OWNER) == OWNER_REUSE;
-        let dead = !unowned
-            && !cached
-            && if label(LABEL_OWNER) == OWNER_RUN {
-                !process_alive(label(LABEL_RUNNER))
-            } else {
-                !process_alive(label(LABEL_OWNER))
-            };
+        // A reused container kept for inspection is out of use: `--include-kept` removes it.
+        let reused_kept = label(LABEL_OWNER) == OWNER_REUSE && is_kept;
+        let dead = reused_kept
+            || !unowned
+                && !cached
+                && if label(LABEL_OWNER) == OWNER_RUN {
+                    !process_alive(label(LABEL_RUNNER))
+                } else {
+                    !process_alive(label(LABEL_OWNER))
+                };
         let remove = (same_host || options.other_hosts)
             && (options.all || (same_host && dead))
             && (!is_kept || options.include_kept);

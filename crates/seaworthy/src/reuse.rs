@@ -14,7 +14,8 @@
 //!   its own definition's key, and only when the image the container runs is still the image
 //!   the definition names (a rebuilt or re-pulled image starts a new one).
 //! * **Checked alive.** A container that is not running, or whose fixture does not attach (its
-//!   server does not answer), is refused, removed and replaced; a log line says why.
+//!   server does not answer), is refused, removed and replaced; a log line says why. One kept
+//!   for inspection after a failed test (`SEAWORTHY_KEEP_ON_FAILURE`) is passed over.
 //! * **Cleaned before its first hand-out.** Whatever the last run left (a failed test, a
 //!   test that did not clean), the run that finds it cleans it
 //!   ([`Fixture::clean`](crate::Fixture::clean)) before any test gets it; a container whose
@@ -201,8 +202,14 @@ async fn find(
         .await
         .map_err(|e| Error::docker("list reused containers", e))?;
     let mut usable = None;
+    // A container kept for inspection after a failed test (SEAWORTHY_KEEP_ON_FAILURE) is out of
+    // use, as its run left it.
+    let kept = crate::state::kept_ids();
     for c in found {
         let id = c.id.clone().unwrap_or_default();
+        if kept.iter().any(|k| id.starts_with(k.as_str())) {
+            continue;
+        }
         let name = c
             .names
             .iter()
@@ -449,7 +456,13 @@ pub async fn collect(
     let now = unix_now();
     let mut removed = Vec::new();
     let mut errors = Vec::new();
-    for (index, reused) in list(engine, &labels).await?.into_iter().enumerate() {
+    // Kept for inspection: `seaworthy gc --include-kept` removes those (or `all`).
+    let kept = crate::state::kept_ids();
+    let listed = list(engine, &labels)
+        .await?
+        .into_iter()
+        .filter(|c| options.all || !kept.iter().any(|k| c.id.starts_with(k.as_str())));
+    for (index, reused) in listed.enumerate() {
         let doomed = options.all
             || reused.idle_secs(now) >= idle.as_secs() as i64
             || max.is_some_and(|max| index >= max);
