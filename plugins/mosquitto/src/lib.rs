@@ -216,17 +216,29 @@ impl Mqtt {
     /// Connects as `client_id` (clean session), sending `then` right after the CONNECT, and
     /// waits for the CONNACK.
     fn connect(client_id: &str, then: &[u8]) -> Result<Self, FixtureError> {
+        let mut mqtt = Self::start(client_id, then)?;
+        mqtt.connack(client_id)?;
+        Ok(mqtt)
+    }
+
+    /// Opens a connection and sends CONNECT as `client_id` (clean session), then `then`; the
+    /// CONNACK is left for [`Mqtt::connack`].
+    fn start(client_id: &str, then: &[u8]) -> Result<Self, FixtureError> {
         let stream = host::tcp_connect(PORT, TIMEOUT_MS).map_err(|e| failed("connect", e))?;
         let mut request = connect_packet(client_id);
         request.extend_from_slice(then);
         stream.send(&request).map_err(|e| failed("CONNECT", e))?;
-        let mut mqtt = Mqtt {
+        Ok(Mqtt {
             stream,
             buffer: Vec::new(),
-        };
-        let (first, body) = mqtt.next()?;
+        })
+    }
+
+    /// Reads the CONNACK of the connection `start` opened as `client_id`.
+    fn connack(&mut self, client_id: &str) -> Result<(), FixtureError> {
+        let (first, body) = self.next()?;
         match (first, body.get(1)) {
-            (CONNACK, Some(0)) => Ok(mqtt),
+            (CONNACK, Some(0)) => Ok(()),
             (CONNACK, Some(code)) => Err(FixtureError::Failed(format!(
                 "the broker refused the connection of client `{client_id}` (CONNACK return code {code})"
             ))),
@@ -266,8 +278,14 @@ impl Mqtt {
     }
 
     /// Sends PINGREQ and reads up to its PINGRESP, handing every PUBLISH on the way to `publish`.
-    fn ping(&mut self, mut publish: impl FnMut(u8, &[u8])) -> Result<(), FixtureError> {
+    fn ping(&mut self, publish: impl FnMut(u8, &[u8])) -> Result<(), FixtureError> {
         self.send(&PINGREQ)?;
+        self.pong(publish)
+    }
+
+    /// Reads up to the PINGRESP of a PINGREQ sent before, handing every PUBLISH on the way to
+    /// `publish`.
+    fn pong(&mut self, mut publish: impl FnMut(u8, &[u8])) -> Result<(), FixtureError> {
         loop {
             match self.next()? {
                 (PINGRESP, _) => return Ok(()),
@@ -417,9 +435,24 @@ fn connection_line(text: &str) -> Option<(String, bool)> {
     Some((id.to_string(), clean != "1" || version == "5"))
 }
 
-/// Discards the session of `client_id`: a clean-session connection under its id, then DISCONNECT.
-fn discard_session(client_id: &str) -> Result<(), FixtureError> {
-    Mqtt::connect(client_id, &[])?.disconnect();
+/// How many sessions [`discard_sessions`] discards at once (the host allows a plugin 16 open
+/// connections by default; the clean's own holds one).
+const DISCARD_BATCH: usize = 8;
+
+/// Discards the sessions of `client_ids`: a clean-session connection under each id, then
+/// DISCONNECT. The CONNECTs of a batch go out before any CONNACK is read, so the broker's
+/// answers overlap.
+fn discard_sessions(client_ids: &[&str]) -> Result<(), FixtureError> {
+    for batch in client_ids.chunks(DISCARD_BATCH) {
+        let started = batch
+            .iter()
+            .map(|id| Mqtt::start(id, &[]))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (id, mut mqtt) in batch.iter().zip(started) {
+            mqtt.connack(id)?;
+            mqtt.disconnect();
+        }
+    }
     Ok(())
 }
 
@@ -443,9 +476,6 @@ fn reset(
             }
         }
     })?;
-    for id in persistent_clients(&own_id)?.iter().filter(|id| owned(id)) {
-        discard_session(id)?;
-    }
     let mut fixes = Vec::new();
     for topic in retained.keys() {
         if !baseline.contains_key(topic) {
@@ -457,11 +487,20 @@ fn reset(
             fixes.extend(retain_packet(topic, payload));
         }
     }
+    // The sessions go first: once a namespace's retained messages are gone, its sessions are.
+    let sessions = persistent_clients(&own_id)?;
+    let owned: Vec<&str> = sessions
+        .iter()
+        .map(String::as_str)
+        .filter(|id| owned(id))
+        .collect();
+    discard_sessions(&owned)?;
     if !fixes.is_empty() {
-        mqtt.send(&fixes)?;
         // The broker handles a connection's packets in order: once the ping is answered, every
         // publish before it is done.
-        mqtt.ping(|_, _| {})?;
+        fixes.extend_from_slice(&PINGREQ);
+        mqtt.send(&fixes)?;
+        mqtt.pong(|_, _| {})?;
     }
     mqtt.disconnect();
     Ok(())
