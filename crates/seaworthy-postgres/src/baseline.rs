@@ -119,16 +119,40 @@ pub(crate) async fn ensure(
     let host = container.host().to_string();
     let port = container.host_port(PORT)?;
     baseline_file(names)
-        .load_or_record(container, || async {
-            // A template without a record: left half-built by a process that died, or by
-            // another version of the fixture. Built again.
-            drop_template(maint, names, fixture).await?;
-            let started = Instant::now();
-            let meta = build(maint, def, names, fixture, &host, port).await?;
-            tracing::debug!(fixture, elapsed = ?started.elapsed(), "baseline recorded");
-            Ok(meta)
-        })
+        .load_valid_or_record(
+            container,
+            // A data directory on a tmpfs is empty after a restart of the container; the record
+            // in the container's /tmp is not.
+            || async { template_exists(maint, names, fixture).await },
+            || async {
+                // A template without a record: left half-built by a process that died, or by
+                // another version of the fixture. Built again.
+                drop_template(maint, names, fixture).await?;
+                let started = Instant::now();
+                let meta = build(maint, def, names, fixture, &host, port).await?;
+                tracing::debug!(fixture, elapsed = ?started.elapsed(), "baseline recorded");
+                Ok(meta)
+            },
+        )
         .await
+}
+
+/// Whether the template database exists.
+async fn template_exists(maint: &Client, names: &Names, fixture: &str) -> Result<bool> {
+    let found = maint
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&names.template],
+        )
+        .await
+        .map_err(|e| {
+            Error::query(
+                fixture,
+                format!("look for the template {}", names.template),
+                e,
+            )
+        })?;
+    Ok(found.is_some())
 }
 
 /// Where the container keeps the baseline's record (the format's version in the name: a record
@@ -142,20 +166,7 @@ fn baseline_file(names: &Names) -> Baseline {
 
 /// Drops the template database if there is one.
 async fn drop_template(maint: &Client, names: &Names, fixture: &str) -> Result<()> {
-    let exists = maint
-        .query_opt(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            &[&names.template],
-        )
-        .await
-        .map_err(|e| {
-            Error::query(
-                fixture,
-                format!("look for the template {}", names.template),
-                e,
-            )
-        })?;
-    if exists.is_none() {
+    if !template_exists(maint, names, fixture).await? {
         return Ok(());
     }
     tracing::info!(template = %names.template, "rebuilding a baseline template that has no record");

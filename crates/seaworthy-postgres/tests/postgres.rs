@@ -669,3 +669,54 @@ async fn a_snapshot_right_after_a_load_restores_every_row() -> anyhow::Result<()
     assert_eq!(count(&pg).await?, 5000, "every row after the restore");
     Ok(())
 }
+
+/// A data directory on a tmpfs is empty after the container restarts, while the baseline's
+/// record in the container's /tmp stays: a record whose template database is gone is not
+/// trusted, the baseline is built anew (here: a record left in a fresh container).
+#[tokio::test]
+async fn a_baseline_record_without_its_template_is_recorded_again() -> anyhow::Result<()> {
+    use seaworthy::ContainerFixtureDefinition;
+    let def = postgres().with_data_on_tmpfs(true).with_pool_size(0);
+    let container = def.container_definition().start().await?;
+    let stale = r#"{"max_oid":1,"schema_digest":"x","global_digest":"y","roles_sql":"","server_version":150000,"databases":[]}"#;
+    container
+        .write_file(
+            "/tmp/.seaworthy-postgres-v1-app-baseline.json",
+            stale,
+            0o600,
+        )
+        .await?;
+    let pg = ContainerFixtureDefinition::attach(&def, container).await?;
+    let tables: Vec<String> = pg
+        .list_tables()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert!(tables.contains(&"users".to_string()), "{tables:?}");
+    let client = pg.client().await?;
+    client
+        .execute(
+            "INSERT INTO users (name) VALUES ('after the baseline')",
+            &[],
+        )
+        .await?;
+    drop(client);
+    pg.clean().await?;
+    let names: Vec<String> = pg
+        .client()
+        .await?
+        .query("SELECT name FROM users", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!names.is_empty(), "the seed rows are the baseline's");
+    assert!(
+        !names.iter().any(|n| n == "after the baseline"),
+        "{names:?}"
+    );
+    let db = pg.isolated_database().await?;
+    assert!(db.list_tables().await?.iter().any(|t| t.name == "users"));
+    Ok(())
+}

@@ -66,6 +66,29 @@ impl Baseline {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.load_valid_or_record(container, || async { Ok(true) }, record)
+            .await
+    }
+
+    /// [`load_or_record`](Self::load_or_record) for a baseline that describes state the
+    /// container can lose while the file stays (a data directory on a tmpfs, emptied by a
+    /// restart of the container): a stored baseline is used only when `still_valid` says the
+    /// state is there (PostgreSQL: its template database exists), else it is recorded again.
+    /// `still_valid` runs under the same lock, so processes attaching at once record once.
+    pub async fn load_valid_or_record<T, E, V, VFut, F, Fut>(
+        &self,
+        container: &Container,
+        still_valid: V,
+        record: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<crate::Error>,
+        V: FnOnce() -> VFut,
+        VFut: Future<Output = Result<bool, E>>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let lock = crate::state::lock_file(
             format!("baseline-{}.lock", crate::kit::key_hash(&container.id())),
             "fixture baseline",
@@ -73,7 +96,14 @@ impl Baseline {
         .await?;
         let result = async {
             if let Some(stored) = self.load(container).await {
-                return Ok(stored);
+                if still_valid().await? {
+                    return Ok(stored);
+                }
+                tracing::info!(
+                    container = container.name(),
+                    path = self.path,
+                    "the state a stored baseline describes is gone; recording it again"
+                );
             }
             let baseline = record().await?;
             self.store(container, &baseline).await;
