@@ -1,6 +1,7 @@
 //! Reuse across runs against the real engine: a PostgreSQL fixture shared per run with reuse on
-//! outlives its run; the next run finds it, cleans it and hands it out; a definition with other
-//! init steps never gets it; a dead one is replaced; gc removes idle ones and honours the cap.
+//! outlives its run; the next run finds it, cleans it and hands it out; two runs at once take
+//! turns on it; a definition with other init steps never gets it; a dead one is replaced; gc
+//! removes idle ones and honours the cap.
 //!
 //! Each "run" is a child process with a run id of its own (what a `cargo test` is). Every
 //! container of the test carries a label of the test's own, by which it is removed at the end,
@@ -89,8 +90,22 @@ async fn run(param: &str) -> anyhow::Result<(String, String)> {
     Ok((ids[0].clone(), ids[1].clone()))
 }
 
+/// Two runs at once: each child holds the fixture until told to go on, so they take turns.
+async fn two_runs_at_once(param: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let param = param.to_string();
+        handles.push(tokio::spawn(async move { run(&param).await }));
+    }
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await??);
+    }
+    Ok(out)
+}
+
 /// The second run gets the first run's container, cleaned (the row the first run left is gone);
-/// a definition with other init steps gets a container of its own; a container found dead is
+/// two runs at once both get it, one after the other, each clean; a definition with other init steps gets a container of its own; a container found dead is
 /// replaced; everything is labelled; gc keeps fixtures used within the idle time, removes the
 /// least recently used beyond the cap, and the idle ones.
 #[tokio::test]
@@ -107,6 +122,14 @@ async fn reuse_hands_out_a_cleaned_fixture_never_across_keys_and_gc_removes_idle
         "the second run reuses the first run's container"
     );
     assert_eq!(rows, "0", "the row the first run left was cleaned");
+
+    // Two runs at once take turns on the one container: the second finds what the first
+    // left and cleans it.
+    for (id, rows) in two_runs_at_once(&param).await? {
+        assert_eq!(id, first, "both runs reuse the container");
+        assert_eq!(rows, "0", "each run finds it clean");
+    }
+    assert_eq!(group.list().await?.len(), 1, "one container for the key");
 
     // Labelled: managed, owned by no process nor run (the runs' exits left it).
     let session = Session::global().await?;
