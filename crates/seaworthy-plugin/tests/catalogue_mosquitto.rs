@@ -284,6 +284,37 @@ async fn mosquitto_clean_discards_persistent_sessions_their_subscriptions_and_qu
 }
 
 #[tokio::test]
+async fn mosquitto_clean_discards_a_session_behind_many_later_connections() -> Result<()> {
+    let fixture = MOSQUITTO.fresh().await?;
+    let address = fixture.container().address(1883)?;
+    fixture.clean().await?;
+    // A persistent session, then more connections than the log's first look at its tail holds
+    // (three lines each, past the 128 lines), so clean() must read further back to find it.
+    let (mut early, _) = Client::connect(&address, "early-worker", false).await?;
+    early.subscribe("jobs/#", 1).await?;
+    early.disconnect().await?;
+    for i in 0..60 {
+        Client::connect(&address, &format!("passer-{i}"), true)
+            .await?
+            .0
+            .disconnect()
+            .await?;
+    }
+
+    fixture.clean().await?;
+
+    let (client, present) = Client::connect(&address, "early-worker", false).await?;
+    assert!(!present, "the session of `early-worker` survived clean()");
+    client.disconnect().await?;
+    Client::connect(&address, "early-worker", true)
+        .await?
+        .0
+        .disconnect()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn mosquitto_isolates_eight_parallel_tests_by_topic_and_client_prefix() -> Result<()> {
     let namespaces = catalogue::eight_parallel(|n| async move {
         let isolated = MOSQUITTO.isolated().await?;
