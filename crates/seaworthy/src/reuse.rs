@@ -17,9 +17,10 @@
 //!   server does not answer), is refused, removed and replaced; a log line says why. One kept
 //!   for inspection after a failed test (`SEAWORTHY_KEEP_ON_FAILURE`) is passed over.
 //! * **Cleaned before its first hand-out.** Whatever the last run left (a failed test, a
-//!   test that did not clean), the run that finds it cleans it
-//!   ([`Fixture::clean`](crate::Fixture::clean)) before any test gets it; a container whose
-//!   clean fails is replaced.
+//!   test that did not clean), the first process of a run that finds it cleans it
+//!   ([`Fixture::clean`](crate::Fixture::clean)) before any test gets it (the other processes
+//!   of the run take it as their run uses it: a state file names the run that took it last); a
+//!   container whose clean fails is replaced.
 //! * **One user at a time.** Finding, creating and replacing happen under a file lock per key
 //!   (in [`state_dir`](crate::gc::state_dir)); the holds that let the tests of a run share it
 //!   are per key as well (not per run), so two runs at once take turns on it as the processes
@@ -126,10 +127,20 @@ pub(crate) async fn share<D: ContainerFixtureDefinition>(
     let lock =
         crate::state::lock_file(format!("{}.lock", file_base(&hash)), "reused-fixture").await?;
     touch_used(&hash);
+    // The run that took the container last: another process of this run may be using it now,
+    // so only the first process of a run cleans it (under the lock).
+    let taken_by = crate::state::state_dir().join(format!("{}.run", file_base(&hash)));
+    let ours = std::fs::read_to_string(&taken_by).is_ok_and(|run| run == session.run_id());
     if let Some((id, name)) = find(&session, &key, &container_def).await? {
-        match take_over(&definition, &session, &id, &container_def).await {
+        match take_over(&definition, &session, &id, &container_def, !ours).await {
             Ok(fixture) => {
-                tracing::info!(fixture = kind, container = %name, key = %&key[..16], "reused fixture found, alive and cleaned");
+                let _ = std::fs::write(&taken_by, session.run_id());
+                let what = if ours {
+                    "reused fixture found, alive (this run's already)"
+                } else {
+                    "reused fixture found, alive and cleaned"
+                };
+                tracing::info!(fixture = kind, container = %name, key = %&key[..16], "{what}");
                 drop(lock);
                 return Ok(fixture);
             }
@@ -149,18 +160,21 @@ pub(crate) async fn share<D: ContainerFixtureDefinition>(
     }
     .await;
     if let Ok(fixture) = &result {
+        let _ = std::fs::write(&taken_by, session.run_id());
         tracing::info!(fixture = kind, container = %fixture.container().name(), key = %&key[..16], "reused fixture created (it outlives the run)");
     }
     drop(lock);
     result
 }
 
-/// Attaches to the found container and cleans it; the reason when it cannot be used.
+/// Attaches to the found container and, with `clean`, cleans it; the reason when it cannot be
+/// used.
 async fn take_over<D: ContainerFixtureDefinition>(
     definition: &D,
     session: &Session,
     id: &str,
     container_def: &crate::ContainerDefinition,
+    clean: bool,
 ) -> std::result::Result<D::Fixture, String> {
     let container = Container::attach(session, id, container_def.clone())
         .await
@@ -169,10 +183,12 @@ async fn take_over<D: ContainerFixtureDefinition>(
         .attach(container)
         .await
         .map_err(|e| format!("its fixture does not attach: {e}"))?;
-    fixture
-        .clean()
-        .await
-        .map_err(|e| format!("its clean failed: {e}"))?;
+    if clean {
+        fixture
+            .clean()
+            .await
+            .map_err(|e| format!("its clean failed: {e}"))?;
+    }
     Ok(fixture)
 }
 
@@ -478,7 +494,7 @@ pub async fn collect(
         {
             Ok(()) => {
                 tracing::info!(container = %reused.name, idle_secs = reused.idle_secs(now), "reused fixture removed");
-                for suffix in ["used", "tainted", "retired"] {
+                for suffix in ["used", "run", "tainted", "retired"] {
                     let _ = std::fs::remove_file(
                         crate::state::state_dir()
                             .join(format!("{}.{suffix}", file_base(&reused.hash))),
