@@ -4,7 +4,6 @@
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::fixture::RabbitMqFixture;
 use crate::management::Management;
 
-/// The error an init closure returns: any error (`?` converts it).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The error an init closure returns: any error (`?` converts it); the kit's
+/// [`InitError`](seaworthy::kit::InitError).
+pub type BoxError = seaworthy::kit::InitError;
 
 /// Where the broker keeps its database (the official image's `VOLUME`).
 pub const DATA_DIR: &str = "/var/lib/rabbitmq";
@@ -41,9 +41,7 @@ pub struct InitContext {
     pub amqp: ConnectionInfo,
 }
 
-pub(crate) type InitFn = Arc<
-    dyn Fn(InitContext) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
->;
+pub(crate) type InitFn = seaworthy::kit::InitFn<InitContext>;
 
 /// One step that builds the baseline.
 #[derive(Clone)]
