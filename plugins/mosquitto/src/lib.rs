@@ -277,6 +277,12 @@ impl Mqtt {
         }
     }
 
+    /// Sends PINGREQ and reads up to its PINGRESP, handing every PUBLISH on the way to `publish`.
+    fn ping(&mut self, publish: impl FnMut(u8, &[u8])) -> Result<(), FixtureError> {
+        self.send(&PINGREQ)?;
+        self.pong(publish)
+    }
+
     /// Reads up to the PINGRESP of a PINGREQ sent before, handing every PUBLISH on the way to
     /// `publish`.
     fn pong(&mut self, mut publish: impl FnMut(u8, &[u8])) -> Result<(), FixtureError> {
@@ -460,30 +466,10 @@ fn reset(
     owned: impl Fn(&str) -> bool,
 ) -> Result<(), FixtureError> {
     let own_id = unique_id(own_prefix);
-    // CONNECT, SUBSCRIBE and PINGREQ in one write; the broker answers them while the plugin
-    // reads its log and discards the sessions found there (sessions first: once a namespace's
-    // retained messages are gone, its sessions are).
-    let mut request = subscribe_packet(filter);
-    request.extend_from_slice(&PINGREQ);
-    let mut mqtt = Mqtt::start(&own_id, &request)?;
-    let sessions = match persistent_clients(&own_id) {
-        Ok(sessions) => sessions,
-        Err(error) => {
-            // A refused connection is not logged as connected: its CONNACK says why.
-            mqtt.connack(&own_id)?;
-            return Err(error);
-        }
-    };
-    let owned: Vec<&str> = sessions
-        .iter()
-        .map(String::as_str)
-        .filter(|id| owned(id))
-        .collect();
-    discard_sessions(&owned)?;
-    mqtt.connack(&own_id)?;
+    let mut mqtt = Mqtt::connect(&own_id, &subscribe_packet(filter))?;
     let mut retained = BTreeMap::new();
     // The SUBACK, then the retained messages the subscription gets, then the PINGRESP.
-    mqtt.pong(|first, body| {
+    mqtt.ping(|first, body| {
         if first & 0x01 == 0x01 {
             if let Some((topic, payload)) = publish_parts(first, body) {
                 retained.insert(topic, payload);
@@ -501,6 +487,14 @@ fn reset(
             fixes.extend(retain_packet(topic, payload));
         }
     }
+    // The sessions go first: once a namespace's retained messages are gone, its sessions are.
+    let sessions = persistent_clients(&own_id)?;
+    let owned: Vec<&str> = sessions
+        .iter()
+        .map(String::as_str)
+        .filter(|id| owned(id))
+        .collect();
+    discard_sessions(&owned)?;
     if !fixes.is_empty() {
         // The broker handles a connection's packets in order: once the ping is answered, every
         // publish before it is done.
