@@ -155,7 +155,7 @@ impl BaselineCache {
 
     /// Whether the cache is used for this definition in this run.
     pub fn is_active(&self) -> bool {
-        match env_switch(ENV_CACHE) {
+        match crate::substitution::env_switch(ENV_CACHE) {
             Some(false) => false,
             env => self.enabled.or(env).unwrap_or(false),
         }
@@ -170,17 +170,6 @@ impl BaselineCache {
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
         check_namespace(&namespace)?;
         Ok(namespace)
-    }
-}
-
-/// An on/off environment switch (`SEAWORTHY_BASELINE_CACHE`, `SEAWORTHY_REUSE`): `Some(true)`
-/// for on, `Some(false)` for off, `None` when unset or neither.
-pub(crate) fn env_switch(name: &str) -> Option<bool> {
-    let value = std::env::var(name).ok()?;
-    match value.trim().to_ascii_lowercase().as_str() {
-        "off" | "0" | "false" | "no" => Some(false),
-        "on" | "1" | "true" | "yes" => Some(true),
-        _ => None,
     }
 }
 

@@ -356,7 +356,7 @@ impl ContainerDefinition {
     /// Whether a fixture shared per run from this definition is reused across runs, in this run
     /// (the definition's [`with_reuse`](Self::with_reuse), then `SEAWORTHY_REUSE`).
     pub fn reuses(&self) -> bool {
-        crate::reuse::active(self.reuse)
+        crate::session::reused::active(self.reuse)
     }
 
     /// The value of the environment variable `key` as set on this definition (the last setting

@@ -222,7 +222,7 @@ pub async fn collect(engine: &Engine, options: GcOptions) -> Result<GcReport> {
     }
     remove_all(engine, doomed, &mut report).await;
     if !options.all && options.session.is_none() {
-        match crate::reuse::collect(engine, &Default::default()).await {
+        match crate::session::reused::collect(engine, &Default::default()).await {
             Ok((removed, errors)) => {
                 report.kept = report.kept.saturating_sub(removed.len());
                 report

@@ -20,6 +20,7 @@
 mod exit;
 pub(crate) mod handle;
 mod network;
+pub(crate) mod reused;
 
 // `Session` and `ResourceKind` are public at the crate root (`seaworthy::Session`), their one
 // path.

@@ -158,6 +158,17 @@ pub fn read_images(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// An on/off environment switch (`SEAWORTHY_BASELINE_CACHE`, `SEAWORTHY_REUSE`): `Some(true)`
+/// for on, `Some(false)` for off, `None` when unset or neither.
+pub(crate) fn env_switch(name: &str) -> Option<bool> {
+    let value = std::env::var(name).ok()?;
+    match value.trim().to_ascii_lowercase().as_str() {
+        "off" | "0" | "false" | "no" => Some(false),
+        "on" | "1" | "true" | "yes" => Some(true),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -338,7 +338,7 @@ async fn create_body(
 ) -> Result<ContainerCreateBody> {
     let mut labels = def.labels.clone();
     labels.extend(if def.reused {
-        crate::reuse::labels()
+        crate::session::reused::labels()
     } else if def.run_scoped {
         session.run_labels()
     } else {
