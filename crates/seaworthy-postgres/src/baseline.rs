@@ -9,11 +9,15 @@
 //!   [`Baseline`] in a file of the container (loaded, or recorded under the run's lock): the
 //!   highest object id at baseline time (anything created later has a higher one), digests of the
 //!   schema and of the cluster-wide state (roles, settings, databases), and statements that
-//!   restore the baseline's roles. The record is stored once the template is complete: a
+//!   restore the baseline's roles, and the clean function: the template's row data and
+//!   sequence positions compiled into one PL/pgSQL function (see [`clean_function`]) that a
+//!   `clean()` calls in one round trip. The record is stored once the template is complete: a
 //!   template without one is built again.
 //!
-//! Each process then reads the template's row data and sequence positions and compiles them into
-//! one PL/pgSQL function (see [`clean_function`]) that a `clean()` calls in one round trip.
+//! Once read, the template is closed to connections (`ALLOW_CONNECTIONS false`; cloning needs
+//! none): a process that attaches later (another of the run, a later run reusing the container)
+//! takes the clean function from the record without reading the template. A template found open
+//! again (changed by hand) is read again and the record's clean function replaced.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -22,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use seaworthy::kit::Baseline;
+use seaworthy::kit::{Baseline, Revision};
 use seaworthy::Container;
 
 use crate::connect;
@@ -93,6 +97,10 @@ pub(crate) struct Meta {
     /// The databases of the baseline besides the fixture's own and Seaworthy's.
     #[serde(default)]
     pub(crate) databases: Vec<String>,
+    /// The clean function compiled from the template (see [`clean_function`]); `None` in a
+    /// record of an older version (compiled then, and stored).
+    #[serde(default)]
+    pub(crate) clean_sql: Option<String>,
 }
 
 /// A SQL string literal (standard_conforming_strings is on, the default since PostgreSQL 9.1).
@@ -105,43 +113,102 @@ pub(crate) fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// What [`ensure`] hands the fixture.
+pub(crate) struct Ensured {
+    pub(crate) meta: Meta,
+    /// The clean function (see [`clean_function`]), as a statement that creates it.
+    pub(crate) clean_sql: String,
+    /// The clean function comes from the stored record, checked when it was recorded: it is
+    /// created without checking its body again.
+    pub(crate) stored: bool,
+    /// The baseline was built now: the sessions of the fixture's database were closed.
+    pub(crate) built: bool,
+}
+
 /// Makes sure the baseline exists (building it from the init steps if this is the first process
 /// to attach to a fresh container) and returns its record, kept in the container by the kit
 /// (under the run's lock for the container: a process attaching meanwhile waits and loads it).
-/// `maint` is connected to `postgres`.
+/// `client` is connected to the server (any database).
+///
+/// The record holds the clean function compiled from the template's rows, so a process that
+/// attaches later (a reused container, another process of the run) does not read the template
+/// again. The template is closed to connections once read: a template found open (changed by
+/// hand, or left by an older version) is read again and its clean function compiled anew.
 pub(crate) async fn ensure(
     container: &Container,
-    maint: &Client,
+    client: &Client,
     def: &Postgres,
     names: &Names,
     fixture: &str,
-) -> Result<Meta> {
+) -> Result<Ensured> {
     let host = container.host().to_string();
     let port = container.host_port(PORT)?;
-    baseline_file(names)
-        .load_valid_or_record(
-            container,
-            // A data directory on a tmpfs is empty after a restart of the container; the record
-            // in the container's /tmp is not.
-            || async { template_exists(maint, names, fixture).await },
-            || async {
-                // A template without a record: left half-built by a process that died, or by
-                // another version of the fixture. Built again.
-                drop_template(maint, names, fixture).await?;
-                let started = Instant::now();
-                let meta = build(maint, def, names, fixture, &host, port).await?;
-                tracing::debug!(fixture, elapsed = ?started.elapsed(), "baseline recorded");
-                Ok(meta)
-            },
-        )
-        .await
+    let host = host.as_str();
+    let mut built = false;
+    let mut stored = false;
+    let (built_flag, stored_flag) = (&mut built, &mut stored);
+    let mut meta: Meta = baseline_file(names)
+        .load_or_revise::<Meta, Error, _, _>(container, |record| async move {
+            let template = template_allows_connections(client, names, fixture).await?;
+            match (record, template) {
+                (Some(meta), Some(false)) if meta.clean_sql.is_some() => {
+                    *stored_flag = true;
+                    Ok(Revision::Kept(meta))
+                }
+                (Some(mut meta), Some(_)) => {
+                    tracing::info!(template = %names.template, "the baseline template is open to connections (changed by hand?): compiling the clean from it again");
+                    let sql = compile_clean(&meta, def, names, fixture, host, port).await?;
+                    meta.clean_sql = Some(sql);
+                    seal_template(client, names, fixture).await?;
+                    Ok(Revision::Store(meta))
+                }
+                (record, _) => {
+                    if record.is_some() {
+                        // A data directory on a tmpfs is empty after a restart of the container;
+                        // the record in the container's /tmp is not.
+                        tracing::info!(template = %names.template, "the template a stored baseline describes is gone; recording it again");
+                    }
+                    *built_flag = true;
+                    let maint_config =
+                        connect::config(host, port, &def.user, &def.password, "postgres");
+                    let maint = connect::connect(&maint_config)
+                        .await
+                        .map_err(|e| Error::query(fixture, "connect to database postgres", e))?;
+                    // A template without a record: left half-built by a process that died, or
+                    // by another version of the fixture. Built again.
+                    drop_template(&maint, names, fixture).await?;
+                    let started = Instant::now();
+                    let mut meta = build(&maint, def, names, fixture, host, port).await?;
+                    let sql = compile_clean(&meta, def, names, fixture, host, port).await?;
+                    meta.clean_sql = Some(sql);
+                    seal_template(&maint, names, fixture).await?;
+                    tracing::debug!(fixture, elapsed = ?started.elapsed(), "baseline recorded");
+                    Ok(Revision::Store(meta))
+                }
+            }
+        })
+        .await?;
+    let clean_sql = meta
+        .clean_sql
+        .take()
+        .ok_or_else(|| Error::fixture(fixture, "the baseline record has no clean function"))?;
+    Ok(Ensured {
+        meta,
+        clean_sql,
+        stored,
+        built,
+    })
 }
 
-/// Whether the template database exists.
-async fn template_exists(maint: &Client, names: &Names, fixture: &str) -> Result<bool> {
-    let found = maint
+/// Whether the template database allows connections; `None` when there is none.
+async fn template_allows_connections(
+    client: &Client,
+    names: &Names,
+    fixture: &str,
+) -> Result<Option<bool>> {
+    let found = client
         .query_opt(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
             &[&names.template],
         )
         .await
@@ -152,7 +219,66 @@ async fn template_exists(maint: &Client, names: &Names, fixture: &str) -> Result
                 e,
             )
         })?;
-    Ok(found.is_some())
+    Ok(found.map(|row| row.get(0)))
+}
+
+/// Whether the template database exists.
+async fn template_exists(client: &Client, names: &Names, fixture: &str) -> Result<bool> {
+    Ok(template_allows_connections(client, names, fixture)
+        .await?
+        .is_some())
+}
+
+/// Reads the template's rows and sequence positions and compiles the clean function.
+async fn compile_clean(
+    meta: &Meta,
+    def: &Postgres,
+    names: &Names,
+    fixture: &str,
+    host: &str,
+    port: u16,
+) -> Result<String> {
+    let config = connect::config(host, port, &def.user, &def.password, &names.template);
+    let template = connect::connect(&config).await.map_err(|e| {
+        Error::query(
+            fixture,
+            format!("connect to the template {}", names.template),
+            e,
+        )
+    })?;
+    let (tables, sequences) = read_data(&template).await.map_err(|e| {
+        Error::query(
+            fixture,
+            format!("read the baseline from {}", names.template),
+            e,
+        )
+    })?;
+    drop(template);
+    tracing::debug!(
+        fixture,
+        tables = tables.len(),
+        sequences = sequences.len(),
+        "clean function compiled from the template"
+    );
+    Ok(clean_function(meta, names, &tables, &sequences))
+}
+
+/// Closes the template to connections: nothing changes it behind the record's back without
+/// opening it again first (which the next attach sees). Cloning it needs no connection.
+async fn seal_template(client: &Client, names: &Names, fixture: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            ident(&names.template)
+        ))
+        .await
+        .map_err(|e| {
+            Error::query(
+                fixture,
+                format!("close the template {} to connections", names.template),
+                e,
+            )
+        })
 }
 
 /// Where the container keeps the baseline's record (the format's version in the name: a record
@@ -255,6 +381,7 @@ async fn build(
             roles_sql,
             server_version: version.parse().unwrap_or(0),
             databases,
+            clean_sql: None,
         })
     }
     .await
@@ -589,6 +716,7 @@ mod tests {
             roles_sql: String::new(),
             server_version: 150000,
             databases: vec!["postgres".into()],
+            clean_sql: None,
         };
         let tables = vec![
             BaselineTable {

@@ -33,30 +33,37 @@ impl Slot {
         }
     }
 
-    fn with_client(database: &str, client: Client) -> Slot {
-        Slot {
-            database: database.to_string(),
-            setup: None,
-            client: tokio::sync::Mutex::new(Some(Arc::new(client))),
-        }
-    }
-
     /// The open connection, or a new one.
     pub(crate) async fn get(&self, inner: &Inner) -> Result<Arc<Client>> {
+        self.get_or_adopt(inner, None).await
+    }
+
+    /// Makes `client` (connected to the slot's database), or a new connection when it is
+    /// `None`, the slot's connection, prepared by the setup.
+    pub(crate) async fn prepare(&self, inner: &Inner, client: Option<Client>) -> Result<()> {
+        self.get_or_adopt(inner, client).await.map(|_| ())
+    }
+
+    async fn get_or_adopt(&self, inner: &Inner, adopt: Option<Client>) -> Result<Arc<Client>> {
         let mut slot = self.client.lock().await;
         if let Some(client) = slot.as_ref() {
             if !client.is_closed() {
                 return Ok(client.clone());
             }
         }
-        let config = inner.config_for(&self.database)?;
-        let client = connect::connect(&config).await.map_err(|e| {
-            Error::query(
-                &inner.label,
-                format!("connect to database {}", self.database),
-                e,
-            )
-        })?;
+        let client = match adopt {
+            Some(client) => client,
+            None => {
+                let config = inner.config_for(&self.database)?;
+                connect::connect(&config).await.map_err(|e| {
+                    Error::query(
+                        &inner.label,
+                        format!("connect to database {}", self.database),
+                        e,
+                    )
+                })?
+            }
+        };
         if let Some(setup) = &self.setup {
             client.batch_execute(setup).await.map_err(|e| {
                 Error::query(
@@ -155,40 +162,41 @@ impl std::fmt::Debug for PostgresFixture {
 impl PostgresFixture {
     /// Wraps a started container: connects (retrying until the server answers, within the
     /// definition's startup timeout), makes sure the baseline exists, and prepares the clean.
+    /// One connection (to the fixture's database) when the baseline is recorded already: it
+    /// reads the record and becomes the connection that holds the clean function.
     pub(crate) async fn attach(def: Postgres, container: Container) -> Result<PostgresFixture> {
         def.validate()?;
         let names = Names::new(&def.database);
         let label = format!("{} (database {})", container.name(), def.database);
         let deadline = Instant::now() + def.container.startup_timeout();
-        let host = container.host().to_string();
         let port = container.host_port(PORT)?;
-        let maint_config = connect::config(&host, port, &def.user, &def.password, "postgres");
-        let maint = connect::connect_until(&maint_config, deadline)
+        let config = connect::config(
+            container.host(),
+            port,
+            &def.user,
+            &def.password,
+            &names.database,
+        );
+        let first = connect::connect_until(&config, deadline)
             .await
             .map_err(|e| Error::query(&label, "connect", e))?;
-        let meta = baseline::ensure(&container, &maint, &def, &names, &label).await?;
-        let template_config =
-            connect::config(&host, port, &def.user, &def.password, &names.template);
-        let template = connect::connect(&template_config).await.map_err(|e| {
-            Error::query(
-                &label,
-                format!("connect to the template {}", names.template),
-                e,
+        let ensured = baseline::ensure(&container, &first, &def, &names, &label).await?;
+        // Building the baseline closed the sessions of the fixture's database, this one too.
+        let first = if ensured.built { None } else { Some(first) };
+        // A clean function from the record was checked when it was recorded (on this server):
+        // its body is not checked again.
+        let setup = if ensured.stored {
+            format!(
+                "SET check_function_bodies = off; {}; RESET check_function_bodies",
+                ensured.clean_sql
             )
-        })?;
-        let (tables, sequences) = baseline::read_data(&template).await.map_err(|e| {
-            Error::query(
-                &label,
-                format!("read the baseline from {}", names.template),
-                e,
-            )
-        })?;
-        drop(template);
-        let clean_sql = baseline::clean_function(&meta, &names, &tables, &sequences);
-        tracing::debug!(fixture = %label, tables = tables.len(), sequences = sequences.len(), "postgres fixture attached");
+        } else {
+            ensured.clean_sql
+        };
+        tracing::debug!(fixture = %label, stored = ensured.stored, built = ensured.built, "postgres fixture attached");
         let inner = Arc::new(Inner {
-            work: Slot::new(&names.database, Some(clean_sql)),
-            maint: Slot::with_client("postgres", maint),
+            work: Slot::new(&names.database, Some(setup)),
+            maint: Slot::new("postgres", None),
             pool: Pool::new(),
             clean_lock: tokio::sync::Mutex::new(()),
             clean_mark: std::sync::Mutex::new(None),
@@ -196,10 +204,10 @@ impl PostgresFixture {
             def,
             names,
             label,
-            meta,
+            meta: ensured.meta,
         });
         // Compiles the clean function now, so a problem shows at start rather than at first clean.
-        inner.work.get(&inner).await?;
+        inner.work.prepare(&inner, first).await?;
         Ok(PostgresFixture {
             databases: crate::isolation::databases(&inner),
             inner,

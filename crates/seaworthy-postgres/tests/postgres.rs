@@ -720,3 +720,87 @@ async fn a_baseline_record_without_its_template_is_recorded_again() -> anyhow::R
     assert!(db.list_tables().await?.iter().any(|t| t.name == "users"));
     Ok(())
 }
+
+/// Whether the template of database `db` allows connections.
+async fn template_open(
+    client: &seaworthy_postgres::tokio_postgres::Client,
+    db: &str,
+) -> anyhow::Result<bool> {
+    Ok(client
+        .query_one(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1",
+            &[&format!("{db}_baseline")],
+        )
+        .await?
+        .get(0))
+}
+
+/// The names in `users`, in order.
+async fn user_names(pg: &PostgresFixture) -> anyhow::Result<Vec<String>> {
+    Ok(pg
+        .client()
+        .await?
+        .query("SELECT name FROM users ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// A handle that attaches to a container whose baseline is recorded (another process of the
+/// run, a later run reusing it) takes the clean function from the record: the template is
+/// closed to connections once read. A template opened again and changed by hand is read
+/// again, so the clean returns to what it holds now.
+#[tokio::test]
+async fn a_template_changed_by_hand_gets_its_clean_function_compiled_again() -> anyhow::Result<()> {
+    fn def() -> Postgres {
+        postgres().with_database("handmade").with_pool_size(0)
+    }
+    const BY_HAND: &str = "added to the template by hand";
+    let first = Shared::per_run(def);
+    let pg = first.fresh().await?;
+    let seed = user_names(&pg).await?;
+    let client = pg.client().await?;
+    assert!(
+        !template_open(&client, "handmade").await?,
+        "the template is closed once read"
+    );
+    client
+        .batch_execute("ALTER DATABASE handmade_baseline WITH ALLOW_CONNECTIONS true")
+        .await?;
+    let mut config = pg.config()?;
+    config.dbname("handmade_baseline");
+    let (template, connection) = config
+        .connect(seaworthy_postgres::tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(connection);
+    template
+        .execute("INSERT INTO users (name) VALUES ($1)", &[&BY_HAND])
+        .await?;
+    drop(template);
+    drop((client, pg, first));
+
+    // A new handle on the run's container (as another process attaches).
+    let second = Shared::per_run(def);
+    let pg = second.fresh().await?;
+    let names = user_names(&pg).await?;
+    assert_eq!(names.len(), seed.len() + 1, "{names:?}");
+    assert!(names.iter().any(|n| n == BY_HAND), "{names:?}");
+    let client = pg.client().await?;
+    assert!(
+        !template_open(&client, "handmade").await?,
+        "closed again once read"
+    );
+    drop((client, pg, second));
+
+    // The record now holds the new clean function: a handle that attaches later uses it.
+    let third = Shared::per_run(def);
+    let pg = third.fresh().await?;
+    pg.client()
+        .await?
+        .batch_execute("DELETE FROM orders; DELETE FROM users")
+        .await?;
+    pg.clean().await?;
+    assert_eq!(user_names(&pg).await?, names);
+    Ok(())
+}

@@ -189,7 +189,11 @@ impl<D: FixtureDefinition> Shared<D> {
         }
         let mut slot = self.live_slot().await?;
         let tainted = slot.tainted.swap(false, Ordering::SeqCst) | run_taint;
-        let unchanged = !tainted && slot.at_baseline.load(Ordering::SeqCst);
+        // Just started, or cleaned as it was found (a reused fixture taken over from an earlier
+        // run): no second clean.
+        let unchanged = !tainted
+            && (slot.at_baseline.load(Ordering::SeqCst)
+                || slot.fixture.unchanged_since_clean().await.unwrap_or(false));
         if !unchanged {
             if let Err(e) = slot.fixture.clean().await {
                 if self.scope == Scope::Run {

@@ -31,6 +31,15 @@ pub struct Baseline {
     path: String,
 }
 
+/// What a [`Baseline::load_or_revise`] step decided about the stored baseline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revision<T> {
+    /// The stored baseline holds: it is used as it is (nothing is written).
+    Kept(T),
+    /// A baseline recorded anew, or the stored one completed: stored in the container, then used.
+    Store(T),
+}
+
 impl Baseline {
     /// A baseline kept at `path` in the container (a file no test would touch; the container's
     /// own user must be able to write it: `/tmp/…` works in most images).
@@ -89,15 +98,10 @@ impl Baseline {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let lock = crate::state::lock_file(
-            format!("baseline-{}.lock", crate::kit::key_hash(&container.id())),
-            "fixture baseline",
-        )
-        .await?;
-        let result = async {
-            if let Some(stored) = self.load(container).await {
+        self.load_or_revise(container, |stored| async move {
+            if let Some(stored) = stored {
                 if still_valid().await? {
-                    return Ok(stored);
+                    return Ok(Revision::Kept(stored));
                 }
                 tracing::info!(
                     container = container.name(),
@@ -105,11 +109,44 @@ impl Baseline {
                     "the state a stored baseline describes is gone; recording it again"
                 );
             }
-            let baseline = record().await?;
-            self.store(container, &baseline).await;
-            Ok(baseline)
-        }
-        .await;
+            Ok(Revision::Store(record().await?))
+        })
+        .await
+    }
+
+    /// The most general form: under the run's cross-process lock for this container, `revise`
+    /// gets the stored baseline (`None` when there is none, or it cannot be read or parsed) and
+    /// decides: [`Revision::Kept`] uses it as it is, [`Revision::Store`] stores what it returns
+    /// (recorded anew, or the stored one completed) for the processes that attach later. For a
+    /// record some of whose parts can go stale on their own (PostgreSQL: the clean function
+    /// compiled from the template, rebuilt when the template may have been changed by hand)
+    /// while the rest stays good. `revise` errors are returned as they are, and nothing is
+    /// stored.
+    pub async fn load_or_revise<T, E, F, Fut>(
+        &self,
+        container: &Container,
+        revise: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<crate::Error>,
+        F: FnOnce(Option<T>) -> Fut,
+        Fut: Future<Output = Result<Revision<T>, E>>,
+    {
+        let lock = crate::state::lock_file(
+            format!("baseline-{}.lock", crate::kit::key_hash(&container.id())),
+            "fixture baseline",
+        )
+        .await?;
+        let stored = self.load(container).await;
+        let result = match revise(stored).await {
+            Ok(Revision::Kept(baseline)) => Ok(baseline),
+            Ok(Revision::Store(baseline)) => {
+                self.store(container, &baseline).await;
+                Ok(baseline)
+            }
+            Err(e) => Err(e),
+        };
         drop(lock);
         result
     }

@@ -41,7 +41,7 @@ mod baseline;
 mod init;
 mod pool;
 
-pub use baseline::Baseline;
+pub use baseline::{Baseline, Revision};
 pub use init::{init_key, InitError, InitFn, InitStep};
 pub use pool::{Lease, NamespacePool};
 
