@@ -331,7 +331,6 @@ async fn an_isolated_database_is_a_full_copy_of_the_baseline() -> anyhow::Result
     Ok(())
 }
 
-const KEEP_CHILD: &str = "a_failing_test_with_keep_on_failure";
 const CHILD_DEADLINE: Duration = Duration::from_secs(180);
 
 /// An isolated database dropped by a failing test: kept with `keep` (the child runs with
@@ -340,44 +339,29 @@ async fn a_failed_tests_database(keep: bool) -> anyhow::Result<()> {
     let db = mariadb().with_pool_size(0).start().await?;
     let iso = db.isolated_database().await?;
     let name = iso.name().to_string();
-    let failed = std::thread::spawn(move || {
-        let _iso = iso;
-        panic!("the test fails (on purpose: its guard drops while it panics)");
-    })
-    .join();
-    assert!(failed.is_err());
+    common::drop_in_a_failing_test(iso);
     let exists = || async {
         let mut conn = db.conn().await?;
         let found = rows(&mut conn, &format!("SHOW DATABASES LIKE '{name}'")).await?;
         Ok::<bool, anyhow::Error>(!found.is_empty())
     };
-    if keep {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(exists().await?, "kept");
-    } else {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while exists().await? {
-            assert!(Instant::now() < deadline, "the database was not dropped");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Ok(())
-}
-
-#[tokio::test]
-#[ignore = "a child process of keep_on_failure_keeps_a_failed_tests_database"]
-async fn a_failing_test_with_keep_on_failure() -> anyhow::Result<()> {
-    match common::param() {
-        Some(_) => a_failed_tests_database(true).await,
-        None => Ok(()),
-    }
-}
-
-#[tokio::test]
-async fn keep_on_failure_keeps_a_failed_tests_database() -> anyhow::Result<()> {
-    common::with_keep_on_failure_child(KEEP_CHILD, CHILD_DEADLINE, a_failed_tests_database(false))
+    let kept = async {
+        anyhow::ensure!(exists().await?, "kept");
+        Ok(())
+    };
+    let dropped = || async { Ok(!exists().await?) };
+    common::assert_kept_or_released(keep, "the database", kept, dropped, Duration::from_secs(10))
         .await
 }
+
+common::keep_on_failure_tests!(
+    /// `SEAWORTHY_KEEP_ON_FAILURE=1` keeps the isolated database of a failed test; without it,
+    /// the database is dropped.
+    keep_on_failure_keeps_a_failed_tests_database,
+    a_failing_test_with_keep_on_failure,
+    a_failed_tests_database,
+    CHILD_DEADLINE,
+);
 
 /// The image's contract: an application user (`MARIADB_USER`), an init script in
 /// /docker-entrypoint-initdb.d (part of the baseline), a customised container; an invalid

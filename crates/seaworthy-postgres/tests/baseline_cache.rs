@@ -13,24 +13,26 @@ use std::time::Duration;
 use seaworthy::baseline_cache::{self, BaselineCache, CachedImage, PruneOptions};
 use seaworthy::{Fixture, FixtureDefinition, Session};
 use seaworthy_postgres::{Postgres, PostgresFixture};
+use seaworthy_testkit::{image_of, CacheNamespace};
 
 const CHILD: &str = "a_process_starting_a_cached_postgres";
 const CHILD_DEADLINE: Duration = Duration::from_secs(120);
 
-/// A namespace of the test's own, whose images are removed when it drops (after the fixtures of
-/// the test, which were declared after it, are gone).
+/// A namespace of the test's own ([`common::CacheNamespace`]: its images are removed when it
+/// drops, after the fixtures of the test, which were declared after it, are gone) with a
+/// directory of migrations, removed with it.
 struct Namespace {
-    name: String,
+    cache: CacheNamespace,
     dir: PathBuf,
 }
 
 impl Namespace {
     fn new(test: &str) -> Namespace {
-        let name = format!("test-{}-{test}", std::process::id());
-        let dir = std::env::temp_dir().join(format!("sw-{name}"));
+        let cache = CacheNamespace::new(test);
+        let dir = std::env::temp_dir().join(format!("sw-{}", cache.name));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the migrations directory");
-        Namespace { name, dir }
+        Namespace { cache, dir }
     }
 
     fn write(&self, file: &str, sql: &str) {
@@ -40,17 +42,16 @@ impl Namespace {
     /// The definition every process of a test starts: the migrations of the namespace's
     /// directory, and a step that, in a child told to, stops for good (to be killed mid-build).
     fn postgres(&self) -> Postgres {
-        postgres_in(&self.name, &self.dir)
+        postgres_in(&self.cache.name, &self.dir)
     }
 
     /// The parameter of a child process starting the namespace's definition.
     fn param(&self) -> String {
-        format!("{}|{}", self.name, self.dir.display())
+        format!("{}|{}", self.cache.name, self.dir.display())
     }
 
     async fn images(&self) -> anyhow::Result<Vec<CachedImage>> {
-        let session = Session::global().await?;
-        Ok(baseline_cache::list(session.engine(), Some(&self.name)).await?)
+        self.cache.images().await
     }
 }
 
@@ -70,32 +71,8 @@ fn postgres_in(namespace: &str, dir: &Path) -> Postgres {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        // The cache namespace's images are removed after this, when the field drops.
         let _ = std::fs::remove_dir_all(&self.dir);
-        // Its own thread and runtime: the test's runtime may be gone (a failed test unwinding).
-        let removed = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let session = Session::global().await.expect("the global session");
-                session.wait_for_background_removals(Duration::from_secs(30));
-                let options = PruneOptions {
-                    namespace: Some(name),
-                    all: true,
-                    ..Default::default()
-                };
-                baseline_cache::prune(session.engine(), &options).await
-            })
-        })
-        .join();
-        match removed {
-            Ok(Ok((_, errors))) if errors.is_empty() => {}
-            Ok(Ok((_, errors))) => eprintln!("cached images not removed: {errors:?}"),
-            Ok(Err(e)) => eprintln!("cached images not listed: {e}"),
-            Err(_) => eprintln!("the removal of the cached images panicked"),
-        }
     }
 }
 
@@ -114,10 +91,6 @@ fn one_row_child(
     let run = common::ChildRun::new();
     let child = run.spawn(label, CHILD, &ns.param(), env);
     (ns, run, child)
-}
-
-async fn image_of(pg: &PostgresFixture) -> anyhow::Result<String> {
-    Ok(pg.container().inspect().await?.image.unwrap_or_default())
 }
 
 async fn rows(pg: &PostgresFixture, sql: &str) -> anyhow::Result<Vec<String>> {
@@ -210,7 +183,7 @@ async fn a_cached_baseline_is_used_and_a_changed_migration_builds_a_new_one() ->
     seaworthy::gc::collect(session.engine(), Default::default()).await?;
     assert_eq!(ns.images().await?.len(), 2);
     let options = PruneOptions {
-        namespace: Some(ns.name.clone()),
+        namespace: Some(ns.cache.name.clone()),
         max_count: Some(1),
         ..Default::default()
     };

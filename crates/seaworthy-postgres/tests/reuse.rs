@@ -57,23 +57,9 @@ impl Drop for Group {
             all: true,
             ..self.options()
         };
-        let removed = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let session = Session::global().await.expect("the global session");
-                reuse::collect(session.engine(), &options).await
-            })
-        })
-        .join();
-        match removed {
-            Ok(Ok((_, errors))) if errors.is_empty() => {}
-            Ok(Ok((_, errors))) => eprintln!("reused containers not removed: {errors:?}"),
-            Ok(Err(e)) => eprintln!("reused containers not listed: {e}"),
-            Err(_) => eprintln!("the removal of the reused containers panicked"),
-        }
+        common::remove_on_drop("reused containers", move |session| async move {
+            reuse::collect(session.engine(), &options).await
+        });
     }
 }
 

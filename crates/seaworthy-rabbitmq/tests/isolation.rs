@@ -413,51 +413,29 @@ async fn a_failed_tests_vhost(keep: bool) -> anyhow::Result<()> {
             FieldTable::default(),
         )
         .await?;
-    let failed = std::thread::spawn(move || {
-        let _rabbit = rabbit;
-        panic!("the test fails (on purpose: its guard drops while it panics)");
-    })
-    .join();
-    assert!(failed.is_err());
+    common::drop_in_a_failing_test(rabbit);
     let exists = || async { anyhow::Ok(shared.vhosts().await?.iter().any(|v| v.name == vhost)) };
-    if keep {
-        // Time enough for a release to have deleted it (it takes tens of milliseconds).
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(exists().await?, "vhost {vhost} was kept");
+    let kept = async {
+        anyhow::ensure!(exists().await?, "vhost {vhost} was kept");
         let queues: Vec<String> = shared
             .queues(&vhost)
             .await?
             .into_iter()
             .map(|q| q.name)
             .collect();
-        assert_eq!(queues, ["left"]);
-    } else {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while exists().await? {
-            assert!(Instant::now() < deadline, "vhost {vhost} was not deleted");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Ok(())
+        anyhow::ensure!(queues == ["left"], "{queues:?}");
+        Ok(())
+    };
+    let deleted = || async { Ok(!exists().await?) };
+    let what = format!("vhost {vhost}");
+    common::assert_kept_or_released(keep, &what, kept, deleted, Duration::from_secs(10)).await
 }
 
-const KEEP_CHILD: &str = "a_failing_test_with_keep_on_failure";
-
-/// The child of [`keep_on_failure_keeps_a_failed_tests_vhost`], run with
-/// `SEAWORTHY_KEEP_ON_FAILURE=1`.
-#[tokio::test]
-#[ignore = "a child process of keep_on_failure_keeps_a_failed_tests_vhost"]
-async fn a_failing_test_with_keep_on_failure() -> anyhow::Result<()> {
-    match common::param() {
-        Some(_) => a_failed_tests_vhost(true).await,
-        None => Ok(()),
-    }
-}
-
-/// `SEAWORTHY_KEEP_ON_FAILURE=1` keeps the vhost of a failed test as it was left (as PostgreSQL
-/// keeps its database); without it, the vhost is released.
-#[tokio::test]
-async fn keep_on_failure_keeps_a_failed_tests_vhost() -> anyhow::Result<()> {
-    common::with_keep_on_failure_child(KEEP_CHILD, CHILD_DEADLINE, a_failed_tests_vhost(false))
-        .await
-}
+common::keep_on_failure_tests!(
+    /// `SEAWORTHY_KEEP_ON_FAILURE=1` keeps the vhost of a failed test as it was left (as
+    /// PostgreSQL keeps its database); without it, the vhost is released.
+    keep_on_failure_keeps_a_failed_tests_vhost,
+    a_failing_test_with_keep_on_failure,
+    a_failed_tests_vhost,
+    CHILD_DEADLINE,
+);

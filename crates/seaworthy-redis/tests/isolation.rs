@@ -289,47 +289,31 @@ async fn a_failed_tests_namespace(keep: bool) -> anyhow::Result<()> {
     let (db, key) = (guard.db(), guard.key("left"));
     let mut conn = guard.connection_manager();
     let _: () = conn.set(&key, "by the failed test").await?;
-    let failed = std::thread::spawn(move || {
-        let _guard = guard;
-        panic!("the test fails (on purpose: its guard drops while it panics)");
-    })
-    .join();
-    assert!(failed.is_err());
+    common::drop_in_a_failing_test(guard);
     let pattern = format!("{key}*");
-    if keep {
-        // Time enough for a release to have flushed it (it takes a few milliseconds).
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(redis.keys(&pattern, db).await?, [key], "kept");
+    let kept = async {
+        assert_eq!(redis.keys(&pattern, db).await?, [key.as_str()], "kept");
         assert_eq!(redis.free_isolated_databases(), free - usize::from(db != 0));
-    } else {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !(redis.keys(&pattern, db).await?.is_empty()
-            && redis.free_isolated_databases() == free)
-        {
-            assert!(Instant::now() < deadline, "the namespace was not released");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    Ok(())
+        Ok(())
+    };
+    let released = || async {
+        Ok(redis.keys(&pattern, db).await?.is_empty() && redis.free_isolated_databases() == free)
+    };
+    common::assert_kept_or_released(
+        keep,
+        "the namespace",
+        kept,
+        released,
+        Duration::from_secs(5),
+    )
+    .await
 }
 
-const KEEP_CHILD: &str = "a_failing_test_with_keep_on_failure";
-
-/// The child of [`keep_on_failure_keeps_a_failed_tests_database`], run with
-/// `SEAWORTHY_KEEP_ON_FAILURE=1`.
-#[tokio::test]
-#[ignore = "a child process of keep_on_failure_keeps_a_failed_tests_database"]
-async fn a_failing_test_with_keep_on_failure() -> anyhow::Result<()> {
-    match common::param() {
-        Some(_) => a_failed_tests_namespace(true).await,
-        None => Ok(()),
-    }
-}
-
-/// `SEAWORTHY_KEEP_ON_FAILURE=1` keeps the database of a failed test as it was left (as PostgreSQL
-/// keeps its database); without it, the database is released.
-#[tokio::test]
-async fn keep_on_failure_keeps_a_failed_tests_database() -> anyhow::Result<()> {
-    common::with_keep_on_failure_child(KEEP_CHILD, CHILD_DEADLINE, a_failed_tests_namespace(false))
-        .await
-}
+common::keep_on_failure_tests!(
+    /// `SEAWORTHY_KEEP_ON_FAILURE=1` keeps the database of a failed test as it was left (as
+    /// PostgreSQL keeps its database); without it, the database is released.
+    keep_on_failure_keeps_a_failed_tests_database,
+    a_failing_test_with_keep_on_failure,
+    a_failed_tests_namespace,
+    CHILD_DEADLINE,
+);

@@ -1,5 +1,6 @@
 //! Baseline cache tests: a namespace of cached images of the test's own, removed when it drops.
 
+use std::future::Future;
 use std::time::Duration;
 
 use seaworthy::baseline_cache::{self, CachedImage, PruneOptions};
@@ -29,31 +30,43 @@ impl CacheNamespace {
 
 impl Drop for CacheNamespace {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Its own thread and runtime: the test's runtime may be gone (a failed test unwinding).
-        let removed = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let session = Session::global().await.expect("the global session");
-                session.wait_for_background_removals(Duration::from_secs(30));
-                let options = PruneOptions {
-                    namespace: Some(name),
-                    all: true,
-                    ..Default::default()
-                };
-                baseline_cache::prune(session.engine(), &options).await
-            })
+        let options = PruneOptions {
+            namespace: Some(self.name.clone()),
+            all: true,
+            ..Default::default()
+        };
+        remove_on_drop("cached images", move |session| async move {
+            session.wait_for_background_removals(Duration::from_secs(30));
+            baseline_cache::prune(session.engine(), &options).await
+        });
+    }
+}
+
+/// Runs a removal from a `Drop` (the end of a test, or its unwinding when it fails) on a thread
+/// and runtime of its own, since the test's runtime may be gone, and waits for it. `removal`
+/// gets the global session and returns what it removed and what it could not; the latter, a
+/// failed listing or a panic, is printed to stderr naming `what` (a `Drop` cannot fail).
+pub fn remove_on_drop<T, F, Fut>(what: &str, removal: F)
+where
+    F: FnOnce(Session) -> Fut + Send + 'static,
+    Fut: Future<Output = seaworthy::Result<(Vec<T>, Vec<seaworthy::Error>)>>,
+{
+    let removed = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let session = Session::global().await.expect("the global session");
+            removal(session).await.map(|(_, errors)| errors)
         })
-        .join();
-        match removed {
-            Ok(Ok((_, errors))) if errors.is_empty() => {}
-            Ok(Ok((_, errors))) => eprintln!("cached images not removed: {errors:?}"),
-            Ok(Err(e)) => eprintln!("cached images not listed: {e}"),
-            Err(_) => eprintln!("the removal of the cached images panicked"),
-        }
+    })
+    .join();
+    match removed {
+        Ok(Ok(errors)) if errors.is_empty() => {}
+        Ok(Ok(errors)) => eprintln!("{what} not removed: {errors:?}"),
+        Ok(Err(e)) => eprintln!("{what} not listed: {e}"),
+        Err(_) => eprintln!("the removal of the {what} panicked"),
     }
 }
 

@@ -263,6 +263,76 @@ pub async fn with_keep_on_failure_child(
     run.remove().await
 }
 
+/// The two tests of what a fixture's guard leaves behind when its test fails: `$parent` runs
+/// `$steps(false)` (without `SEAWORTHY_KEEP_ON_FAILURE`) while it runs `$child` (ignored, the
+/// same steps with `$steps(true)`) in a child process with `SEAWORTHY_KEEP_ON_FAILURE=1`
+/// ([`with_keep_on_failure_child`]), which must pass within `$deadline`. `$steps` is an
+/// `async fn(keep: bool) -> anyhow::Result<()>`; doc comments before `$parent` go to it.
+#[macro_export]
+macro_rules! keep_on_failure_tests {
+    ($(#[$doc:meta])* $parent:ident, $child:ident, $steps:path, $deadline:expr $(,)?) => {
+        /// The child of the test of the same file that runs it with
+        /// `SEAWORTHY_KEEP_ON_FAILURE=1`.
+        #[tokio::test]
+        #[ignore = "a child process of a keep-on-failure test"]
+        async fn $child() -> anyhow::Result<()> {
+            match $crate::param() {
+                Some(_) => $steps(true).await,
+                None => Ok(()),
+            }
+        }
+
+        $(#[$doc])*
+        #[tokio::test]
+        async fn $parent() -> anyhow::Result<()> {
+            $crate::with_keep_on_failure_child(stringify!($child), $deadline, $steps(false)).await
+        }
+    };
+}
+
+/// Drops `guard` on a thread that panics, as a failing test drops its guards while it unwinds
+/// (what `SEAWORTHY_KEEP_ON_FAILURE` looks at), and checks that the thread did panic.
+pub fn drop_in_a_failing_test<G: Send + 'static>(guard: G) {
+    let failed = std::thread::spawn(move || {
+        let _guard = guard;
+        panic!("the test fails (on purpose: its guard drops while it panics)");
+    })
+    .join();
+    assert!(failed.is_err(), "the failing test did not panic");
+}
+
+/// What became of what a failing test's guard held ([`drop_in_a_failing_test`]): with `keep`
+/// (`SEAWORTHY_KEEP_ON_FAILURE=1`), after time enough for a release to have happened (releases
+/// take milliseconds), `kept` checks it is still there as the test left it; without, `released`
+/// is polled until it says the release happened, for up to `within` (an error naming `what`
+/// after that).
+pub async fn assert_kept_or_released<K, R, RF>(
+    keep: bool,
+    what: &str,
+    kept: K,
+    mut released: R,
+    within: Duration,
+) -> anyhow::Result<()>
+where
+    K: std::future::Future<Output = anyhow::Result<()>>,
+    R: FnMut() -> RF,
+    RF: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    if keep {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        return kept.await;
+    }
+    let deadline = std::time::Instant::now() + within;
+    while !released().await? {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{what} was not released within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// The arguments that make this test binary run only the ignored test `test` (a path like
 /// `child` or `module::child`), on one thread, its output not captured.
 fn only_the_ignored_test(test: &str) -> [&str; 5] {
@@ -310,4 +380,38 @@ pub fn read_ids(child: &mut std::process::Child) -> Vec<String> {
         let _ = stderr.read_to_string(&mut err);
     }
     panic!("the child printed no ID line; stderr:\n{err}");
+}
+
+/// This test binary run again to its end, **in this process's test run** unless `env` says
+/// otherwise, running the ignored tests whose names contain `filter` one after the other, with
+/// the variables of `env` set and those of `remove` unset. Returns its output and its stdout and
+/// stderr as one text (read the `ID=` lines of its tests with [`ids_in`]).
+pub fn run_ignored_tests(
+    filter: &str,
+    env: &[(&str, &str)],
+    remove: &[&str],
+) -> (std::process::Output, String) {
+    let exe = std::env::current_exe().expect("the path of the test binary");
+    let mut command = std::process::Command::new(exe);
+    command.args([filter, "--ignored", "--test-threads=1", "--nocapture"]);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    for k in remove {
+        command.env_remove(k);
+    }
+    let output = command.output().expect("run the test binary again");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, text)
+}
+
+/// What follows `ID=` on each line of `text` that has one, in order.
+pub fn ids_in(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split_once("ID=").map(|(_, id)| id.trim().to_string()))
+        .collect()
 }

@@ -6,10 +6,11 @@ pub mod ci;
 pub mod postgres;
 pub mod resources;
 
-pub use cache::{assert_cache_labels, image_of, CacheNamespace};
+pub use cache::{assert_cache_labels, image_of, remove_on_drop, CacheNamespace};
 pub use child::{
-    child_command, param, read_ids, report, wait_for_parent, with_keep_on_failure_child, ChildRun,
-    ChildTest, PARAM,
+    assert_kept_or_released, child_command, drop_in_a_failing_test, ids_in, param, read_ids,
+    report, run_ignored_tests, wait_for_parent, with_keep_on_failure_child, ChildRun, ChildTest,
+    PARAM,
 };
 pub use ci::{endpoint_missing, registry_password};
 pub use resources::{

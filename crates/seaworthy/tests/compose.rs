@@ -3,14 +3,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use seaworthy::bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-};
-use seaworthy::{Exec, ResourceKind, Session, StackDefinition, Wait, LABEL_STACK};
+use seaworthy::{Exec, ResourceKind, StackDefinition, Wait};
 
 /// `tests/compose/NAME/compose.yaml` of the workspace.
 fn compose_file(name: &str) -> PathBuf {
@@ -18,45 +14,6 @@ fn compose_file(name: &str) -> PathBuf {
         .join("../../tests/compose")
         .join(name)
         .join("compose.yaml")
-}
-
-/// Containers, networks and volumes labelled with stack `id` that the engine still has.
-async fn leftovers(session: &Session, id: &str) -> Vec<String> {
-    let docker = session.engine().docker();
-    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_STACK}={id}")])]);
-    let mut left = Vec::new();
-    for c in docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-    {
-        left.push(format!("container {:?}", c.names.unwrap_or_default()));
-    }
-    for n in docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filters.clone()),
-        }))
-        .await
-        .unwrap()
-    {
-        left.push(format!("network {}", n.name.unwrap_or_default()));
-    }
-    for v in docker
-        .list_volumes(Some(ListVolumesOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .unwrap()
-        .volumes
-        .unwrap_or_default()
-    {
-        left.push(format!("volume {}", v.name));
-    }
-    left
 }
 
 #[tokio::test]
@@ -69,7 +26,7 @@ async fn four_services_start_serve_http_and_leave_nothing_behind() {
         .unwrap();
     assert_eq!(stack.name(), "four-services");
     let id = stack.id().to_string();
-    let mut parts = leftovers(&session, &id).await;
+    let mut parts = common::leftovers(&session, &id).await;
     parts.sort();
     assert_eq!(
         parts.len(),
@@ -135,7 +92,7 @@ async fn four_services_start_serve_http_and_leave_nothing_behind() {
     );
 
     stack.remove().await.unwrap();
-    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+    assert_eq!(common::leftovers(&session, &id).await, Vec::<String>::new());
     for kind in [
         ResourceKind::Container,
         ResourceKind::Network,
@@ -167,7 +124,7 @@ async fn builds_and_completed_jobs_run_in_order() {
     let id = stack.id().to_string();
     assert!(id.starts_with("built-"), "{id}");
     stack.remove().await.unwrap();
-    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+    assert_eq!(common::leftovers(&session, &id).await, Vec::<String>::new());
 }
 
 #[test]
@@ -244,5 +201,5 @@ async fn declared_networks_aliases_and_a_services_network_namespace() {
     let aliases = networks[&back].aliases.clone().unwrap_or_default();
     assert!(aliases.contains(&"api".to_string()), "{aliases:?}");
     stack.remove().await.unwrap();
-    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+    assert_eq!(common::leftovers(&session, &id).await, Vec::<String>::new());
 }

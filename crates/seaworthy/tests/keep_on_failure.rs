@@ -28,12 +28,7 @@ static RUN_FILES: Shared<SnapshotFixture> = Shared::per_run(run_files);
 #[seaworthy::test]
 #[ignore = "run as a child process by the tests of this file"]
 async fn child_run_fails(run_files: &GenericFixture) {
-    let c = run_files.container();
-    c.write_file("/tmp/left-by-the-failed-test", "x", 0o644)
-        .await
-        .unwrap();
-    println!("ID={}", c.id());
-    panic!("deliberately failing");
+    common::dirty_and_fail(run_files.container(), "/tmp/left-by-the-failed-test", "x").await;
 }
 
 #[seaworthy::test]
@@ -94,12 +89,7 @@ static SCRATCH: Shared<Scratch> = Shared::per_run(|| Scratch);
 #[seaworthy::test]
 #[ignore = "run as a child process by the tests of this file"]
 async fn child_scratch_fails(scratch: &ScratchFixture) {
-    let c = scratch.container();
-    c.write_file("/tmp/left-by-the-failed-test", "x", 0o644)
-        .await
-        .unwrap();
-    println!("ID={}", c.id());
-    panic!("deliberately failing");
+    common::dirty_and_fail(scratch.container(), "/tmp/left-by-the-failed-test", "x").await;
 }
 
 /// A process of the run that holds the fixture before another process's test fails with it, and
@@ -131,13 +121,7 @@ static STACK: Shared<StackFixture> = Shared::per_process(web_and_client);
 #[seaworthy::test]
 #[ignore = "run as a child process by the tests of this file"]
 async fn child_stack_1_fails(stack: &RunningStack) {
-    stack
-        .container()
-        .write_file("/www/v", "dirty\n", 0o644)
-        .await
-        .unwrap();
-    println!("ID={}", stack.container().id());
-    panic!("deliberately failing");
+    common::dirty_and_fail(stack.container(), "/www/v", "dirty\n").await;
 }
 
 #[seaworthy::test]
@@ -151,25 +135,14 @@ async fn child_stack_2_passes(stack: &RunningStack) -> anyhow::Result<()> {
 
 /// Runs the ignored tests matching `filter` in a child process of the run `run`.
 fn run_child(filter: &str, run: &str) -> (Output, String) {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([filter, "--ignored", "--test-threads=1", "--nocapture"])
-        .env("SEAWORTHY_KEEP_ON_FAILURE", "1")
-        .env("SEAWORTHY_SESSION", run)
-        .env_remove("CI")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output, text)
-}
-
-fn ids(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| l.split_once("ID=").map(|(_, id)| id.trim().to_string()))
-        .collect()
+    common::run_ignored_tests(
+        filter,
+        &[
+            ("SEAWORTHY_KEEP_ON_FAILURE", "1"),
+            ("SEAWORTHY_SESSION", run),
+        ],
+        &["CI"],
+    )
 }
 
 /// Whether the file `path` exists in the container `id`.
@@ -259,7 +232,7 @@ async fn per_run_a_failed_test_keeps_its_container_and_the_next_process_gets_a_n
     let run = run_id("keeprun");
     let (failed, failed_text) = run_child("child_run_fails", &run);
     let (passed, passed_text) = run_child("child_run_passes", &run);
-    let (kept, next) = (ids(&failed_text), ids(&passed_text));
+    let (kept, next) = (common::ids_in(&failed_text), common::ids_in(&passed_text));
     // Whatever is asserted below, the run's containers go.
     let cleanup = async {
         if let Some(kept) = kept.first() {
@@ -286,7 +259,7 @@ async fn a_stack_kept_after_a_failure_stays_whole_and_the_next_test_gets_a_new_o
     let session = Session::global().await.unwrap();
     let run = run_id("keepstack");
     let (output, text) = run_child("child_stack_", &run);
-    let ids = ids(&text);
+    let ids = common::ids_in(&text);
     let cleanup = async {
         if let Some(kept) = ids.first() {
             gc_run(&session, &run, kept).await;
@@ -353,7 +326,7 @@ async fn per_run_a_container_kept_by_another_process_is_never_handed_out_or_clea
     let again = next_id();
     let holder_ok = holder.wait().unwrap().success();
     let _ = std::fs::remove_file(&go);
-    let kept = ids(&text);
+    let kept = common::ids_in(&text);
     let cleanup = async {
         if let Some(kept) = kept.first() {
             gc_run(&session, &run, kept).await;

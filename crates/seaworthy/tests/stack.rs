@@ -9,9 +9,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use seaworthy::bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-};
+use seaworthy::bollard::query_parameters::ListContainersOptions;
+
 use seaworthy::{
     ContainerDefinition, DependsOn, Error, Exec, ResourceKind, Session, StackDefinition,
     StackMember, VolumeDefinition, Wait, LABEL_STACK, LABEL_STACK_MEMBER,
@@ -38,45 +37,6 @@ fn web_server(body: &str) -> ContainerDefinition {
             ),
         ])
         .with_wait(Wait::log("^ready$"))
-}
-
-/// Containers, networks and volumes labelled with stack `id` that the engine still has.
-async fn leftovers(session: &Session, id: &str) -> Vec<String> {
-    let docker = session.engine().docker();
-    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_STACK}={id}")])]);
-    let mut left = Vec::new();
-    for c in docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-    {
-        left.push(format!("container {:?}", c.names.unwrap_or_default()));
-    }
-    for n in docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filters.clone()),
-        }))
-        .await
-        .unwrap()
-    {
-        left.push(format!("network {}", n.name.unwrap_or_default()));
-    }
-    for v in docker
-        .list_volumes(Some(ListVolumesOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .unwrap()
-        .volumes
-        .unwrap_or_default()
-    {
-        left.push(format!("volume {}", v.name));
-    }
-    left
 }
 
 /// What `session` still owns, by kind.
@@ -160,12 +120,12 @@ async fn members_start_after_their_dependencies_and_reach_each_other_by_name() {
 
     let id = stack.id().to_string();
     assert_eq!(
-        leftovers(&session, &id).await.len(),
+        common::leftovers(&session, &id).await.len(),
         4,
         "3 containers and a network"
     );
     stack.remove().await.unwrap();
-    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+    assert_eq!(common::leftovers(&session, &id).await, Vec::<String>::new());
     assert_eq!(owned(&session), [0, 0, 0]);
 }
 
@@ -405,7 +365,7 @@ async fn teardown_removes_dependents_before_their_dependencies() {
         at("client") < at("app") && at("app") < at("db"),
         "{order:?}"
     );
-    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+    assert_eq!(common::leftovers(&session, &id).await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -505,7 +465,10 @@ async fn a_middle_member_that_fails_is_named_and_everything_is_removed() {
         message.contains("stack broken-") && message.contains("member app failed"),
         "{message}"
     );
-    assert_eq!(leftovers(&session, &stack).await, Vec::<String>::new());
+    assert_eq!(
+        common::leftovers(&session, &stack).await,
+        Vec::<String>::new()
+    );
     assert_eq!(owned(&session), [0, 0, 0]);
 }
 
@@ -575,7 +538,7 @@ async fn dropping_a_stack_removes_it() {
     let id = stack.id().to_string();
     drop(stack);
     assert!(session.wait_for_background_removals(Duration::from_secs(30)));
-    assert_eq!(leftovers(&session, &id).await, Vec::<String>::new());
+    assert_eq!(common::leftovers(&session, &id).await, Vec::<String>::new());
     assert_eq!(owned(&session), [0, 0, 0]);
 }
 
@@ -626,7 +589,7 @@ mod as_a_fixture {
         assert_eq!(out.stdout_text(), "base\n", "{}", out.stderr_text());
         drop(fixture);
         assert!(session.wait_for_background_removals(std::time::Duration::from_secs(30)));
-        assert_eq!(super::leftovers(&session, &id).await, Vec::<String>::new());
+        assert_eq!(super::common::leftovers(&session, &id).await, Vec::<String>::new());
         // The baselines went with it.
         assert_eq!(
             session.live_count(seaworthy::ResourceKind::Image),

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Output;
-
 use seaworthy::{
     Container, ContainerDefinition, Fixture, GenericFixture, Shared, SnapshotFixture, Wait,
 };
@@ -35,13 +33,7 @@ async fn child_returns_an_error(logger: &GenericFixture) -> Result<(), String> {
 #[seaworthy::test]
 #[ignore = "run as a child process by the tests of this file"]
 async fn child_keep_1_fails(logger: &GenericFixture) {
-    logger
-        .container()
-        .write_file("/tmp/left-by-the-failed-test", "x", 0o644)
-        .await
-        .unwrap();
-    println!("ID={}", logger.container().id());
-    panic!("deliberately failing");
+    common::dirty_and_fail(logger.container(), "/tmp/left-by-the-failed-test", "x").await;
 }
 
 #[seaworthy::test]
@@ -58,39 +50,15 @@ async fn child_without_engine(talker: &Container) {
     println!("the body ran with {}", talker.name());
 }
 
-fn run_child(filter: &str, env: &[(&str, &str)], remove: &[&str]) -> (Output, String) {
-    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-    command.args([filter, "--ignored", "--test-threads=1", "--nocapture"]);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    for k in remove {
-        command.env_remove(k);
-    }
-    let output = command.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output, text)
-}
-
-fn ids(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| l.split_once("ID=").map(|(_, id)| id.trim().to_string()))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_failed_test_names_its_fixture_container_and_log_tail() {
-    let (output, text) = run_child(
+    let (output, text) = common::run_ignored_tests(
         "child_returns_an_error",
         &[],
         &["SEAWORTHY_KEEP_ON_FAILURE"],
     );
     assert_eq!(output.status.code(), Some(101), "{text}");
-    let id = &ids(&text)[0];
+    let id = &common::ids_in(&text)[0];
     assert!(
         text.contains("the test failed using the busybox fixture, container"),
         "{text}"
@@ -106,8 +74,9 @@ async fn a_failed_test_names_its_fixture_container_and_log_tail() {
 
 #[tokio::test]
 async fn keep_on_failure_keeps_the_failed_state_and_the_next_test_gets_a_new_fixture() {
-    let (output, text) = run_child("child_keep_", &[("SEAWORTHY_KEEP_ON_FAILURE", "1")], &[]);
-    let ids = ids(&text);
+    let (output, text) =
+        common::run_ignored_tests("child_keep_", &[("SEAWORTHY_KEEP_ON_FAILURE", "1")], &[]);
+    let ids = common::ids_in(&text);
     assert_eq!(ids.len(), 2, "{text}");
     assert_ne!(
         ids[0], ids[1],
@@ -144,7 +113,7 @@ const CLOSED: &str = "unix:///nonexistent/seaworthy-closed.sock";
 
 #[test]
 fn without_an_engine_a_test_fails_by_default_and_says_so() {
-    let (output, text) = run_child(
+    let (output, text) = common::run_ignored_tests(
         "child_without_engine",
         &[("DOCKER_HOST", CLOSED)],
         &["CI", "SEAWORTHY_SKIP_WITHOUT_ENGINE"],
@@ -164,7 +133,7 @@ fn without_an_engine_a_test_fails_by_default_and_says_so() {
 
 #[test]
 fn without_an_engine_the_opt_in_skips_and_counts_the_skips_at_exit() {
-    let (output, text) = run_child(
+    let (output, text) = common::run_ignored_tests(
         "child_without_engine",
         &[
             ("DOCKER_HOST", CLOSED),
@@ -188,7 +157,7 @@ fn without_an_engine_the_opt_in_skips_and_counts_the_skips_at_exit() {
 
 #[test]
 fn without_an_engine_on_ci_the_opt_in_is_ignored() {
-    let (output, text) = run_child(
+    let (output, text) = common::run_ignored_tests(
         "child_without_engine",
         &[
             ("DOCKER_HOST", CLOSED),

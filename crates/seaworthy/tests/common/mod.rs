@@ -1,7 +1,14 @@
 //! Helpers shared by the core crate's integration tests.
 #![allow(dead_code)]
 
-use seaworthy::{ContainerDefinition, Session, StackDefinition, StackFixture, Wait};
+use std::collections::HashMap;
+
+use seaworthy::bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+};
+use seaworthy::{
+    Container, ContainerDefinition, Session, StackDefinition, StackFixture, Wait, LABEL_STACK,
+};
 
 /// The busybox test image (built by `cargo xtask images`).
 pub const BUSYBOX: &str = "seaworthy-test/busybox";
@@ -57,7 +64,7 @@ pub fn trace() {
 // Child processes of this test binary that stay in this process's test run (the helpers live in
 // seaworthy-testkit, with those of children in a run of their own).
 #[allow(unused_imports)]
-pub use seaworthy_testkit::{child_command, read_ids};
+pub use seaworthy_testkit::{child_command, ids_in, read_ids, run_ignored_tests};
 
 /// A stack fixture named `name`: `web` (busybox httpd serving `/www/v`, `base` at the baseline;
 /// the primary member) and `client` (a busybox that sleeps, to fetch `http://web/v`).
@@ -78,4 +85,52 @@ pub fn web_and_client(name: &str) -> StackFixture {
             .with_container("client", sleeper()),
         "web",
     )
+}
+
+/// The body of a child test that fails with a fixture: writes `contents` to `path` in its
+/// container (the state `SEAWORTHY_KEEP_ON_FAILURE=1` keeps), prints the container's `ID=` line
+/// for the parent, and panics.
+pub async fn dirty_and_fail(container: &Container, path: &str, contents: &str) {
+    container.write_file(path, contents, 0o644).await.unwrap();
+    println!("ID={}", container.id());
+    panic!("deliberately failing");
+}
+
+/// Containers, networks and volumes labelled with stack `id` that the engine still has.
+pub async fn leftovers(session: &Session, id: &str) -> Vec<String> {
+    let docker = session.engine().docker();
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_STACK}={id}")])]);
+    let mut left = Vec::new();
+    for c in docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+    {
+        left.push(format!("container {:?}", c.names.unwrap_or_default()));
+    }
+    for n in docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters.clone()),
+        }))
+        .await
+        .unwrap()
+    {
+        left.push(format!("network {}", n.name.unwrap_or_default()));
+    }
+    for v in docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+    {
+        left.push(format!("volume {}", v.name));
+    }
+    left
 }
