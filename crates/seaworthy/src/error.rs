@@ -250,6 +250,24 @@ impl Error {
     }
 }
 
+/// `text` followed by `cause` and its causes, each after `: `, leaving out a cause whose text is
+/// already in the message (a client's error often repeats its source): an error message shows
+/// only the top of a chain, and the reason is often deep in it.
+pub(crate) fn with_causes(
+    mut text: String,
+    mut cause: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// The status code of a bollard error, if the engine answered with one.
 pub(crate) fn status_of(err: &bollard::errors::Error) -> Option<u16> {
     match err {

@@ -394,7 +394,7 @@ fn unset(place: &str, why: &str) -> Tried {
 
 /// An error and its causes on one line, without repeats.
 fn root_cause(e: &Error) -> String {
-    let mut text = match e {
+    let text = match e {
         Error::EngineUnavailable { source, .. } => source.to_string(),
         other => other.to_string(),
     };
@@ -402,15 +402,7 @@ fn root_cause(e: &Error) -> String {
     if matches!(e, Error::EngineUnavailable { .. }) {
         cause = cause.and_then(std::error::Error::source);
     }
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
+    crate::error::with_causes(text, cause)
 }
 
 /// The `[engine]` table of a `seaworthy.toml`.

@@ -158,20 +158,13 @@ pub(crate) fn docker(
 /// connection to … ended before the engine answered: Permission denied (publickey).`): the
 /// reason ssh gave is deep in the chain, and error messages show only the top.
 fn transport_error(e: hyper_util::client::legacy::Error) -> bollard::errors::Error {
-    let mut text = e.to_string();
-    let mut kind = io::ErrorKind::Other;
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<io::Error>() {
-            kind = io.kind();
-        }
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
+    let first = std::error::Error::source(&e);
+    // The kind of the deepest I/O error in the chain.
+    let kind = std::iter::successors(first, |c| c.source())
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .last()
+        .map_or(io::ErrorKind::Other, io::Error::kind);
+    let text = crate::error::with_causes(e.to_string(), first);
     bollard::errors::Error::IOError {
         err: io::Error::new(kind, text),
     }

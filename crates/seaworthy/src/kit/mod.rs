@@ -66,17 +66,7 @@ pub fn key_hash(key: &str) -> String {
 /// assert_eq!(seaworthy::kit::error_chain(&Read(reset)), "read the reply: reset by peer");
 /// ```
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
+    crate::error::with_causes(error.to_string(), error.source())
 }
 
 #[cfg(test)]
