@@ -119,27 +119,16 @@ pub(crate) async fn create_clone(inner: &Inner, conn: &mut Conn, name: &str) -> 
 /// (listed in the server, so every process of the run shares them) or clones one on the spot,
 /// and the pool is topped up in the background.
 pub(crate) fn databases(inner: &Arc<Inner>) -> NamespacePool<String, Error> {
-    let (for_release, for_make, for_keep) = (inner.clone(), inner.clone(), inner.clone());
-    let pool = NamespacePool::single_use("mariadb database", move |name: String| {
-        let inner = for_release.clone();
-        async move { release(&inner, &name).await }
-    })
-    .with_make(move |_| {
-        let inner = for_make.clone();
-        async move { take(&inner).await }
-    })
-    .with_keep(move |name: String| {
-        let inner = for_keep.clone();
-        async move { keep(&inner, &name).await }
-    });
-    if inner.def.pool_size == 0 {
-        return pool;
-    }
-    let inner = inner.clone();
-    pool.with_refill(move || {
-        let inner = inner.clone();
-        async move { refill(&inner).await }
-    })
+    let refill = (inner.def.pool_size > 0)
+        .then_some(|inner: Arc<Inner>| async move { refill(&inner).await });
+    NamespacePool::for_server(
+        "mariadb database",
+        inner.clone(),
+        |inner, name: String| async move { release(&inner, &name).await },
+        |inner, _| async move { take(&inner).await },
+        |inner, name: String| async move { keep(&inner, &name).await },
+        refill,
+    )
 }
 
 /// Takes a database for one test: one of the pool's (one round trip), else a clone made on the

@@ -82,33 +82,22 @@ fn nextest_slot() -> Option<u32> {
 /// every process of the run shares them) or clones one on the spot, and the pool is topped up
 /// in the background.
 pub(crate) fn databases(inner: &Arc<Inner>) -> NamespacePool<String, Error> {
-    let (for_release, for_make, for_keep) = (inner.clone(), inner.clone(), inner.clone());
-    let pool = NamespacePool::single_use("postgres database", move |name: String| {
-        let inner = for_release.clone();
-        async move { release(&inner, &name).await }
-    })
-    .with_make(move |n| {
-        let inner = for_make.clone();
-        async move { take(&inner, n).await }
-    })
-    .with_keep(move |name: String| {
-        let inner = for_keep.clone();
-        async move {
+    let refill = (inner.def.pool_size > 0)
+        .then_some(|inner: Arc<Inner>| async move { refill(&inner).await });
+    NamespacePool::for_server(
+        "postgres database",
+        inner.clone(),
+        |inner, name: String| async move { release(&inner, &name).await },
+        |inner, n| async move { take(&inner, n).await },
+        |inner, name: String| async move {
             inner.pool.live().remove(&name);
             if let Ok(connection) = inner.connection_for(&name) {
                 eprintln!("seaworthy: the kept database {name} is at {connection}");
             }
             Ok(())
-        }
-    });
-    if inner.def.pool_size == 0 {
-        return pool;
-    }
-    let inner = inner.clone();
-    pool.with_refill(move || {
-        let inner = inner.clone();
-        async move { refill(&inner).await }
-    })
+        },
+        refill,
+    )
 }
 
 /// Takes a database for one test (the `n`th of this process): renames a pool database to the

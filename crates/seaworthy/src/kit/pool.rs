@@ -144,6 +144,64 @@ where
         )
     }
 
+    /// A [`single_use`](Self::single_use) pool of a fixture whose namespaces live in its server
+    /// (databases, vhosts), with each step written as a function of the fixture's shared state
+    /// `fixture` (an `Arc` of it: each call gets a clone): `discard` drops a released namespace,
+    /// `make` takes one for a checkout ([`with_make`](Self::with_make)), `keep` records one kept
+    /// for a failed test ([`with_keep`](Self::with_keep)), and `refill`, when the fixture keeps a
+    /// stock made ahead of time, tops it up ([`with_refill`](Self::with_refill)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> seaworthy::Result<()> {
+    /// use std::sync::Arc;
+    /// use seaworthy::kit::NamespacePool;
+    ///
+    /// struct Server { pool_size: usize }
+    /// let server = Arc::new(Server { pool_size: 4 });
+    /// let refill = (server.pool_size > 0).then_some(|_server: Arc<Server>| async move {
+    ///     // Clone databases until the server holds `pool_size` spare ones.
+    ///     Ok::<(), seaworthy::Error>(())
+    /// });
+    /// let databases = NamespacePool::for_server(
+    ///     "database",
+    ///     server,
+    ///     |_server, name: String| async move { /* DROP DATABASE name */ Ok(()) },
+    ///     |_server, n| async move { Ok(format!("test_{n}")) /* take a spare one, or clone */ },
+    ///     |_server, name: String| async move { eprintln!("kept {name}"); Ok(()) },
+    ///     refill,
+    /// );
+    /// let db = databases.checkout().await?;
+    /// # drop(db); Ok(()) }
+    /// ```
+    pub fn for_server<C, D, DFut, M, MFut, K, KFut, R, RFut>(
+        what: impl Into<String>,
+        fixture: C,
+        discard: D,
+        make: M,
+        keep: K,
+        refill: Option<R>,
+    ) -> Self
+    where
+        C: Clone + Send + Sync + 'static,
+        D: Fn(C, N) -> DFut + Send + Sync + 'static,
+        DFut: Future<Output = Result<(), E>> + Send + 'static,
+        M: Fn(C, u64) -> MFut + Send + Sync + 'static,
+        MFut: Future<Output = Result<N, E>> + Send + 'static,
+        K: Fn(C, N) -> KFut + Send + Sync + 'static,
+        KFut: Future<Output = Result<(), E>> + Send + 'static,
+        R: Fn(C) -> RFut + Send + Sync + 'static,
+        RFut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let (for_discard, for_make, for_keep) = (fixture.clone(), fixture.clone(), fixture.clone());
+        let pool = Self::single_use(what, move |n| discard(for_discard.clone(), n))
+            .with_make(move |i| make(for_make.clone(), i))
+            .with_keep(move |n| keep(for_keep.clone(), n));
+        match refill {
+            Some(refill) => pool.with_refill(move || refill(fixture.clone())),
+            None => pool,
+        }
+    }
+
     fn with_reset(what: impl Into<String>, reset: Reset<N, E>) -> Self {
         NamespacePool {
             inner: Arc::new(Inner {
@@ -476,6 +534,54 @@ mod tests {
         assert_eq!(pool.free_count(), 0, "nothing single-use goes back");
         assert_eq!(pool.checkout().await.unwrap().as_str(), "db2");
         eventually(|| refills.load(Ordering::SeqCst) >= 1).await;
+    }
+
+    #[tokio::test]
+    async fn a_server_pool_runs_each_step_on_the_fixture_and_refills_only_with_a_stock() {
+        #[derive(Default)]
+        struct Server {
+            steps: Mutex<Vec<String>>,
+        }
+        impl Server {
+            fn log(&self, step: String) {
+                self.steps.lock().unwrap().push(step);
+            }
+        }
+        for stock in [false, true] {
+            let server = Arc::new(Server::default());
+            let refill = stock.then_some(|server: Arc<Server>| async move {
+                server.log("refill".into());
+                Ok::<(), crate::Error>(())
+            });
+            let pool = NamespacePool::for_server(
+                "database",
+                server.clone(),
+                |server: Arc<Server>, name: String| async move {
+                    server.log(format!("discard {name}"));
+                    Ok(())
+                },
+                |server, n| async move {
+                    server.log(format!("make {n}"));
+                    Ok(format!("db{n}"))
+                },
+                |server, name: String| async move {
+                    server.log(format!("keep {name}"));
+                    Ok(())
+                },
+                refill,
+            );
+            pool.checkout().await.unwrap().release().await.unwrap();
+            if stock {
+                eventually(|| server.steps.lock().unwrap().len() == 3).await;
+            }
+            let mut steps = server.steps.lock().unwrap().clone();
+            steps.sort();
+            let mut expected = vec!["discard db0", "make 0"];
+            if stock {
+                expected.push("refill");
+            }
+            assert_eq!(steps, expected);
+        }
     }
 
     #[tokio::test]
