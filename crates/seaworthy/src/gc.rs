@@ -69,28 +69,34 @@ pub struct GcOptions {
     pub other_hosts: bool,
 }
 
+/// The containers, running or not, that carry every label of `labels` (each `key=value`);
+/// `what` says what was being listed in the error (`list reused containers`).
+pub(crate) async fn containers_labelled(
+    engine: &Engine,
+    labels: Vec<String>,
+    what: &str,
+) -> Result<Vec<bollard::models::ContainerSummary>> {
+    engine
+        .docker()
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), labels)])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::docker(what, e))
+}
+
 /// Lists every resource carrying all `labels` (`key=value`), in teardown order.
 pub async fn list_labelled(
     engine: &Engine,
     labels: &[(&str, &str)],
 ) -> Result<Vec<LabelledResource>> {
     let docker = engine.docker();
-    let filter = HashMap::from([(
-        "label".to_string(),
-        labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>(),
-    )]);
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let filter = HashMap::from([("label".to_string(), labels.clone())]);
     let mut out = Vec::new();
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filter.clone()),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| Error::docker("list labelled containers", e))?;
+    let containers = containers_labelled(engine, labels, "list labelled containers").await?;
     for c in containers {
         out.push(LabelledResource {
             kind: ResourceKind::Container,

@@ -41,14 +41,11 @@
 //! removed while a run finds, checks or creates it (the lock), and a run's first use of it
 //! counts as a use: keep the idle time longer than a run.
 
-use std::collections::HashMap;
-
-use bollard::query_parameters::ListContainersOptions;
 use sha2::{Digest, Sha256};
 
 use crate::container::Container;
 use crate::definition::SessionNetwork;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fixture::{ContainerFixtureDefinition, Fixture, FixtureError};
 use crate::session::{
     ResourceKind, Session, LABEL_FIXTURE, LABEL_MANAGED, LABEL_OWNER, OWNER_REUSE,
@@ -168,23 +165,12 @@ async fn find(
     def: &crate::ContainerDefinition,
 ) -> Result<Option<(String, String)>> {
     let engine = session.engine();
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![
-            format!("{LABEL_MANAGED}=true"),
-            format!("{LABEL_OWNER}={OWNER_REUSE}"),
-            format!("{LABEL_REUSE_KEY}={key}"),
-        ],
-    )]);
-    let found = engine
-        .docker()
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| Error::docker("list reused containers", e))?;
+    let labels = vec![
+        format!("{LABEL_MANAGED}=true"),
+        format!("{LABEL_OWNER}={OWNER_REUSE}"),
+        format!("{LABEL_REUSE_KEY}={key}"),
+    ];
+    let found = crate::gc::containers_labelled(engine, labels, "list reused containers").await?;
     let mut usable = None;
     // A container kept for inspection after a failed test (SEAWORTHY_KEEP_ON_FAILURE) is out of
     // use, as its run left it.

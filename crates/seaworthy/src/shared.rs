@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::ListContainersOptions;
 use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::container::Container;
@@ -815,24 +814,13 @@ async fn find_run_container(session: &Session, hash: &str) -> Result<Option<Stri
     on_runtime(async move {
         let deadline = Instant::now() + STARTING_TIMEOUT;
         loop {
-            let filters = std::collections::HashMap::from([(
-                "label".to_string(),
-                vec![
-                    format!("{LABEL_SESSION}={}", session.run_id()),
-                    format!("{LABEL_OWNER}={OWNER_RUN}"),
-                    format!("{LABEL_FIXTURE}={hash}"),
-                ],
-            )]);
-            let found = session
-                .engine()
-                .docker()
-                .list_containers(Some(ListContainersOptions {
-                    all: true,
-                    filters: Some(filters),
-                    ..Default::default()
-                }))
-                .await
-                .map_err(|e| Error::docker("list the run's shared containers", e))?;
+            let labels = vec![
+                format!("{LABEL_SESSION}={}", session.run_id()),
+                format!("{LABEL_OWNER}={OWNER_RUN}"),
+                format!("{LABEL_FIXTURE}={hash}"),
+            ];
+            let what = "list the run's shared containers";
+            let found = crate::gc::containers_labelled(session.engine(), labels, what).await?;
             let mut starting = false;
             for c in found {
                 let id = c.id.clone().unwrap_or_default();

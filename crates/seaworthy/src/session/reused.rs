@@ -6,8 +6,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use bollard::query_parameters::ListContainersOptions;
-
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::session::{
@@ -116,15 +114,7 @@ pub async fn list(engine: &Engine, labels: &[(&str, &str)]) -> Result<Vec<Reused
         format!("{LABEL_HOST}={}", crate::identity::host_name()),
     ];
     filter.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
-    let found = engine
-        .docker()
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([("label".to_string(), filter)])),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| Error::docker("list reused containers", e))?;
+    let found = crate::gc::containers_labelled(engine, filter, "list reused containers").await?;
     let now = unix_now();
     let mut out: Vec<ReusedContainer> = found
         .into_iter()
