@@ -259,17 +259,8 @@ impl Loader {
                 "internal" => {
                     def.internal(boolean(value).map_err(|r| at(format!("internal: {r}")))?)
                 }
-                "labels" => {
-                    for (k, v) in pairs(value).map_err(|r| at(format!("labels: {r}")))? {
-                        def = def.label(k, v.unwrap_or_default());
-                    }
-                    def
-                }
-                "external" | "name" => {
-                    return Err(at(format!(
-                    "key {key:?} is not supported: a stack creates its own, namespaced networks"
-                )))
-                }
+                "labels" => with_labels(def, value, |d, k, v| d.label(k, v)).map_err(at)?,
+                "external" | "name" => return Err(at(not_namespaced(&key, "networks"))),
                 other => return Err(at(unsupported(other))),
             };
         }
@@ -288,22 +279,31 @@ impl Loader {
                     }
                     def
                 }
-                "labels" => {
-                    for (k, v) in pairs(value).map_err(|r| at(format!("labels: {r}")))? {
-                        def = def.label(k, v.unwrap_or_default());
-                    }
-                    def
-                }
-                "external" | "name" => {
-                    return Err(at(format!(
-                        "key {key:?} is not supported: a stack creates its own, namespaced volumes"
-                    )))
-                }
+                "labels" => with_labels(def, value, |d, k, v| d.label(k, v)).map_err(at)?,
+                "external" | "name" => return Err(at(not_namespaced(&key, "volumes"))),
                 other => return Err(at(unsupported(other))),
             };
         }
         Ok(def)
     }
+}
+
+/// `def` (a network or a volume) with the labels of its `labels` entry, each given to `label`.
+fn with_labels<D>(
+    mut def: D,
+    value: &Value,
+    label: impl Fn(D, String, String) -> D,
+) -> std::result::Result<D, String> {
+    for (k, v) in pairs(value).map_err(|r| format!("labels: {r}"))? {
+        def = label(def, k, v.unwrap_or_default());
+    }
+    Ok(def)
+}
+
+/// Why a network's or a volume's `key` that names a resource of its own (`external`, `name`)
+/// is refused: a stack creates its own, namespaced `what` (`networks`, `volumes`).
+fn not_namespaced(key: &str, what: &str) -> String {
+    format!("key {key:?} is not supported: a stack creates its own, namespaced {what}")
 }
 
 /// The entries of a top-level section (`services`, `networks`, `volumes`).

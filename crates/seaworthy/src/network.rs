@@ -12,42 +12,29 @@ use crate::session::{ResourceKind, Session};
 /// Describes a network.
 #[derive(Debug, Clone)]
 pub struct NetworkDefinition {
-    name: String,
+    common: Common,
     driver: String,
     internal: bool,
-    labels: HashMap<String, String>,
-    /// Shared by the test run: named in the run's namespace, owned by no process.
-    run_scoped: bool,
 }
 
 impl NetworkDefinition {
     /// A bridge network; the engine name is namespaced (`sw-<run>-<process>-NAME`).
     pub fn new(name: impl Into<String>) -> Self {
         NetworkDefinition {
-            name: name.into(),
+            common: Common::new(name.into()),
             driver: "bridge".into(),
             internal: false,
-            labels: HashMap::new(),
-            run_scoped: false,
         }
     }
 
     /// The name given in [`new`](Self::new) (the engine name adds the session's namespace).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.common.name
     }
 
-    /// Replaces the name (a stack prefixes its networks' names with the stack's id).
-    pub(crate) fn renamed(mut self, name: String) -> Self {
-        self.name = name;
-        self
-    }
-
-    /// Makes the network the test run's (a stack shared per run): named in the run's namespace,
-    /// labelled as the run's, and left in place by its handle; the reaper removes it when the
-    /// run is over.
-    pub(crate) fn run_scoped(mut self) -> Self {
-        self.run_scoped = true;
+    /// Makes the network one of a group's (a stack's); see [`Common::join`].
+    pub(crate) fn in_group(mut self, group: &str, labels: &[(&str, &str)], run: bool) -> Self {
+        self.common.join(group, labels, run);
         self
     }
 
@@ -65,7 +52,7 @@ impl NetworkDefinition {
 
     /// Adds a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
+        self.common.labels.insert(key.into(), value.into());
         self
     }
 
@@ -78,9 +65,7 @@ impl NetworkDefinition {
     pub async fn create_in(self, session: &Session) -> Result<Network> {
         let session = session.clone();
         on_runtime(async move {
-            let (name, owner_labels) = names_and_labels(&session, &self.name, self.run_scoped);
-            let mut labels = self.labels.clone();
-            labels.extend(owner_labels);
+            let (name, labels) = self.common.engine_name_and_labels(&session);
             let created = session
                 .engine()
                 .docker()
@@ -93,15 +78,14 @@ impl NetworkDefinition {
                 })
                 .await
                 .map_err(|e| Error::docker(format!("create network {name}"), e))?;
-            if !self.run_scoped {
-                session.track(ResourceKind::Network, &created.id, &name);
-            }
-            Ok(Network {
+            let owned = Owned::created(
                 session,
-                id: created.id,
+                ResourceKind::Network,
+                created.id,
                 name,
-                removed: AtomicBool::new(self.run_scoped),
-            })
+                self.common.run_scoped,
+            );
+            Ok(Network(owned))
         })
         .await
     }
@@ -109,93 +93,57 @@ impl NetworkDefinition {
 
 /// A network created by Seaworthy, removed when dropped (after the containers on it).
 #[derive(Debug)]
-pub struct Network {
-    session: Session,
-    id: String,
-    name: String,
-    removed: AtomicBool,
-}
+pub struct Network(Owned);
 
 impl Network {
     /// The engine name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The engine id.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.0.id
     }
 
     /// A handle to the run's network `name` (id `id`) that another process created: dropping it
     /// removes nothing.
     pub(crate) fn attached(session: &Session, id: String, name: String) -> Network {
-        Network {
-            session: session.clone(),
-            id,
-            name,
-            removed: AtomicBool::new(true),
-        }
+        Network(Owned::attached(session, ResourceKind::Network, id, name))
     }
 
     /// Removes the network now (waiting for containers still on it to go).
     pub async fn remove(self) -> Result<()> {
-        self.removed.store(true, Ordering::SeqCst);
-        self.session
-            .remove_resource(ResourceKind::Network, self.id.clone(), self.name.clone())
-            .await
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        if !self.removed.swap(true, Ordering::SeqCst) {
-            self.session.remove_in_background(
-                ResourceKind::Network,
-                self.id.clone(),
-                self.name.clone(),
-            );
-        }
+        self.0.remove().await
     }
 }
 
 /// Describes a volume.
 #[derive(Debug, Clone)]
 pub struct VolumeDefinition {
-    name: String,
+    common: Common,
     driver: Option<String>,
     driver_opts: HashMap<String, String>,
-    labels: HashMap<String, String>,
-    /// Shared by the test run: named in the run's namespace, owned by no process.
-    run_scoped: bool,
 }
 
 impl VolumeDefinition {
     /// A local volume; the engine name is namespaced (`sw-<run>-<process>-NAME`).
     pub fn new(name: impl Into<String>) -> Self {
         VolumeDefinition {
-            name: name.into(),
+            common: Common::new(name.into()),
             driver: None,
             driver_opts: HashMap::new(),
-            labels: HashMap::new(),
-            run_scoped: false,
         }
     }
 
     /// The name given in [`new`](Self::new) (the engine name adds the session's namespace).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.common.name
     }
 
-    /// Replaces the name (a stack prefixes its volumes' names with the stack's id).
-    pub(crate) fn renamed(mut self, name: String) -> Self {
-        self.name = name;
-        self
-    }
-
-    /// Makes the volume the test run's; see [`NetworkDefinition::run_scoped`].
-    pub(crate) fn run_scoped(mut self) -> Self {
-        self.run_scoped = true;
+    /// Makes the volume one of a group's (a stack's); see [`Common::join`].
+    pub(crate) fn in_group(mut self, group: &str, labels: &[(&str, &str)], run: bool) -> Self {
+        self.common.join(group, labels, run);
         self
     }
 
@@ -215,7 +163,7 @@ impl VolumeDefinition {
 
     /// Adds a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
+        self.common.labels.insert(key.into(), value.into());
         self
     }
 
@@ -228,9 +176,7 @@ impl VolumeDefinition {
     pub async fn create_in(self, session: &Session) -> Result<Volume> {
         let session = session.clone();
         on_runtime(async move {
-            let (name, owner_labels) = names_and_labels(&session, &self.name, self.run_scoped);
-            let mut labels = self.labels.clone();
-            labels.extend(owner_labels);
+            let (name, labels) = self.common.engine_name_and_labels(&session);
             session
                 .engine()
                 .docker()
@@ -243,14 +189,15 @@ impl VolumeDefinition {
                 })
                 .await
                 .map_err(|e| Error::docker(format!("create volume {name}"), e))?;
-            if !self.run_scoped {
-                session.track(ResourceKind::Volume, &name, &name);
-            }
-            Ok(Volume {
+            let id = name.clone();
+            let owned = Owned::created(
                 session,
+                ResourceKind::Volume,
+                id,
                 name,
-                removed: AtomicBool::new(self.run_scoped),
-            })
+                self.common.run_scoped,
+            );
+            Ok(Volume(owned))
         })
         .await
     }
@@ -258,62 +205,136 @@ impl VolumeDefinition {
 
 /// A volume created by Seaworthy, removed when dropped (after the containers using it).
 #[derive(Debug)]
-pub struct Volume {
-    session: Session,
-    name: String,
-    removed: AtomicBool,
-}
+pub struct Volume(Owned);
 
 impl Volume {
     /// The engine name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// A handle to the run's volume `name` that another process created: dropping it removes
     /// nothing.
     pub(crate) fn attached(session: &Session, name: String) -> Volume {
-        Volume {
+        Volume(Owned::attached(
+            session,
+            ResourceKind::Volume,
+            name.clone(),
+            name,
+        ))
+    }
+
+    /// Removes the volume now (waiting for containers using it to go).
+    pub async fn remove(self) -> Result<()> {
+        self.0.remove().await
+    }
+}
+
+/// What network and volume definitions have alike: the name the user gave, labels, and whether
+/// the resource is the run's.
+#[derive(Debug, Clone)]
+struct Common {
+    name: String,
+    labels: HashMap<String, String>,
+    /// Shared by the test run: named in the run's namespace, owned by no process.
+    run_scoped: bool,
+}
+
+impl Common {
+    fn new(name: String) -> Common {
+        Common {
+            name,
+            labels: HashMap::new(),
+            run_scoped: false,
+        }
+    }
+
+    /// Makes the resource one of the group `group`'s (a stack's, whose id it is): named
+    /// `<group>-NAME`, carrying `labels`, and with `run` the test run's (a stack shared per run):
+    /// named in the run's namespace, labelled as the run's, and left in place by its handle; the
+    /// reaper removes it when the run is over.
+    fn join(&mut self, group: &str, labels: &[(&str, &str)], run: bool) {
+        self.name = format!("{group}-{}", self.name);
+        self.labels
+            .extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.run_scoped |= run;
+    }
+
+    /// The engine name (namespaced: the session's, or the run's) and every label: the user's
+    /// and those saying who owns it, the session (this process) or the test run.
+    fn engine_name_and_labels(&self, session: &Session) -> (String, HashMap<String, String>) {
+        let (name, owner) = if self.run_scoped {
+            (
+                format!("{}-{}", session.run_namespace(), self.name),
+                session.run_labels(),
+            )
+        } else {
+            (session.scoped_name(&self.name), session.labels())
+        };
+        let mut labels = self.labels.clone();
+        labels.extend(owner);
+        (name, labels)
+    }
+}
+
+/// What network and volume handles have alike: an engine resource that is removed when the
+/// handle drops, unless it is the run's or another process's.
+#[derive(Debug)]
+struct Owned {
+    session: Session,
+    kind: ResourceKind,
+    id: String,
+    name: String,
+    removed: AtomicBool,
+}
+
+impl Owned {
+    /// A resource this session created: tracked by the session and removed on drop, unless it
+    /// is the run's (`run_scoped`; the reaper removes it when the run is over).
+    fn created(
+        session: Session,
+        kind: ResourceKind,
+        id: String,
+        name: String,
+        run_scoped: bool,
+    ) -> Owned {
+        if !run_scoped {
+            session.track(kind, &id, &name);
+        }
+        Owned {
+            session,
+            kind,
+            id,
+            name,
+            removed: AtomicBool::new(run_scoped),
+        }
+    }
+
+    /// A resource of the run that another process created: dropping it removes nothing.
+    fn attached(session: &Session, kind: ResourceKind, id: String, name: String) -> Owned {
+        Owned {
             session: session.clone(),
+            kind,
+            id,
             name,
             removed: AtomicBool::new(true),
         }
     }
 
-    /// Removes the volume now (waiting for containers using it to go).
-    pub async fn remove(self) -> Result<()> {
+    /// Removes the resource now (waiting for the containers using it to go).
+    async fn remove(self) -> Result<()> {
         self.removed.store(true, Ordering::SeqCst);
         self.session
-            .remove_resource(ResourceKind::Volume, self.name.clone(), self.name.clone())
+            .remove_resource(self.kind, self.id.clone(), self.name.clone())
             .await
     }
 }
 
-impl Drop for Volume {
+impl Drop for Owned {
     fn drop(&mut self) {
         if !self.removed.swap(true, Ordering::SeqCst) {
-            self.session.remove_in_background(
-                ResourceKind::Volume,
-                self.name.clone(),
-                self.name.clone(),
-            );
+            self.session
+                .remove_in_background(self.kind, self.id.clone(), self.name.clone());
         }
-    }
-}
-
-/// The engine name for a network or volume the user calls `name`, and the labels saying who owns
-/// it: the session (this process), or the test run.
-fn names_and_labels(
-    session: &Session,
-    name: &str,
-    run_scoped: bool,
-) -> (String, HashMap<String, String>) {
-    if run_scoped {
-        (
-            format!("{}-{name}", session.run_namespace()),
-            session.run_labels(),
-        )
-    } else {
-        (session.scoped_name(name), session.labels())
     }
 }

@@ -340,29 +340,18 @@ async fn start_here(
     };
 
     // Networks and volumes first, all in parallel.
+    // Named `<stack id>-NAME`, labelled with the stack, and the run's when the stack is.
+    let mut labels = vec![(LABEL_STACK, id.as_str())];
+    labels.extend(shared.map(|hash| (LABEL_FIXTURE, hash)));
     let networks = plan.networks.iter().map(|n| {
-        let local = n.name().to_string();
-        let mut def = n
-            .clone()
-            .renamed(format!("{id}-{local}"))
-            .label(LABEL_STACK, &id);
-        if let Some(hash) = shared {
-            def = def.label(LABEL_FIXTURE, hash).run_scoped();
-        }
+        let def = n.clone().in_group(&id, &labels, shared.is_some());
         let session = session.clone();
-        async move { (local, def.create_in(&session).await) }
+        async move { (n.name().to_string(), def.create_in(&session).await) }
     });
     let volumes = plan.volumes.iter().map(|v| {
-        let local = v.name().to_string();
-        let mut def = v
-            .clone()
-            .renamed(format!("{id}-{local}"))
-            .label(LABEL_STACK, &id);
-        if let Some(hash) = shared {
-            def = def.label(LABEL_FIXTURE, hash).run_scoped();
-        }
+        let def = v.clone().in_group(&id, &labels, shared.is_some());
         let session = session.clone();
-        async move { (local, def.create_in(&session).await) }
+        async move { (v.name().to_string(), def.create_in(&session).await) }
     });
     let (networks, volumes) = futures_util::join!(join_all(networks), join_all(volumes));
     let mut failure = None;
