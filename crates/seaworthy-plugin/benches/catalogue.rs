@@ -10,9 +10,10 @@
 //!
 //! `cargo bench -p seaworthy-plugin --bench catalogue` (needs `cargo xtask images` and the
 //! wasm32-wasip2 target; the plugins are built by the bench itself); results in
-//! `target/seaworthy-bench/catalogue.json`.
+//! `target/seaworthy-bench/catalogue.json`. `SEAWORTHY_CATALOGUE_ONLY=mosquitto,nats` runs only
+//! the parts named (`mariadb`, `etcd`, `mosquitto`, `nats`), for a quick look: its JSON then
+//! holds only those results, so the documented numbers come from a run of all.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use seaworthy::{Fixture, FixtureDefinition};
@@ -30,7 +31,14 @@ mod nats;
 
 fn main() {
     let mut suite = Suite::new("catalogue");
-    mariadb::run(&mut suite);
+    let only = std::env::var("SEAWORTHY_CATALOGUE_ONLY").ok();
+    let wanted = |part: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|p| p.trim() == part))
+    };
+    if wanted("mariadb") {
+        mariadb::run(&mut suite);
+    }
 
     let target = target_dir();
     let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -47,9 +55,15 @@ fn main() {
         .grant("nats", Grants::new().tcp(4222))
         .build()
         .expect("a plugin host");
-    etcd::run(&mut suite, &host);
-    mosquitto::run(&mut suite, &host);
-    nats::run(&mut suite, &host);
+    if wanted("etcd") {
+        etcd::run(&mut suite, &host);
+    }
+    if wanted("mosquitto") {
+        mosquitto::run(&mut suite, &host);
+    }
+    if wanted("nats") {
+        nats::run(&mut suite, &host);
+    }
 
     suite.block_on(async {
         if let Ok(session) = seaworthy::Session::global().await {
@@ -60,13 +74,36 @@ fn main() {
 }
 
 /// A plugin's state as the test process sees it through a native client.
-trait Store: Clone {
+trait Store {
     /// Writes the state every run starts from (not timed).
-    fn dirty(&self) -> impl Future<Output = ()>;
+    async fn dirty(&self);
     /// What the plugin's clean() does, from the test process.
-    fn native_clean(&self) -> impl Future<Output = ()>;
+    async fn native_clean(&self);
     /// Fails unless the store is at the baseline.
-    fn assert_baseline(&self) -> impl Future<Output = ()>;
+    async fn assert_baseline(&self);
+}
+
+/// Loads plugin `id`, starts a fixture of it with `config`, has `native` make the native
+/// client of it (and name it), then [`compare_plugin`] with `runs` runs.
+fn bench_plugin<S: Store>(
+    suite: &mut Suite,
+    host: &PluginHost,
+    id: &str,
+    config: impl IntoIterator<Item = (String, String)>,
+    runs: usize,
+    native: impl FnOnce(&mut Suite, &PluginFixture) -> (&'static str, S),
+) {
+    let definition: PluginFixtureDefinition = host
+        .load(id)
+        .unwrap_or_else(|e| panic!("the {id} plugin loads: {e}"))
+        .fixture(config)
+        .unwrap_or_else(|e| panic!("a {id} definition: {e}"));
+    let fixture = suite
+        .block_on(definition.start())
+        .unwrap_or_else(|e| panic!("{id} starts: {e}"));
+    let (label, store) = native(suite, &fixture);
+    compare_plugin(suite, id, label, runs, &definition, &fixture, &store);
+    drop(fixture);
 }
 
 /// `<name>.clean_vs_native` (ratio ≤ 1.3, `runs` runs) and `<name>.clean_vs_recreate` (ratio ≤

@@ -14,7 +14,8 @@ use wasmtime::component::Resource;
 
 use crate::instance::HostState;
 use crate::latest::host::{
-    ExecOutput, ExecRequest, HostError, HttpRequest, HttpResponse, Level, LogLine, LogSource,
+    ExecOutput, ExecRequest, HostError, HttpRequest, HttpResponse, Level, LogChunk, LogLine,
+    LogSource,
 };
 
 /// The largest HTTP response body handed to a plugin.
@@ -39,6 +40,10 @@ const MAX_LOG_LINES: u32 = 1_000;
 const MAX_LOG_LINE: usize = 16 << 10;
 /// The most bytes of log text one `container-logs` call returns (the newest lines are kept).
 const MAX_LOG_BYTES: usize = 4 << 20;
+/// The most lines and bytes of the log the follower of `container-log-since` keeps (the
+/// newest).
+const FOLLOWED_LINES: usize = 10_000;
+const FOLLOWED_BYTES: usize = 4 << 20;
 /// The most bytes an exec's output (stdout and stderr together) may have.
 pub(crate) const MAX_EXEC_OUTPUT: usize = 8 << 20;
 
@@ -475,6 +480,170 @@ async fn http_here(state: &mut HostState, request: HttpRequest) -> Result<HttpRe
     match seaworthy::runtime::run(tokio::time::timeout(timeout, exchange)).await {
         Ok(result) => result,
         Err(_) => Err(HostError::Timeout(format!("{what} within {timeout:?}"))),
+    }
+}
+
+/// The host's follower of the container's log, for `container-log-since`: a task on Seaworthy's
+/// runtime reads the engine's log stream from the container's first line on and keeps the
+/// newest lines, numbered from 0, waking the calls that wait for a line. One per instance,
+/// started by its first call; the task stops when the instance is dropped.
+pub(crate) struct LogFollower {
+    shared: Arc<Followed>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LogFollower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What the follower has read, shared with its task.
+#[derive(Default)]
+struct Followed {
+    state: std::sync::Mutex<FollowedLines>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct FollowedLines {
+    /// The number of `lines[0]`.
+    first: u64,
+    lines: std::collections::VecDeque<LogLine>,
+    bytes: usize,
+    /// Why the stream ended (the container stopped, or the engine failed), once it has.
+    ended: Option<String>,
+}
+
+impl FollowedLines {
+    fn push(&mut self, line: LogLine) {
+        self.bytes += line.text.len();
+        self.lines.push_back(line);
+        while self.lines.len() > FOLLOWED_LINES || self.bytes > FOLLOWED_BYTES {
+            match self.lines.pop_front() {
+                Some(old) => {
+                    self.bytes -= old.text.len();
+                    self.first += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The lines from `from` on (at most [`MAX_LOG_LINES`] and [`MAX_LOG_BYTES`]), and whether
+    /// one of them contains `until`.
+    fn since(&self, from: u64, until: Option<&str>) -> (LogChunk, bool) {
+        let first = from.max(self.first);
+        let skip = usize::try_from(first - self.first).unwrap_or(usize::MAX);
+        let mut lines = Vec::new();
+        let mut bytes = 0;
+        let mut found = until.is_none();
+        for line in self.lines.iter().skip(skip) {
+            if lines.len() >= MAX_LOG_LINES as usize || bytes + line.text.len() > MAX_LOG_BYTES {
+                // The rest is for the next call; a match in it counts as found, so that
+                // the caller reads on instead of waiting.
+                found = found || until.is_some_and(|u| line.text.contains(u));
+                if found {
+                    break;
+                }
+                continue;
+            }
+            found = found || until.is_some_and(|u| line.text.contains(u));
+            bytes += line.text.len();
+            lines.push(line.clone());
+        }
+        (LogChunk { first, lines }, found)
+    }
+}
+
+impl LogFollower {
+    fn start(container: &seaworthy::Container) -> LogFollower {
+        use futures_util::StreamExt;
+
+        let shared = Arc::new(Followed::default());
+        let mut stream = container.log_stream(seaworthy::LogOptions::follow());
+        let feed = shared.clone();
+        let task = seaworthy::runtime::spawn(async move {
+            let ended = loop {
+                match stream.next().await {
+                    Some(Ok(line)) => {
+                        let line = LogLine {
+                            source: match line.stream {
+                                seaworthy::LogStream::Stdout => LogSource::Stdout,
+                                seaworthy::LogStream::Stderr => LogSource::Stderr,
+                            },
+                            text: clip(&line.text, MAX_LOG_LINE),
+                        };
+                        if let Ok(mut state) = feed.state.lock() {
+                            state.push(line);
+                        }
+                    }
+                    Some(Err(e)) => break format!("reading the container's log failed: {e}"),
+                    None => break "the container's log ended (the container stopped)".to_string(),
+                }
+                feed.changed.notify_waiters();
+            };
+            if let Ok(mut state) = feed.state.lock() {
+                state.ended = Some(ended);
+            }
+            feed.changed.notify_waiters();
+        });
+        LogFollower { shared, task }
+    }
+}
+
+pub(crate) async fn container_log_since(
+    state: &mut HostState,
+    from: u64,
+    until: Option<String>,
+    timeout_ms: u32,
+) -> Result<LogChunk, HostError> {
+    let started = Instant::now();
+    let out = log_since_here(state, from, until, timeout_ms).await;
+    charge(state, started);
+    out
+}
+
+async fn log_since_here(
+    state: &mut HostState,
+    from: u64,
+    until: Option<String>,
+    timeout_ms: u32,
+) -> Result<LogChunk, HostError> {
+    let container = own_container(state, "container-log-since")?;
+    let timeout = capped(state, Some(timeout_ms));
+    let shared = state
+        .log_follower
+        .get_or_insert_with(|| LogFollower::start(&container))
+        .shared
+        .clone();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // Registered before the lines are looked at, so a line added in between wakes it.
+        let changed = shared.changed.notified();
+        let ended = {
+            let lines = shared
+                .state
+                .lock()
+                .map_err(|_| HostError::Io("the log follower failed".into()))?;
+            let (chunk, found) = lines.since(from, until.as_deref());
+            if found {
+                return Ok(chunk);
+            }
+            lines.ended.clone()
+        };
+        if let Some(why) = ended {
+            return Err(HostError::Io(format!(
+                "no line of the container's log contains {:?}: {why}",
+                until.unwrap_or_default()
+            )));
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return Err(HostError::Timeout(format!(
+                "no line of the container's log contained {:?} within {timeout:?}",
+                until.unwrap_or_default()
+            )));
+        }
     }
 }
 

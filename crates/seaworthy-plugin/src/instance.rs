@@ -20,7 +20,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::error::PluginError;
-use crate::host_api::{clip, Denials, LogRate, TooManyDenials};
+use crate::host_api::{clip, Denials, LogFollower, LogRate, TooManyDenials};
 use crate::latest::types::{
     ConnectionInfo as WitConnection, ContainerSpec, FixtureError, HostError, Isolated,
     PluginMetadata,
@@ -49,6 +49,8 @@ pub(crate) struct HostState {
     /// The `http` capability's client of each port, kept so that its connections are reused
     /// from one request to the next (they live on Seaworthy's runtime).
     pub(crate) http_clients: std::collections::HashMap<u16, seaworthy::HttpClient>,
+    /// The follower of the container's log for `container-log-since`, once a call started it.
+    pub(crate) log_follower: Option<LogFollower>,
     wasi: WasiCtx,
     budget: Budget,
 }
@@ -383,6 +385,7 @@ impl Runner {
             log_rate: LogRate::default(),
             open_streams: 0,
             http_clients: std::collections::HashMap::new(),
+            log_follower: None,
             wasi,
             budget: Budget::new(&self.limits),
         };
@@ -568,7 +571,7 @@ async fn dispatch(
 ) -> wasmtime::Result<Reply> {
     let store = &mut live.store;
     match &live.exports {
-        Exports::V0_1_0(bindings) => {
+        Exports::V0_1(bindings) => {
             let f = bindings.seaworthy_fixture_fixture();
             Ok(match call {
                 Call::Metadata => Reply::Metadata(f.call_metadata(&mut *store).await?),

@@ -72,14 +72,14 @@ mod manifest;
 pub mod oci;
 mod plugin;
 pub mod scaffold;
-mod v0_1_0;
+mod v0_1;
 mod version;
 pub mod workspace;
 
 /// The generated bindings of the newest WIT version: the types the host logic is written
-/// against. Older versions' modules convert to these.
+/// against. Older versions' modules convert to these (0.1.0 needs none: see [`v0_1`]).
 pub(crate) mod latest {
-    pub(crate) use crate::v0_1_0::seaworthy::fixture::{host, types};
+    pub(crate) use crate::v0_1::seaworthy::fixture::{host, types};
 }
 
 pub use error::{PluginError, Result};

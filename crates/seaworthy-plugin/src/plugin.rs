@@ -15,7 +15,7 @@ use crate::instance::{Call, HostState, Reply, Runner, MAX_METADATA_TEXT};
 use crate::limits::Limits;
 use crate::manifest::{Manifest, MANIFEST_FILE};
 use crate::oci::{OciConfig, Reference};
-use crate::v0_1_0;
+use crate::v0_1;
 use crate::version::{self, WitVersion};
 
 /// How a plugin's compiled code was obtained when it was loaded.
@@ -31,12 +31,14 @@ pub enum LoadOutcome {
 
 /// The component, ready to instantiate, for each WIT version.
 pub(crate) enum Pre {
-    V0_1_0(v0_1_0::FixturePluginPre<HostState>),
+    /// Every 0.1 release (0.1.0 and 0.1.1), through the 0.1.1 bindings.
+    V0_1(v0_1::FixturePluginPre<HostState>),
 }
 
 /// An instance's exports, for each WIT version.
 pub(crate) enum Exports {
-    V0_1_0(v0_1_0::FixturePlugin),
+    /// Every 0.1 release.
+    V0_1(v0_1::FixturePlugin),
 }
 
 impl Pre {
@@ -45,20 +47,21 @@ impl Pre {
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<Exports> {
         match self {
-            Pre::V0_1_0(pre) => Ok(Exports::V0_1_0(pre.instantiate_async(store).await?)),
+            Pre::V0_1(pre) => Ok(Exports::V0_1(pre.instantiate_async(store).await?)),
         }
     }
 }
 
-/// The linker for 0.1.0 components: the host interface and WASI with an empty context (std
-/// needs its imports; without preopens, sockets or environment it reaches nothing).
-fn linker_v0_1_0(engine: &Engine) -> Result<&'static Linker<HostState>> {
+/// The linker for 0.1 components (0.1.0 and 0.1.1: wasmtime resolves a 0.1.0 import by its
+/// 0.1.1 definition): the host interface and WASI with an empty context (std needs its
+/// imports; without preopens, sockets or environment it reaches nothing).
+fn linker_v0_1(engine: &Engine) -> Result<&'static Linker<HostState>> {
     static LINKER: OnceLock<std::result::Result<Linker<HostState>, String>> = OnceLock::new();
     LINKER
         .get_or_init(|| {
             let mut linker = Linker::new(engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
-            v0_1_0::FixturePlugin::add_to_linker::<
+            v0_1::FixturePlugin::add_to_linker::<
                 HostState,
                 wasmtime::component::HasSelf<HostState>,
             >(&mut linker, |s| s)
@@ -550,12 +553,12 @@ impl PluginHost {
         let digest = cache::component_digest(&bytes);
         let (component, outcome) = self.component(&manifest, &wasm_path, &bytes, &digest)?;
         let pre = match version {
-            WitVersion::V0_1_0 => {
-                let linker = linker_v0_1_0(&self.inner.engine)?;
+            WitVersion::V0_1_0 | WitVersion::V0_1_1 => {
+                let linker = linker_v0_1(&self.inner.engine)?;
                 let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
                     invalid(format!("it needs imports this host does not provide: {e}"))
                 })?;
-                Pre::V0_1_0(v0_1_0::FixturePluginPre::new(instance_pre).map_err(|e| {
+                Pre::V0_1(v0_1::FixturePluginPre::new(instance_pre).map_err(|e| {
                     invalid(format!("it does not export the fixture interface: {e}"))
                 })?)
             }

@@ -1,13 +1,17 @@
-//! Host side of `seaworthy:fixture@0.1.0` (the folder `wit/0.1.0`).
+//! Host side of `seaworthy:fixture@0.1.x`: the bindings of the newest 0.1 release (the folder
+//! `wit/0.1.1`) run the components of every 0.1 release.
 //!
-//! This is the newest version, so its generated types are the ones the host logic
-//! ([`crate::host_api`]) is written against, re-exported as [`crate::latest`]. When a newer
-//! version is released, its module takes that role and this one converts its types and forwards
-//! to the newest implementation.
+//! 0.1.1 only adds to 0.1.0 (`container-log-since`, `log-chunk`), and wasmtime resolves names
+//! semver-compatibly: a component's import of `seaworthy:fixture/host@0.1.0` is served by the
+//! linker's `host@0.1.1` (the functions it imports have the same types), and its export
+//! `fixture@0.1.0` is found under the bindings' `fixture@0.1.1`. So one module serves both, and
+//! its generated types are the ones the host logic ([`crate::host_api`]) is written against,
+//! re-exported as [`crate::latest`]. A release that changes a type (0.2.0) gets a module of its
+//! own that converts to the newest types and forwards.
 
 wasmtime::component::bindgen!({
     world: "fixture-plugin",
-    path: "../../wit/0.1.0",
+    path: "../../wit/0.1.1",
     imports: { default: async | trappable },
     exports: { default: async },
     with: {
@@ -18,7 +22,7 @@ wasmtime::component::bindgen!({
 use wasmtime::component::Resource;
 
 use self::seaworthy::fixture::host::{
-    ExecOutput, ExecRequest, HostError, HttpRequest, HttpResponse, Level, LogLine,
+    ExecOutput, ExecRequest, HostError, HttpRequest, HttpResponse, Level, LogChunk, LogLine,
 };
 use crate::host_api::{self, TcpConn};
 use crate::instance::HostState;
@@ -59,6 +63,17 @@ impl self::seaworthy::fixture::host::Host for HostState {
         tail: Option<u32>,
     ) -> wasmtime::Result<Result<Vec<LogLine>, HostError>> {
         let out = host_api::container_logs(self, tail).await;
+        host_api::check_denials(self)?;
+        Ok(out)
+    }
+
+    async fn container_log_since(
+        &mut self,
+        from: u64,
+        until: Option<String>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<LogChunk, HostError>> {
+        let out = host_api::container_log_since(self, from, until, timeout_ms).await;
         host_api::check_denials(self)?;
         Ok(out)
     }

@@ -1,9 +1,10 @@
 //! Which versions of the `seaworthy:fixture` WIT package this host implements, and how a
 //! component's version is read before it is compiled.
 //!
-//! Each released version has its folder under `wit/` and its host module (`v0_1_0`, ...). The
-//! newest module holds the host logic; older ones forward to it, converting their types, so the
-//! logic is written once.
+//! Each released version has its folder under `wit/`. The releases of one semver track share a
+//! host module (`v0_1` runs 0.1.0 and 0.1.1, which only adds): wasmtime resolves a 0.1.0 name
+//! by its 0.1.1 definition. The newest module holds the host logic; a later incompatible track's
+//! module would forward to it, converting its types, so the logic is written once.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -12,7 +13,7 @@ use std::fmt;
 pub const WIT_PACKAGE: &str = "seaworthy:fixture";
 
 /// The WIT versions this host can run, oldest first.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.1.1"];
 
 /// A WIT version this host implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,6 +21,8 @@ pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
 pub enum WitVersion {
     /// `seaworthy:fixture@0.1.0`.
     V0_1_0,
+    /// `seaworthy:fixture@0.1.1`: 0.1.0 and `container-log-since`.
+    V0_1_1,
 }
 
 impl WitVersion {
@@ -27,6 +30,7 @@ impl WitVersion {
     pub fn parse(text: &str) -> Option<WitVersion> {
         match text {
             "0.1.0" => Some(WitVersion::V0_1_0),
+            "0.1.1" => Some(WitVersion::V0_1_1),
             _ => None,
         }
     }
@@ -35,6 +39,7 @@ impl WitVersion {
     pub fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1_0 => "0.1.0",
+            WitVersion::V0_1_1 => "0.1.1",
         }
     }
 }
@@ -45,7 +50,7 @@ impl fmt::Display for WitVersion {
     }
 }
 
-/// The supported versions joined for messages: `0.1.0`.
+/// The supported versions joined for messages: `0.1.0, 0.1.1`.
 pub(crate) fn supported_list() -> String {
     SUPPORTED_WIT_VERSIONS.join(", ")
 }

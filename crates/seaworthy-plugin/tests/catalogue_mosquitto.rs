@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use seaworthy::{Fixture, Shared};
-use seaworthy_plugin::{Grants, PluginFixtureDefinition, PluginHost};
+use seaworthy_plugin::{
+    Grants, PluginFixtureDefinition, PluginHost, WitVersion, SUPPORTED_WIT_VERSIONS,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -75,6 +77,17 @@ fn string(s: &str) -> Vec<u8> {
 impl Client {
     /// Connects as `id`; returns the client and the CONNACK's session-present flag.
     async fn connect(address: &str, id: &str, clean_session: bool) -> Result<(Client, bool)> {
+        Client::connect_with_will(address, id, clean_session, None).await
+    }
+
+    /// Connects as `id` with `will` (a topic and payload, published retained when the broker
+    /// drops the connection without a DISCONNECT), if any.
+    async fn connect_with_will(
+        address: &str,
+        id: &str,
+        clean_session: bool,
+        will: Option<(&str, &str)>,
+    ) -> Result<(Client, bool)> {
         let stream = TcpStream::connect(address).await?;
         let mut client = Client {
             stream,
@@ -82,8 +95,16 @@ impl Client {
             next_id: 1,
         };
         let mut body = string("MQTT");
-        body.extend_from_slice(&[4, if clean_session { 0x02 } else { 0 }, 0, 60]);
+        let mut flags = if clean_session { 0x02 } else { 0 };
+        if will.is_some() {
+            flags |= 0x04 | 0x20; // a will, retained, QoS 0
+        }
+        body.extend_from_slice(&[4, flags, 0, 60]);
         body.extend(string(id));
+        if let Some((topic, payload)) = will {
+            body.extend(string(topic));
+            body.extend(string(payload));
+        }
         client.stream.write_all(&encode(0x10, &body)).await?;
         let (first, body) = client.packet().await?;
         ensure!(
@@ -284,12 +305,43 @@ async fn mosquitto_clean_discards_persistent_sessions_their_subscriptions_and_qu
 }
 
 #[tokio::test]
+async fn mosquitto_clean_removes_the_retained_will_of_a_session_it_takes_over() -> Result<()> {
+    let fixture = MOSQUITTO.fresh().await?;
+    let address = fixture.container().address(1883)?;
+    // A persistent client still connected at clean time, with a retained will: discarding its
+    // session takes the connection over, and the broker publishes the will.
+    let (mut online, _) = Client::connect_with_will(
+        &address,
+        "will-keeper",
+        false,
+        Some(("status/will-keeper", "gone")),
+    )
+    .await?;
+    online.subscribe("jobs/#", 1).await?;
+    online.ping().await?;
+    assert_eq!(retained(&address, "#").await?, baseline());
+
+    fixture.clean().await?;
+
+    assert_eq!(
+        retained(&address, "#").await?,
+        baseline(),
+        "the will published by the take-over was left behind"
+    );
+    let (client, present) = Client::connect(&address, "will-keeper", false).await?;
+    assert!(!present, "the session of `will-keeper` survived clean()");
+    client.disconnect().await?;
+    drop(online);
+    Ok(())
+}
+
+#[tokio::test]
 async fn mosquitto_clean_discards_a_session_behind_many_later_connections() -> Result<()> {
     let fixture = MOSQUITTO.fresh().await?;
     let address = fixture.container().address(1883)?;
     fixture.clean().await?;
-    // A persistent session, then more connections than the log's first look at its tail holds
-    // (three lines each, past the 128 lines), so clean() must read further back to find it.
+    // A persistent session, then many connections (three log lines each, 180 lines): clean()
+    // must still find the session among them in the broker's log.
     let (mut early, _) = Client::connect(&address, "early-worker", false).await?;
     early.subscribe("jobs/#", 1).await?;
     early.disconnect().await?;
@@ -395,4 +447,23 @@ async fn mosquitto_refuses_a_bad_baseline_naming_the_key() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("unknown key `colour`"), "{error}");
+}
+
+#[test]
+fn one_host_runs_plugins_of_wit_0_1_0_and_0_1_1() {
+    // Mosquitto targets 0.1.1 (it follows the broker's log); NATS stays on 0.1.0. Both load in
+    // the same host (the 0.1.0 component is linked against the 0.1.1 host interface), and
+    // NATS runs against its server in `catalogue_nats.rs`.
+    let host = PluginHost::builder()
+        .search_dir(common::plugins())
+        .cache_dir(common::cache_dir("catalogue-wit-versions"))
+        .grant("mosquitto", Grants::new().tcp(1883))
+        .grant("nats", Grants::new().tcp(4222))
+        .build()
+        .expect("a plugin host");
+    let mosquitto = host.load("mosquitto").expect("the mosquitto plugin loads");
+    assert_eq!(mosquitto.wit_version(), WitVersion::V0_1_1);
+    let nats = host.load("nats").expect("the nats plugin loads");
+    assert_eq!(nats.wit_version(), WitVersion::V0_1_0);
+    assert_eq!(SUPPORTED_WIT_VERSIONS, ["0.1.0", "0.1.1"]);
 }

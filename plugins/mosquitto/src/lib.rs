@@ -22,21 +22,27 @@
 //! Clean, back to the baseline:
 //! * **retained messages**: the plugin subscribes to `#`, collects the retained messages the
 //!   broker sends for it up to the answer to a PINGREQ sent after the SUBSCRIBE (the broker
-//!   queues them before it reads the ping), then publishes an empty retained message to every
-//!   topic that is not in the baseline and the baseline's payload to every baseline topic that
-//!   is missing or differs. Topics starting with `$` are the broker's own and not touched.
+//!   queues them before it reads the ping; CONNECT, SUBSCRIBE and PINGREQ go out together),
+//!   then publishes an empty retained message to every topic that is not in the baseline and
+//!   the baseline's payload to every baseline topic that is missing or differs. Topics starting
+//!   with `$` are the broker's own and not touched.
 //! * **persistent sessions** (and with them their subscriptions and queued messages): MQTT has no
-//!   way to list sessions, so the plugin reads the broker's log (read once it shows the
-//!   plugin's own connection of this clean, so that every earlier connection is in it) for
-//!   `New client connected ... as <id> (p<version>, c<clean>, ...)`: its last 128 lines, from the
-//!   connection of the last clean that finished (its DISCONNECT logged: it discarded the
-//!   sessions before), or when that is not among them its last 1,000 lines, the most the host
-//!   returns. Every client id whose last connection there may have left a session (a
-//!   clean-session flag of 0, or MQTT 5, whose session can outlive a clean start) is connected
-//!   to once more with the clean-session flag set, which discards the session, and disconnected. A client still
-//!   connected under such an id is disconnected by the broker (session take-over). A session
-//!   whose last connection is more than about 300 connections old (out of the log's window) is
-//!   missed: clean between tests, not once per thousand clients.
+//!   way to list sessions, so the plugin follows the broker's log (`container-log-since` of WIT
+//!   0.1.1: the host's own follower of the log, no round trip to the engine per read) for
+//!   `New client connected ... as <id> (p<version>, c<clean>, ...)`, reading on from where the
+//!   last call stopped until the line of the plugin's own connection of this clean shows (the
+//!   broker logs connections in order, so every earlier connection is in by then), and keeps
+//!   the last connection of each client id. Every client id whose last connection may have left
+//!   a session (a clean-session flag of 0, or MQTT 5, whose session can outlive a clean start)
+//!   is connected to once more with the clean-session flag set, which discards the session, and
+//!   disconnected. A client still connected under such an id is disconnected by the broker
+//!   (session take-over). The host keeps the last 10,000 lines of the log: a session whose
+//!   last connection is older than that when the plugin first reads the log (or after a trap,
+//!   which starts a fresh instance) is missed.
+//! * **wills**: a client disconnected by that take-over has its will published, which may be a
+//!   retained message. So after discarding sessions the plugin subscribes to `#` again (the
+//!   broker sends the retained messages again, after the fixes sent before it) and fixes what
+//!   it finds once more.
 //!
 //! Isolation: 64 namespaces `seaworthy-<slot>`; a test keeps to its namespace by putting
 //! `<namespace>/` in front of its topics and its client ids. Release clears the retained
@@ -45,10 +51,11 @@
 
 wit_bindgen::generate!({
     world: "fixture-plugin",
-    path: "../../wit/0.1.0",
+    path: "../../wit/0.1.1",
 });
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 use exports::seaworthy::fixture::fixture::Guest;
 use seaworthy::fixture::host::{self, HostError, TcpStream};
@@ -66,15 +73,8 @@ const IMAGE: &str = "eclipse-mosquitto:2";
 const SLOTS: u32 = 64;
 /// How long the plugin waits for its own connection to show in the broker's log.
 const LOG_WAIT_MS: u32 = 5_000;
-/// The log lines a clean() reads first (about 40 connections; see [`persistent_clients`]).
-const SHORT_TAIL: u32 = 128;
-/// The most log lines the host returns.
-const MAX_TAIL: u32 = 1_000;
-/// The client-id prefix of a clean()'s own connection: the next clean() finds where it starts
-/// reading the log by it. Release and the start use [`OTHER_ID`].
-const CLEAN_ID: &str = "seaworthy-clean-";
-/// The client-id prefix of the plugin's other connections.
-const OTHER_ID: &str = "seaworthy-plugin-";
+/// The client-id prefix of the plugin's own connections.
+const OWN_ID: &str = "seaworthy-plugin-";
 /// The prefix of the configuration keys naming baseline retained messages.
 const RETAINED: &str = "retained.";
 
@@ -277,12 +277,6 @@ impl Mqtt {
         }
     }
 
-    /// Sends PINGREQ and reads up to its PINGRESP, handing every PUBLISH on the way to `publish`.
-    fn ping(&mut self, publish: impl FnMut(u8, &[u8])) -> Result<(), FixtureError> {
-        self.send(&PINGREQ)?;
-        self.pong(publish)
-    }
-
     /// Reads up to the PINGRESP of a PINGREQ sent before, handing every PUBLISH on the way to
     /// `publish`.
     fn pong(&mut self, mut publish: impl FnMut(u8, &[u8])) -> Result<(), FixtureError> {
@@ -298,6 +292,20 @@ impl Mqtt {
                 _ => {}
             }
         }
+    }
+
+    /// Reads up to the PINGRESP of a PINGREQ sent after a SUBSCRIBE: the retained messages the
+    /// subscription brought (with the retain flag set; the live ones have it cleared).
+    fn retained(&mut self) -> Result<BTreeMap<String, Vec<u8>>, FixtureError> {
+        let mut retained = BTreeMap::new();
+        self.pong(|first, body| {
+            if first & 0x01 == 0x01 {
+                if let Some((topic, payload)) = publish_parts(first, body) {
+                    retained.insert(topic, payload);
+                }
+            }
+        })?;
+        Ok(retained)
     }
 
     fn disconnect(self) {
@@ -335,71 +343,67 @@ fn publish_parts(first: u8, body: &[u8]) -> Option<(String, Vec<u8>)> {
 
 // --- clean and release ---------------------------------------------------------------------------
 
-/// The client ids the broker's log shows with a session that may still exist, once the log
-/// shows the connection of `own_id` (made before: the broker logs connections in order, so every
-/// earlier connection is in the log then).
-///
-/// The last [`SHORT_TAIL`] lines are read first: when they hold a whole earlier clean() (its
-/// connection and its DISCONNECT, sent once it had discarded every session it found), only the
-/// connections from that clean's on count, as it dealt with the ones before. Otherwise the
-/// whole window the host returns (its last 1,000 lines) is read.
+/// What the plugin has read of the broker's log, kept from one call to the next (a fresh
+/// instance starts over, as does the host's follower of the log).
+struct LogRead {
+    /// The number of the next line to read.
+    next: u64,
+    /// The client ids whose last connection read may have left a session.
+    sessions: BTreeSet<String>,
+}
+
+static LOG_READ: Mutex<LogRead> = Mutex::new(LogRead {
+    next: 0,
+    sessions: BTreeSet::new(),
+});
+
+/// The client ids the broker's log shows with a session that may still exist, but `own_id`,
+/// once the log shows the connection of `own_id` (made before: the broker logs connections in
+/// order, so every earlier connection is in the log then).
 fn persistent_clients(own_id: &str) -> Result<Vec<String>, FixtureError> {
     let marker = format!(" as {own_id} (p");
-    let mut tail = SHORT_TAIL;
-    let mut waited = 0;
+    let mut read = LOG_READ
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     loop {
-        let lines: Vec<String> = host::container_logs(Some(tail))
-            .map_err(FixtureError::Host)?
-            .into_iter()
-            .map(|line| line.text)
-            .collect();
-        if let Some(own) = lines.iter().rposition(|line| line.contains(&marker)) {
-            let whole = lines.len() < tail as usize || tail == MAX_TAIL;
-            match last_clean(&lines[..own]) {
-                Some(from) => return Ok(sessions(&lines[from..], own_id)),
-                None if whole => return Ok(sessions(&lines, own_id)),
-                None => {
-                    tail = MAX_TAIL;
-                    continue;
+        let chunk = host::container_log_since(read.next, Some(&marker), LOG_WAIT_MS).map_err(
+            |e| match e {
+                HostError::Timeout(_) => FixtureError::Failed(format!(
+                    "the broker's log did not show the plugin's connection `{own_id}` within {LOG_WAIT_MS} ms (the plugin needs its connection messages)"
+                )),
+                other => FixtureError::Host(other),
+            },
+        )?;
+        if chunk.first > read.next {
+            host::log(
+                host::Level::Warn,
+                &format!(
+                    "{} lines of the broker's log were no longer kept when read: a persistent session whose last connection was among them is not discarded",
+                    chunk.first - read.next
+                ),
+            );
+        }
+        read.next = chunk.first + chunk.lines.len() as u64;
+        let mut own = false;
+        for line in &chunk.lines {
+            own = own || line.text.contains(&marker);
+            if let Some((id, persistent)) = connection_line(&line.text) {
+                if persistent {
+                    read.sessions.insert(id);
+                } else {
+                    read.sessions.remove(&id);
                 }
             }
         }
-        if waited >= LOG_WAIT_MS {
-            return Err(FixtureError::Failed(format!(
-                "the broker's log did not show the plugin's connection `{own_id}` within {LOG_WAIT_MS} ms (the plugin needs its connection messages)"
-            )));
-        }
-        host::sleep(1);
-        waited += 1;
-    }
-}
-
-/// Where the connection of the last clean() that finished (its DISCONNECT logged) starts in
-/// `lines`, when both its lines are there.
-fn last_clean(lines: &[String]) -> Option<usize> {
-    let (done, id) = lines.iter().enumerate().rev().find_map(|(i, line)| {
-        let rest = &line[line.find("Client ")? + "Client ".len()..];
-        let id = rest.trim_end().strip_suffix(" disconnected.")?;
-        id.starts_with(CLEAN_ID).then_some((i, id))
-    })?;
-    let marker = format!(" as {id} (p");
-    lines[..done]
-        .iter()
-        .rposition(|line| line.contains(&marker))
-}
-
-/// The client ids whose last connection in `lines` may have left a session, but `own_id`.
-fn sessions(lines: &[String], own_id: &str) -> Vec<String> {
-    // The last connection of each id decides.
-    let mut last: BTreeMap<String, bool> = BTreeMap::new();
-    for line in lines {
-        if let Some((id, persistent)) = connection_line(line) {
-            last.insert(id, persistent);
+        if own {
+            return Ok(read
+                .sessions
+                .iter()
+                .filter(|id| id.as_str() != own_id)
+                .cloned()
+                .collect());
         }
     }
-    last.into_iter()
-        .filter_map(|(id, persistent)| (persistent && id != own_id).then_some(id))
-        .collect()
 }
 
 /// Whether the broker's log shows at most one client connection (the readiness check's).
@@ -456,26 +460,8 @@ fn discard_sessions(client_ids: &[&str]) -> Result<(), FixtureError> {
     Ok(())
 }
 
-/// Puts the retained messages of `filter` (`#` or `<namespace>/#`) back to `baseline`, and
-/// discards the sessions of the client ids for which `owned` holds; the plugin's own client id
-/// starts with `own_prefix` ([`CLEAN_ID`] for a clean() of everything).
-fn reset(
-    own_prefix: &str,
-    filter: &str,
-    baseline: &BTreeMap<String, Vec<u8>>,
-    owned: impl Fn(&str) -> bool,
-) -> Result<(), FixtureError> {
-    let own_id = unique_id(own_prefix);
-    let mut mqtt = Mqtt::connect(&own_id, &subscribe_packet(filter))?;
-    let mut retained = BTreeMap::new();
-    // The SUBACK, then the retained messages the subscription gets, then the PINGRESP.
-    mqtt.ping(|first, body| {
-        if first & 0x01 == 0x01 {
-            if let Some((topic, payload)) = publish_parts(first, body) {
-                retained.insert(topic, payload);
-            }
-        }
-    })?;
+/// The publishes that put the retained messages `retained` back to `baseline`.
+fn fixes(retained: &BTreeMap<String, Vec<u8>>, baseline: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     let mut fixes = Vec::new();
     for topic in retained.keys() {
         if !baseline.contains_key(topic) {
@@ -487,6 +473,22 @@ fn reset(
             fixes.extend(retain_packet(topic, payload));
         }
     }
+    fixes
+}
+
+/// Puts the retained messages of `filter` (`#` or `<namespace>/#`) back to `baseline`, and
+/// discards the sessions of the client ids for which `owned` holds.
+fn reset(
+    filter: &str,
+    baseline: &BTreeMap<String, Vec<u8>>,
+    owned: impl Fn(&str) -> bool,
+) -> Result<(), FixtureError> {
+    let own_id = unique_id(OWN_ID);
+    let subscribe = subscribe_packet(filter);
+    // CONNECT, SUBSCRIBE and PINGREQ at once; the answers: CONNACK, SUBACK, the retained
+    // messages the subscription gets, PINGRESP.
+    let mut mqtt = Mqtt::connect(&own_id, &[subscribe.as_slice(), &PINGREQ].concat())?;
+    let mut fixes = fixes(&mqtt.retained()?, baseline);
     // The sessions go first: once a namespace's retained messages are gone, its sessions are.
     let sessions = persistent_clients(&own_id)?;
     let owned: Vec<&str> = sessions
@@ -494,7 +496,16 @@ fn reset(
         .map(String::as_str)
         .filter(|id| owned(id))
         .collect();
-    discard_sessions(&owned)?;
+    if !owned.is_empty() {
+        discard_sessions(&owned)?;
+        // A client the discard took over may have had a retained will published: the fixes,
+        // then the subscription again, which brings the retained messages as they are after
+        // the fixes, to fix what is still off.
+        fixes.extend_from_slice(&subscribe);
+        fixes.extend_from_slice(&PINGREQ);
+        mqtt.send(&fixes)?;
+        fixes = self::fixes(&mqtt.retained()?, baseline);
+    }
     if !fixes.is_empty() {
         // The broker handles a connection's packets in order: once the ping is answered, every
         // publish before it is done.
@@ -558,7 +569,7 @@ impl Guest for Mosquitto {
                 // but this check's (a later readiness check must not touch a test's data).
                 let baseline = baseline(&config)?;
                 if !baseline.is_empty() && first_connection()? {
-                    reset(OTHER_ID, "#", &baseline, |_| false)?;
+                    reset("#", &baseline, |_| false)?;
                 }
                 Ok(true)
             }
@@ -570,7 +581,7 @@ impl Guest for Mosquitto {
     }
 
     fn clean(config: Config) -> Result<(), FixtureError> {
-        reset(CLEAN_ID, "#", &baseline(&config)?, |_| true)
+        reset("#", &baseline(&config)?, |_| true)
     }
 
     fn connection(_config: Config) -> Option<ConnectionInfo> {
@@ -606,7 +617,7 @@ impl Guest for Mosquitto {
             .into_iter()
             .filter(|(topic, _)| topic.starts_with(&prefix))
             .collect();
-        reset(OTHER_ID, &format!("{prefix}#"), &baseline, |id| {
+        reset(&format!("{prefix}#"), &baseline, |id| {
             id.starts_with(&prefix)
         })
     }

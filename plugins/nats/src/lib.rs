@@ -15,7 +15,9 @@
 //!
 //! Clean, back to the baseline, which is a server without JetStream state: every stream is
 //! deleted (`$JS.API.STREAM.NAMES`, then one `$JS.API.STREAM.DELETE.<name>` per stream, all
-//! sent at once). KV buckets (streams `KV_<bucket>`) and object stores (`OBJ_<bucket>`) are
+//! sent at once), over a connection the plugin keeps from one call to the next (a connection
+//! the server has closed meanwhile, idle past its pings, is replaced and the call made again
+//! on the new one). KV buckets (streams `KV_<bucket>`) and object stores (`OBJ_<bucket>`) are
 //! streams, and a stream's consumers (durable or not) are deleted with it. Core NATS keeps no
 //! state of its own: subscriptions end with their connections.
 //!
@@ -301,10 +303,40 @@ fn stream_names(client: &mut Client) -> Result<Vec<String>, FixtureError> {
     }
 }
 
+thread_local! {
+    /// The connection kept between calls (the plugin's instance lives as long as its fixture;
+    /// after a trap the host starts a fresh one, without it).
+    static KEPT: std::cell::RefCell<Option<Client>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` on the kept connection, or a new one; when it fails on a kept connection (the
+/// server may have closed it), once more on a new one. The connection is kept when `work`
+/// succeeds.
+fn with_client<T>(
+    mut work: impl FnMut(&mut Client) -> Result<T, FixtureError>,
+) -> Result<T, FixtureError> {
+    if let Some(mut client) = KEPT.with(|kept| kept.borrow_mut().take()) {
+        if let Ok(out) = work(&mut client) {
+            KEPT.with(|kept| *kept.borrow_mut() = Some(client));
+            return Ok(out);
+        }
+    }
+    let mut client = Client::connect()?;
+    let out = work(&mut client)?;
+    KEPT.with(|kept| *kept.borrow_mut() = Some(client));
+    Ok(out)
+}
+
 /// Deletes the streams for which `doomed` holds, all requests at once.
 fn delete_streams(doomed: impl Fn(&str) -> bool) -> Result<(), FixtureError> {
-    let mut client = Client::connect()?;
-    let requests: Vec<(String, String)> = stream_names(&mut client)?
+    with_client(|client| delete_streams_on(client, &doomed))
+}
+
+fn delete_streams_on(
+    client: &mut Client,
+    doomed: &impl Fn(&str) -> bool,
+) -> Result<(), FixtureError> {
+    let requests: Vec<(String, String)> = stream_names(client)?
         .into_iter()
         .filter(|name| doomed(name))
         .map(|name| (format!("$JS.API.STREAM.DELETE.{name}"), String::new()))

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use seaworthy::{Fixture, FixtureDefinition};
+use seaworthy::Fixture;
 use seaworthy_benchkit::Suite;
-use seaworthy_plugin::{PluginFixtureDefinition, PluginHost};
+use seaworthy_plugin::PluginHost;
 use serde_json::{json, Value};
 
 /// The baseline: two keys.
@@ -46,6 +46,31 @@ impl Gateway {
         response.json().await.expect("JSON")
     }
 
+    async fn put(&self, key: &str, value: &str, lease: Option<&Value>) {
+        let mut body = json!({"key": BASE64.encode(key), "value": BASE64.encode(value)});
+        if let Some(lease) = lease {
+            body["lease"] = lease.clone();
+        }
+        self.call("kv/put", body).await;
+    }
+}
+
+/// Adds the `etcd.*` results to `suite`.
+pub fn run(suite: &mut Suite, host: &PluginHost) {
+    let config = BASELINE.map(|(k, v)| (format!("key.{k}"), v.to_string()));
+    crate::bench_plugin(suite, host, "etcd", config, 100, |_, fixture| {
+        let address = fixture.container().address(2379).expect("published port");
+        (
+            "the same requests from the test process (reqwest)",
+            Gateway {
+                http: reqwest::Client::new(),
+                base: format!("http://{address}/v3"),
+            },
+        )
+    });
+}
+
+impl crate::Store for Gateway {
     /// Writes the state every run starts from.
     async fn dirty(&self) {
         for i in 0..20 {
@@ -59,14 +84,6 @@ impl Gateway {
             }
         }
         self.put("config/mode", "changed", None).await;
-    }
-
-    async fn put(&self, key: &str, value: &str, lease: Option<&Value>) {
-        let mut body = json!({"key": BASE64.encode(key), "value": BASE64.encode(value)});
-        if let Some(lease) = lease {
-            body["lease"] = lease.clone();
-        }
-        self.call("kv/put", body).await;
     }
 
     /// What the plugin's clean() does, from the test process: every lease revoked, then one
@@ -116,47 +133,5 @@ impl Gateway {
         assert_eq!(keys, expected, "not at the baseline");
         let leases = self.call("lease/leases", json!({})).await;
         assert!(leases["leases"].as_array().is_none_or(Vec::is_empty));
-    }
-}
-
-/// Adds the `etcd.*` results to `suite`.
-pub fn run(suite: &mut Suite, host: &PluginHost) {
-    let definition: PluginFixtureDefinition = host
-        .load("etcd")
-        .expect("the etcd plugin loads")
-        .fixture(BASELINE.map(|(k, v)| (format!("key.{k}"), v.to_string())))
-        .expect("an etcd definition");
-
-    let fixture = suite.block_on(definition.start()).expect("etcd starts");
-    let gateway = Gateway {
-        http: reqwest::Client::new(),
-        base: format!(
-            "http://{}/v3",
-            fixture.container().address(2379).expect("published port")
-        ),
-    };
-    crate::compare_plugin(
-        suite,
-        "etcd",
-        "the same requests from the test process (reqwest)",
-        100,
-        &definition,
-        &fixture,
-        &gateway,
-    );
-    drop(fixture);
-}
-
-impl crate::Store for Gateway {
-    fn dirty(&self) -> impl std::future::Future<Output = ()> {
-        Gateway::dirty(self)
-    }
-
-    fn native_clean(&self) -> impl std::future::Future<Output = ()> {
-        Gateway::native_clean(self)
-    }
-
-    fn assert_baseline(&self) -> impl std::future::Future<Output = ()> {
-        Gateway::assert_baseline(self)
     }
 }

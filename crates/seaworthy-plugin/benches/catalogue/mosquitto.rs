@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
-use seaworthy::{Fixture, FixtureDefinition};
+use seaworthy::Fixture;
 use seaworthy_benchkit::Suite;
-use seaworthy_plugin::{PluginFixtureDefinition, PluginHost};
+use seaworthy_plugin::PluginHost;
 
 /// The baseline: one retained message.
 const BASELINE: (&str, &str) = ("config/mode", "baseline");
@@ -69,6 +69,62 @@ impl Broker {
         }
     }
 
+    /// The retained messages the broker holds, the way any client sees them.
+    async fn retained(&self, own: &mut Client, marker: &str) -> BTreeMap<String, Vec<u8>> {
+        own.client
+            .subscribe("#", QoS::AtMostOnce)
+            .await
+            .expect("subscribe");
+        own.client
+            .publish(marker, QoS::AtMostOnce, false, "")
+            .await
+            .expect("publish the marker");
+        let mut retained = BTreeMap::new();
+        own.until(|event| match event {
+            Event::Incoming(Packet::Publish(p)) if p.topic == marker => true,
+            Event::Incoming(Packet::Publish(p)) if p.retain => {
+                retained.insert(p.topic.clone(), p.payload.to_vec());
+                false
+            }
+            _ => false,
+        })
+        .await;
+        retained
+    }
+}
+
+impl Client {
+    /// Polls the event loop until `done` holds for an event.
+    async fn until(&mut self, mut done: impl FnMut(&Event) -> bool) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let event = self.events.poll().await.expect("the broker answers");
+                if done(&event) {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("the broker answered in time");
+    }
+}
+
+/// Adds the `mosquitto.*` results to `suite`.
+pub fn run(suite: &mut Suite, host: &PluginHost) {
+    let config = [(format!("retained.{}", BASELINE.0), BASELINE.1.to_string())];
+    crate::bench_plugin(suite, host, "mosquitto", config, 60, |_, fixture| {
+        let container = fixture.container();
+        (
+            "the same reset from the test process (rumqttc)",
+            Broker {
+                host: container.host().to_string(),
+                port: container.host_port(1883).expect("published port"),
+            },
+        )
+    });
+}
+
+impl crate::Store for Broker {
     /// Writes the state every run starts from.
     async fn dirty(&self) {
         for id in SESSIONS {
@@ -111,29 +167,6 @@ impl Broker {
                 acked == 26
             })
             .await;
-    }
-
-    /// The retained messages the broker holds, the way any client sees them.
-    async fn retained(&self, own: &mut Client, marker: &str) -> BTreeMap<String, Vec<u8>> {
-        own.client
-            .subscribe("#", QoS::AtMostOnce)
-            .await
-            .expect("subscribe");
-        own.client
-            .publish(marker, QoS::AtMostOnce, false, "")
-            .await
-            .expect("publish the marker");
-        let mut retained = BTreeMap::new();
-        own.until(|event| match event {
-            Event::Incoming(Packet::Publish(p)) if p.topic == marker => true,
-            Event::Incoming(Packet::Publish(p)) if p.retain => {
-                retained.insert(p.topic.clone(), p.payload.to_vec());
-                false
-            }
-            _ => false,
-        })
-        .await;
-        retained
     }
 
     /// What the plugin's clean() does, from the test process.
@@ -191,62 +224,5 @@ impl Broker {
             // The check's own connection left a session: discard it.
             drop(self.connect(id, true).await);
         }
-    }
-}
-
-impl Client {
-    /// Polls the event loop until `done` holds for an event.
-    async fn until(&mut self, mut done: impl FnMut(&Event) -> bool) {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                let event = self.events.poll().await.expect("the broker answers");
-                if done(&event) {
-                    return;
-                }
-            }
-        })
-        .await
-        .expect("the broker answered in time");
-    }
-}
-
-/// Adds the `mosquitto.*` results to `suite`.
-pub fn run(suite: &mut Suite, host: &PluginHost) {
-    let definition: PluginFixtureDefinition = host
-        .load("mosquitto")
-        .expect("the mosquitto plugin loads")
-        .fixture([(format!("retained.{}", BASELINE.0), BASELINE.1.to_string())])
-        .expect("a mosquitto definition");
-    let fixture = suite
-        .block_on(definition.start())
-        .expect("mosquitto starts");
-    let container = fixture.container();
-    let broker = Broker {
-        host: container.host().to_string(),
-        port: container.host_port(1883).expect("published port"),
-    };
-    crate::compare_plugin(
-        suite,
-        "mosquitto",
-        "the same reset from the test process (rumqttc)",
-        60,
-        &definition,
-        &fixture,
-        &broker,
-    );
-    drop(fixture);
-}
-
-impl crate::Store for Broker {
-    fn dirty(&self) -> impl std::future::Future<Output = ()> {
-        Broker::dirty(self)
-    }
-
-    fn native_clean(&self) -> impl std::future::Future<Output = ()> {
-        Broker::native_clean(self)
-    }
-
-    fn assert_baseline(&self) -> impl std::future::Future<Output = ()> {
-        Broker::assert_baseline(self)
     }
 }

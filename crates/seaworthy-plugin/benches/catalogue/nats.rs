@@ -10,9 +10,9 @@
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::TryStreamExt;
-use seaworthy::{Fixture, FixtureDefinition};
+use seaworthy::Fixture;
 use seaworthy_benchkit::Suite;
-use seaworthy_plugin::{PluginFixtureDefinition, PluginHost};
+use seaworthy_plugin::PluginHost;
 
 /// A kept JetStream context, as a test process would hold one.
 #[derive(Clone)]
@@ -21,6 +21,15 @@ struct Server {
 }
 
 impl Server {
+    /// Every stream's name.
+    async fn stream_names(&self) -> Vec<String> {
+        self.js
+            .stream_names()
+            .try_collect()
+            .await
+            .expect("the stream names")
+    }
+
     /// Creates the stream `config` and stores `messages` messages on `<prefix><n>`.
     async fn stream(
         &self,
@@ -43,7 +52,25 @@ impl Server {
         }
         stream
     }
+}
 
+/// Adds the `nats.*` results to `suite`.
+pub fn run(suite: &mut Suite, host: &PluginHost) {
+    crate::bench_plugin(suite, host, "nats", [], 60, |suite, fixture| {
+        let address = fixture.container().address(4222).expect("published port");
+        let client = suite
+            .block_on(async_nats::connect(format!("nats://{address}")))
+            .expect("a NATS client connects");
+        (
+            "the same reset from the test process (async-nats)",
+            Server {
+                js: jetstream::new(client),
+            },
+        )
+    });
+}
+
+impl crate::Store for Server {
     /// Writes the state every run starts from.
     async fn dirty(&self) {
         for i in 0..3 {
@@ -79,12 +106,7 @@ impl Server {
 
     /// What the plugin's clean() does, from the test process.
     async fn native_clean(&self) {
-        let names: Vec<String> = self
-            .js
-            .stream_names()
-            .try_collect()
-            .await
-            .expect("the stream names");
+        let names = self.stream_names().await;
         let deletes = names.iter().map(|name| self.js.delete_stream(name));
         for deleted in futures_util::future::join_all(deletes).await {
             deleted.expect("delete a stream");
@@ -93,55 +115,7 @@ impl Server {
 
     /// Fails unless the server holds no stream.
     async fn assert_baseline(&self) {
-        let names: Vec<String> = self
-            .js
-            .stream_names()
-            .try_collect()
-            .await
-            .expect("the stream names");
+        let names = self.stream_names().await;
         assert!(names.is_empty(), "streams left: {names:?}");
-    }
-}
-
-/// Adds the `nats.*` results to `suite`.
-pub fn run(suite: &mut Suite, host: &PluginHost) {
-    let definition: PluginFixtureDefinition = host
-        .load("nats")
-        .expect("the nats plugin loads")
-        .fixture(Vec::<(String, String)>::new())
-        .expect("a nats definition");
-    let fixture = suite.block_on(definition.start()).expect("nats starts");
-    let address = fixture.container().address(4222).expect("published port");
-    let server = suite.block_on(async {
-        let client = async_nats::connect(format!("nats://{address}"))
-            .await
-            .expect("a NATS client connects");
-        Server {
-            js: jetstream::new(client),
-        }
-    });
-    crate::compare_plugin(
-        suite,
-        "nats",
-        "the same reset from the test process (async-nats)",
-        60,
-        &definition,
-        &fixture,
-        &server,
-    );
-    drop(fixture);
-}
-
-impl crate::Store for Server {
-    fn dirty(&self) -> impl std::future::Future<Output = ()> {
-        Server::dirty(self)
-    }
-
-    fn native_clean(&self) -> impl std::future::Future<Output = ()> {
-        Server::native_clean(self)
-    }
-
-    fn assert_baseline(&self) -> impl std::future::Future<Output = ()> {
-        Server::assert_baseline(self)
     }
 }
