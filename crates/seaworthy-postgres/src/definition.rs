@@ -21,6 +21,20 @@ pub const DATA_DIR: &str = "/var/lib/postgresql/data";
 /// `<db>_pool_<id>`, `<db>_iso_<key>`) must fit PostgreSQL's 63-byte identifiers.
 pub const MAX_DATABASE_NAME: usize = 40;
 
+/// The server's command line with durability off, as a fixture runs it by default (before its
+/// own [`with_setting`](Postgres::with_setting)s): `fsync`, `synchronous_commit` and
+/// `full_page_writes` off. For a plain container of the image that should run as the fixture
+/// does (`ContainerDefinition::with_cmd(DURABILITY_OFF)`).
+pub const DURABILITY_OFF: [&str; 7] = [
+    "postgres",
+    "-c",
+    "fsync=off",
+    "-c",
+    "synchronous_commit=off",
+    "-c",
+    "full_page_writes=off",
+];
+
 /// What an init closure gets: a connection to the fixture's database, and where it is (for
 /// tools that want a URL, such as a migration runner).
 pub struct InitContext {
@@ -319,15 +333,13 @@ impl Postgres {
 
     /// The server's command line: `postgres` and the `-c` settings.
     fn command(&self) -> Vec<String> {
-        let mut cmd = vec!["postgres".to_string()];
-        let mut settings: Vec<(String, String)> = Vec::new();
-        if !self.durable {
-            for name in ["fsync", "synchronous_commit", "full_page_writes"] {
-                settings.push((name.into(), "off".into()));
-            }
-        }
-        settings.extend(self.settings.iter().cloned());
-        for (name, value) in settings {
+        let base: &[&str] = if self.durable {
+            &["postgres"]
+        } else {
+            &DURABILITY_OFF
+        };
+        let mut cmd: Vec<String> = base.iter().map(|a| a.to_string()).collect();
+        for (name, value) in &self.settings {
             cmd.push("-c".into());
             cmd.push(format!("{name}={value}"));
         }

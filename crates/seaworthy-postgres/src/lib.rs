@@ -96,7 +96,7 @@ pub mod inspect;
 mod isolation;
 
 pub use clean::{CleanPath, CleanReport};
-pub use definition::{InitContext, Postgres, DATA_DIR, MAX_DATABASE_NAME, PORT};
+pub use definition::{InitContext, Postgres, DATA_DIR, DURABILITY_OFF, MAX_DATABASE_NAME, PORT};
 pub use error::{BoxError, Error, Result};
 pub use fixture::PostgresFixture;
 pub use inspect::{Extension, Table};

@@ -4,16 +4,8 @@
 use seaworthy::{ContainerDefinition, Exec};
 
 /// The server's command with durability off (`fsync`, synchronous commit and full-page writes),
-/// as `seaworthy-postgres` runs it.
-pub const DURABILITY_OFF: [&str; 7] = [
-    "postgres",
-    "-c",
-    "fsync=off",
-    "-c",
-    "synchronous_commit=off",
-    "-c",
-    "full_page_writes=off",
-];
+/// as `seaworthy-postgres` runs it (its one definition).
+pub use seaworthy_postgres::DURABILITY_OFF;
 
 /// The snapshot flush such a server needs: `CHECKPOINT` writes out what an acknowledged commit
 /// may still hold in memory, so that a snapshot taken right after it has it.
