@@ -374,6 +374,27 @@ async fn show_create(
     Ok(row.and_then(|r| named(&r, column_name)).unwrap_or_default())
 }
 
+/// The objects of `kind` (`TRIGGER`, `EVENT`) of `database` that the query `names` lists, each
+/// with its `SHOW CREATE` statement (in the column `statement` of its result).
+async fn named_objects(
+    conn: &mut Conn,
+    database: &str,
+    kind: &str,
+    names: &str,
+    statement: &str,
+) -> Result<Vec<ObjectMeta>, mysql_async::Error> {
+    let mut objects = Vec::new();
+    for name in column(conn, names).await? {
+        let sql = format!("SHOW CREATE {kind} {}", qualified(database, &name));
+        objects.push(ObjectMeta {
+            kind: kind.into(),
+            create_sql: show_create(conn, &sql, statement).await?,
+            name,
+        });
+    }
+    Ok(objects)
+}
+
 /// Every object of `database` as the baseline records it.
 pub(crate) async fn read_objects(
     conn: &mut Conn,
@@ -431,19 +452,9 @@ pub(crate) async fn read_objects(
             }
         }
     }
-    for name in column(
-        conn,
-        &format!("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {db} ORDER BY ACTION_ORDER"),
-    )
-    .await?
-    {
-        let sql = format!("SHOW CREATE TRIGGER {}", qualified(database, &name));
-        objects.push(ObjectMeta {
-            kind: "TRIGGER".into(),
-            create_sql: show_create(conn, &sql, "SQL Original Statement").await?,
-            name,
-        });
-    }
+    let triggers = format!("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {db} ORDER BY ACTION_ORDER");
+    let statement = "SQL Original Statement";
+    objects.extend(named_objects(conn, database, "TRIGGER", &triggers, statement).await?);
     let routines: Vec<Row> = conn
         .query(format!(
             "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {db} ORDER BY ROUTINE_NAME"
@@ -464,19 +475,8 @@ pub(crate) async fn read_objects(
             name,
         });
     }
-    for name in column(
-        conn,
-        &format!("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {db} ORDER BY EVENT_NAME"),
-    )
-    .await?
-    {
-        let sql = format!("SHOW CREATE EVENT {}", qualified(database, &name));
-        objects.push(ObjectMeta {
-            kind: "EVENT".into(),
-            create_sql: show_create(conn, &sql, "Create Event").await?,
-            name,
-        });
-    }
+    let events = format!("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {db} ORDER BY EVENT_NAME");
+    objects.extend(named_objects(conn, database, "EVENT", &events, "Create Event").await?);
     Ok((tables, objects))
 }
 
