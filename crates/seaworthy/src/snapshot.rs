@@ -7,6 +7,9 @@
 //! new one created from that image, with the archived data put back before it starts, and keeps what
 //! a test holds on to: the same engine name, the same network aliases and the same host ports, so
 //! connection strings stay valid. The handle stays the same too; only [`Container::id`] changes.
+//! The container replaced steps aside (renamed, killed) while the new one is created and filled,
+//! and is removed in the background once the new one is ready (until then the session tracks it,
+//! so the exit path or the reaper removes it if the process goes first).
 //!
 //! # Consistency
 //!
@@ -41,13 +44,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use bollard::models::ContainerConfig;
-use bollard::query_parameters::{CommitContainerOptions, DownloadFromContainerOptions};
+use bollard::query_parameters::{
+    CommitContainerOptions, DownloadFromContainerOptions, KillContainerOptions,
+    RenameContainerOptions,
+};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::container::{inspect_here, Container, Inner};
 use crate::definition::ContainerDefinition;
-use crate::error::{Error, Result};
+use crate::error::{status_of, Error, Result};
 use crate::files::CopySource;
 use crate::runtime::on_runtime;
 use crate::session::ResourceKind;
@@ -524,40 +530,93 @@ pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snaps
             ..p.clone()
         })
         .collect();
-    crate::session::remove_now(
-        inner.session.engine(),
-        ResourceKind::Container,
-        &old_id,
-        &inner.name,
-    )
-    .await?;
+    // The old container steps aside instead of being removed first: renamed (its name is the
+    // new one's) and killed (its host ports are the new one's) while the new one is created and
+    // filled with the snapshot's data; it is removed in the background (tracked until then, so
+    // the exit path and the reaper remove it if this process goes first). Its removal (the
+    // stop, the unmounts and deleting its volumes' data) is off the restore's path.
+    let docker = inner.docker();
+    let retired = crate::standby::retired_name(&inner.name);
+    let stepped_aside = match docker
+        .rename_container(
+            &old_id,
+            RenameContainerOptions {
+                name: retired.clone(),
+            },
+        )
+        .await
+    {
+        Ok(()) => true,
+        // Gone already (removed behind Seaworthy's back): nothing to move out of the way.
+        Err(e) if status_of(&e) == Some(404) => false,
+        Err(e) => {
+            return Err(Error::docker(
+                format!("rename container {} aside for a restore", inner.name),
+                e,
+            ))
+        }
+    };
     inner.session.untrack(ResourceKind::Container, &old_id);
+    if stepped_aside {
+        inner
+            .session
+            .track(ResourceKind::Container, &old_id, &retired);
+    }
+    let kill = async {
+        if !stepped_aside {
+            return;
+        }
+        match docker
+            .kill_container(&old_id, None::<KillContainerOptions>)
+            .await
+        {
+            // Not running (409) or gone (404): its ports are free.
+            Err(e) if !matches!(status_of(&e), Some(404) | Some(409)) => {
+                tracing::debug!(container = %retired, error = %e, "restore: killing the old container failed; its removal follows");
+            }
+            _ => {}
+        }
+    };
     let wait = def.wait.clone();
     let deadline = Instant::now() + def.startup_timeout;
-    let fresh = Box::pin(crate::container::start::create_here(
+    let create = Box::pin(crate::container::start::create_here(
         def,
         inner.session.clone(),
-    ))
-    .await?;
-    let new_id = fresh.inner.id();
-    // The fresh handle only carried the creation: `inner` owns the container from here on.
-    fresh.disown();
-    inner.set_id(new_id.clone());
-    // The old container's port forwarding (the engine's proxy processes) may take a while to let
-    // go of the host ports we pin, longer on a busy machine: retry a start refused with "port is
-    // already allocated" for up to 15 seconds, within the startup deadline.
-    let give_up = deadline.min(Instant::now() + std::time::Duration::from_secs(15));
-    loop {
-        match crate::container::start::start_here(inner, wait.as_ref(), deadline).await {
-            Err(e)
-                if Instant::now() < give_up
-                    && e.to_string().contains("port is already allocated") =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    ));
+    let ((), fresh) = tokio::join!(kill, create);
+    let started_fresh = async {
+        let fresh = fresh?;
+        let new_id = fresh.inner.id();
+        // The fresh handle only carried the creation: `inner` owns the container from here on.
+        fresh.disown();
+        inner.set_id(new_id);
+        tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "restore: created with the data in place");
+        // The old container's port forwarding (the engine's proxy processes) may take a while to
+        // let go of the host ports we pin, longer on a busy machine: retry a start refused with
+        // "port is already allocated" for up to 15 seconds, within the startup deadline.
+        let give_up = deadline.min(Instant::now() + std::time::Duration::from_secs(15));
+        loop {
+            match crate::container::start::start_here(inner, wait.as_ref(), deadline).await {
+                Err(e)
+                    if Instant::now() < give_up
+                        && e.to_string().contains("port is already allocated") =>
+                {
+                    tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "restore: a host port is still held, start again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => break other,
             }
-            other => break other?,
         }
     }
+    .await;
+    // Once the new container is ready (or failed), so that its start does not share the engine
+    // and the disk with the removal.
+    if stepped_aside {
+        inner
+            .session
+            .remove_in_background(ResourceKind::Container, old_id, retired);
+    }
+    started_fresh?;
     tracing::debug!(container = %inner.name, snapshot = %snapshot.name, elapsed = ?started.elapsed(), "restored");
     Ok(())
 }

@@ -273,11 +273,7 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
     }
     // 2. Names and networks: the old container steps aside, the standby takes its place.
     let old_id = inner.id();
-    let retired = format!(
-        "{}-retired-{:06x}",
-        inner.name,
-        rand::random::<u32>() & 0xff_ffff
-    );
+    let retired = retired_name(&inner.name);
     let mut joins: Vec<(String, Vec<String>)> = Vec::new();
     if let Some(network) =
         crate::container::start::session_network_for(&inner.definition, &inner.session, None)
@@ -369,6 +365,12 @@ pub(crate) async fn try_swap(inner: &Arc<Inner>, snapshot: &Snapshot) -> Result<
     *state.next.lock().await = Next::Preparing(spawn_prepare(inner.clone(), snapshot.clone()));
     tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "restored by swapping in the standby");
     Ok(true)
+}
+
+/// The name a replaced container steps aside to (its own name goes to its replacement) until it
+/// is removed in the background.
+pub(crate) fn retired_name(name: &str) -> String {
+    format!("{name}-retired-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
 /// Removes a standby that was prepared but never used (when its container goes).

@@ -172,6 +172,32 @@ async fn restore_keeps_the_name_alias_and_host_port() {
     assert_eq!(client.exec(wget()).await.unwrap().stdout_text(), "v1\n");
     let body = reqwest_get(&format!("http://127.0.0.1:{port}/v")).await;
     assert_eq!(body, "v1\n");
+    // The container it replaced stepped aside and is removed in the background: gone once the
+    // session's background removals are done.
+    let session = web.session().clone();
+    let settled = tokio::task::spawn_blocking(move || {
+        session.wait_for_background_removals(Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert!(settled, "background removals still running after 60 s");
+    let left = web
+        .session()
+        .engine()
+        .docker()
+        .list_containers(Some(
+            seaworthy::bollard::query_parameters::ListContainersOptions {
+                all: true,
+                filters: Some(std::collections::HashMap::from([(
+                    "name".to_string(),
+                    vec![format!("{name}-retired")],
+                )])),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "the replaced container is left: {left:?}");
 }
 
 async fn reqwest_get(url: &str) -> String {
