@@ -8,13 +8,19 @@
 //! `bash .ci/engines start`). An endpoint that is not set up fails the suite with what to run.
 //!
 //! Both sides make the same three engine requests with the same bodies (create, start, follow
-//! the log), on connections of the same client: traced, Seaworthy's own work around them (the
-//! definition, the session's bookkeeping, the trip to its runtime) is about 0.4 ms of the ~190 ms
-//! a busybox takes to start through the Unix socket. The rest of the spread is the engine's:
-//! single starts range over ±15 %, so the ratio's 95 % interval at 60 runs was ±4 %, as wide
-//! as the margin the target leaves. Each endpoint is measured 150 times (the interval narrows
-//! with the square root of the runs, to about ±2.5 %); the sides alternate ABBA, and every run
+//! the log), on connections of the same client; Seaworthy names the container in the start and
+//! log paths where the bare calls use its id, and asks for the log's timestamps (to tell a
+//! restarted container's runs apart). Traced, Seaworthy's own work around them (the definition,
+//! the session's bookkeeping, the trip to its runtime) is about 0.4 ms of the ~190 ms a busybox
+//! takes to start through the Unix socket, and Podman gets no request of its own. The rest of
+//! the spread is the engine's: single starts range over ±15 %, so the ratio's 95 % interval at
+//! 60 runs was ±4 %, as wide as the margin the target leaves. Each endpoint is measured 150
+//! times, Podman (a start of ~130 ms, where its spread is a larger share) 400 times: the
+//! interval narrows with the square root of the runs. The sides alternate ABBA, and every run
 //! counts.
+//!
+//! `SEAWORTHY_BENCH_ENDPOINTS=podman` (comma-separated) measures only the endpoints named;
+//! `RUST_LOG=seaworthy=debug,bollard=debug` prints each side's engine requests with their times.
 
 mod common;
 
@@ -26,7 +32,16 @@ use seaworthy::engine::Discovery;
 use seaworthy::{ContainerDefinition, Engine, Session, Wait};
 use seaworthy_benchkit::{Suite, Target};
 
-const RUNS: usize = 150;
+/// Runs per endpoint, each side. A Podman start takes ~130 ms where the others take 200-360 ms,
+/// and the spread of single starts is the engine's, so the faster endpoint gets more runs for an
+/// interval as narrow as the others' (it narrows with the square root of the runs) in about the
+/// same time. Every run counts.
+fn runs(endpoint: &str) -> usize {
+    match endpoint {
+        "podman" => 400,
+        _ => 150,
+    }
+}
 const TLS_HOST: &str = "tcp://127.0.0.1:2376";
 const TLS_CERTS: &str = "/var/lib/seaworthy-ci/tls/client";
 const SSH_HOST: &str = "ssh://root@127.0.0.2";
@@ -63,6 +78,7 @@ fn context_config() -> PathBuf {
 }
 
 fn main() {
+    common::trace_from_env();
     let mut suite = Suite::new("engines");
     let context = context_config();
     let connect = |name: &str| {
@@ -84,8 +100,15 @@ fn main() {
             }))
             .unwrap_or_else(|e| panic!("{name}: {e} (bash .ci/engines start sets it up)"))
     };
+    // `SEAWORTHY_BENCH_ENDPOINTS=podman,unix` measures only those (to trace or compare one);
+    // unset, every endpoint.
+    let only = std::env::var("SEAWORTHY_BENCH_ENDPOINTS").ok();
     let endpoints: Vec<(&str, Engine)> = ["unix", "tls", "ssh", "context", "podman"]
         .into_iter()
+        .filter(|name| {
+            only.as_deref()
+                .is_none_or(|only| only.split(',').any(|o| o.trim() == *name))
+        })
         .map(|name| (name, connect(name)))
         .collect();
     let mut n = 0;
@@ -95,7 +118,7 @@ fn main() {
         suite.compare(
             &format!("busybox.start_to_ready.{name}"),
             "bare bollard: create, start, follow log (same endpoint)",
-            RUNS,
+            runs(name),
             || {
                 let session = session.clone();
                 async move {

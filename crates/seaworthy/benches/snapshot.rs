@@ -22,6 +22,8 @@
 //!   session network: the swap also moves those (disconnect, connect).
 //! * `postgres.restart`: `docker restart` of the same container until ready, for reference.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use seaworthy::{Container, ContainerDefinition, Exec, Wait};
@@ -120,12 +122,22 @@ async fn loaded(def: ContainerDefinition) -> Container {
 }
 
 fn main() {
+    // `RUST_LOG=seaworthy=debug` shows the steps of each restore (what it removed, created and
+    // started, with times) on stderr.
+    common::trace_from_env();
     let mut suite = Suite::new("snapshot");
+    // `SEAWORTHY_BENCH_ONLY=postgres.restore` measures only the results named (comma-separated;
+    // a snapshot to restore is taken untimed when `postgres.snapshot` is not among them).
+    let only = std::env::var("SEAWORTHY_BENCH_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|o| o.trim() == name))
+    };
     let pg = suite.block_on(loaded(postgres()));
     let pg = std::sync::Arc::new(pg);
 
     let snapshot = std::sync::Arc::new(std::sync::Mutex::new(None));
-    {
+    if wanted("postgres.snapshot") {
         let (pg, slot) = (pg.clone(), snapshot.clone());
         let mut n = 0;
         suite.measure("postgres.snapshot", 10, move || {
@@ -139,13 +151,18 @@ fn main() {
                 elapsed
             }
         });
+    } else {
+        let s = suite.block_on(pg.snapshot("bench")).expect("snapshot");
+        *snapshot.lock().unwrap() = Some(s);
     }
     let snapshot = snapshot.lock().unwrap().clone().expect("a snapshot");
     let snapshot_for_standby = snapshot.clone();
-    let bytes: u64 = snapshot.volumes.iter().map(|v| v.bytes).sum();
-    suite.annotate("volume_bytes", bytes);
+    if wanted("postgres.snapshot") {
+        let bytes: u64 = snapshot.volumes.iter().map(|v| v.bytes).sum();
+        suite.annotate("volume_bytes", bytes);
+    }
 
-    {
+    if wanted("postgres.restore") {
         let pg = pg.clone();
         suite.compare(
             "postgres.restore",
@@ -173,7 +190,7 @@ fn main() {
         );
         suite.target(Target::RatioAtMost(1.2));
     }
-    {
+    if wanted("postgres.restore_standby") {
         // A warm standby of the snapshot: the restore is a swap. Each run waits (untimed) for the
         // next standby to be ready, as a test suite does between two tests.
         let pg = pg.clone();
@@ -212,7 +229,7 @@ fn main() {
             "from the end of the swap until the next standby is ready",
         );
     }
-    {
+    if wanted("postgres.restore_standby_named") {
         // The same swap for a container other containers reach by name: the standby also takes
         // over its name and alias on the session network (which this container creates; the
         // unnamed one above was alone on the default bridge until now).
@@ -233,7 +250,7 @@ fn main() {
             }
         });
     }
-    {
+    if wanted("postgres.restart") {
         let pg = pg.clone();
         suite.measure("postgres.restart", 5, move || {
             let pg = pg.clone();

@@ -12,6 +12,18 @@ use seaworthy::bollard::query_parameters::{
 };
 use seaworthy::Session;
 
+/// With `RUST_LOG` set (`RUST_LOG=seaworthy=debug,bollard=debug`), prints the library's and the
+/// client's events with their times on stderr: the steps of a start or a restore and the engine
+/// requests each side makes.
+pub fn trace_from_env() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
+
 /// The busybox test image.
 pub const IMAGE: &str = "seaworthy-test/busybox";
 /// What its containers run: a line to wait for, then sleep.
