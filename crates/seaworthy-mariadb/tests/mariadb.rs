@@ -260,20 +260,9 @@ async fn use_an_isolated_database(
 #[test]
 fn eight_parallel_isolated_tests_see_only_their_own_rows() {
     let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (1..=8)
-        .map(|id| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(use_an_isolated_database(id, Some(barrier)))
-                    .unwrap()
-            })
-        })
-        .collect();
-    let mut names: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut names: Vec<String> = common::run_on_threads(1..=8, move |id| {
+        use_an_isolated_database(id, Some(barrier.clone()))
+    });
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 8, "eight different databases: {names:?}");

@@ -158,33 +158,8 @@ isolated_tests!(
 #[test]
 fn eight_concurrent_tests_share_one_broker_without_interfering() {
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
-    let threads: Vec<_> = (10..18)
-        .map(|id| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime")
-                    .block_on(use_a_vhost(id, Some(barrier)))
-            })
-        })
-        .collect();
-    // Every thread is joined before any failure is reported, so that one test's failure shows
-    // as itself, not as the others' timeouts.
-    let results: Vec<anyhow::Result<String>> = threads
-        .into_iter()
-        .map(|t| {
-            t.join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the test thread panicked")))
-        })
-        .collect();
-    let failures: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.as_ref().err().map(|e| format!("{e:#}")))
-        .collect();
-    assert!(failures.is_empty(), "{failures:#?}");
-    let mut vhosts: Vec<String> = results.into_iter().map(Result::unwrap).collect();
+    let mut vhosts: Vec<String> =
+        common::run_on_threads(10..18, move |id| use_a_vhost(id, Some(barrier.clone())));
     vhosts.sort();
     vhosts.dedup();
     assert_eq!(vhosts.len(), 8, "eight different vhosts: {vhosts:?}");

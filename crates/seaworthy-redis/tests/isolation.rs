@@ -81,22 +81,9 @@ fn eight_concurrent_tests_share_one_container_without_interfering() {
     // One process, eight tests: the in-process pool (nextest's slot is per process).
     std::env::remove_var("NEXTEST_TEST_GLOBAL_SLOT");
     let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (10..18)
-        .map(|id| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime")
-                    .block_on(use_a_namespace(&REDIS_OF_THIS_PROCESS, id, Some(barrier)))
-            })
-        })
-        .collect();
-    let mut dbs: Vec<u32> = threads
-        .into_iter()
-        .map(|t| t.join().expect("test thread").expect("test"))
-        .collect();
+    let mut dbs: Vec<u32> = common::run_on_threads(10..18, move |id| {
+        use_a_namespace(&REDIS_OF_THIS_PROCESS, id, Some(barrier.clone()))
+    });
     dbs.sort();
     dbs.dedup();
     assert_eq!(dbs.len(), 8, "eight different databases: {dbs:?}");

@@ -5,6 +5,7 @@ pub mod child;
 pub mod ci;
 pub mod postgres;
 pub mod resources;
+pub mod threads;
 
 pub use cache::{assert_cache_labels, image_of, remove_on_drop, CacheNamespace};
 pub use child::{
@@ -17,3 +18,4 @@ pub use resources::{
     assert_invalid, assert_label_and_env, created_containers, fixture_source, owned_containers,
     test_label,
 };
+pub use threads::run_on_threads;
