@@ -23,6 +23,7 @@
 //! `cargo bench -p seaworthy-compare --bench reuse` (needs `cargo xtask images`); the cached
 //! images live in a namespace of the run's own and are removed at the end.
 
+use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,28 @@ async fn remove_cached(namespace: &str) {
         .await
         .expect("list the cached images");
     assert!(errors.is_empty(), "cached images not removed: {errors:?}");
+}
+
+/// Warms the cache before the timed runs: `first_start` (the first start of the cached
+/// definition) builds the image. Returns how long that took, which it prints naming `what`.
+fn build_cache(suite: &Suite, what: &str, first_start: impl Future) -> Duration {
+    let built = suite.block_on(async {
+        let t = Instant::now();
+        first_start.await;
+        t.elapsed()
+    });
+    eprintln!("  ({what} was built in {built:.2?})");
+    built
+}
+
+/// After a group's timed runs: waits for their fixtures' removals, then removes the cached
+/// images of `namespace`.
+fn remove_cached_after_runs(suite: &Suite, namespace: &str) {
+    suite.block_on(async {
+        let session = Session::global().await.expect("the global session");
+        session.wait_for_background_removals(Duration::from_secs(60));
+        remove_cached(namespace).await;
+    });
 }
 
 /// Removes the reused containers labelled `GROUP_LABEL=group`; returns how many there were.
@@ -183,13 +206,7 @@ fn main() {
     let warm = cold
         .clone()
         .with_baseline_cache(BaselineCache::on().with_namespace(&namespace));
-    // The cache is warm before the timed runs: the first start builds the image.
-    let built = suite.block_on(async {
-        let t = Instant::now();
-        first_ready(&warm).await;
-        t.elapsed()
-    });
-    eprintln!("  (the cached baseline was built in {built:.2?})");
+    let built = build_cache(&suite, "the cached baseline", first_ready(&warm));
     let (warm, cold) = (&warm, &cold);
     suite.compare(
         "postgres.first_ready",
@@ -200,11 +217,7 @@ fn main() {
     );
     suite.target(Target::RatioAtMost(0.3));
     suite.annotate("cache_build_ms", built.as_secs_f64() * 1000.0);
-    suite.block_on(async {
-        let session = Session::global().await.expect("the global session");
-        session.wait_for_background_removals(Duration::from_secs(60));
-        remove_cached(&namespace).await;
-    });
+    remove_cached_after_runs(&suite, &namespace);
 
     let group = format!("reuse-{}", std::process::id());
     let definition = Postgres::default()

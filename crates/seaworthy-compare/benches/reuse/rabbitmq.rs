@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use seaworthy::baseline_cache::{self, BaselineCache, PruneOptions};
-use seaworthy::{FixtureDefinition, Session};
+use seaworthy::baseline_cache::BaselineCache;
+use seaworthy::FixtureDefinition;
 use seaworthy_benchkit::Suite;
 use seaworthy_rabbitmq::RabbitMq;
 
@@ -90,13 +90,7 @@ pub fn first_ready_group(suite: &mut Suite) {
     let warm = cold
         .clone()
         .with_baseline_cache(BaselineCache::on().with_namespace(&namespace));
-    // The cache is warm before the timed runs: the first start builds the image.
-    let built = suite.block_on(async {
-        let t = Instant::now();
-        first_ready(&warm).await;
-        t.elapsed()
-    });
-    eprintln!("  (the cached RabbitMQ baseline was built in {built:.2?})");
+    let built = crate::build_cache(suite, "the cached RabbitMQ baseline", first_ready(&warm));
     let (warm, cold) = (&warm, &cold);
     suite.compare(
         "rabbitmq.first_ready",
@@ -106,17 +100,5 @@ pub fn first_ready_group(suite: &mut Suite) {
         || first_ready(cold),
     );
     suite.annotate("rabbitmq_cache_build_ms", built.as_secs_f64() * 1000.0);
-    suite.block_on(async {
-        let session = Session::global().await.expect("the global session");
-        session.wait_for_background_removals(Duration::from_secs(60));
-        let options = PruneOptions {
-            namespace: Some(namespace.clone()),
-            all: true,
-            ..Default::default()
-        };
-        let (_, errors) = baseline_cache::prune(session.engine(), &options)
-            .await
-            .expect("list the cached images");
-        assert!(errors.is_empty(), "cached images not removed: {errors:?}");
-    });
+    crate::remove_cached_after_runs(suite, &namespace);
 }
