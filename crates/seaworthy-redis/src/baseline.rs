@@ -1,7 +1,9 @@
 //! The baseline a Redis fixture returns to, and the commands that return to it.
 //!
-//! Recorded once per container, when a process first attaches to it: the server's version, its
-//! whole configuration (`CONFIG GET *`) and its users (`ACL LIST`). It is kept in a file inside the
+//! Recorded once per container, when a process first attaches to it, after the definition's init
+//! steps: the server's version, its whole configuration (`CONFIG GET *`), its users (`ACL LIST`),
+//! and what the init steps stored: every key (`DUMP`, with the time to live it had left) and the
+//! functions (`FUNCTION DUMP`). It is kept in a file inside the
 //! container, so a process attaching later to a container shared by the whole test run (whose
 //! configuration a test may already have changed) restores the same baseline as the first.
 
@@ -11,6 +13,7 @@ use redis::aio::ConnectionManager;
 use redis::{RedisResult, Value};
 use seaworthy::Container;
 
+use crate::definition::Redis;
 use crate::error::{Error, Result};
 use crate::info::RedisInfo;
 
@@ -26,6 +29,81 @@ pub(crate) struct Baseline {
     pub(crate) config: BTreeMap<String, String>,
     /// `ACL LIST` (empty before Redis 6, which has no ACLs).
     pub(crate) acl: Vec<String>,
+    /// The keys the init steps left, restored by `clean()` after `FLUSHALL`.
+    #[serde(default)]
+    pub(crate) seed: Vec<SeedKey>,
+    /// `FUNCTION DUMP` when the init steps loaded functions.
+    #[serde(default, with = "hex_bytes_opt")]
+    pub(crate) functions: Option<Vec<u8>>,
+}
+
+/// One key of the seed: where it is, its `DUMP` payload, and its time to live.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SeedKey {
+    /// The database.
+    pub(crate) db: u32,
+    /// The key (binary safe).
+    #[serde(with = "hex_bytes")]
+    pub(crate) key: Vec<u8>,
+    /// The time to live it had left when recorded, in milliseconds; 0 for none (`RESTORE`'s).
+    pub(crate) ttl_ms: u64,
+    /// Its `DUMP` payload.
+    #[serde(with = "hex_bytes")]
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Binary data as a hex string in the baseline file.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn encode(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
+        if !text.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode(bytes))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        decode(&text).ok_or_else(|| serde::de::Error::custom("not a hex string"))
+    }
+}
+
+/// An optional [`hex_bytes`] value.
+mod hex_bytes_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        bytes: &Option<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => s.serialize_some(&super::hex_bytes::encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => super::hex_bytes::decode(&text)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("not a hex string")),
+            None => Ok(None),
+        }
+    }
 }
 
 impl Baseline {
@@ -55,21 +133,45 @@ impl Baseline {
         self.version() >= (6, 2)
     }
 
-    /// The container's baseline: the one kept in it, or recorded now and kept there (the
-    /// kit's [`Baseline`](seaworthy::kit::Baseline), under the run's lock).
+    /// The databases that hold seed keys (isolation hands out the others).
+    pub(crate) fn seeded_databases(&self) -> BTreeSet<u32> {
+        self.seed.iter().map(|k| k.db).collect()
+    }
+
+    /// The container's baseline: the one kept in it, or built by the definition's init steps
+    /// (unless the container starts from a cached image, which holds their result), recorded
+    /// now and kept there (the kit's [`Baseline`](seaworthy::kit::Baseline), under the run's
+    /// lock: the init steps run once per container).
     pub(crate) async fn load_or_record(
         container: &Container,
+        definition: &Redis,
+        client: &redis::Client,
         manager: &ConnectionManager,
     ) -> Result<Baseline> {
+        let name = container.name();
+        // Boxed: the init steps' future type stays out of the fixture's start future (whose
+        // `Send` check would otherwise overflow the compiler's query depth).
+        let record = move || -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Baseline>> + Send + '_>> {
+            Box::pin(async move {
+                if !definition.from_cache {
+                    crate::init::run(definition, name, client, manager).await?;
+                }
+                Baseline::record(name, client, manager).await
+            })
+        };
         seaworthy::kit::Baseline::new(BASELINE_PATH)
-            .load_or_record(container, || Baseline::record(container.name(), manager))
+            .load_or_record(container, record)
             .await
     }
 
-    /// Reads version, configuration and users from the server.
-    async fn record(container: &str, manager: &ConnectionManager) -> Result<Baseline> {
+    /// Reads version, configuration, users, keys and functions from the server.
+    async fn record(
+        container: &str,
+        client: &redis::Client,
+        manager: &ConnectionManager,
+    ) -> Result<Baseline> {
         let mut conn = manager.clone();
-        let (info, config, acl): (String, BTreeMap<String, String>, Value) =
+        let (info, config, acl, keyspace): (String, BTreeMap<String, String>, Value, String) =
             seaworthy::runtime::run(async move {
                 redis::pipe()
                     .ignore_errors()
@@ -80,6 +182,8 @@ impl Baseline {
                     .arg("*")
                     .cmd("ACL")
                     .arg("LIST")
+                    .cmd("INFO")
+                    .arg("keyspace")
                     .query_async(&mut conn)
                     .await
             })
@@ -101,11 +205,33 @@ impl Baseline {
             other => redis::from_redis_value(other)
                 .map_err(|e| Error::redis(container, "read ACL LIST", e.into()))?,
         };
-        Ok(Baseline {
+        let mut baseline = Baseline {
             version,
             config,
             acl,
-        })
+            seed: Vec::new(),
+            functions: None,
+        };
+        let dbs = keyspace_databases(&keyspace);
+        if !dbs.is_empty() || baseline.has_functions() {
+            let has_functions = baseline.has_functions();
+            let client = client.clone();
+            let (seed, functions) = seaworthy::runtime::run(async move {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                let seed = dump_keys(&mut conn, &dbs).await?;
+                let functions = if has_functions {
+                    dump_functions(&mut conn).await?
+                } else {
+                    None
+                };
+                Ok::<_, redis::RedisError>((seed, functions))
+            })
+            .await
+            .map_err(|e| Error::redis(container, "record the seed (SCAN, DUMP, PTTL)", e))?;
+            baseline.seed = seed;
+            baseline.functions = functions;
+        }
+        Ok(baseline)
     }
 
     /// The commands that restore the configuration: one `CONFIG SET` per parameter whose value
@@ -147,6 +273,81 @@ impl Baseline {
         }
         cmds
     }
+}
+
+/// The databases `INFO keyspace` lists (those with keys): `db3:keys=1,expires=0,...`.
+fn keyspace_databases(info: &str) -> Vec<u32> {
+    info.lines()
+        .filter_map(|line| line.strip_prefix("db")?.split_once(':')?.0.parse().ok())
+        .collect()
+}
+
+/// Every key of `dbs`: `DUMP` and `PTTL` of each, pipelined per batch of `SCAN`. Leaves the
+/// connection on database 0.
+async fn dump_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    dbs: &[u32],
+) -> RedisResult<Vec<SeedKey>> {
+    let mut seed = Vec::new();
+    for &db in dbs {
+        redis::cmd("SELECT").arg(db).query_async::<()>(conn).await?;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await?;
+            if !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("DUMP").arg(key).cmd("PTTL").arg(key);
+                }
+                let answers: Vec<(Option<Vec<u8>>, i64)> = {
+                    let flat: Vec<Value> = pipe.query_async(conn).await?;
+                    flat.chunks(2)
+                        .map(|pair| {
+                            Ok((
+                                redis::from_redis_value(pair[0].clone())?,
+                                redis::from_redis_value(pair[1].clone())?,
+                            ))
+                        })
+                        .collect::<RedisResult<_>>()?
+                };
+                for (key, (payload, ttl)) in keys.into_iter().zip(answers) {
+                    // A key that expired between SCAN and DUMP is not part of the seed.
+                    if let Some(payload) = payload {
+                        let ttl_ms = if ttl > 0 { ttl as u64 } else { 0 };
+                        seed.push(SeedKey {
+                            db,
+                            key,
+                            ttl_ms,
+                            payload,
+                        });
+                    }
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    redis::cmd("SELECT").arg(0).query_async::<()>(conn).await?;
+    Ok(seed)
+}
+
+/// `FUNCTION DUMP` when functions are loaded.
+async fn dump_functions(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> RedisResult<Option<Vec<u8>>> {
+    let libraries: Vec<Value> = redis::cmd("FUNCTION").arg("LIST").query_async(conn).await?;
+    if libraries.is_empty() {
+        return Ok(None);
+    }
+    let payload: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query_async(conn).await?;
+    Ok(Some(payload))
 }
 
 /// The user an `ACL LIST` line describes (`user NAME rules...`).
@@ -222,7 +423,34 @@ mod tests {
                 ("maxmemory-policy".into(), "noeviction".into()),
             ]),
             acl: vec!["user default on nopass ~* &* +@all".into()],
+            seed: Vec::new(),
+            functions: None,
         }
+    }
+
+    #[test]
+    fn seed_payloads_round_trip_through_the_baseline_file() {
+        let mut b = baseline();
+        b.seed.push(SeedKey {
+            db: 3,
+            key: b"user:\x00".to_vec(),
+            ttl_ms: 1500,
+            payload: vec![0, 255, 16, 7],
+        });
+        b.functions = Some(vec![1, 2, 3]);
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(serde_json::from_str::<Baseline>(&json).unwrap(), b);
+        assert_eq!(b.seeded_databases().into_iter().collect::<Vec<_>>(), [3]);
+        // A baseline file written before seeds existed still reads.
+        let old = r#"{"version":"7.0.0","config":{},"acl":[]}"#;
+        assert!(serde_json::from_str::<Baseline>(old)
+            .unwrap()
+            .seed
+            .is_empty());
+        assert_eq!(
+            keyspace_databases("# Keyspace\r\ndb0:keys=2,expires=0,avg_ttl=0\r\ndb12:keys=1"),
+            [0, 12]
+        );
     }
 
     #[test]

@@ -1,14 +1,29 @@
 //! [`Redis`]: the fixture definition (image, password, server options) and its readiness check.
 
 use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use seaworthy::kit::key_hash;
+use seaworthy::baseline_cache::BaselineCache;
+use seaworthy::kit::{init_key, key_hash, InitError};
 use seaworthy::wait::CheckTarget;
 use seaworthy::{ContainerDefinition, ContainerFixtureDefinition, Wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fixture::RedisFixture;
+use crate::init::InitContext;
+
+/// An init step of a Redis definition (the kit's, with the Redis context).
+pub(crate) type InitStep = seaworthy::kit::InitStep<InitContext>;
+
+/// Where the server keeps its data when the baseline cache is on: outside the image's `VOLUME`
+/// (`/data`), in the container's own layer, so the cached image carries the RDB file in its
+/// layers and a start loads it in place.
+pub(crate) const CACHED_DATA_DIR: &str = "/var/lib/seaworthy/redis";
+
+/// The RDB file the init steps' result is saved to when the baseline cache is on.
+pub(crate) const CACHED_RDB: &str = "seaworthy-baseline.rdb";
 
 /// The port Redis listens on inside the container.
 pub const REDIS_PORT: u16 = 6379;
@@ -35,6 +50,12 @@ pub struct Redis {
     password: Option<String>,
     args: Vec<String>,
     tmpfs_data: bool,
+    /// The steps that build the baseline, in order.
+    pub(crate) init: Vec<InitStep>,
+    /// The baseline cache setting (see `cache.rs`).
+    pub(crate) cache: BaselineCache,
+    /// Started from a cached baseline image: the init steps are in it already.
+    pub(crate) from_cache: bool,
 }
 
 impl Default for Redis {
@@ -45,6 +66,9 @@ impl Default for Redis {
             password: None,
             args: Vec::new(),
             tmpfs_data: true,
+            init: Vec::new(),
+            cache: BaselineCache::from_env(),
+            from_cache: false,
         }
     }
 }
@@ -57,6 +81,17 @@ impl fmt::Debug for Redis {
             .field("args", &self.args)
             .field("startup_timeout", &self.container.startup_timeout())
             .field("tmpfs_data", &self.tmpfs_data)
+            .field(
+                "init",
+                &self
+                    .init
+                    .iter()
+                    .enumerate()
+                    .map(|(i, step)| step.name(i))
+                    .collect::<Vec<_>>(),
+            )
+            .field("cache", &self.cache)
+            .field("from_cache", &self.from_cache)
             .finish()
     }
 }
@@ -122,6 +157,69 @@ impl Redis {
         self
     }
 
+    /// Adds an init step: Redis commands, one a line, as `redis-cli` reads them (words separated
+    /// by blanks, `"double"` or `'single'` quotes around words with blanks, `#` comment lines),
+    /// sent pipelined in one round trip. What the init steps leave is the fixture's baseline:
+    /// [`clean`](seaworthy::Fixture::clean) returns to it (keys with their values, types and
+    /// time to live, in every database; functions; configuration and users). The text is part
+    /// of the definition's key and of the [baseline cache](Self::with_baseline_cache)'s. A
+    /// command the server refuses fails the start, naming its line.
+    ///
+    /// ```no_run
+    /// use seaworthy::FixtureDefinition;
+    /// use seaworthy_redis::Redis;
+    ///
+    /// # async fn demo() -> seaworthy::Result<()> {
+    /// let redis = Redis::new()
+    ///     .with_seed_commands("SET greeting hello\nHSET user:1 name \"Ada Lovelace\"\nSET session:x 1 EX 3600")
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_seed_commands(mut self, commands: impl Into<String>) -> Self {
+        self.init.push(InitStep::Sql(commands.into()));
+        self
+    }
+
+    /// Adds an init step that runs the commands of the file at `path` (in the form of
+    /// [`with_seed_commands`](Self::with_seed_commands)), read when the step runs. Its content
+    /// is part of the [baseline cache](Self::with_baseline_cache)'s key, so a seed file edited
+    /// in place builds a new cached baseline.
+    pub fn with_seed_file(mut self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        self.cache = self.cache.clone().with_input(path.clone());
+        let name = format!("seed file {}", path.display());
+        self.with_init(name, move |ctx| {
+            let path = path.clone();
+            async move { crate::init::run_file(&path, &ctx).await }
+        })
+    }
+
+    /// Adds an init step of your own: `step` gets an [`InitContext`] (a connection to database 0
+    /// and a client) and runs once per container, after the steps before it, before the baseline
+    /// is recorded; `?` works on any error type. `name` stands for the step in messages, in the
+    /// definition's key and in the [baseline cache](Self::with_baseline_cache)'s (code cannot be
+    /// hashed): rename the step when you change what it does, and add the files it reads with
+    /// [`BaselineCache::with_input`].
+    ///
+    /// ```no_run
+    /// use seaworthy_redis::{redis, Redis};
+    ///
+    /// let redis = Redis::new().with_init("rate limits v1", |ctx| async move {
+    ///     let mut conn = ctx.connection;
+    ///     redis::cmd("SET").arg("limit:api").arg(100).query_async::<()>(&mut conn).await?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn with_init<F, Fut>(mut self, name: impl Into<String>, step: F) -> Self
+    where
+        F: Fn(InitContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), InitError>> + Send + 'static,
+    {
+        self.init.push(InitStep::closure(name, step));
+        self
+    }
+
     /// The image.
     pub fn image(&self) -> &str {
         self.container.image()
@@ -163,6 +261,20 @@ impl Redis {
                 }
             }
         }
+        for step in &self.init {
+            match step {
+                InitStep::Sql(text) => {
+                    if let Err(reason) = crate::init::parse_commands(text) {
+                        let first_line = text.lines().next().unwrap_or("");
+                        return invalid("redis seed commands", first_line, &reason);
+                    }
+                }
+                InitStep::Closure { name, .. } if name.is_empty() => {
+                    return invalid("redis init step name", "", "is empty");
+                }
+                InitStep::Closure { .. } => {}
+            }
+        }
         Ok(())
     }
 
@@ -178,6 +290,12 @@ impl Redis {
             .into_iter()
             .map(String::from)
             .collect();
+        if self.persistent() {
+            // The data the init steps leave is saved (SAVE) where the cached image keeps it.
+            for arg in ["--dir", CACHED_DATA_DIR, "--dbfilename", CACHED_RDB] {
+                cmd.push(arg.into());
+            }
+        }
         cmd.extend(self.args.iter().cloned());
         if let Some(password) = &self.password {
             cmd.push("--requirepass".into());
@@ -197,11 +315,13 @@ impl ContainerFixtureDefinition for Redis {
             None => "none".into(),
         };
         format!(
-            "redis image={} args={:?} password={password} tmpfs={} container={}",
+            "redis image={} args={:?} password={password} tmpfs={} container={} init=[{}] persistent={}",
             self.container.image(),
             self.args,
             self.tmpfs_data,
-            key_hash(&self.container.key())
+            key_hash(&self.container.key()),
+            init_key(&self.init),
+            self.persistent()
         )
     }
 
@@ -215,12 +335,28 @@ impl ContainerFixtureDefinition for Redis {
         if self.tmpfs_data {
             definition = definition.with_tmpfs("/data", None);
         }
+        if self.persistent() {
+            // The image's entrypoint gives its working directory to the redis user.
+            definition = definition.with_workdir(CACHED_DATA_DIR);
+        }
         // Refused before anything is created, however the definition is started.
         definition.refused_by(self.validate().map_err(Into::into))
     }
 
     async fn attach(&self, container: seaworthy::Container) -> crate::Result<RedisFixture> {
         RedisFixture::attach(self.clone(), container).await
+    }
+
+    async fn prepare(&self, session: &seaworthy::Session) -> crate::Result<Redis> {
+        Ok(seaworthy::baseline_cache::prepare(self, session).await?)
+    }
+}
+
+impl Redis {
+    /// Whether the server saves its data under [`CACHED_DATA_DIR`]: when the baseline cache is
+    /// on for this run, or the definition starts from a cached image.
+    pub(crate) fn persistent(&self) -> bool {
+        self.from_cache || self.cache.is_active()
     }
 }
 

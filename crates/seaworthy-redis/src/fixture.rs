@@ -55,15 +55,17 @@ impl RedisFixture {
         let manager = connect(client.clone())
             .await
             .map_err(|e| Error::redis(&name, "connect", e))?;
-        let baseline = Arc::new(Baseline::load_or_record(&container, &manager).await?);
-        tracing::debug!(container = %name, version = %baseline.version, "attached to Redis");
+        let baseline = Baseline::load_or_record(&container, &definition, &client, &manager).await?;
+        let baseline = Arc::new(baseline);
+        tracing::debug!(container = %name, version = %baseline.version, seed_keys = baseline.seed.len(), "attached to Redis");
         let pool = Arc::new(Pool::new(
             name,
             info.clone(),
             manager.clone(),
             baseline.databases(),
+            &baseline.seeded_databases(),
         ));
-        Ok(RedisFixture {
+        let fixture = RedisFixture {
             definition,
             container,
             info,
@@ -71,7 +73,13 @@ impl RedisFixture {
             manager,
             baseline,
             pool,
-        })
+        };
+        if fixture.definition.from_cache {
+            // What the cached RDB file does not hold (configuration and users the init steps
+            // set, the seed's time to live as it was recorded) is put back before hand-out.
+            fixture.reset().await?;
+        }
+        Ok(fixture)
     }
 
     /// The definition this fixture was started from.
@@ -195,6 +203,27 @@ impl RedisFixture {
                 pipe.cmd("FUNCTION").arg("FLUSH");
                 steps.push("FUNCTION FLUSH");
             }
+            if let Some(functions) = &b.functions {
+                pipe.cmd("FUNCTION").arg("RESTORE").arg(functions.as_slice());
+                steps.push("FUNCTION RESTORE (the baseline's functions)");
+            }
+            // The seed, in the same round trip: RESTORE of every key, database by database,
+            // back on database 0 at the end (the connection is shared).
+            let seed_steps = steps.len();
+            let mut db = 0;
+            for key in &b.seed {
+                if key.db != db {
+                    pipe.cmd("SELECT").arg(key.db);
+                    steps.push("SELECT");
+                    db = key.db;
+                }
+                pipe.cmd("RESTORE").arg(key.key.as_slice()).arg(key.ttl_ms).arg(key.payload.as_slice());
+                steps.push("RESTORE");
+            }
+            if db != 0 {
+                pipe.cmd("SELECT").arg(0);
+                steps.push("SELECT");
+            }
             pipe.cmd("CONFIG").arg("GET").arg("*");
             steps.push("CONFIG GET *");
             if b.has_acl() {
@@ -204,9 +233,23 @@ impl RedisFixture {
             let mut answers: Vec<Value> = pipe
                 .query_async(&mut conn)
                 .await
-                .map_err(|e| Error::redis(&container, steps.join(", "), e))?;
+                .map_err(|e| {
+                    let mut action = steps[..seed_steps].join(", ");
+                    if !b.seed.is_empty() {
+                        action.push_str(&format!(", RESTORE of {} seed keys", b.seed.len()));
+                    }
+                    Error::redis(&container, action, e)
+                })?;
             if let Some((i, e)) = first_error(&answers) {
-                return Err(Error::redis(&container, steps.get(i).copied().unwrap_or("clean"), e));
+                let step = steps.get(i).copied().unwrap_or("clean");
+                let action = if i >= seed_steps && step == "RESTORE" {
+                    let key = b.seed.get(restore_index(&steps[seed_steps..i]));
+                    let key = key.map(|k| format!("RESTORE of the seed key {:?} (db {})", String::from_utf8_lossy(&k.key), k.db));
+                    key.unwrap_or_else(|| step.to_string())
+                } else {
+                    step.to_string()
+                };
+                return Err(Error::redis(&container, action, e));
             }
             let acl: Vec<String> = if b.has_acl() {
                 let list = answers.pop().unwrap_or(Value::Nil);
@@ -256,6 +299,11 @@ impl RedisFixture {
     }
 }
 
+/// Which seed key a `RESTORE` is: the number of `RESTORE`s before it.
+fn restore_index(steps_before: &[&str]) -> usize {
+    steps_before.iter().filter(|s| **s == "RESTORE").count()
+}
+
 /// A connection manager whose connection task lives on Seaworthy's runtime.
 async fn connect(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
@@ -281,7 +329,9 @@ impl Fixture for RedisFixture {
     /// configuration and no user): `CLIENT UNPAUSE` (lifts a `CLIENT PAUSE ... WRITE`; a pause of
     /// all commands holds every client, this one too, until it ends), `CLIENT KILL TYPE pubsub` (subscribers are
     /// disconnected), `FLUSHALL` (every key of every database), `SCRIPT FLUSH`, `FUNCTION FLUSH`
-    /// (Redis 7), then `CONFIG SET` of every parameter that differs from the baseline (those that
+    /// (Redis 7); when the definition has init steps, `FUNCTION RESTORE` of the functions they
+    /// loaded and `RESTORE` of every key they left (its value, type and the time to live it had
+    /// left when the baseline was recorded), pipelined in the same round trip; then `CONFIG SET` of every parameter that differs from the baseline (those that
     /// cannot be set at run time cannot have changed either) and `ACL DELUSER` / `ACL SETUSER` for
     /// the users the test created, changed or deleted.
     ///

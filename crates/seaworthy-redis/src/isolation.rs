@@ -4,6 +4,7 @@
 //! Database 0 is left to tests that use the whole fixture; databases 1 to N-1 (N is `databases`,
 //! 16 by default) are handed out, one per [`IsolatedRedis`] guard. A guard's database is empty
 //! when it is handed out, and flushed when the guard drops, before it goes back to the pool.
+//! Databases the definition's init steps put keys in hold baseline keys and are not handed out.
 //!
 //! * In one process, when every database is taken, [`isolate`](seaworthy::Isolation::isolate)
 //!   **waits** (up to 10 minutes) for a guard to drop: a database is a complete namespace (`FLUSHDB`, `KEYS *` and
@@ -89,9 +90,11 @@ impl Pool {
         info: ConnectionInfo,
         default_manager: ConnectionManager,
         databases: u32,
+        seeded: &std::collections::BTreeSet<u32>,
     ) -> Pool {
         let pool = NamespacePool::new("Redis database", flushed);
-        for db in 1..databases {
+        // A database the init steps filled holds baseline keys: never handed out (and flushed).
+        for db in (1..databases).filter(|db| !seeded.contains(db)) {
             pool.add(Database {
                 db,
                 manager: None,

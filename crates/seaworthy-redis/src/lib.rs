@@ -74,22 +74,29 @@
 //!   [`info`](RedisFixture::info), [`config`](RedisFixture::config).
 //! * [`clean`](seaworthy::Fixture::clean) restores the whole baseline: see
 //!   [`RedisFixture`]'s `Fixture` implementation.
+//! * The baseline is what the definition's init steps leave ([`Redis::with_seed_commands`],
+//!   [`Redis::with_seed_file`], [`Redis::with_init`] with an [`InitContext`]): keys with their
+//!   values, types and time to live in every database, functions, configuration and users;
+//!   empty without them. [`Redis::with_baseline_cache`] keeps it in an image across runs.
 //! * [`IsolatedRedis`] is a test's private database; the [`isolation`] module says how databases
 //!   are handed out, and what happens when they run out.
 
 #![warn(missing_docs)]
 
 mod baseline;
+mod cache;
 mod definition;
 mod error;
 mod fixture;
 mod info;
+mod init;
 pub mod isolation;
 
 pub use definition::{Redis, DEFAULT_IMAGE, REDIS_PORT};
 pub use error::{Error, Result};
 pub use fixture::RedisFixture;
 pub use info::RedisInfo;
+pub use init::InitContext;
 pub use isolation::IsolatedRedis;
 
 /// Re-exported so tests can use the client without naming a version of it.

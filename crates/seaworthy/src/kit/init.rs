@@ -103,3 +103,17 @@ pub fn init_key<C>(steps: &[InitStep<C>]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// Adds the content of `steps` to a [baseline cache](crate::baseline_cache) digest, for a
+/// definition's [`hash_init`](crate::baseline_cache::CachedBaseline::hash_init): each
+/// statement step's text, each closure's name (a closure's code cannot be read: its name stands
+/// for it, and the files it reads are the cache's
+/// [inputs](crate::baseline_cache::BaselineCache::with_input)).
+pub fn hash_init_steps<C>(steps: &[InitStep<C>], digest: &mut crate::baseline_cache::InitDigest) {
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            InitStep::Sql(sql) => digest.add("sql", sql.as_bytes()),
+            InitStep::Closure { .. } => digest.add("closure", step.name(i).as_bytes()),
+        }
+    }
+}

@@ -42,7 +42,7 @@ mod init;
 mod pool;
 
 pub use baseline::{Baseline, Revision};
-pub use init::{init_key, InitError, InitFn, InitStep};
+pub use init::{hash_init_steps, init_key, InitError, InitFn, InitStep};
 pub use pool::{Lease, NamespacePool};
 
 /// A short, stable hash of `key` (16 hex digits of its 64-bit FNV-1a): the same in every process
