@@ -428,7 +428,10 @@ async fn create_body(
                 .then(|| def.name.clone())
                 .flatten()
         }),
-        env: Some(def.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        // Left out when empty or off, as the Docker CLI and a bare client leave them out: the
+        // create body is the one a user's own call would send.
+        env: (!def.env.is_empty())
+            .then(|| def.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         cmd: def.cmd.clone(),
         entrypoint: def.entrypoint.clone(),
         user: def.user.clone(),
@@ -452,7 +455,7 @@ async fn create_body(
             memory: def.resources.memory_bytes,
             nano_cpus: def.resources.nano_cpus,
             pids_limit: def.resources.pids_limit,
-            privileged: Some(def.privileged),
+            privileged: def.privileged.then_some(true),
             cap_add: (!def.cap_add.is_empty()).then(|| def.cap_add.clone()),
             init: def.init.then_some(true),
             runtime: def.runtime.clone(),
