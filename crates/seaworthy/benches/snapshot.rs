@@ -124,6 +124,24 @@ async fn loaded(def: ContainerDefinition) -> Container {
     c
 }
 
+/// Adds the background work a measured step left, one sample per run of 10 (the warm-up run of a
+/// full run is recorded too and left out), with a note saying what was timed.
+fn push_background(
+    suite: &mut Suite,
+    name: &str,
+    samples: &std::sync::Mutex<Vec<Duration>>,
+    note: &str,
+) {
+    let samples = samples.lock().unwrap().clone();
+    let runs = samples.len().min(if suite.is_full() { 10 } else { 1 });
+    suite.push(BenchResult::from_samples(
+        name,
+        &samples[samples.len() - runs..],
+        None,
+    ));
+    suite.annotate("note", note);
+}
+
 fn main() {
     // `RUST_LOG=seaworthy=debug` shows the steps of each restore (what it removed, created and
     // started, with times) on stderr.
@@ -208,16 +226,10 @@ fn main() {
             },
         );
         suite.target(Target::RatioAtMost(1.2));
-        // The warm-up run of a full run is recorded too: leave it out.
-        let background = background.lock().unwrap().clone();
-        let runs = background.len().min(if suite.is_full() { 10 } else { 1 });
-        suite.push(BenchResult::from_samples(
+        push_background(
+            &mut suite,
             "postgres.restore.background",
-            &background[background.len() - runs..],
-            None,
-        ));
-        suite.annotate(
-            "note",
+            &background,
             "from the end of the restore until the container it replaced is removed",
         );
     }
@@ -247,16 +259,10 @@ fn main() {
             }
         });
         suite.target(Target::MedianAtMostMs(50.0));
-        // The warm-up run of a full run is recorded too: leave it out.
-        let background = background.lock().unwrap().clone();
-        let runs = background.len().min(if suite.is_full() { 10 } else { 1 });
-        suite.push(BenchResult::from_samples(
+        push_background(
+            &mut suite,
             "postgres.restore_standby.background",
-            &background[background.len() - runs..],
-            None,
-        ));
-        suite.annotate(
-            "note",
+            &background,
             "from the end of the swap until the next standby is ready",
         );
     }
