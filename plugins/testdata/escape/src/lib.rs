@@ -20,6 +20,10 @@ wit_bindgen::generate!({
     path: "../../../wit/0.1.0",
 });
 
+#[macro_use]
+#[path = "../../common.rs"]
+mod common;
+
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
@@ -27,7 +31,7 @@ use std::time::Duration;
 use exports::seaworthy::fixture::fixture::Guest;
 use seaworthy::fixture::host;
 use seaworthy::fixture::types::{
-    Config, ConnectionInfo, ContainerSpec, FixtureError, Isolated, PluginMetadata, Wait,
+    Config, ConnectionInfo, ContainerSpec, FixtureError, PluginMetadata, Wait,
 };
 
 /// The port of the container's silent server.
@@ -231,17 +235,7 @@ impl Guest for Plugin {
         None
     }
 
-    fn isolation_slots(_config: Config) -> u32 {
-        0
-    }
-
-    fn isolate(_config: Config, _slot: u32) -> Result<Isolated, FixtureError> {
-        Err(FixtureError::Failed("no isolation".into()))
-    }
-
-    fn release(_config: Config, _slot: u32) -> Result<(), FixtureError> {
-        Ok(())
-    }
+    no_isolation!();
 }
 
 export!(Plugin);

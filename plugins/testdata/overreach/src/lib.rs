@@ -8,10 +8,14 @@ wit_bindgen::generate!({
     path: "../../../wit/0.1.0",
 });
 
+#[macro_use]
+#[path = "../../common.rs"]
+mod common;
+
 use exports::seaworthy::fixture::fixture::Guest;
 use seaworthy::fixture::host::{self, ExecRequest, HttpRequest};
 use seaworthy::fixture::types::{
-    Config, ConnectionInfo, ContainerSpec, FixtureError, Isolated, PluginMetadata, Wait,
+    Config, ConnectionInfo, ContainerSpec, FixtureError, PluginMetadata, Wait,
 };
 
 struct Plugin;
@@ -80,17 +84,7 @@ impl Guest for Plugin {
         None
     }
 
-    fn isolation_slots(_config: Config) -> u32 {
-        0
-    }
-
-    fn isolate(_config: Config, _slot: u32) -> Result<Isolated, FixtureError> {
-        Err(FixtureError::Failed("no isolation".into()))
-    }
-
-    fn release(_config: Config, _slot: u32) -> Result<(), FixtureError> {
-        Ok(())
-    }
+    no_isolation!();
 }
 
 export!(Plugin);
