@@ -589,7 +589,10 @@ mod as_a_fixture {
         assert_eq!(out.stdout_text(), "base\n", "{}", out.stderr_text());
         drop(fixture);
         assert!(session.wait_for_background_removals(std::time::Duration::from_secs(30)));
-        assert_eq!(super::common::leftovers(&session, &id).await, Vec::<String>::new());
+        assert_eq!(
+            super::common::leftovers(&session, &id).await,
+            Vec::<String>::new()
+        );
         // The baselines went with it.
         assert_eq!(
             session.live_count(seaworthy::ResourceKind::Image),
