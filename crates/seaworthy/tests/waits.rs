@@ -441,7 +441,9 @@ async fn a_failed_combined_wait_names_the_parts_that_did_not_hold() {
             Wait::log("^never$"),
             Wait::running_for(Duration::from_secs(60)),
         ]))
-        .with_startup_timeout(Duration::from_secs(1))
+        // The deadline counts from the create: under load a 1 s one could pass before the wait
+        // has read the log once, and then no part has held yet.
+        .with_startup_timeout(Duration::from_secs(5))
         .start()
         .await
         .unwrap_err()
