@@ -46,7 +46,7 @@ use std::time::Instant;
 use bollard::models::ContainerConfig;
 use bollard::query_parameters::{
     CommitContainerOptions, DownloadFromContainerOptions, KillContainerOptions,
-    RenameContainerOptions,
+    RenameContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -574,7 +574,23 @@ pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snaps
             Err(e) if !matches!(status_of(&e), Some(404) | Some(409)) => {
                 tracing::debug!(container = %retired, error = %e, "restore: killing the old container failed; its removal follows");
             }
-            _ => {}
+            // Gone: nothing holds its ports.
+            Err(_) => {}
+            // The kill returns once the signal is sent; the engine frees the host ports once it
+            // has seen the exit, which on a busy machine can take seconds: wait for it (beside
+            // the create), so the start below does not find its ports still held.
+            Ok(()) => {
+                let mut exited = docker.wait_container(
+                    &old_id,
+                    Some(WaitContainerOptions {
+                        condition: "not-running".into(),
+                    }),
+                );
+                let settle = std::time::Duration::from_secs(30);
+                if tokio::time::timeout(settle, exited.next()).await.is_err() {
+                    tracing::debug!(container = %retired, "restore: the old container had not stopped 30 s after its kill");
+                }
+            }
         }
     };
     let wait = def.wait.clone();
