@@ -64,7 +64,8 @@ pub fn run(suite: &mut Suite, host: &PluginHost) {
         (
             "the same reset from the test process (async-nats)",
             Server {
-                js: jetstream::new(client),
+                // The JetStream context spawns on the runtime it is made in.
+                js: suite.block_on(async { jetstream::new(client) }),
             },
         )
     });
