@@ -25,6 +25,9 @@
 //! * [`error_chain`]: an error and its causes as one message, for a fixture's own errors.
 //! * [`InitStep`]: the steps that build a baseline (statements, or a closure of the user's),
 //!   their names in messages and their part of the definition's key ([`init_key`]).
+//! * [`migrations`]: a migrations directory as sqlx, golang-migrate, diesel, refinery, Flyway,
+//!   dbmate or goose lay it out, read into the ordered up-migrations a fixture's
+//!   `with_migrations` runs ([`migrations::read_migrations`]).
 //!
 //! Keep-on-failure, the error chain ([`Error::Fixture`](crate::Error::Fixture) with the
 //! fixture's error as source) and validation before anything is created come with the
@@ -39,6 +42,7 @@
 
 mod baseline;
 mod init;
+pub mod migrations;
 mod pool;
 
 pub use baseline::{Baseline, Revision};
