@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use seaworthy::baseline_cache::BaselineCache;
 use seaworthy::{
     ConnectionInfo, Container, ContainerDefinition, ContainerFixtureDefinition, Fixture, Wait,
 };
@@ -73,8 +74,12 @@ where
 pub struct PluginFixtureDefinition {
     plugin: Plugin,
     pub(crate) config: Config,
-    spec: Arc<ContainerSpec>,
+    pub(crate) spec: Arc<ContainerSpec>,
     limits: Limits,
+    /// The baseline cache setting (as the environment says unless set).
+    pub(crate) cache: BaselineCache,
+    /// The cached baseline image this definition starts from, instead of the spec's image.
+    pub(crate) cached_image: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for PluginFixtureDefinition {
@@ -83,6 +88,7 @@ impl std::fmt::Debug for PluginFixtureDefinition {
             .field("plugin", &self.plugin.id())
             .field("config", &self.config)
             .field("image", &self.spec.image)
+            .field("cached_image", &self.cached_image)
             .finish()
     }
 }
@@ -131,6 +137,8 @@ impl Plugin {
             config,
             spec: Arc::new(spec),
             limits: self.inner.limits.clone(),
+            cache: BaselineCache::from_env(),
+            cached_image: None,
         })
     }
 }
@@ -275,17 +283,25 @@ impl ContainerFixtureDefinition for PluginFixtureDefinition {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        format!(
+        let key = format!(
             "plugin:{}:{}:{}",
             self.plugin.id(),
             &self.plugin.component_digest()[..16],
             config.join(",")
-        )
+        );
+        match &self.cached_image {
+            Some(image) => format!("{key}:cached={image}"),
+            None => key,
+        }
     }
 
     fn container_definition(&self) -> ContainerDefinition {
         let spec = &self.spec;
-        let mut def = ContainerDefinition::new(spec.image.clone())
+        let image = self
+            .cached_image
+            .as_deref()
+            .map_or_else(|| spec.image.clone(), str::to_string);
+        let mut def = ContainerDefinition::new(image)
             .with_label(LABEL_PLUGIN, self.plugin.id())
             .with_startup_timeout(self.startup_timeout());
         for (k, v) in &spec.env {
@@ -330,6 +346,10 @@ impl ContainerFixtureDefinition for PluginFixtureDefinition {
         seaworthy::runtime::run(async move { PluginFixture::attach(definition, container).await })
             .await
             .map_err(|e| e.into_core(self.plugin.id(), &name, "attach"))
+    }
+
+    async fn prepare(&self, session: &seaworthy::Session) -> seaworthy::Result<Self> {
+        seaworthy::baseline_cache::prepare(self, session).await
     }
 }
 

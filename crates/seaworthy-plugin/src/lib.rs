@@ -57,6 +57,7 @@
 
 #![warn(missing_docs)]
 
+mod baseline;
 mod cache;
 pub mod cli;
 mod engine;

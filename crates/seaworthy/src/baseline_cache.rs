@@ -270,6 +270,15 @@ pub trait CachedBaseline: ContainerFixtureDefinition {
     /// This definition, started from the cached image `image` (its init steps already done). It
     /// must not be cached again: turn its cache off.
     fn with_cached_image(&self, image: &str) -> Self;
+
+    /// Whether every volume the container has (the image's `VOLUME`s and the definition's own
+    /// volumes) is archived into the cached image too, beside the
+    /// [`state_dirs`](Self::state_dirs): for fixtures that cannot know where their service keeps
+    /// its state (a plugin fixture's service). `false` by default: only the state directories
+    /// are kept from volumes.
+    fn caches_every_volume(&self) -> bool {
+        false
+    }
 }
 
 /// The key of a cached baseline, with its parts.
@@ -577,6 +586,13 @@ async fn build_from<D: CachedBaseline>(
         .flatten()
         .filter_map(|m| m.destination.clone())
         .collect();
+    let volumes: Vec<String> = info
+        .mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.typ.as_deref() == Some("volume"))
+        .filter_map(|m| m.destination.clone())
+        .collect();
     let exit = info.state.and_then(|s| s.exit_code).unwrap_or(-1);
     if exit != 0 {
         return Err(Error::Container {
@@ -588,20 +604,21 @@ async fn build_from<D: CachedBaseline>(
     }
     let mut context = tar::Builder::new(Vec::new());
     let mut dockerfile = String::new();
-    let mut on_volume = Vec::new();
+    let mut on_volume: Vec<(String, String)> = Vec::new();
     for dir in def.state_dirs() {
-        let parent = match dir.trim_end_matches('/').rsplit_once('/') {
-            Some(("", _)) => "/".to_string(),
-            Some((parent, _)) => format!("{parent}/"),
-            None => {
-                return Err(Error::invalid(
-                    "baseline cache state directory",
-                    &dir,
-                    "must be an absolute path below /",
-                ))
-            }
-        };
+        let parent = parent_dir(&dir)?;
         if mounted.iter().any(|target| is_below(&dir, target)) {
+            on_volume.push((dir, parent));
+        }
+    }
+    if def.caches_every_volume() {
+        for dir in volumes {
+            if on_volume.iter().any(|(kept, _)| is_below(&dir, kept)) {
+                continue;
+            }
+            // A whole volume replaces the state directories below it.
+            on_volume.retain(|(kept, _)| !is_below(kept, &dir));
+            let parent = parent_dir(&dir)?;
             on_volume.push((dir, parent));
         }
     }
@@ -676,6 +693,19 @@ async fn build_from<D: CachedBaseline>(
         image: tag,
         reason: "the engine reported no id for the built baseline".into(),
     })
+}
+
+/// The directory `dir` (absolute) is in, with a trailing `/`: where its archive is added.
+fn parent_dir(dir: &str) -> Result<String> {
+    match dir.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => Ok("/".to_string()),
+        Some((parent, _)) => Ok(format!("{parent}/")),
+        None => Err(Error::invalid(
+            "baseline cache state directory",
+            dir,
+            "must be an absolute path below /",
+        )),
+    }
 }
 
 fn append(builder: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) -> Result<()> {
