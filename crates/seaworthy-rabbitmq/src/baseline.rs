@@ -398,6 +398,78 @@ impl Plan {
     }
 }
 
+/// How a broker started from a copy of its baseline (a cached image, taken after a clean
+/// shutdown) differs from that baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AfterRestart {
+    /// Not at all.
+    AtBaseline,
+    /// It lacks baseline objects a shutdown drops (transient queues and exchanges, bindings to
+    /// them), and nothing else: one `POST /api/definitions` body declares them again.
+    Lacks(Value),
+    /// Otherwise: a clean ([`Plan::between`]) takes it back.
+    Differs,
+}
+
+impl AfterRestart {
+    /// Compares the broker's state `now` with its `baseline`.
+    pub(crate) fn between(baseline: &State, now: &State) -> AfterRestart {
+        let (b, n) = (&baseline.definitions, &now.definitions);
+        let same = baseline.vhosts == now.vhosts
+            && [
+                (&b.users, &n.users),
+                (&b.vhosts, &n.vhosts),
+                (&b.permissions, &n.permissions),
+                (&b.topic_permissions, &n.topic_permissions),
+                (&b.parameters, &n.parameters),
+                (&b.global_parameters, &n.global_parameters),
+                (&b.policies, &n.policies),
+                (&baseline.operator_policies, &now.operator_policies),
+            ]
+            .into_iter()
+            .all(|(wanted, have)| missing(wanted, have).is_some_and(|m| m.is_empty()));
+        if !same {
+            return AfterRestart::Differs;
+        }
+        let mut lacks = Map::new();
+        for (kind, wanted, have) in [
+            ("exchanges", &b.exchanges, &n.exchanges),
+            ("queues", &b.queues, &n.queues),
+            ("bindings", &b.bindings, &n.bindings),
+        ] {
+            match missing(wanted, have) {
+                None => return AfterRestart::Differs,
+                Some(items) if items.is_empty() => {}
+                Some(items) => {
+                    lacks.insert(kind.into(), Value::Array(items));
+                }
+            }
+        }
+        if lacks.is_empty() {
+            AfterRestart::AtBaseline
+        } else {
+            AfterRestart::Lacks(Value::Object(lacks))
+        }
+    }
+}
+
+/// The items of `wanted` that `have` lacks, when `have` holds nothing else (both compared as
+/// lists of JSON values, in any order); `None` when `have` holds something `wanted` does not.
+fn missing(wanted: &[Value], have: &[Value]) -> Option<Vec<Value>> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for item in have {
+        *counts.entry(item.to_string()).or_default() += 1;
+    }
+    let mut lacking = Vec::new();
+    for item in wanted {
+        match counts.get_mut(&item.to_string()) {
+            Some(count) if *count > 0 => *count -= 1,
+            _ => lacking.push(item.clone()),
+        }
+    }
+    counts.values().all(|c| *c == 0).then_some(lacking)
+}
+
 fn field<'a>(v: &'a Value, name: &str) -> &'a str {
     v.get(name).and_then(Value::as_str).unwrap_or("")
 }
@@ -553,6 +625,54 @@ mod tests {
                 delete: Some("/api/topic-permissions/%2F/guest".to_string()),
                 puts: Vec::new()
             }]
+        );
+    }
+
+    #[test]
+    fn a_restarted_broker_lacking_transient_objects_gets_only_those_back() {
+        let mut baseline = fresh();
+        let durable = json!({"name": "jobs", "vhost": "/", "durable": true});
+        let transient = json!({"name": "scratch", "vhost": "/", "durable": false});
+        let exchange = json!({"name": "events", "vhost": "/", "durable": false});
+        let binding = json!({"source": "events", "vhost": "/", "destination": "scratch"});
+        baseline.definitions.queues = vec![durable.clone(), transient.clone()];
+        baseline.definitions.exchanges = vec![exchange.clone()];
+        baseline.definitions.bindings = vec![binding.clone()];
+        assert_eq!(
+            AfterRestart::between(&baseline, &baseline),
+            AfterRestart::AtBaseline
+        );
+        let mut now = baseline.clone();
+        now.definitions.queues = vec![durable.clone()];
+        now.definitions.exchanges.clear();
+        now.definitions.bindings.clear();
+        assert_eq!(
+            AfterRestart::between(&baseline, &now),
+            AfterRestart::Lacks(json!({
+                "exchanges": [exchange], "queues": [transient], "bindings": [binding]
+            }))
+        );
+        // Anything else than a loss takes a clean.
+        let mut extra = now.clone();
+        extra
+            .definitions
+            .queues
+            .push(json!({"name": "other", "vhost": "/", "durable": true}));
+        assert_eq!(
+            AfterRestart::between(&baseline, &extra),
+            AfterRestart::Differs
+        );
+        let mut changed = baseline.clone();
+        changed.definitions.permissions[0]["write"] = json!("^$");
+        assert_eq!(
+            AfterRestart::between(&baseline, &changed),
+            AfterRestart::Differs
+        );
+        let mut no_vhost = baseline.clone();
+        no_vhost.vhosts.clear();
+        assert_eq!(
+            AfterRestart::between(&baseline, &no_vhost),
+            AfterRestart::Differs
         );
     }
 

@@ -3,29 +3,30 @@
 
 use seaworthy::baseline_cache::{BaselineCache, CachedBaseline, InitDigest};
 
-use crate::definition::{InitStep, RabbitMq, DATA_DIR};
+use crate::definition::{InitStep, RabbitMq};
 
 impl RabbitMq {
     /// Sets the [baseline cache](seaworthy::baseline_cache) of this definition:
     /// `BaselineCache::on()` keeps the broker as its init steps left it (definitions, virtual
     /// hosts, users, queues) in an image after the first start, taken after a clean shutdown, so
-    /// later runs start from it and skip the init steps. What it saves is the init steps' time:
-    /// the broker still boots (most of a RabbitMQ start), from a database on a volume instead of
-    /// a tmpfs, which measured slower here (`reuse` bench, `rabbitmq.first_ready`: 9.1 s against
-    /// 7.8 s for a definitions import of 40 queues, under load); turn it on for init steps that
-    /// take longer than that difference. The key covers the
-    /// image's id, the whole definition and the content of every init step (and of every
-    /// [definitions file](Self::with_definitions_file) and
+    /// later runs start from it: they skip the init steps and the first boot's work (creating
+    /// the node's database, enabling its feature flags, the default user and virtual host), and
+    /// the fixture finds its baseline recorded. The broker still boots (most of a RabbitMQ
+    /// start). The key covers the image's id, the whole definition and the content of every
+    /// init step (and of every [definitions file](Self::with_definitions_file) and
     /// [input](BaselineCache::with_input)); an init closure counts by its name.
     /// `SEAWORTHY_BASELINE_CACHE=off` bypasses it for one run.
     ///
-    /// With the cache in use, the broker keeps its database in the image's volume instead of a
-    /// tmpfs, and its host name is [`CACHED_HOSTNAME`](crate::CACHED_HOSTNAME) (RabbitMQ keeps
-    /// its data under a node name derived from the host name, which a start from the cached
-    /// image must find again; a host name set with [`with_container`](Self::with_container) is
-    /// replaced). Transient queues do not survive the broker's shutdown: a start from the cached
-    /// image declares them again before it hands the broker out, as [`clean`](seaworthy::Fixture::clean)
-    /// would.
+    /// With the cache in use, the broker keeps its database in the container's own layer, under
+    /// [`CACHED_DATA_DIR`](crate::CACHED_DATA_DIR) (`RABBITMQ_MNESIA_BASE`, unless the
+    /// customisation sets one) instead of a tmpfs, so the cached image carries it and a start
+    /// reads it in place; its host name is [`CACHED_HOSTNAME`](crate::CACHED_HOSTNAME)
+    /// (RabbitMQ keeps its data under a node name derived from the host name, which a start
+    /// from the cached image must find again; a host name set with
+    /// [`with_container`](Self::with_container) is replaced). What a shutdown does not keep
+    /// (transient queues and exchanges, and their bindings) is declared again before a start
+    /// from the cached image hands the broker out; durable queues keep the persistent messages
+    /// the init steps left, as after a start without the cache.
     ///
     /// ```no_run
     /// use seaworthy::baseline_cache::BaselineCache;
@@ -73,7 +74,7 @@ impl CachedBaseline for RabbitMq {
     }
 
     fn state_dirs(&self) -> Vec<String> {
-        vec![DATA_DIR.to_string()]
+        vec![self.cached_data_dir().to_string()]
     }
 
     fn with_cached_image(&self, image: &str) -> Self {
@@ -105,8 +106,31 @@ mod tests {
             ContainerFixtureDefinition::key(&plain),
             ContainerFixtureDefinition::key(&cached)
         );
-        let debug = format!("{:?}", cached.container_definition());
+        let container = cached.container_definition();
+        let debug = format!("{container:?}");
         assert!(debug.contains(crate::CACHED_HOSTNAME), "{debug}");
+        // The database is in the container's layer, which the image carries: not in the
+        // volume (a tmpfs here, as without the cache).
+        assert_eq!(
+            container.env_value("RABBITMQ_MNESIA_BASE"),
+            Some(crate::CACHED_DATA_DIR)
+        );
+        assert_eq!(cached.state_dirs(), [crate::CACHED_DATA_DIR]);
+        assert_eq!(
+            plain
+                .container_definition()
+                .env_value("RABBITMQ_MNESIA_BASE"),
+            None
+        );
+        // A database place of the customisation's is kept, and is what the image carries.
+        let own = RabbitMq::new()
+            .with_container(|c| c.with_env("RABBITMQ_MNESIA_BASE", "/srv/rabbit"))
+            .with_baseline_cache(BaselineCache::on());
+        assert_eq!(own.state_dirs(), ["/srv/rabbit"]);
+        assert_eq!(
+            own.container_definition().env_value("RABBITMQ_MNESIA_BASE"),
+            Some("/srv/rabbit")
+        );
     }
 
     #[test]

@@ -21,8 +21,18 @@ use crate::management::Management;
 /// [`InitError`](seaworthy::kit::InitError).
 pub type BoxError = seaworthy::kit::InitError;
 
-/// Where the broker keeps its database (the official image's `VOLUME`).
+/// The broker's home and, by default, its database (the official image's `VOLUME`): a tmpfs in
+/// the fixture's container.
 pub const DATA_DIR: &str = "/var/lib/rabbitmq";
+
+/// Where the broker keeps its database (`RABBITMQ_MNESIA_BASE`) when the baseline cache is on:
+/// outside the image's `VOLUME` ([`DATA_DIR`]), in the container's own layer, so a cached image
+/// carries it in its layers and a start reads it in place (no copy into a fresh volume), in a
+/// directory every image lets the broker's user create (`/var/tmp` is world-writable).
+pub const CACHED_DATA_DIR: &str = "/var/tmp/seaworthy-rabbitmq";
+
+/// The variable that tells RabbitMQ where to keep its node's database.
+const MNESIA_BASE: &str = "RABBITMQ_MNESIA_BASE";
 
 /// The host name of a broker whose database is cached (see
 /// [`RabbitMq::with_baseline_cache`]): RabbitMQ names its node `rabbit@<host name>` and keeps
@@ -349,6 +359,14 @@ impl RabbitMq {
     fn persistent(&self) -> bool {
         self.from_cache || self.cache.is_active()
     }
+
+    /// Where the database is when it is [persistent](Self::persistent): the customisation's
+    /// `RABBITMQ_MNESIA_BASE`, else [`CACHED_DATA_DIR`].
+    pub(crate) fn cached_data_dir(&self) -> &str {
+        self.container
+            .env_value(MNESIA_BASE)
+            .unwrap_or(CACHED_DATA_DIR)
+    }
 }
 
 impl ContainerFixtureDefinition for RabbitMq {
@@ -386,14 +404,17 @@ impl ContainerFixtureDefinition for RabbitMq {
             .with_port(AMQP_PORT)
             .with_port(MANAGEMENT_PORT)
             .with_file(CONFIG_PATH, config.into_bytes(), 0o644);
-        definition = if self.persistent() {
-            // The database stays in the image's volume, which a cached image carries, under a
-            // node name (from the host name) that a start from that image finds again.
-            definition.with_hostname(CACHED_HOSTNAME)
-        } else {
-            // The broker's database lives on tmpfs: nothing to keep, nothing to sync to disk.
-            definition.with_tmpfs(DATA_DIR, None)
-        };
+        // The broker's home (and by default its database) lives on tmpfs: nothing to keep,
+        // nothing to sync to disk, no volume to create.
+        definition = definition.with_tmpfs(DATA_DIR, None);
+        if self.persistent() {
+            // The database moves to the container's layer, which a cached image carries, under
+            // a node name (from the host name) that a start from that image finds again.
+            definition = definition.with_hostname(CACHED_HOSTNAME);
+            if self.container.env_value(MNESIA_BASE).is_none() {
+                definition = definition.with_env(MNESIA_BASE, CACHED_DATA_DIR);
+            }
+        }
         let definition = definition.and_wait(self.readiness());
         // Refused before anything is created, however the definition is started.
         definition.refused_by(self.validate().map_err(Into::into))

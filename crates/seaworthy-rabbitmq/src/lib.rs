@@ -92,8 +92,8 @@ pub mod isolation;
 pub mod management;
 
 pub use definition::{
-    BoxError, InitContext, RabbitMq, AMQP_PORT, CACHED_HOSTNAME, CONFIG_PATH, DATA_DIR,
-    DEFAULT_IMAGE, MANAGEMENT_PORT,
+    BoxError, InitContext, RabbitMq, AMQP_PORT, CACHED_DATA_DIR, CACHED_HOSTNAME, CONFIG_PATH,
+    DATA_DIR, DEFAULT_IMAGE, MANAGEMENT_PORT,
 };
 pub use error::{Error, Result};
 pub use fixture::RabbitMqFixture;

@@ -16,7 +16,10 @@ use std::time::Duration;
 use common::{assert_cache_labels, image_of, CacheNamespace};
 use seaworthy::baseline_cache::BaselineCache;
 use seaworthy::{Fixture, FixtureDefinition};
-use seaworthy_rabbitmq::lapin::options::QueueDeclareOptions;
+use seaworthy_rabbitmq::lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use seaworthy_rabbitmq::lapin::BasicProperties;
 use seaworthy_rabbitmq::{BoxError, InitContext, RabbitMq, RabbitMqFixture};
 
 const CHILD: &str = "a_process_starting_a_cached_rabbitmq";
@@ -65,6 +68,21 @@ async fn declare_queues(ctx: InitContext) -> Result<(), BoxError> {
     channel
         .queue_declare("scratch".into(), Default::default(), Default::default())
         .await?;
+    // A persistent message in the durable queue: kept by the broker's shutdown, so a start from
+    // the cached image has it, as a start without the cache does.
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .basic_publish(
+            "".into(),
+            "jobs".into(),
+            BasicPublishOptions::default(),
+            b"first job",
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await?
+        .await?;
     Ok(())
 }
 
@@ -86,6 +104,20 @@ async fn queues(rabbit: &RabbitMqFixture) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
+/// The volumes mounted in the fixture's container.
+async fn volumes_of(rabbit: &RabbitMqFixture) -> anyhow::Result<Vec<String>> {
+    Ok(rabbit
+        .container()
+        .inspect()
+        .await?
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.typ.as_deref() == Some("volume"))
+        .filter_map(|m| m.destination)
+        .collect())
+}
+
 async fn users(rabbit: &RabbitMqFixture) -> anyhow::Result<Vec<String>> {
     let mut names: Vec<String> = rabbit.users().await?.into_iter().map(|u| u.name).collect();
     names.sort();
@@ -105,6 +137,11 @@ async fn a_cached_broker_has_the_init_steps_work_and_a_changed_file_builds_a_new
     let first = rabbit(&ns.name, &file, &runs).start().await?;
     assert_eq!(queues(&first).await?, expected);
     assert_eq!(users(&first).await?, ["app", "guest"]);
+    assert_eq!(
+        first.message_count("jobs").await?,
+        1,
+        "the init step's message"
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let images = ns.images().await?;
     assert_eq!(images.len(), 1, "{images:?}");
@@ -121,6 +158,14 @@ async fn a_cached_broker_has_the_init_steps_work_and_a_changed_file_builds_a_new
     assert_eq!(runs.load(Ordering::SeqCst), 1, "init skipped");
     assert_eq!(queues(&second).await?, expected);
     assert_eq!(users(&second).await?, ["app", "guest"]);
+    assert_eq!(
+        second.message_count("jobs").await?,
+        1,
+        "the init step's message"
+    );
+    // The database is in the container's own layer (the image carries it): the container has
+    // no volume to be filled with a copy of it.
+    assert_eq!(volumes_of(&second).await?, Vec::<String>::new());
     // A normal fixture: clean returns to the cached baseline.
     second.management().delete_vhost("orders").await?;
     second.management().delete_user("app").await?;
