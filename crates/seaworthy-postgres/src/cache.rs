@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use seaworthy::baseline_cache::{BaselineCache, CachedBaseline, InitDigest};
+use seaworthy::kit::migrations::{line_of, read_migrations, Dialect, Migration, Statement};
 
 use seaworthy::ContainerDefinition;
 
@@ -109,11 +110,30 @@ impl Postgres {
         &self.cache
     }
 
-    /// Adds an init step that runs every `*.sql` file of `dir`, in file name order (`001_users.sql`,
-    /// `002_orders.sql`...), each as one batch. The directory is read when the step runs; its
-    /// files' content is part of the [baseline cache](Self::with_baseline_cache)'s key, so a
-    /// migration edited in place builds a new cached baseline. A file that fails names itself in
-    /// the error.
+    /// Adds an init step that runs the migrations of `dir`, a migrations directory as your
+    /// migration tool made it: the up part of each migration, in version order (as numbers:
+    /// `2` before `10`), each file as one batch (one transaction), never a down part.
+    ///
+    /// | Tool | Files | Runs |
+    /// |---|---|---|
+    /// | sqlx, numbered files | `20220101000000_init.sql`, `001_users.sql` | the file |
+    /// | sqlx (reversible), golang-migrate | `1_init.up.sql` + `1_init.down.sql` | `.up.sql` |
+    /// | diesel | `2021-01-01-000000_users/up.sql` + `down.sql` | `up.sql` |
+    /// | refinery, Flyway | `V1__init.sql`, `V1.1__x.sql`; Flyway's `R__views.sql`, undo `U1__x.sql` | `V` (refinery's `U` too), then `R` by name; never an undo |
+    /// | dbmate | `20200101120000_x.sql` with `-- migrate:up` / `-- migrate:down` | the up section |
+    /// | goose | `00001_x.sql` with `-- +goose Up` / `-- +goose Down` | the up section |
+    ///
+    /// Two migrations with the same version, or a file without a version among versioned
+    /// ones, are an error naming the files (a directory where no file has a version runs in
+    /// name order); see [`seaworthy::kit::migrations`] for every rule. A migration marked to run
+    /// outside a transaction (sqlx's `-- no-transaction`, goose's `-- +goose NO TRANSACTION`,
+    /// dbmate's `transaction:false`, diesel's `run_in_transaction = false`) runs statement by
+    /// statement, so `CREATE INDEX CONCURRENTLY` works. A migration that fails names its file
+    /// and line in the error.
+    ///
+    /// The directory is read when the step runs; the content of every file below it is part of
+    /// the [baseline cache](Self::with_baseline_cache)'s key, so a migration edited in place
+    /// builds a new cached baseline.
     pub fn with_migrations(mut self, dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
         self.cache = self.cache.clone().with_input(dir.clone());
@@ -121,13 +141,8 @@ impl Postgres {
         self.with_init(name, move |ctx| {
             let dir = dir.clone();
             async move {
-                for file in migration_files(&dir)? {
-                    let sql = std::fs::read_to_string(&file)
-                        .map_err(|e| format!("read migration {}: {e}", file.display()))?;
-                    ctx.client
-                        .batch_execute(&sql)
-                        .await
-                        .map_err(|e| format!("migration {} failed: {e}", file.display()))?;
+                for migration in migration_files(&dir)? {
+                    run_migration(&ctx.client, &migration).await?;
                 }
                 Ok(())
             }
@@ -135,21 +150,78 @@ impl Postgres {
     }
 }
 
-/// The `*.sql` files of `dir`, in name order.
-fn migration_files(dir: &Path) -> std::result::Result<Vec<PathBuf>, BoxError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("read the migrations directory {}: {e}", dir.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| format!("read the migrations directory {}: {e}", dir.display()))?
-            .path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "sql") {
-            files.push(path);
-        }
+/// The up-migrations of `dir`, in the order they run.
+fn migration_files(dir: &Path) -> std::result::Result<Vec<Migration>, BoxError> {
+    read_migrations(dir).map_err(|e| {
+        format!(
+            "read the migrations directory {}: {}",
+            dir.display(),
+            seaworthy::kit::error_chain(&e)
+        )
+        .into()
+    })
+}
+
+/// Runs one migration: as one batch (one implicit transaction), or statement by statement when
+/// it asks to run outside a transaction.
+async fn run_migration(
+    client: &tokio_postgres::Client,
+    migration: &Migration,
+) -> std::result::Result<(), BoxError> {
+    if migration.transaction {
+        return client
+            .batch_execute(&migration.sql)
+            .await
+            .map_err(|e| migration_failed(migration, None, &e));
     }
-    files.sort();
-    Ok(files)
+    for statement in migration.statements(Dialect::Postgres) {
+        client
+            .batch_execute(&statement.sql)
+            .await
+            .map_err(|e| migration_failed(migration, Some(&statement), &e))?;
+    }
+    Ok(())
+}
+
+/// SQLSTATE of "cannot run inside a transaction block" (`CREATE INDEX CONCURRENTLY`...).
+const ACTIVE_SQL_TRANSACTION: &str = "25001";
+
+/// The error of a failed migration: its file and line (from the server's error position when it
+/// gives one), the server's message, and what to do when the statement cannot run in a
+/// transaction.
+fn migration_failed(
+    migration: &Migration,
+    statement: Option<&Statement>,
+    error: &tokio_postgres::Error,
+) -> BoxError {
+    let db = error.as_db_error();
+    let position = match db.and_then(|d| d.position()) {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+        _ => None,
+    };
+    let line = match (statement, position) {
+        (None, Some(p)) => Some(migration.line_of(p)),
+        (Some(s), Some(p)) => Some(s.line + line_of(&s.sql, p) - 1),
+        (Some(s), None) => Some(s.line),
+        (None, None) => None,
+    };
+    let place = match line {
+        Some(line) => format!("{}:{line}", migration.name()),
+        None => migration.name(),
+    };
+    let message = match db {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => seaworthy::kit::error_chain(error),
+    };
+    let mut text = format!("migration {place} failed: {message}");
+    if db.is_some_and(|d| d.code().code() == ACTIVE_SQL_TRANSACTION) {
+        text.push_str(
+            " (the file runs as one transaction: mark it to run outside one, as its tool \
+             does: `-- no-transaction` as sqlx's first line, `-- +goose NO TRANSACTION`, \
+             dbmate's `-- migrate:up transaction:false`, diesel's `run_in_transaction = false`)",
+        );
+    }
+    text.into()
 }
 
 impl CachedBaseline for Postgres {

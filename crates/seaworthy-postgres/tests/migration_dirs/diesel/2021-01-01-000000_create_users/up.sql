@@ -1,0 +1,4 @@
+CREATE TABLE diesel_users (
+    id serial PRIMARY KEY,
+    name varchar NOT NULL
+);

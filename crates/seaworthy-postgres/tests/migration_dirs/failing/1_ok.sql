@@ -1,0 +1,1 @@
+CREATE TABLE failing_ok (id int);

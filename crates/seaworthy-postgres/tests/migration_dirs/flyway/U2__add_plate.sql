@@ -1,0 +1,1 @@
+ALTER TABLE flyway_cars DROP COLUMN plate;

@@ -1,0 +1,1 @@
+INSERT INTO flyway_cars VALUES (1, 'blue'), (2, 'red');

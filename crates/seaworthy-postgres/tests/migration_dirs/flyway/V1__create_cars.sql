@@ -1,0 +1,1 @@
+CREATE TABLE flyway_cars (id int PRIMARY KEY, color text NOT NULL);

@@ -1,0 +1,1 @@
+ALTER TABLE flyway_cars ADD COLUMN plate text;

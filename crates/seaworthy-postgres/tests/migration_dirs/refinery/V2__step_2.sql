@@ -1,0 +1,1 @@
+INSERT INTO refinery_steps (n) VALUES (2);

@@ -1,0 +1,2 @@
+CREATE TABLE refinery_nine (id int PRIMARY KEY);
+INSERT INTO refinery_steps (n) VALUES (9);
