@@ -164,6 +164,27 @@ async fn a_second_start_runs_the_cached_first_boot_and_a_new_key_builds_a_new_im
     Ok(())
 }
 
+/// The key (no engine needed): the same for the same plugin and configuration, another for
+/// another configuration (its definition and init parts) or another base image id.
+#[test]
+fn the_key_covers_the_configuration_and_the_image() -> Result<()> {
+    let dir = common::plugins();
+    let key = |zone: &str, image: &str| {
+        baseline_cache::cache_key(&etcd(&dir, zone, BaselineCache::on()), image)
+    };
+    let eu = key("eu", "sha256:base")?;
+    assert_eq!(eu, key("eu", "sha256:base")?, "stable");
+    let us = key("us", "sha256:base")?;
+    assert_ne!(eu.key, us.key);
+    assert_ne!(eu.definition, us.definition);
+    assert_ne!(eu.init, us.init);
+    assert_eq!(eu.image, us.image);
+    let other = key("eu", "sha256:other")?;
+    assert_ne!(eu.key, other.key);
+    assert_eq!(eu.init, other.init);
+    Ok(())
+}
+
 /// With the cache off the fixture runs the plugin's image as it is and nothing is committed.
 #[tokio::test]
 async fn with_the_cache_off_nothing_is_committed() -> Result<()> {
