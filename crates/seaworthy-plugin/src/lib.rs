@@ -29,6 +29,9 @@
 //! * **Fixtures like any other.** [`PluginFixtureDefinition`] implements
 //!   [`seaworthy::FixtureDefinition`], so plugin fixtures work per test and shared per process
 //!   or per run ([`seaworthy::Shared`]), with `clean()`, connection info and optional isolation.
+//!   [`PluginFixtureDefinition::with_baseline_cache`] keeps the container as its first boot left
+//!   it in an image across runs ([`seaworthy::baseline_cache`]), keyed by the component's hash,
+//!   its WIT version, the configuration and the whole container spec.
 //!
 //! ```no_run
 //! use seaworthy::{Fixture, FixtureDefinition};
