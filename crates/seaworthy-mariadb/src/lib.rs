@@ -78,6 +78,7 @@ mod definition;
 mod error;
 mod fixture;
 mod isolation;
+mod migrations;
 mod sql;
 
 pub use clean::{CleanPath, CleanReport};

@@ -1,7 +1,7 @@
 //! The baseline cache for PostgreSQL: the data directory after the init steps, kept in an image
 //! (see [`seaworthy::baseline_cache`]), and migrations read from a directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use seaworthy::baseline_cache::{BaselineCache, CachedBaseline, InitDigest};
 use seaworthy::kit::migrations::{line_of, read_migrations, Dialect, Migration, Statement};
@@ -141,25 +141,13 @@ impl Postgres {
         self.with_init(name, move |ctx| {
             let dir = dir.clone();
             async move {
-                for migration in migration_files(&dir)? {
+                for migration in read_migrations(&dir)? {
                     run_migration(&ctx.client, &migration).await?;
                 }
                 Ok(())
             }
         })
     }
-}
-
-/// The up-migrations of `dir`, in the order they run.
-fn migration_files(dir: &Path) -> std::result::Result<Vec<Migration>, BoxError> {
-    read_migrations(dir).map_err(|e| {
-        format!(
-            "read the migrations directory {}: {}",
-            dir.display(),
-            seaworthy::kit::error_chain(&e)
-        )
-        .into()
-    })
 }
 
 /// Runs one migration: as one batch (one implicit transaction), or statement by statement when

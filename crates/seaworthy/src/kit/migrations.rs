@@ -251,7 +251,7 @@ pub enum Dialect {
 #[non_exhaustive]
 pub enum MigrationError {
     /// A file or directory could not be read.
-    #[error("read {path}: {source}")]
+    #[error("read the migrations at {path}: {source}")]
     Read {
         /// What could not be read.
         path: PathBuf,

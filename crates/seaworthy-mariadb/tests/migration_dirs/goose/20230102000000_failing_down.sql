@@ -1,0 +1,4 @@
+-- +goose Up
+CALL add_note('second');
+-- +goose Down
+THIS IS NOT SQL;
