@@ -13,6 +13,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -48,6 +49,49 @@ fn baseline(zone: &str) -> BTreeMap<String, String> {
         ("config/mode".to_string(), "baseline".to_string()),
         ("config/zone".to_string(), zone.to_string()),
     ])
+}
+
+/// The library's log lines (`tracing`, info) of this test binary, in order: a global subscriber
+/// (the cache logs from Seaworthy's own runtime threads) writing into a buffer.
+fn log() -> &'static Mutex<Vec<u8>> {
+    static LOG: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        tracing_subscriber::fmt()
+            .with_env_filter("seaworthy=info")
+            .with_ansi(false)
+            .with_writer(move || LogWriter(log))
+            .init();
+        log
+    })
+}
+
+struct LogWriter(&'static Mutex<Vec<u8>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Takes the log lines written since the last call that mention the etcd plugin's baseline.
+fn cache_lines() -> Vec<String> {
+    let text = String::from_utf8(std::mem::take(&mut *log().lock().unwrap())).unwrap();
+    text.lines()
+        .filter(|l| l.contains("plugin etcd") && l.contains("cached baseline"))
+        .map(String::from)
+        .collect()
+}
+
+/// Fails unless exactly one of `lines` contains `what`.
+fn assert_logged(lines: &[String], what: &str) {
+    let found = lines.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(found, 1, "one line with {what:?} in {lines:#?}");
 }
 
 /// A client of the fixture's HTTP/JSON gateway.
@@ -93,6 +137,7 @@ async fn a_second_start_runs_the_cached_first_boot_and_a_new_key_builds_a_new_im
     let ns = CacheNamespace::new("plugin-etcd");
     let dir = common::plugins();
     let cache = || BaselineCache::on().with_namespace(&ns.name);
+    cache_lines();
     let fresh = etcd(&dir, "eu", BaselineCache::off()).start().await?;
     let fresh_term = raft_term(&fresh).await?;
     drop(fresh);
@@ -101,6 +146,9 @@ async fn a_second_start_runs_the_cached_first_boot_and_a_new_key_builds_a_new_im
     let images = ns.images().await?;
     assert_eq!(images.len(), 1, "{images:?}");
     assert_cache_labels(&images[0], "plugin").await?;
+    let lines = cache_lines();
+    assert_logged(&lines, "no cached baseline yet: building one");
+    assert_logged(&lines, "cached baseline built");
     assert_eq!(images[0].identity, "plugin etcd");
     assert_eq!(
         image_of(&first).await?,
@@ -120,6 +168,9 @@ async fn a_second_start_runs_the_cached_first_boot_and_a_new_key_builds_a_new_im
     let warm = started.elapsed();
     assert_eq!(image_of(&second).await?, images[0].id);
     assert_eq!(ns.images().await?.len(), 1, "no new image for the same key");
+    let lines = cache_lines();
+    assert_logged(&lines, "cached baseline used");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
     assert_eq!(
         raft_term(&second).await?,
         first_term,
@@ -132,6 +183,12 @@ async fn a_second_start_runs_the_cached_first_boot_and_a_new_key_builds_a_new_im
     let third = etcd(&dir, "us", cache()).start().await?;
     let images = ns.images().await?;
     assert_eq!(images.len(), 2, "a changed configuration: {images:?}");
+    let lines = cache_lines();
+    assert_logged(
+        &lines,
+        "cached baseline invalidated: the definition changed, the init steps or the files they read changed",
+    );
+    assert_logged(&lines, "cached baseline built");
     assert_eq!(image_of(&third).await?, images[0].id, "the newest image");
     assert_baseline(&third, "us").await?;
     drop(third);
