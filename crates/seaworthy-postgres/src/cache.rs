@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use seaworthy::baseline_cache::{BaselineCache, CachedBaseline, InitDigest};
-use seaworthy::kit::migrations::{line_of, read_migrations, Dialect, Migration, Statement};
+use seaworthy::kit::migrations::{line_of, read_migrations, Dialect, Layout, Migration, Statement};
 
 use seaworthy::ContainerDefinition;
 
@@ -128,8 +128,9 @@ impl Postgres {
     /// name order); see [`seaworthy::kit::migrations`] for every rule. A migration marked to run
     /// outside a transaction (sqlx's `-- no-transaction`, goose's `-- +goose NO TRANSACTION`,
     /// dbmate's `transaction:false`, diesel's `run_in_transaction = false`) runs statement by
-    /// statement, so `CREATE INDEX CONCURRENTLY` works. A migration that fails names its file
-    /// and line in the error.
+    /// statement, so `CREATE INDEX CONCURRENTLY` works; as Flyway does, a Flyway migration with
+    /// a statement that cannot run in a transaction runs so without being marked. A migration
+    /// that fails names its file and line in the error.
     ///
     /// The directory is read when the step runs; the content of every file below it is part of
     /// the [baseline cache](Self::with_baseline_cache)'s key, so a migration edited in place
@@ -157,10 +158,14 @@ async fn run_migration(
     migration: &Migration,
 ) -> std::result::Result<(), BoxError> {
     if migration.transaction {
-        return client
-            .batch_execute(&migration.sql)
-            .await
-            .map_err(|e| migration_failed(migration, None, &e));
+        match client.batch_execute(&migration.sql).await {
+            Ok(()) => return Ok(()),
+            // Flyway runs a migration with a statement that cannot run in a transaction
+            // (`CREATE INDEX CONCURRENTLY`) outside one: the batch was rolled back as a whole,
+            // so it runs again statement by statement.
+            Err(e) if outside_transaction(&e) && is_flyway(migration) => {}
+            Err(e) => return Err(migration_failed(migration, None, &e)),
+        }
     }
     for statement in migration.statements(Dialect::Postgres) {
         client
@@ -173,6 +178,20 @@ async fn run_migration(
 
 /// SQLSTATE of "cannot run inside a transaction block" (`CREATE INDEX CONCURRENTLY`...).
 const ACTIVE_SQL_TRANSACTION: &str = "25001";
+
+/// Whether `error` says a statement cannot run inside a transaction block.
+fn outside_transaction(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .is_some_and(|d| d.code().code() == ACTIVE_SQL_TRANSACTION)
+}
+
+fn is_flyway(migration: &Migration) -> bool {
+    matches!(
+        migration.layout,
+        Layout::Flyway | Layout::FlywayBaseline | Layout::FlywayRepeatable
+    )
+}
 
 /// The error of a failed migration: its file and line (from the server's error position when it
 /// gives one), the server's message, and what to do when the statement cannot run in a
@@ -202,7 +221,7 @@ fn migration_failed(
         None => seaworthy::kit::error_chain(error),
     };
     let mut text = format!("migration {place} failed: {message}");
-    if db.is_some_and(|d| d.code().code() == ACTIVE_SQL_TRANSACTION) {
+    if outside_transaction(error) {
         text.push_str(
             " (the file runs as one transaction: mark it to run outside one, as its tool \
              does: `-- no-transaction` as sqlx's first line, `-- +goose NO TRANSACTION`, \

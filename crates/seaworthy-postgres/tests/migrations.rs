@@ -116,8 +116,8 @@ async fn refinery_versions_run_in_numeric_order() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Flyway: `V1`, `V1.1`, `V2`, then the repeatable `R__` view (which needs `V2`'s column); the
-/// undo `U2` never ran (the column is there).
+/// Flyway: `V1`, `V1.1`, `V2`, `V3`, then the repeatable `R__` view (which needs `V2`'s column);
+/// the undo `U2` never ran (the column is there); `V3`'s concurrent indexes were built.
 #[tokio::test]
 async fn flyway_runs_versioned_then_repeatable_and_never_undo() -> anyhow::Result<()> {
     let pg = PG.get().await?;
@@ -132,6 +132,11 @@ async fn flyway_runs_versioned_then_repeatable_and_never_undo() -> anyhow::Resul
     )
     .await?;
     assert_eq!(columns, ["id,color,plate"]);
+    // V3's `CREATE INDEX CONCURRENTLY` statements ran outside a transaction, as Flyway runs them.
+    assert_eq!(
+        objects(&pg, "flyway_cars_", "i").await?,
+        ["flyway_cars_color", "flyway_cars_pkey", "flyway_cars_plate"]
+    );
     Ok(())
 }
 

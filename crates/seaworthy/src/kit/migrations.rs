@@ -311,7 +311,7 @@ struct Found {
 /// The up-migrations of `dir`, in the order they run (see the [module](self)'s table).
 pub fn read_migrations(dir: &Path) -> Result<Vec<Migration>, MigrationError> {
     let mut found = Vec::new();
-    scan(dir, true, &mut found)?;
+    scan(dir, 0, &mut found)?;
     if found.is_empty() {
         return Err(MigrationError::Empty {
             dir: dir.to_path_buf(),
@@ -344,9 +344,13 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>, MigrationError> {
     Ok(paths)
 }
 
-/// Reads the migrations of `dir`: every kind at the top (`top`), only diesel's directories and
-/// Flyway's files below.
-fn scan(dir: &Path, top: bool, found: &mut Vec<Found>) -> Result<(), MigrationError> {
+/// How deep subdirectories are searched (a symbolic link to a parent would loop).
+const MAX_DEPTH: usize = 16;
+
+/// Reads the migrations of `dir`, `depth` levels below the migrations directory: every kind at
+/// the top, only diesel's directories and Flyway's files below.
+fn scan(dir: &Path, depth: usize, found: &mut Vec<Found>) -> Result<(), MigrationError> {
+    let top = depth == 0;
     for path in entries(dir)? {
         let Some(name) = path
             .file_name()
@@ -363,8 +367,8 @@ fn scan(dir: &Path, top: bool, found: &mut Vec<Found>) -> Result<(), MigrationEr
             let up = path.join("up.sql");
             if up.is_file() {
                 found.push(diesel(&path, &name, &up)?);
-            } else {
-                scan(&path, false, found)?;
+            } else if depth < MAX_DEPTH {
+                scan(&path, depth + 1, found)?;
             }
             continue;
         }
