@@ -27,6 +27,10 @@
 //! an `up.sql`) and for Flyway/refinery files (they search their locations recursively); other
 //! files (`README.md`, `.keep`, `metadata.toml`, a tool's `.go`/`.rs` migrations) are ignored.
 //!
+//! goose's `-- +goose ENVSUB ON` expands environment variables (`${VAR}`, `${VAR:-default}`,
+//! `${VAR?message}`, a set `$VAR`) in the up lines after it, as goose does. Their values are not
+//! part of a baseline cache's key: a cached baseline built with other values is used as is.
+//!
 //! A migration that must run outside a transaction ([`Migration::transaction`] is `false`) says
 //! so as its tool does: sqlx's `-- no-transaction` first line, goose's
 //! `-- +goose NO TRANSACTION`, dbmate's `-- migrate:up transaction:false`, diesel's
@@ -528,11 +532,15 @@ fn flyway(path: &Path, stem: &str) -> Result<Option<Found>, MigrationError> {
 
 /// A section marker of a dbmate or goose file.
 enum Marker {
-    Up { transaction: bool },
+    Up {
+        transaction: bool,
+    },
     Down,
     Begin,
     End,
     NoTransaction,
+    /// goose's `ENVSUB ON` / `ENVSUB OFF`.
+    Envsub(bool),
 }
 
 fn dbmate_marker(line: &str) -> Option<Marker> {
@@ -574,6 +582,8 @@ fn goose_marker(line: &str) -> Option<Marker> {
         ["statementbegin", ..] => Some(Marker::Begin),
         ["statementend", ..] => Some(Marker::End),
         ["no", "transaction", ..] => Some(Marker::NoTransaction),
+        ["envsub", "on", ..] => Some(Marker::Envsub(true)),
+        ["envsub", "off", ..] => Some(Marker::Envsub(false)),
         _ => None,
     }
 }
@@ -600,7 +610,8 @@ fn sectioned(
     } else {
         "goose's `-- +goose Up`"
     };
-    let mut up_lines = Vec::with_capacity(lines.len());
+    let mut up_lines: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(lines.len());
+    let mut envsub = false;
     let mut in_up = false;
     let mut seen_up = false;
     let mut transaction = true;
@@ -629,6 +640,10 @@ fn sectioned(
                 transaction = false;
                 in_up
             }
+            Some(Marker::Envsub(on)) => {
+                envsub = on;
+                in_up
+            }
             Some(Marker::Begin) => {
                 if in_up {
                     open = Some(number + 1);
@@ -649,11 +664,15 @@ fn sectioned(
             }
             None => in_up,
         };
-        if keep {
-            up_lines.push(*line);
+        if keep && envsub && marker(line).is_none() {
+            let line = substitute_env(line)
+                .map_err(|reason| invalid(path, format!("line {number}: {reason}")))?;
+            up_lines.push(line.into());
+        } else if keep {
+            up_lines.push((*line).into());
         } else {
             // Blanked, so that the up part keeps the file's line numbers.
-            up_lines.push(if line.ends_with('\n') { "\n" } else { "" });
+            up_lines.push(if line.ends_with('\n') { "\n" } else { "" }.into());
         }
     }
     if !seen_up {
@@ -675,6 +694,62 @@ fn sectioned(
     found.migration.transaction = transaction;
     found.migration.blocks = blocks;
     Ok(found)
+}
+
+/// goose's `ENVSUB ON` expansion of one line: `${VAR}`, `${VAR:-default}` (unset or empty),
+/// `${VAR-default}` (unset), `${VAR?message}`/`${VAR:?message}` (an error when unset), and
+/// `$VAR` when `VAR` is set (left as is otherwise: PostgreSQL's `$tag$` quotes are not
+/// variables). An unset `${VAR}` is empty.
+fn substitute_env(line: &str) -> Result<String, String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(inner) = after.strip_prefix('{') {
+            let Some(close) = inner.find('}') else {
+                return Err(format!("`${{` without `}}` in goose's ENVSUB: {line:?}"));
+            };
+            let expr = &inner[..close];
+            let name_end = expr.find(|c: char| !is_name(c)).unwrap_or(expr.len());
+            let (name, op) = expr.split_at(name_end);
+            let value = std::env::var(name).ok();
+            let expanded = match op {
+                "" => value.unwrap_or_default(),
+                _ if op.starts_with(":-") => value
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| op[2..].to_string()),
+                _ if op.starts_with('-') => value.unwrap_or_else(|| op[1..].to_string()),
+                _ if op.starts_with(":?") || op.starts_with('?') => match value {
+                    Some(v) => v,
+                    None => {
+                        let message = op.trim_start_matches(':').trim_start_matches('?');
+                        return Err(format!("${name} is not set: {message}"));
+                    }
+                },
+                _ => return Err(format!("goose's ENVSUB cannot expand `${{{expr}}}`")),
+            };
+            out.push_str(&expanded);
+            rest = &inner[close + 1..];
+        } else {
+            let name_end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+            let name = &after[..name_end];
+            let starts_well = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+            match std::env::var(name).ok().filter(|_| starts_well) {
+                Some(value) => {
+                    out.push_str(&value);
+                    rest = &after[name_end..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Orders what was found, and checks it can be ordered.
@@ -1207,6 +1282,37 @@ DROP TABLE t;
         assert_eq!(lines, [3, 5, 9], "{statements:?}");
         assert!(statements[1].sql.starts_with("CREATE TRIGGER"));
         assert!(statements[1].sql.ends_with("END;"));
+    }
+
+    #[test]
+    fn goose_envsub_expands_environment_variables() {
+        // PATH is set in every process that runs tests.
+        let path = std::env::var("PATH").unwrap();
+        let sql = "\
+-- +goose Up
+SELECT '${PATH}';
+-- +goose ENVSUB ON
+SELECT '${PATH}', '$PATH', '${SW_MIGRATIONS_TEST_UNSET:-none}';
+CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1 $body$ LANGUAGE sql;
+-- +goose ENVSUB OFF
+SELECT '${PATH}';
+";
+        let dir = Dir::new(&[("1_regions.sql", sql)]);
+        let migrations = dir.read().unwrap();
+        let lines: Vec<&str> = migrations[0].sql.lines().collect();
+        assert_eq!(lines[1], "SELECT '${PATH}';");
+        assert_eq!(lines[3], format!("SELECT '{path}', '{path}', 'none';"));
+        assert!(lines[4].contains("$body$ SELECT 1 $body$"), "{}", lines[4]);
+        assert_eq!(lines[6], "SELECT '${PATH}';");
+        let dir = Dir::new(&[(
+            "1_regions.sql",
+            "-- +goose Up\n-- +goose ENVSUB ON\nSELECT '${SW_MIGRATIONS_TEST_UNSET?set it}';\n",
+        )]);
+        let error = dir.read().unwrap_err().to_string();
+        assert!(
+            error.contains("line 3") && error.contains("set it"),
+            "{error}"
+        );
     }
 
     #[test]
