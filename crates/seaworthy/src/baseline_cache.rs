@@ -153,6 +153,27 @@ impl BaselineCache {
         &self.inputs
     }
 
+    /// This setting, with the inputs of `earlier` added after its own: what a fixture's
+    /// `with_baseline_cache` sets, so that the inputs its other builders added to the setting it
+    /// replaces (a seed file, a migrations directory) stay in the key.
+    ///
+    /// ```
+    /// use seaworthy::baseline_cache::BaselineCache;
+    /// let earlier = BaselineCache::from_env().with_input("migrations");
+    /// let cache = BaselineCache::on()
+    ///     .with_input("seed.csv")
+    ///     .keeping_inputs_of(&earlier);
+    /// let inputs: Vec<_> = cache.inputs().iter().map(|p| p.to_str().unwrap()).collect();
+    /// assert_eq!(inputs, ["seed.csv", "migrations"]);
+    /// ```
+    pub fn keeping_inputs_of(self, earlier: &BaselineCache) -> Self {
+        earlier
+            .inputs
+            .iter()
+            .cloned()
+            .fold(self, BaselineCache::with_input)
+    }
+
     /// Whether the cache is used for this definition in this run.
     pub fn is_active(&self) -> bool {
         match crate::substitution::env_switch(ENV_CACHE) {
