@@ -10,7 +10,7 @@
 //!
 //! | Layout ([`Layout`]) | Tools | Files | What runs |
 //! |---|---|---|---|
-//! | `Plain` | sqlx (simple), golang-migrate-less numbered files | `20220101000000_init.sql`, `001_users.sql`, `1_init.sql` | the whole file |
+//! | `Plain` | sqlx (simple), numbered files | `20220101000000_init.sql`, `001_users.sql`, `1_init.sql`, `001-init.sql` | the whole file |
 //! | `UpDown` | sqlx (reversible), golang-migrate | `<version>_<name>.up.sql` + `.down.sql` | the `.up.sql` file |
 //! | `Diesel` | diesel | `<version>_<name>/up.sql` + `down.sql` (version `2021-01-01-000000`: dashes ignored) | `up.sql` |
 //! | `Flyway` | Flyway, refinery | `V<version>__<name>.sql` (version `1`, `1.1`, `1_1`), refinery's `U<version>__` | the file; Flyway's undo `U<version>__` (same version as a `V`) never |
@@ -416,12 +416,25 @@ fn read(path: &Path) -> Result<String, MigrationError> {
 }
 
 /// `<digits>_<description>` (or `<digits>`): the version, if the part before the first `_` is a
-/// number, and the description.
+/// number (dashes ignored, as diesel's `2021-01-01-000000`), and the description. Hand-made
+/// names `001-create_users` and `001.create_users` (digits, then `-` or `.` and a non-digit)
+/// are numbered too.
 fn numbered(stem: &str) -> (Option<Version>, String) {
     let (head, rest) = stem.split_once('_').unwrap_or((stem, ""));
-    if !head.is_empty() && head.bytes().all(|b| b.is_ascii_digit()) {
-        if let Some(version) = Version::parse(head) {
+    let digits_and_dashes = head.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    if head.starts_with(|c: char| c.is_ascii_digit()) && digits_and_dashes {
+        if let Some(version) = Version::parse(&head.replace('-', "")) {
             return (Some(version), rest.to_string());
+        }
+    }
+    let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
+    let mut after = stem[digits..].chars();
+    if digits > 0
+        && matches!(after.next(), Some('-' | '.'))
+        && after.next().is_some_and(|c| !c.is_ascii_digit())
+    {
+        if let Some(version) = Version::parse(&stem[..digits]) {
+            return (Some(version), stem[digits + 1..].to_string());
         }
     }
     (None, stem.to_string())
@@ -1119,6 +1132,29 @@ mod tests {
         assert!(migrations[..3].iter().all(|m| m.transaction));
         assert!(!migrations[3].transaction);
         assert!(migrations.iter().all(|m| m.layout == Layout::Plain));
+    }
+
+    #[test]
+    fn hand_made_numbered_names_are_versions() {
+        let dir = Dir::new(&[
+            ("10-indexes.sql", "SELECT 10;"),
+            ("2.seed.sql", "SELECT 2;"),
+            ("001-create_users.sql", "SELECT 1;"),
+            ("2021-01-01-000000_dated.sql", "SELECT 4;"),
+        ]);
+        assert_eq!(
+            dir.order(),
+            [
+                "001-create_users.sql",
+                "2.seed.sql",
+                "10-indexes.sql",
+                "2021-01-01-000000_dated.sql"
+            ]
+        );
+        assert_eq!(dir.read().unwrap()[0].description, "create_users");
+        // `1.2.sql` is neither: no version, and so not orderable among the others.
+        let dir = Dir::new(&[("1_a.sql", "SELECT 1;"), ("1.2.sql", "SELECT 2;")]);
+        assert!(matches!(dir.read(), Err(MigrationError::Unordered { .. })));
     }
 
     #[test]
