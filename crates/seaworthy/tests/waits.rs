@@ -173,6 +173,107 @@ async fn tcp_wait_is_not_fooled_by_the_engine_proxy() {
     assert!(err.contains("TCP port 80 accepting connections"), "{err}");
 }
 
+/// A server on port 80 that listens only after two seconds and then greets every connection with
+/// `hello` (the engine publishes the port, and its proxy accepts there, from the start).
+fn late_greeter() -> ContainerDefinition {
+    script("sleep 2; exec nc -ll -p 80 -e echo hello")
+        .with_port(80)
+        .with_wait(Wait::tcp(80))
+        .with_startup_timeout(Duration::from_secs(30))
+}
+
+/// What the server at `address` sends on a new connection before closing it (nothing when the
+/// engine's port proxy closes it because nothing listens inside).
+async fn greeting(address: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {address}: {e}"));
+    let mut said = Vec::new();
+    // A reset counts as having said nothing.
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut said)).await;
+    String::from_utf8_lossy(&said).into_owned()
+}
+
+/// Starts late greeters in `session`, four at once (on a loaded machine the engine's port
+/// proxy may be slow to close a connection to nothing: more chances to be fooled), and connects
+/// to each the moment its wait holds: each greets.
+async fn late_greeters_greet_once_ready(session: &seaworthy::Session) {
+    let started = Instant::now();
+    let greetings = futures_util::future::join_all((0..4).map(|_| async {
+        let c = late_greeter().start_in(session).await.unwrap();
+        greeting(&c.address(80).unwrap()).await
+    }))
+    .await;
+    for said in greetings {
+        assert_eq!(said, "hello\n", "the wait held before the server listened");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_tcp_wait_holds_only_once_the_server_listens() {
+    late_greeters_greet_once_ready(&seaworthy::Session::global().await.unwrap()).await;
+}
+
+/// The shared engine reached over SSH (`bash .ci/engines start` sets it up, as for the engines
+/// tests): not an engine of this process's own socket, so the TCP wait probes the published port,
+/// through the engine's port proxy.
+async fn ssh_session() -> seaworthy::Session {
+    let host =
+        std::env::var("SEAWORTHY_TEST_SSH_HOST").unwrap_or_else(|_| "ssh://root@127.0.0.2".into());
+    let key = std::path::PathBuf::from(
+        std::env::var("SEAWORTHY_TEST_SSH_KEY")
+            .unwrap_or_else(|_| "/var/lib/seaworthy-ci/ssh/id_ed25519".into()),
+    );
+    if !key.is_file() {
+        seaworthy_testkit::endpoint_missing(
+            &format!("the SSH endpoint {host}"),
+            format!("no key at {}", key.display()),
+        );
+    }
+    let engine = seaworthy::runtime::run(async move {
+        seaworthy::Engine::connect_with_ssh_key(&host, &key).await
+    })
+    .await
+    .unwrap();
+    seaworthy::Session::with_engine(engine)
+}
+
+#[tokio::test]
+async fn a_tcp_wait_through_the_port_proxy_holds_only_once_the_server_listens() {
+    let session = ssh_session().await;
+    // A server that speaks first, one that waits for the client (HTTP), and nothing listening.
+    let silent = async {
+        let c = script("sleep 2; mkdir /www; echo ok > /www/health; exec httpd -f -p 80 -h /www")
+            .with_port(80)
+            .with_wait(Wait::tcp(80))
+            .start_in(&session)
+            .await
+            .unwrap();
+        let url = format!("http://{}/health", c.address(80).unwrap());
+        let status = c.http(80).unwrap().get("/health").send().await;
+        status
+            .map(|r| r.status())
+            .map_err(|e| format!("GET {url}: {e}"))
+    };
+    let nothing = async {
+        sleeper()
+            .with_port(80)
+            .with_wait(Wait::all([Wait::log("ready"), Wait::tcp(80)]))
+            .with_startup_timeout(Duration::from_secs(3))
+            .start_in(&session)
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+    let ((), status, err) = tokio::join!(late_greeters_greet_once_ready(&session), silent, nothing);
+    assert_eq!(status.unwrap(), 200);
+    assert!(err.contains("TCP port 80 accepting connections"), "{err}");
+    let errors = session.teardown().await;
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 #[tokio::test]
 async fn http_wait_on_an_unpublished_port_is_refused_clearly() {
     let err = sleeper()

@@ -1,21 +1,55 @@
-//! A TCP connection to a published port that the server inside accepts (the engine's userland
-//! proxy, which accepts on the host even when nothing listens inside, told apart), probed every
-//! 50 ms.
+//! A TCP port that the server in the container accepts connections on, probed every 50 ms.
+//!
+//! Where this process reaches the container's own address (a rootful engine on this machine, the
+//! container's network bridged here), the probe connects to `container-address:port`: refused
+//! means nothing listens yet, accepted means the server does. No port proxy stands in between.
+//!
+//! Elsewhere (a remote or rootless engine, a network this machine does not route to, found by
+//! trying: a direct connection that gets no answer or "unreachable" gives up on the direct way for
+//! the rest of the wait), the probe connects to the published port, where the engine's userland
+//! proxy may accept even when nothing listens inside, then close once it finds nothing behind it.
+//! There data means accepted and a close means "not yet"; silence is ambiguous (a silent server,
+//! or a proxy slow to close on a loaded machine), so it counts only when it holds on two
+//! connections, the first silent for twice the silence window and the second for the window,
+//! on a container still running; the window (at least 50 ms) grows to four times the slowest close
+//! seen from the proxy, up to 1 s.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 use super::custom::target;
 use super::{Checking, Condition, Impossible, Wait, PROBE_INTERVAL};
 use crate::container::{inspect_here, Inner};
+
+/// How long a connection to the container's own address may take before that address counts as
+/// unreachable from here (on a bridge of this machine the answer takes microseconds).
+const DIRECT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The shortest silence that counts, on each of the two connections to the published port.
+const MIN_SILENCE: Duration = Duration::from_millis(50);
+/// The longest silence asked for, however slow the proxy was seen to close.
+const MAX_SILENCE: Duration = Duration::from_secs(1);
+/// How many times the slowest close seen from the proxy the silence must last.
+const SILENCE_PER_CLOSE: u32 = 4;
 
 struct Tcp {
     port: u16,
 }
 
 impl Wait {
-    /// A TCP connection to `port` accepted by the server in the container.
+    /// A TCP connection to `port` (which must be published) accepted by the server in the
+    /// container.
+    ///
+    /// On an engine of this machine whose container addresses this process reaches (a rootful
+    /// Docker or Podman on a local socket), the server's own accept is probed at the container's
+    /// address. Elsewhere the published port is probed, telling the engine's port proxy (which
+    /// accepts even when nothing listens inside) from the server: data or a connection that stays
+    /// open, twice in a row, on a running container (about 100 ms more for a server that does
+    /// not speak first).
     pub fn tcp(port: u16) -> Wait {
         Wait::on(Tcp { port })
     }
@@ -43,29 +77,237 @@ async fn check_tcp(inner: &Inner, port: u16) -> Result<(), Impossible> {
             "because port {port} is not published (add with_port({port}))"
         )));
     };
-    let address = crate::engine::host_with_port(inner.session.engine().host(), host_port);
+    let mut direct = direct_address(inner, port).await?;
+    let mut proxy = ProxyProbe {
+        address: crate::engine::host_with_port(inner.session.engine().host(), host_port),
+        silence: MIN_SILENCE,
+    };
     loop {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await {
-            // The engine's userland proxy accepts on the host even when nothing listens inside, then
-            // closes at once: an immediate EOF means "not yet". Silence or data means accepted.
-            use tokio::io::AsyncReadExt;
-            let mut byte = [0u8; 1];
-            match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await {
-                Ok(Ok(1..)) => return Ok(()),
-                // The proxy is silent too while it tries to reach a container that just went
-                // away: silence counts only from a running container.
-                Err(_) => {
-                    let info = inspect_here(inner)
-                        .await
-                        .map_err(|e| Impossible(format!("because {e}")))?;
-                    if info.state.and_then(|s| s.running) == Some(true) {
-                        return Ok(());
-                    }
-                    return Err(Impossible("because the container is not running".into()));
+        match direct {
+            Some(address) => match connect_direct(address).await {
+                Direct::Listening => return Ok(()),
+                Direct::Refused => {}
+                Direct::Unreachable(why) => {
+                    tracing::debug!(
+                        container = %inner.name,
+                        %address,
+                        why,
+                        "the container's address is not reachable from here: probing the \
+                         published port"
+                    );
+                    direct = None;
+                    continue;
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => {}
-            }
+            },
+            None => match proxy.probe().await {
+                Heard::Data => return Ok(()),
+                Heard::Silence => return running(inner).await,
+                Heard::Closed(_) => {}
+            },
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// `Ok` when the container is running: the proxy is silent too while it tries to reach a
+/// container that just went away, so silence counts only from a running container.
+async fn running(inner: &Inner) -> Result<(), Impossible> {
+    let info = inspect_here(inner)
+        .await
+        .map_err(|e| Impossible(format!("because {e}")))?;
+    if info.state.and_then(|s| s.running) == Some(true) {
+        Ok(())
+    } else {
+        Err(Impossible("because the container is not running".into()))
+    }
+}
+
+/// The container's own address with `port`, when this process should reach it: the engine is on
+/// this machine (see [`engine_here`]) and one of the container's networks has its gateway here.
+async fn direct_address(inner: &Inner, port: u16) -> Result<Option<SocketAddr>, Impossible> {
+    if !engine_here(inner.session.engine().endpoint()) {
+        return Ok(None);
+    }
+    let info = inspect_here(inner)
+        .await
+        .map_err(|e| Impossible(format!("because {e}")))?;
+    let networks = info
+        .network_settings
+        .and_then(|s| s.networks)
+        .unwrap_or_default();
+    Ok(networks
+        .values()
+        .find_map(|n| {
+            bridged_here(n.ip_address.as_deref(), n.gateway.as_deref()).or_else(|| {
+                bridged_here(n.global_ipv6_address.as_deref(), n.ipv6_gateway.as_deref())
+            })
+        })
+        .map(|ip| SocketAddr::new(ip, port)))
+}
+
+/// Whether the engine at `endpoint` runs on this machine with its networks in the host's network
+/// namespace: a Unix socket owned by root (a rootless Docker's or Podman's socket, Docker
+/// Desktop's and the other VMs' sockets belong to the user, and their container networks are not
+/// the host's), or a TCP endpoint on a loopback address.
+fn engine_here(endpoint: &str) -> bool {
+    if let Some(path) = endpoint.strip_prefix("unix://") {
+        use std::os::unix::fs::MetadataExt;
+        return std::fs::metadata(path).is_ok_and(|m| m.uid() == 0);
+    }
+    ["tcp://", "http://", "https://"]
+        .iter()
+        .find_map(|scheme| endpoint.strip_prefix(scheme))
+        .is_some_and(|rest| loopback_authority(rest.split('/').next().unwrap_or(rest)))
+}
+
+/// Whether the host of `authority` (`host[:port]`, `[v6][:port]`) is a loopback address.
+fn loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// `ip` when the network with gateway `gateway` is bridged here: its gateway is one of this
+/// network namespace's own addresses (binding to it succeeds only then).
+fn bridged_here(ip: Option<&str>, gateway: Option<&str>) -> Option<IpAddr> {
+    let ip = ip?.parse::<IpAddr>().ok()?;
+    let gateway = gateway?.parse::<IpAddr>().ok()?;
+    std::net::UdpSocket::bind(SocketAddr::new(gateway, 0)).ok()?;
+    Some(ip)
+}
+
+/// What a connection to the container's own address found.
+enum Direct {
+    /// The server accepted.
+    Listening,
+    /// Refused: nothing listens there yet.
+    Refused,
+    /// No answer, or "unreachable": this process does not reach the container's address.
+    Unreachable(String),
+}
+
+async fn connect_direct(address: SocketAddr) -> Direct {
+    match tokio::time::timeout(DIRECT_CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+        Ok(Ok(_)) => Direct::Listening,
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Direct::Refused
+        }
+        Ok(Err(e)) => Direct::Unreachable(e.to_string()),
+        Err(_) => Direct::Unreachable(format!("no answer within {DIRECT_CONNECT_TIMEOUT:?}")),
+    }
+}
+
+/// Probes of a published port, through the engine's userland proxy when it has one.
+struct ProxyProbe {
+    /// `host:port` of the published port.
+    address: String,
+    /// How long a connection must stay silent to count: [`MIN_SILENCE`], grown with the closes
+    /// seen.
+    silence: Duration,
+}
+
+/// What a probe of the published port heard.
+#[derive(Debug, PartialEq)]
+enum Heard {
+    /// Data: a server answers.
+    Data,
+    /// The connection was refused, or closed (after this long): nothing listens yet.
+    Closed(Option<Duration>),
+    /// Silence on two connections: a server that does not speak first, on a running container.
+    Silence,
+}
+
+impl ProxyProbe {
+    /// Connects to the published port and listens for the silence window; when silent, connects
+    /// a second time and listens to both for another window.
+    async fn probe(&mut self) -> Heard {
+        let Ok(mut first) = TcpStream::connect(&self.address).await else {
+            return Heard::Closed(None);
+        };
+        let first_opened = Instant::now();
+        let heard = listen(&mut first, first_opened, first_opened + self.silence).await;
+        if heard != Heard::Silence {
+            return self.learn(heard);
+        }
+        let Ok(mut second) = TcpStream::connect(&self.address).await else {
+            return Heard::Closed(None);
+        };
+        let second_opened = Instant::now();
+        let until = second_opened + self.silence;
+        let (a, b) = tokio::join!(
+            listen(&mut first, first_opened, until),
+            listen(&mut second, second_opened, until)
+        );
+        match (a, b) {
+            (Heard::Data, _) | (_, Heard::Data) => Heard::Data,
+            (Heard::Closed(x), Heard::Closed(y)) => self.learn(Heard::Closed(x.max(y))),
+            (closed @ Heard::Closed(_), _) | (_, closed @ Heard::Closed(_)) => self.learn(closed),
+            (Heard::Silence, Heard::Silence) => Heard::Silence,
+        }
+    }
+
+    /// Grows the silence window to [`SILENCE_PER_CLOSE`] times a close this slow.
+    fn learn(&mut self, heard: Heard) -> Heard {
+        if let Heard::Closed(Some(after)) = heard {
+            self.silence = self
+                .silence
+                .max(after.saturating_mul(SILENCE_PER_CLOSE))
+                .min(MAX_SILENCE);
+        }
+        heard
+    }
+}
+
+/// Reads one byte from `stream` (opened at `opened`) until `until`.
+async fn listen(stream: &mut TcpStream, opened: Instant, until: Instant) -> Heard {
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout_at(until.into(), stream.read(&mut byte)).await {
+        Ok(Ok(1..)) => Heard::Data,
+        Ok(Ok(0)) | Ok(Err(_)) => Heard::Closed(Some(opened.elapsed())),
+        Err(_) => Heard::Silence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_here_are_local_sockets_of_root_and_loopback_endpoints() {
+        assert!(engine_here("tcp://127.0.0.1:2376"));
+        assert!(engine_here("https://localhost:2376"));
+        assert!(engine_here("http://[::1]:2375"));
+        assert!(!engine_here("tcp://build-7:2376"));
+        assert!(!engine_here("tcp://10.0.0.5:2376"));
+        assert!(!engine_here("ssh://root@127.0.0.1"));
+        assert!(!engine_here("unix:///nonexistent/docker.sock"));
+        // A socket owned by this test's user: root's only when the test runs as root.
+        let dir = std::env::temp_dir().join(format!("sw-tcp-wait-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("engine.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let roots = std::fs::metadata(&socket).unwrap().uid() == 0;
+        assert_eq!(engine_here(&format!("unix://{}", socket.display())), roots);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_network_is_bridged_here_when_its_gateway_is_a_local_address() {
+        assert_eq!(
+            bridged_here(Some("127.0.0.5"), Some("127.0.0.1")),
+            Some("127.0.0.5".parse().unwrap())
+        );
+        // TEST-NET-3: never an address of this machine.
+        assert_eq!(bridged_here(Some("203.0.113.7"), Some("203.0.113.1")), None);
+        assert_eq!(bridged_here(Some(""), Some("127.0.0.1")), None);
+        assert_eq!(bridged_here(Some("127.0.0.5"), None), None);
     }
 }
