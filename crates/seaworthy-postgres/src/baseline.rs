@@ -101,6 +101,11 @@ pub(crate) struct Meta {
     /// record of an older version (compiled then, and stored).
     #[serde(default)]
     pub(crate) clean_sql: Option<String>,
+    /// The statements that put the rows of each seeded table back, in the order of the clean
+    /// function's numbers (see [`clean_function`]; empty in a record whose clean function
+    /// restores the rows itself).
+    #[serde(default)]
+    pub(crate) restores: Vec<String>,
 }
 
 /// A SQL string literal (standard_conforming_strings is on, the default since PostgreSQL 9.1).
@@ -145,20 +150,38 @@ pub(crate) async fn ensure(
     let port = container.host_port(PORT)?;
     let host = host.as_str();
     let mut built = false;
-    let mut stored = false;
+    // A record kept (from the container, or its host copy) holds a clean function checked when
+    // it was compiled; one compiled now is checked when it is created.
+    let mut stored = true;
     let (built_flag, stored_flag) = (&mut built, &mut stored);
+    // Building the baseline closes the sessions of the fixture's database, `client`'s too: the
+    // stamp taken after it is read on a connection of its own.
+    let stamp = || async move {
+        match template_stamp(client, names, fixture).await {
+            Err(_) => {
+                let config = connect::config(host, port, &def.user, &def.password, "postgres");
+                let maint = connect::connect(&config)
+                    .await
+                    .map_err(|e| Error::query(fixture, "connect to database postgres", e))?;
+                template_stamp(&maint, names, fixture).await
+            }
+            stamped => stamped,
+        }
+    };
     let mut meta: Meta = baseline_file(names)
-        .load_or_revise::<Meta, Error, _, _>(container, |record| async move {
+        .load_or_revise_stamped::<Meta, Error, _, _, _, _>(container, stamp, |record| async move {
             let template = template_allows_connections(client, names, fixture).await?;
             match (record, template) {
-                (Some(meta), Some(false)) if meta.clean_sql.is_some() => {
-                    *stored_flag = true;
-                    Ok(Revision::Kept(meta))
-                }
+                (Some(meta), Some(false)) if meta.clean_sql.is_some() => Ok(Revision::Kept(meta)),
                 (Some(mut meta), Some(_)) => {
+                    *stored_flag = false;
                     tracing::info!(template = %names.template, "the baseline template is open to connections (changed by hand?): compiling the clean from it again");
-                    let sql = compile_clean(&meta, def, names, fixture, host, port).await?;
+                    // The fixture's database may hold rows written before now that the
+                    // template does not have: no transaction id tells them apart.
+                    let (sql, restores) =
+                        compile_clean(&meta, def, names, fixture, host, port, false).await?;
                     meta.clean_sql = Some(sql);
+                    meta.restores = restores;
                     seal_template(client, names, fixture).await?;
                     Ok(Revision::Store(meta))
                 }
@@ -169,6 +192,7 @@ pub(crate) async fn ensure(
                         tracing::info!(template = %names.template, "the template a stored baseline describes is gone; recording it again");
                     }
                     *built_flag = true;
+                    *stored_flag = false;
                     let maint_config =
                         connect::config(host, port, &def.user, &def.password, "postgres");
                     let maint = connect::connect(&maint_config)
@@ -179,8 +203,11 @@ pub(crate) async fn ensure(
                     drop_template(&maint, names, fixture).await?;
                     let started = Instant::now();
                     let mut meta = build(&maint, def, names, fixture, host, port).await?;
-                    let sql = compile_clean(&meta, def, names, fixture, host, port).await?;
+                    // The fixture's database was cloned from the template just now.
+                    let (sql, restores) =
+                        compile_clean(&meta, def, names, fixture, host, port, true).await?;
                     meta.clean_sql = Some(sql);
+                    meta.restores = restores;
                     seal_template(&maint, names, fixture).await?;
                     tracing::debug!(fixture, elapsed = ?started.elapsed(), "baseline recorded");
                     Ok(Revision::Store(meta))
@@ -200,17 +227,19 @@ pub(crate) async fn ensure(
     })
 }
 
-/// Whether the template database allows connections; `None` when there is none.
-async fn template_allows_connections(
+/// The first column of what `sql` (a query of `pg_database` whose `$1` is the template's name)
+/// returns; `None` when it returns no row.
+async fn template_query<T>(
     client: &Client,
     names: &Names,
     fixture: &str,
-) -> Result<Option<bool>> {
+    sql: &str,
+) -> Result<Option<T>>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
     let found = client
-        .query_opt(
-            "SELECT datallowconn FROM pg_database WHERE datname = $1",
-            &[&names.template],
-        )
+        .query_opt(sql, &[&names.template])
         .await
         .map_err(|e| {
             Error::query(
@@ -222,6 +251,27 @@ async fn template_allows_connections(
     Ok(found.map(|row| row.get(0)))
 }
 
+/// Whether the template database allows connections; `None` when there is none.
+async fn template_allows_connections(
+    client: &Client,
+    names: &Names,
+    fixture: &str,
+) -> Result<Option<bool>> {
+    let sql = "SELECT datallowconn FROM pg_database WHERE datname = $1";
+    template_query(client, names, fixture, sql).await
+}
+
+/// What identifies the baseline a record describes, for its host copy (see
+/// [`Baseline::load_or_revise_stamped`]): the server's start time, and the template database's
+/// id and row version (a rebuilt template is another database; closing it again after it was
+/// opened, as every store of a record does, writes a new row version). `None` when there is no
+/// template or it is open to connections: no copy is trusted then.
+async fn template_stamp(client: &Client, names: &Names, fixture: &str) -> Result<Option<String>> {
+    let sql = "SELECT oid::text || '/' || xmin::text || '/' || pg_postmaster_start_time()::text \
+               FROM pg_database WHERE datname = $1 AND NOT datallowconn";
+    template_query(client, names, fixture, sql).await
+}
+
 /// Whether the template database exists.
 async fn template_exists(client: &Client, names: &Names, fixture: &str) -> Result<bool> {
     Ok(template_allows_connections(client, names, fixture)
@@ -229,7 +279,11 @@ async fn template_exists(client: &Client, names: &Names, fixture: &str) -> Resul
         .is_some())
 }
 
-/// Reads the template's rows and sequence positions and compiles the clean function.
+/// Reads the template's rows and sequence positions and compiles the clean function and the
+/// restores of the seeded tables. `cloned`: the fixture's database holds the template's rows
+/// and nothing else (cloned from it, no test has run), so a transaction id taken now tells
+/// the baseline's rows from every later one (see [`clean_function`]).
+#[allow(clippy::too_many_arguments)]
 async fn compile_clean(
     meta: &Meta,
     def: &Postgres,
@@ -237,7 +291,8 @@ async fn compile_clean(
     fixture: &str,
     host: &str,
     port: u16,
-) -> Result<String> {
+    cloned: bool,
+) -> Result<(String, Vec<String>)> {
     let config = connect::config(host, port, &def.user, &def.password, &names.template);
     let template = connect::connect(&config).await.map_err(|e| {
         Error::query(
@@ -246,7 +301,7 @@ async fn compile_clean(
             e,
         )
     })?;
-    let (tables, sequences) = read_data(&template).await.map_err(|e| {
+    let (tables, sequences, horizon) = read_data(&template).await.map_err(|e| {
         Error::query(
             fixture,
             format!("read the baseline from {}", names.template),
@@ -260,7 +315,11 @@ async fn compile_clean(
         sequences = sequences.len(),
         "clean function compiled from the template"
     );
-    Ok(clean_function(meta, names, &tables, &sequences))
+    let horizon = if cloned { horizon.as_str() } else { "" };
+    Ok((
+        clean_function(meta, names, &tables, &sequences, horizon),
+        restores(&tables),
+    ))
 }
 
 /// Closes the template to connections: nothing changes it behind the record's back without
@@ -382,6 +441,7 @@ async fn build(
             server_version: version.parse().unwrap_or(0),
             databases,
             clean_sql: None,
+            restores: Vec::new(),
         })
     }
     .await
@@ -501,6 +561,8 @@ pub(crate) struct BaselineTable {
     pub(crate) referenced: bool,
     /// Digest of its rows (`None` when the baseline has none) and the rows as an array literal.
     pub(crate) rows: Option<(String, String)>,
+    /// How many rows it has.
+    pub(crate) count: i64,
 }
 
 /// A sequence of the baseline and its position.
@@ -529,10 +591,14 @@ SELECT format('%I.%I', n.nspname, c.relname)
    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
  ORDER BY 1";
 
-/// Reads the baseline's tables, rows and sequence positions from the template.
-pub(crate) async fn read_data(
-    template: &Client,
-) -> Result<(Vec<BaselineTable>, Vec<BaselineSequence>), tokio_postgres::Error> {
+/// What [`read_data`] reads: the tables, the sequences, and the transaction id after which
+/// every row a test writes is numbered.
+pub(crate) type BaselineData = (Vec<BaselineTable>, Vec<BaselineSequence>, String);
+
+/// Reads the baseline's tables, rows and sequence positions from the template, and a
+/// transaction id newer than every row of the baseline (each row a test inserts or updates
+/// later, in the fixture's database or one re-created from the template, has a newer one).
+pub(crate) async fn read_data(template: &Client) -> Result<BaselineData, tokio_postgres::Error> {
     let mut tables = Vec::new();
     for row in template.query(TABLES, &[]).await? {
         tables.push(BaselineTable {
@@ -540,12 +606,13 @@ pub(crate) async fn read_data(
             columns: row.get(1),
             referenced: row.get(2),
             rows: None,
+            count: 0,
         });
     }
     // Pipelined on the one connection: about one round trip of waiting for all the tables.
     let contents = futures_util::future::join_all(tables.iter().map(|t| {
         let sql = format!(
-            "SELECT md5(string_agg(x::text, E'\\n' ORDER BY x::text)), quote_literal(array_agg(x)::text) FROM ONLY {} x",
+            "SELECT md5(string_agg(x::text, E'\\n' ORDER BY x::text)), quote_literal(array_agg(x)::text), count(*) FROM ONLY {} x",
             t.qualified
         );
         async move { template.query_one(&sql, &[]).await }
@@ -556,6 +623,7 @@ pub(crate) async fn read_data(
         let digest: Option<String> = row.get(0);
         let rows: Option<String> = row.get(1);
         table.rows = digest.zip(rows);
+        table.count = row.get(2);
     }
     let names: Vec<String> = template
         .query(SEQUENCES, &[])
@@ -577,7 +645,9 @@ pub(crate) async fn read_data(
             is_called: row.get(1),
         });
     }
-    Ok((tables, sequences))
+    // 32 bits, as the `xmin` of a row (the epoch is not part of it).
+    let horizon = single_text(template, "SELECT (txid_current() % 4294967296)::text").await?;
+    Ok((tables, sequences, horizon))
 }
 
 /// The PL/pgSQL function one `clean()` calls, as a `CREATE FUNCTION pg_temp.seaworthy_clean()`
@@ -590,10 +660,19 @@ pub(crate) async fn read_data(
 ///    having changed nothing (the caller then removes new objects, or re-creates the database);
 /// 3. with triggers and foreign-key checks off (`session_replication_role = replica`): empties
 ///    every table that is empty in the baseline (DELETE, or TRUNCATE when it grew large and
-///    nothing references it), and restores the rows of every seeded table whose digest differs;
+///    nothing references it); finds the seeded tables whose rows differ from the baseline's;
 ///    moves every sequence whose position differs back with `setval`;
 /// 4. returns `global` when roles, settings or the set of databases differ from the baseline,
-///    else `ok`.
+///    else `ok`; either followed by the numbers of the seeded tables to restore (in the order of
+///    [`restores`], whose statements the caller then runs).
+///
+/// A seeded table's rows are the baseline's when it has as many and none was written after
+/// `horizon` (a transaction id newer than every row of the baseline: a row inserted or updated
+/// later has a newer `xmin`; one deleted lowers the count unless another is inserted, which is
+/// newer). That costs one pass over the rows; only when it fails are the rows' digest compared
+/// (a sort of every row), and the table restored when it differs. The rows themselves are not
+/// in the function (a seed of 10,000 rows makes a statement of most of a megabyte, sent and
+/// parsed at every connection): the caller restores the tables the function names.
 ///
 /// The function lives in the session's temporary schema: it disappears with the connection and
 /// is invisible to other sessions; its plans are cached for the session's later calls.
@@ -602,7 +681,10 @@ pub(crate) fn clean_function(
     names: &Names,
     tables: &[BaselineTable],
     sequences: &[BaselineSequence],
+    horizon: &str,
 ) -> String {
+    // Not a transaction id: no pass over the rows, the digest is compared.
+    let horizon = horizon.trim().parse::<u32>().ok();
     let mut body = String::new();
     let _ = writeln!(body, "PERFORM set_config('lock_timeout', '30s', true);");
     // Close the other sessions. Wait (polling every millisecond: pg_terminate_backend's own
@@ -629,6 +711,7 @@ pub(crate) fn clean_function(
         body,
         "PERFORM set_config('session_replication_role', 'replica', true);"
     );
+    let mut seeded = 0;
     for t in tables {
         let q = &t.qualified;
         match &t.rows {
@@ -642,21 +725,24 @@ pub(crate) fn clean_function(
                     literal(q)
                 );
             }
-            Some((digest, rows)) => {
-                let _ = writeln!(
-                    body,
-                    "IF (SELECT md5(string_agg(x::text, E'\\n' ORDER BY x::text)) FROM ONLY {q} x) IS DISTINCT FROM {} THEN",
+            Some((digest, _)) => {
+                let differs = format!(
+                    "IF (SELECT md5(string_agg(x::text, E'\\n' ORDER BY x::text)) FROM ONLY {q} x) IS DISTINCT FROM {} THEN seaworthy_restored := seaworthy_restored || ' {seeded}'; END IF;",
                     literal(digest)
                 );
-                let _ = writeln!(body, "  DELETE FROM ONLY {q};");
-                if !t.columns.is_empty() {
-                    let c = &t.columns;
-                    let _ = writeln!(
-                        body,
-                        "  INSERT INTO {q} ({c}) OVERRIDING SYSTEM VALUE SELECT {c} FROM unnest({rows}::{q}[]);"
-                    );
+                match horizon {
+                    Some(horizon) => {
+                        let _ = writeln!(
+                            body,
+                            "IF NOT (SELECT count(*) = {} AND NOT coalesce(bool_or(age(x.xmin) < age('{horizon}'::xid)), false) FROM ONLY {q} x) THEN\n  {differs}\nEND IF;",
+                            t.count
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(body, "{differs}");
+                    }
                 }
-                let _ = writeln!(body, "END IF;");
+                seeded += 1;
             }
         }
     }
@@ -676,14 +762,50 @@ pub(crate) fn clean_function(
     );
     let _ = writeln!(
         body,
-        "IF ({}) IS DISTINCT FROM {} THEN RETURN 'global'; END IF;",
+        "IF ({}) IS DISTINCT FROM {} THEN RETURN 'global' || seaworthy_restored; END IF;",
         names.global_digest_sql().trim(),
         literal(&meta.global_digest)
     );
-    let _ = writeln!(body, "RETURN 'ok';");
+    let _ = writeln!(body, "RETURN 'ok' || seaworthy_restored;");
     format!(
-        "CREATE OR REPLACE FUNCTION pg_temp.seaworthy_clean() RETURNS text LANGUAGE plpgsql AS $seaworthy$\nBEGIN\n{body}END\n$seaworthy$"
+        "CREATE OR REPLACE FUNCTION pg_temp.seaworthy_clean() RETURNS text LANGUAGE plpgsql AS $seaworthy$\nDECLARE seaworthy_restored text := '';\nBEGIN\n{body}END\n$seaworthy$"
     )
+}
+
+/// The statements that put the rows of each seeded table back (emptied, then filled with the
+/// baseline's rows), in the order of the numbers [`clean_function`] returns. Each runs with
+/// triggers and foreign-key checks off, in the transaction [`restore_sql`] makes.
+pub(crate) fn restores(tables: &[BaselineTable]) -> Vec<String> {
+    tables
+        .iter()
+        .filter_map(|t| {
+            let (_, rows) = t.rows.as_ref()?;
+            let q = &t.qualified;
+            let mut sql = format!("DELETE FROM ONLY {q};");
+            if !t.columns.is_empty() {
+                let c = &t.columns;
+                let _ = write!(
+                    sql,
+                    " INSERT INTO {q} ({c}) OVERRIDING SYSTEM VALUE SELECT {c} FROM unnest({rows}::{q}[]);"
+                );
+            }
+            Some(sql)
+        })
+        .collect()
+}
+
+/// One transaction that runs `statements` (some of [`restores`]) with triggers and foreign-key
+/// checks off.
+pub(crate) fn restore_sql<'a>(statements: impl IntoIterator<Item = &'a str>) -> String {
+    let mut sql = String::from(
+        "BEGIN; SET LOCAL lock_timeout = '30s'; SET LOCAL session_replication_role = replica;\n",
+    );
+    for statement in statements {
+        sql.push_str(statement);
+        sql.push('\n');
+    }
+    sql.push_str("COMMIT;");
+    sql
 }
 
 #[cfg(test)]
@@ -717,6 +839,7 @@ mod tests {
             server_version: 150000,
             databases: vec!["postgres".into()],
             clean_sql: None,
+            restores: Vec::new(),
         };
         let tables = vec![
             BaselineTable {
@@ -724,18 +847,21 @@ mod tests {
                 columns: "id".into(),
                 referenced: false,
                 rows: None,
+                count: 0,
             },
             BaselineTable {
                 qualified: "public.b".into(),
                 columns: "id".into(),
                 referenced: true,
                 rows: None,
+                count: 0,
             },
             BaselineTable {
                 qualified: "public.c".into(),
                 columns: "id, name".into(),
                 referenced: false,
                 rows: Some(("h".into(), "'{\"(1,x)\"}'".into())),
+                count: 1,
             },
         ];
         let sequences = vec![BaselineSequence {
@@ -743,11 +869,22 @@ mod tests {
             last_value: 1,
             is_called: false,
         }];
-        let f = clean_function(&meta, &Names::new("app"), &tables, &sequences);
+        let f = clean_function(&meta, &Names::new("app"), &tables, &sequences, "1234");
         assert!(f.contains("TRUNCATE ONLY public.a"));
         assert!(f.contains("DELETE FROM ONLY public.b;"));
         assert!(!f.contains("TRUNCATE ONLY public.b"));
-        assert!(f.contains("INSERT INTO public.c (id, name) OVERRIDING SYSTEM VALUE SELECT id, name FROM unnest('{\"(1,x)\"}'::public.c[]);"));
+        // The seeded table: its rows are checked (count and transaction ids first), and
+        // restored by the caller, with the rows kept out of the function.
+        assert!(f.contains("count(*) = 1 AND NOT coalesce(bool_or(age(x.xmin) < age('1234'::xid)), false) FROM ONLY public.c x"));
+        assert!(f.contains("seaworthy_restored || ' 0'"));
+        assert!(!f.contains("(1,x)"));
+        assert_eq!(
+            restores(&tables),
+            ["DELETE FROM ONLY public.c; INSERT INTO public.c (id, name) OVERRIDING SYSTEM VALUE SELECT id, name FROM unnest('{\"(1,x)\"}'::public.c[]);"]
+        );
+        // Without a transaction id, the digest alone.
+        let f = clean_function(&meta, &Names::new("app"), &tables, &sequences, "");
+        assert!(!f.contains("xmin") && f.contains("seaworthy_restored || ' 0'"));
         assert!(f.contains("PERFORM setval('public.a_id_seq', 1, false)"));
         assert!(f.contains("RETURN 'schema'") && f.contains("RETURN 'global'"));
     }

@@ -94,18 +94,22 @@ impl PostgresFixture {
         })
     }
 
-    /// Calls the clean function; a connection closed behind the fixture's back is re-opened once.
+    /// Calls the clean function, then restores the seeded tables it names; a connection closed
+    /// behind the fixture's back is re-opened once.
     async fn run_clean_function(&self) -> Result<Outcome> {
         let inner = &self.inner;
         for attempt in 0..2 {
             let client = inner.work.get(inner).await?;
             match baseline::single_text(&client, "SELECT pg_temp.seaworthy_clean()").await {
                 Ok(text) => {
-                    return Ok(match text.as_str() {
-                        "ok" => Outcome::Ok,
-                        "schema" => Outcome::Schema,
+                    let mut words = text.split_whitespace();
+                    let outcome = match words.next() {
+                        Some("ok") => Outcome::Ok,
+                        Some("schema") => Outcome::Schema,
                         _ => Outcome::Global,
-                    })
+                    };
+                    self.restore_tables(&client, words).await?;
+                    return Ok(outcome);
                 }
                 Err(e)
                     if attempt == 0
@@ -127,6 +131,52 @@ impl PostgresFixture {
             &inner.label,
             "clean: the database keeps closing the fixture's connection",
         ))
+    }
+
+    /// Restores the seeded tables numbered `numbers` (as the clean function names them) to the
+    /// baseline's rows, in one transaction.
+    async fn restore_tables<'a>(
+        &self,
+        client: &tokio_postgres::Client,
+        numbers: impl Iterator<Item = &'a str>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let mut statements = Vec::new();
+        for number in numbers {
+            let statement = number
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| inner.meta.restores.get(n));
+            match statement {
+                Some(statement) => statements.push(statement.as_str()),
+                None => {
+                    return Err(Error::fixture(
+                        &inner.label,
+                        format!("clean: the clean function named a seeded table the baseline record does not have ({number})"),
+                    ))
+                }
+            }
+        }
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let restored = client
+            .batch_execute(&baseline::restore_sql(statements))
+            .await;
+        if restored.is_err() {
+            // The transaction failed part way: end it, so the connection can be used again.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        restored.map_err(|e| {
+            Error::query(
+                &inner.label,
+                format!(
+                    "clean: restore the baseline rows of database {}",
+                    inner.names.database
+                ),
+                e,
+            )
+        })
     }
 
     /// Drops the objects created after the baseline.

@@ -194,3 +194,116 @@ async fn a_run_using_a_reused_postgres() -> anyhow::Result<()> {
     common::wait_for_parent(CHILD_DEADLINE).await?;
     Ok(())
 }
+
+/// The definition of the host copy test: a seeded table, reused across runs.
+fn copied() -> Postgres {
+    Postgres::default()
+        .with_database("copied")
+        .with_init_sql("CREATE TABLE seeded (id int); INSERT INTO seeded VALUES (1), (2)")
+        .with_pool_size(0)
+        .with_container(|c| c.with_label(GROUP, format!("copy{}", std::process::id())))
+        .with_reuse(true)
+}
+
+/// The host copy of the reused container `id`'s baseline record: its path and its JSON.
+fn host_copy(id: &str) -> anyhow::Result<(std::path::PathBuf, serde_json::Value)> {
+    let prefix = format!("baseline-copy-{}-", seaworthy::kit::key_hash(id));
+    for entry in std::fs::read_dir(seaworthy::gc::state_dir())? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let json = serde_json::from_slice(&std::fs::read(entry.path())?)?;
+            return Ok((entry.path(), json));
+        }
+    }
+    anyhow::bail!("no host copy of the baseline record of {id}")
+}
+
+/// Takes the fixture as a new process of the run would (a new `Shared`: it attaches, reading
+/// the baseline record), writes a row into the seeded table, then takes it `fresh()`; returns
+/// how many rows the seeded table has after that hand-out's clean, which follows the record
+/// the attach used.
+async fn rows_after_a_clean() -> anyhow::Result<i64> {
+    let shared = Shared::per_run(copied);
+    shared
+        .exclusive()
+        .await?
+        .client()
+        .await?
+        .execute("INSERT INTO seeded VALUES (99)", &[])
+        .await?;
+    let pg = shared.fresh().await?;
+    let rows = pg
+        .client()
+        .await?
+        .query_one("SELECT count(*) FROM seeded", &[])
+        .await?
+        .get(0);
+    Ok(rows)
+}
+
+/// A reused container's baseline record is read from a copy on the host when the server says
+/// its baseline is the one the copy was taken from, and from the container otherwise: a copy
+/// taken before the record changed (the template was changed by hand and read again), or
+/// before the container was restarted, is not trusted.
+#[tokio::test]
+async fn a_host_copy_of_the_baseline_record_is_trusted_only_for_the_state_it_was_taken_from(
+) -> anyhow::Result<()> {
+    let group = Group(format!("copy{}", std::process::id()));
+    let first = Shared::per_run(copied);
+    let pg = first.fresh().await?;
+    let id = pg.container().id();
+    // Kept when the container was created.
+    let (path, stale) = host_copy(&id)?;
+    assert_eq!(stale["container"], id.as_str());
+
+    // The template changed by hand (a third seed row): the next attach reads it again and
+    // records a new baseline.
+    let mut config = pg.config()?;
+    drop(pg);
+    drop(first);
+    config.dbname("postgres");
+    let (maint, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    maint
+        .batch_execute("ALTER DATABASE copied_baseline WITH ALLOW_CONNECTIONS true")
+        .await?;
+    config.dbname("copied_baseline");
+    let (template, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    template
+        .execute("INSERT INTO seeded VALUES (3)", &[])
+        .await?;
+    drop(template);
+    assert_eq!(rows_after_a_clean().await?, 3, "the new baseline");
+    let (_, current) = host_copy(&id)?;
+    assert_ne!(current["stamp"], stale["stamp"]);
+
+    // The copy taken before the record changed is not trusted.
+    std::fs::write(&path, serde_json::to_vec(&stale)?)?;
+    assert_eq!(rows_after_a_clean().await?, 3, "a stale copy was used");
+
+    // The old record under the current stamp is trusted (so a copy is what an attach uses):
+    // its clean puts the old baseline's two rows back.
+    let mut poisoned = stale.clone();
+    poisoned["stamp"] = current["stamp"].clone();
+    std::fs::write(&path, serde_json::to_vec(&poisoned)?)?;
+    assert_eq!(rows_after_a_clean().await?, 2, "the copy was not used");
+
+    // After a restart of the container, the same copy is not trusted.
+    std::fs::write(&path, serde_json::to_vec(&poisoned)?)?;
+    let session = Session::global().await?;
+    session
+        .engine()
+        .docker()
+        .restart_container(&id, None)
+        .await?;
+    assert_eq!(
+        rows_after_a_clean().await?,
+        3,
+        "a copy from before the restart was used"
+    );
+    let (_, restarted) = host_copy(&id)?;
+    assert_ne!(restarted["stamp"], current["stamp"]);
+    drop(group);
+    Ok(())
+}

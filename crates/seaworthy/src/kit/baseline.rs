@@ -5,6 +5,8 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use sha2::{Digest, Sha256};
+
 use crate::container::Container;
 
 /// Where a native fixture keeps its baseline: a JSON file in its container, so the baseline
@@ -133,11 +135,7 @@ impl Baseline {
         F: FnOnce(Option<T>) -> Fut,
         Fut: Future<Output = Result<Revision<T>, E>>,
     {
-        let lock = crate::state::lock_file(
-            format!("baseline-{}.lock", crate::kit::key_hash(&container.id())),
-            "fixture baseline",
-        )
-        .await?;
+        let lock = lock(container).await?;
         let stored = self.load(container).await;
         let result = match revise(stored).await {
             Ok(Revision::Kept(baseline)) => Ok(baseline),
@@ -149,6 +147,118 @@ impl Baseline {
         };
         drop(lock);
         result
+    }
+
+    /// [`load_or_revise`](Self::load_or_revise), with a copy of the record kept on the host for
+    /// a container [reused](crate::reuse) across runs, so that a later run does not read the
+    /// record out of the container (an archive download from the engine, tens of milliseconds
+    /// for a record of a few hundred kilobytes).
+    ///
+    /// `stamp` reads, through the service's protocol, what identifies the state the record
+    /// describes (PostgreSQL: the server's start time and the template database's row version);
+    /// `None` when the service cannot say, or the state is not as a record describes it. The
+    /// copy is used only when it was taken from this container, with the stamp the service says
+    /// now, and its own digest checks out; anything else (another container, a restarted
+    /// server, a state changed since, a copy damaged or missing) reads the container's record and
+    /// calls `revise` as [`load_or_revise`](Self::load_or_revise) does. So the stamp must change
+    /// whenever a record is stored anew (the fixture's `revise` makes it so). The copy is kept
+    /// (under the same lock) after each load and store; for a container that is not reused this
+    /// is [`load_or_revise`](Self::load_or_revise) (nothing outlives the run to read it later).
+    pub async fn load_or_revise_stamped<T, E, S, SFut, F, Fut>(
+        &self,
+        container: &Container,
+        stamp: S,
+        revise: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<crate::Error>,
+        S: Fn() -> SFut,
+        SFut: Future<Output = Result<Option<String>, E>>,
+        F: FnOnce(Option<T>) -> Fut,
+        Fut: Future<Output = Result<Revision<T>, E>>,
+    {
+        if !container.inner.definition.reused {
+            return self.load_or_revise(container, revise).await;
+        }
+        let lock = lock(container).await?;
+        let result = async {
+            let before = stamp().await?;
+            if let Some(copy) = before.as_deref().and_then(|s| self.host_copy(container, s)) {
+                tracing::debug!(
+                    container = container.name(),
+                    path = self.path,
+                    "baseline record from its host copy"
+                );
+                return Ok(copy);
+            }
+            let stored = self.load(container).await;
+            match revise(stored).await? {
+                Revision::Kept(baseline) => {
+                    if let Some(stamp) = before {
+                        self.keep_host_copy(container, &stamp, &baseline);
+                    }
+                    Ok(baseline)
+                }
+                Revision::Store(baseline) => {
+                    self.store(container, &baseline).await;
+                    // Storing changed the state the stamp reads: read it again (a stamp that
+                    // cannot be read only costs a later run a read of the container's record).
+                    if let Ok(Some(stamp)) = stamp().await {
+                        self.keep_host_copy(container, &stamp, &baseline);
+                    }
+                    Ok(baseline)
+                }
+            }
+        }
+        .await;
+        drop(lock);
+        result
+    }
+
+    /// The host copy of `container`'s record, when it was taken with `stamp` and is intact.
+    fn host_copy<T: DeserializeOwned>(&self, container: &Container, stamp: &str) -> Option<T> {
+        let bytes = std::fs::read(copy_file(&container.id(), &self.path)).ok()?;
+        let copy: HostCopy = serde_json::from_slice(&bytes).ok()?;
+        let intact = copy.container == container.id()
+            && copy.path == self.path
+            && copy.stamp == stamp
+            && copy.digest == digest(&copy.record);
+        if !intact {
+            tracing::debug!(
+                container = container.name(),
+                path = self.path,
+                "the host copy of the baseline record is not this state's; reading the container's"
+            );
+            return None;
+        }
+        serde_json::from_str(&copy.record).ok()
+    }
+
+    /// Keeps a copy of `baseline` on the host, for `container` in the state `stamp` names (a
+    /// copy that cannot be written only costs a later run a read of the container's record).
+    fn keep_host_copy<T: Serialize>(&self, container: &Container, stamp: &str, baseline: &T) {
+        let Ok(record) = serde_json::to_string(baseline) else {
+            return;
+        };
+        let copy = HostCopy {
+            container: container.id(),
+            path: self.path.clone(),
+            stamp: stamp.to_string(),
+            digest: digest(&record),
+            record,
+        };
+        let path = copy_file(&copy.container, &self.path);
+        // Written aside, then renamed: a reader never sees half a copy.
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
+        let written = serde_json::to_vec(&copy)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(&partial, json))
+            .and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&partial);
+            tracing::debug!(container = container.name(), error = %e, "cannot keep a host copy of the baseline record");
+        }
     }
 
     /// The stored baseline, if the container has a readable one.
@@ -181,6 +291,59 @@ impl Baseline {
         if let Err(e) = stored {
             // Only processes attaching later to the same container miss it.
             tracing::warn!(container = container.name(), path = self.path, error = %e, "cannot keep the baseline in the container");
+        }
+    }
+}
+
+/// The run's cross-process lock on `container`'s baseline.
+async fn lock(container: &Container) -> crate::Result<std::fs::File> {
+    crate::state::lock_file(
+        format!("baseline-{}.lock", crate::kit::key_hash(&container.id())),
+        "fixture baseline",
+    )
+    .await
+}
+
+/// A host copy of a container's baseline record (see [`Baseline::load_or_revise_stamped`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HostCopy {
+    /// The container's id.
+    container: String,
+    /// The record's path in the container.
+    path: String,
+    /// The service's stamp of the state the record describes.
+    stamp: String,
+    /// SHA-256 of `record`.
+    digest: String,
+    /// The record, as JSON.
+    record: String,
+}
+
+fn digest(record: &str) -> String {
+    hex::encode(Sha256::digest(record.as_bytes()))
+}
+
+/// The start of the names of the host copies of container `id`'s records.
+fn copy_prefix(id: &str) -> String {
+    format!("baseline-copy-{}-", crate::kit::key_hash(id))
+}
+
+fn copy_file(id: &str, path: &str) -> std::path::PathBuf {
+    crate::state::state_dir().join(format!(
+        "{}{}.json",
+        copy_prefix(id),
+        crate::kit::key_hash(path)
+    ))
+}
+
+/// Removes the host copies of the baseline records of container `id` (removed, or refused).
+pub(crate) fn remove_host_copies(id: &str) {
+    let prefix = copy_prefix(id);
+    if let Ok(entries) = std::fs::read_dir(crate::state::state_dir()) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }
