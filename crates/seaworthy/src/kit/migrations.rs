@@ -411,8 +411,13 @@ fn scan(dir: &Path, depth: usize, found: &mut Vec<Found>) -> Result<(), Migratio
     Ok(())
 }
 
+/// A file's text, without the byte order mark some editors write first.
 fn read(path: &Path) -> Result<String, MigrationError> {
-    std::fs::read_to_string(path).map_err(read_error(path))
+    let text = std::fs::read_to_string(path).map_err(read_error(path))?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// `<digits>_<description>` (or `<digits>`): the version, if the part before the first `_` is a
@@ -691,7 +696,7 @@ fn sectioned(
     if !seen_up {
         return Err(invalid(
             path,
-            format!("it has down markers but no {what} section: nothing would run"),
+            format!("it has the tool's markers but no {what} line: nothing would run"),
         ));
     }
     if let Some(first) = open {
@@ -1260,7 +1265,8 @@ mod tests {
 
     #[test]
     fn dbmate_runs_only_its_up_section_with_the_file_line_numbers() {
-        let sql = "-- migrate:up\nCREATE TABLE users (id int);\nINSERT INTO users VALUES (1);\n\n-- migrate:down\nDROP TABLE users;\n";
+        // Written by an editor that puts a byte order mark first.
+        let sql = "\u{feff}-- migrate:up\nCREATE TABLE users (id int);\nINSERT INTO users VALUES (1);\n\n-- migrate:down\nDROP TABLE users;\n";
         let dir = Dir::new(&[
             ("20200101120000_create_users.sql", sql),
             (
@@ -1353,7 +1359,7 @@ SELECT '${PATH}';
 
     #[test]
     fn sections_without_an_up_are_an_error() {
-        let dir = Dir::new(&[("1_x.sql", "-- migrate:down\nDROP TABLE t;\n")]);
+        let dir = Dir::new(&[("1_x.sql", "\u{feff}-- migrate:down\nDROP TABLE t;\n")]);
         let error = dir.read().unwrap_err().to_string();
         assert!(
             error.contains("1_x.sql") && error.contains("migrate:up"),
