@@ -4,9 +4,13 @@
 //! The fixture's init steps import definitions (what `rabbitmqctl export_definitions` writes):
 //! 4 virtual hosts, 3 users with their permissions, 40 durable queues, 8 exchanges, 40 bindings
 //! and a policy. From `start()` to a fixture at its baseline (ready, connected, its baseline
-//! recorded or loaded), with the cache warm (the image built before the timed runs), against the
-//! same definition with the cache off (its database on a tmpfs, as by default): the broker's
-//! first boot, the definitions' import, the baseline's recording. Both sides hand out the same
+//! recorded or loaded), with the cache warm (the image built before the timed runs: a boot of a
+//! node whose database is in the image's layers, its baseline file loaded, what a shutdown drops
+//! declared again), against the same definition with the cache off (its database on a tmpfs, as
+//! by default): the broker's first boot (its database created, its feature flags enabled, the
+//! default user and vhost), the definitions' import, the baseline's recording. The boot itself
+//! (the Erlang VM, loading RabbitMQ's modules) is most of both; 8 runs a side, alternated, as
+//! the spread of a boot is wide on a busy machine. Both sides hand out the same
 //! broker: the queues are counted after each start (untimed). Each started fixture is dropped
 //! (its removal runs in the background, untimed).
 
@@ -17,7 +21,7 @@ use seaworthy::FixtureDefinition;
 use seaworthy_benchkit::Suite;
 use seaworthy_rabbitmq::RabbitMq;
 
-const RUNS: usize = 6;
+const RUNS: usize = 8;
 const VHOSTS: usize = 4;
 const QUEUES_PER_VHOST: usize = 10;
 
