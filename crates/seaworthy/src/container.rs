@@ -408,12 +408,13 @@ impl Container {
                 .map_err(|e| Error::docker(format!("inspect container {id}"), e))?;
             let name = info
                 .name
+                .as_deref()
                 .unwrap_or_default()
                 .trim_start_matches('/')
                 .to_string();
             let inner = Arc::new(Inner {
                 session,
-                id: RwLock::new(info.id.unwrap_or(id)),
+                id: RwLock::new(info.id.clone().unwrap_or(id)),
                 name,
                 short_name: definition.name.clone(),
                 image: definition.image.clone(),
@@ -424,7 +425,8 @@ impl Container {
                 kept: AtomicBool::new(true),
                 runs: Mutex::new(Runs::default()),
             });
-            refresh_ports(&inner).await?;
+            // The inspect above says where its ports are: no second one.
+            store_ports(&inner, info);
             Ok(Container { inner, view: false })
         })
         .await
@@ -452,6 +454,12 @@ pub(crate) async fn inspect_here(inner: &Inner) -> Result<ContainerInspectRespon
 
 pub(crate) async fn refresh_ports(inner: &Inner) -> Result<()> {
     let info = inspect_here(inner).await?;
+    store_ports(inner, info);
+    Ok(())
+}
+
+/// Keeps the host ports `info` (an inspect of the container) says are published.
+fn store_ports(inner: &Inner, info: ContainerInspectResponse) {
     let mut ports = HashMap::new();
     if let Some(map) = info.network_settings.and_then(|n| n.ports) {
         for (key, bindings) in map {
@@ -475,5 +483,4 @@ pub(crate) async fn refresh_ports(inner: &Inner) -> Result<()> {
         }
     }
     *inner.ports.lock().unwrap_or_else(|e| e.into_inner()) = ports;
-    Ok(())
 }
