@@ -57,13 +57,16 @@ pub use crate::session::reused::{
 };
 pub(crate) use crate::session::reused::{file_base, touch_used};
 
-/// The reuse key of `definition` (64 hex digits).
-fn reuse_key<D: ContainerFixtureDefinition>(definition: &D) -> String {
+/// The reuse key of `definition`, whose container definition is `container` (64 hex digits).
+fn reuse_key<D: ContainerFixtureDefinition>(
+    definition: &D,
+    container: &crate::ContainerDefinition,
+) -> String {
     let mut hasher = Sha256::new();
     for part in [
         "seaworthy-reuse/v1".to_string(),
         ContainerFixtureDefinition::key(definition),
-        definition.container_definition().key(),
+        container.key(),
     ] {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
@@ -71,17 +74,17 @@ fn reuse_key<D: ContainerFixtureDefinition>(definition: &D) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Finds the reused container of `definition` and cleans it, or creates it: what
-/// [`share_per_run`](crate::FixtureDefinition::share_per_run) does for a definition that
-/// [reuses](crate::ContainerDefinition::reuses).
+/// Finds the reused container of `definition` (whose container definition is `container`) and
+/// cleans it, or creates it: what [`share_per_run`](crate::FixtureDefinition::share_per_run)
+/// does for a definition that [reuses](crate::ContainerDefinition::reuses).
 pub(crate) async fn share<D: ContainerFixtureDefinition>(
     definition: D,
+    container: crate::ContainerDefinition,
     session: Session,
     hash: String,
 ) -> std::result::Result<D::Fixture, FixtureError<D>> {
-    let key = reuse_key(&definition);
-    let mut container_def = definition
-        .container_definition()
+    let key = reuse_key(&definition, &container);
+    let mut container_def = container
         .with_label(LABEL_FIXTURE, hash.clone())
         .with_label(LABEL_REUSE_KEY, key.clone());
     container_def.run_scoped = true;
@@ -171,7 +174,12 @@ async fn find(
         format!("{LABEL_OWNER}={OWNER_REUSE}"),
         format!("{LABEL_REUSE_KEY}={key}"),
     ];
-    let found = crate::gc::containers_labelled(engine, labels, "list reused containers").await?;
+    // The image's id is asked for beside the list (one wait for both).
+    let (found, current_image) = tokio::join!(
+        crate::gc::containers_labelled(engine, labels, "list reused containers"),
+        current_image_id(session, def)
+    );
+    let found = found?;
     let mut usable = None;
     // A container kept for inspection after a failed test (SEAWORTHY_KEEP_ON_FAILURE) is out of
     // use, as its run left it.
@@ -200,7 +208,7 @@ async fn find(
                 c.state.map(|s| s.to_string()).unwrap_or_default()
             ))
         } else {
-            match current_image_id(session, def).await {
+            match &current_image {
                 Some(image) if c.image_id.as_deref() == Some(image.as_str()) => None,
                 Some(_) => Some("its image changed since it was created".to_string()),
                 None => Some("its image cannot be inspected".to_string()),

@@ -125,6 +125,9 @@ pub struct Shared<D: FixtureDefinition> {
     scope: Scope,
     slot: Mutex<Option<Arc<Slot<D::Fixture>>>>,
     gate: OnceLock<Arc<RwLock<()>>>,
+    /// The hash of the definition's key, and whether it is reused: computed once (a definition
+    /// may read files for them), for the holds across processes.
+    identity: OnceLock<(String, bool)>,
 }
 
 impl<D: FixtureDefinition> Shared<D> {
@@ -135,6 +138,7 @@ impl<D: FixtureDefinition> Shared<D> {
             scope: Scope::Process,
             slot: Mutex::const_new(None),
             gate: OnceLock::new(),
+            identity: OnceLock::new(),
         }
     }
 
@@ -145,6 +149,7 @@ impl<D: FixtureDefinition> Shared<D> {
             scope: Scope::Run,
             slot: Mutex::const_new(None),
             gate: OnceLock::new(),
+            identity: OnceLock::new(),
         }
     }
 
@@ -283,13 +288,15 @@ impl<D: FixtureDefinition> Shared<D> {
             Scope::Process => None,
             Scope::Run => {
                 let session = Session::global().await?;
-                let definition = (self.make)();
-                let hash = key_hash(&definition.key());
+                let (hash, reuses) = self.identity.get_or_init(|| {
+                    let definition = (self.make)();
+                    (key_hash(&definition.key()), definition.reuses())
+                });
                 // A reused fixture outlives the run: the runs that use it take turns.
-                let base = if definition.reuses() {
-                    crate::reuse::file_base(&hash)
+                let base = if *reuses {
+                    crate::reuse::file_base(hash)
                 } else {
-                    run_file_base(&session, &hash)
+                    run_file_base(&session, hash)
                 };
                 Some(RunHold::take(&base, exclusive, what()).await?)
             }
@@ -734,15 +741,15 @@ pub(crate) async fn share_container_per_run<D: ContainerFixtureDefinition>(
     definition: D,
     session: Session,
 ) -> std::result::Result<D::Fixture, FixtureError<D>> {
-    definition.validate()?;
+    // Made once (a definition's container may hash files: migrations for a reuse key).
+    let container = definition.container_definition();
+    container.validate()?;
     let hash = key_hash(&ContainerFixtureDefinition::key(&definition));
-    if definition.container_definition().reuses() {
-        return crate::reuse::share(definition, session, hash).await;
+    if container.reuses() {
+        return crate::reuse::share(definition, container, session, hash).await;
     }
     // The run's container: labelled with the definition's key, owned by the run, named for it.
-    let mut shared_definition = definition
-        .container_definition()
-        .with_label(LABEL_FIXTURE, hash.clone());
+    let mut shared_definition = container.with_label(LABEL_FIXTURE, hash.clone());
     shared_definition.run_scoped = true;
     if shared_definition.name.is_none() {
         shared_definition.name = Some(format!("shared-{}", &hash[..8]));
