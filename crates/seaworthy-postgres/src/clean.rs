@@ -52,25 +52,29 @@ enum Outcome {
 }
 
 impl PostgresFixture {
-    /// The clean itself (see [`clean_with_report`](PostgresFixture::clean_with_report)).
-    pub(crate) async fn clean_to_baseline(&self) -> Result<CleanReport> {
+    /// The clean itself (see [`clean_with_report`](PostgresFixture::clean_with_report)); with
+    /// whether rows were restored after the clean function returned (in a round trip of their
+    /// own).
+    pub(crate) async fn clean_to_baseline(&self) -> Result<(CleanReport, bool)> {
         let _serial = self.inner.clean_lock.lock().await;
         let started = Instant::now();
         let mut path = CleanPath::Data;
         let mut cluster_restored = false;
-        let mut outcome = self.run_clean_function().await?;
+        let (mut outcome, mut restored) = self.run_clean_function().await?;
         if outcome == Outcome::Schema {
             // Roles first: dropping what they own also revokes their grants on baseline objects.
             self.restore_cluster().await?;
             cluster_restored = true;
             self.drop_new_objects().await?;
             path = CleanPath::Objects;
-            outcome = self.run_clean_function().await?;
+            let (again, more) = self.run_clean_function().await?;
+            (outcome, restored) = (again, restored | more);
         }
         if outcome == Outcome::Schema {
             self.recreate_database().await?;
             path = CleanPath::Database;
-            outcome = self.run_clean_function().await?;
+            let (again, more) = self.run_clean_function().await?;
+            (outcome, restored) = (again, restored | more);
             if outcome == Outcome::Schema {
                 return Err(Error::fixture(
                     &self.inner.label,
@@ -87,16 +91,17 @@ impl PostgresFixture {
         }
         let elapsed = started.elapsed();
         tracing::debug!(fixture = %self.inner.label, ?path, cluster_restored, ?elapsed, "cleaned");
-        Ok(CleanReport {
+        let report = CleanReport {
             path,
             cluster_restored,
             elapsed,
-        })
+        };
+        Ok((report, restored))
     }
 
-    /// Calls the clean function, then restores the seeded tables it names; a connection closed
-    /// behind the fixture's back is re-opened once.
-    async fn run_clean_function(&self) -> Result<Outcome> {
+    /// Calls the clean function, then restores the seeded tables it names (and says whether it
+    /// did); a connection closed behind the fixture's back is re-opened once.
+    async fn run_clean_function(&self) -> Result<(Outcome, bool)> {
         let inner = &self.inner;
         for attempt in 0..2 {
             let client = inner.work.get(inner).await?;
@@ -108,8 +113,8 @@ impl PostgresFixture {
                         Some("schema") => Outcome::Schema,
                         _ => Outcome::Global,
                     };
-                    self.restore_tables(&client, words).await?;
-                    return Ok(outcome);
+                    let restored = self.restore_tables(&client, words).await?;
+                    return Ok((outcome, restored));
                 }
                 Err(e)
                     if attempt == 0
@@ -134,12 +139,12 @@ impl PostgresFixture {
     }
 
     /// Restores the seeded tables numbered `numbers` (as the clean function names them) to the
-    /// baseline's rows, in one transaction.
+    /// baseline's rows, in one transaction; whether there were any.
     async fn restore_tables<'a>(
         &self,
         client: &tokio_postgres::Client,
         numbers: impl Iterator<Item = &'a str>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let inner = &self.inner;
         let mut statements = Vec::new();
         for number in numbers {
@@ -158,7 +163,7 @@ impl PostgresFixture {
             }
         }
         if statements.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let restored = client
             .batch_execute(&baseline::restore_sql(statements))
@@ -167,7 +172,7 @@ impl PostgresFixture {
             // The transaction failed part way: end it, so the connection can be used again.
             let _ = client.batch_execute("ROLLBACK").await;
         }
-        restored.map_err(|e| {
+        restored.map(|()| true).map_err(|e| {
             Error::query(
                 &inner.label,
                 format!(

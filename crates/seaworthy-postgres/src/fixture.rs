@@ -364,13 +364,16 @@ impl PostgresFixture {
         *self.mark() = None;
         // The write position is read in the same round trip, queued right behind the clean
         // function on the fixture's connection, so it is read after the clean committed. A
-        // clean that went further than the data (or reconnected) reads it again after. A mark
-        // read too early is never wrong the unsafe way: the clean's own writes move the write
-        // position past it, so the next check says "changed" and only costs a clean.
+        // clean that went further than the data (or reconnected, or restored seed rows in a
+        // round trip of their own) reads it again after. A mark read too early is never wrong
+        // the unsafe way: the clean's own writes move the write position past it, so the next
+        // check says "changed" and only costs a clean.
         let (report, early) = tokio::join!(self.clean_to_baseline(), self.read_mark());
-        let report = report?;
+        let (report, restored) = report?;
         let mark = match early {
-            Ok(mark) if report.path == CleanPath::Data && !report.cluster_restored => mark,
+            Ok(mark) if report.path == CleanPath::Data && !report.cluster_restored && !restored => {
+                mark
+            }
             _ => self.read_mark().await?,
         };
         *self.mark() = Some(mark);
