@@ -12,17 +12,33 @@ use std::path::{Path, PathBuf};
 use crate::error::{PluginError, Result};
 use crate::manifest::MANIFEST_FILE;
 
+/// The newest WIT version this host runs (the last of [`crate::SUPPORTED_WIT_VERSIONS`], which a
+/// test checks), as a literal: it names the folder under `wit/` the scaffold's files are
+/// embedded from.
+macro_rules! newest_wit {
+    () => {
+        "0.1.1"
+    };
+}
+
+/// The files of the WIT folder of [`WIT_VERSION`].
+macro_rules! wit_file {
+    ($file:literal) => {
+        (
+            $file,
+            include_str!(concat!("../../../wit/", newest_wit!(), "/", $file)),
+        )
+    };
+}
+
 /// The WIT version a new plugin targets: the newest this host supports.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = newest_wit!();
 
 /// The WIT files of [`WIT_VERSION`], embedded so a scaffold does not need this repository.
 const WIT_FILES: &[(&str, &str)] = &[
-    (
-        "fixture.wit",
-        include_str!("../../../wit/0.1.0/fixture.wit"),
-    ),
-    ("host.wit", include_str!("../../../wit/0.1.0/host.wit")),
-    ("types.wit", include_str!("../../../wit/0.1.0/types.wit")),
+    wit_file!("fixture.wit"),
+    wit_file!("host.wit"),
+    wit_file!("types.wit"),
 ];
 
 const CARGO_TOML: &str = r#"[package]
@@ -223,7 +239,10 @@ mod tests {
 
 const README: &str = r#"# __ID__
 
-A Seaworthy fixture plugin, made with `seaworthy plugin new __ID__`.
+A Seaworthy fixture plugin, made with `seaworthy plugin new __ID__`. It targets
+`seaworthy:fixture@__WIT__` (the WIT files in `wit/`, and the `wit` key of
+`seaworthy-plugin.toml`, which must name the same version): a Seaworthy that runs __WIT__ loads it,
+an older one refuses it and names the versions it runs.
 
 ```sh
 cargo test                                          # the protocol helpers, on the host
@@ -336,6 +355,11 @@ mod tests {
             crate::Manifest::from_file(&dir.join(MANIFEST_FILE)).expect("a valid manifest");
         assert_eq!(manifest.id, "kv-store");
         assert_eq!(manifest.wit, WIT_VERSION);
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(
+            readme.contains(&format!("seaworthy:fixture@{WIT_VERSION}")),
+            "{readme}"
+        );
         assert!(made.files.contains(&PathBuf::from("wit/types.wit")));
         let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
         assert!(lib.contains("fn clean(") && !lib.contains("__ID__"));
@@ -343,6 +367,19 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         for bad in ["Kv", "kv/x", "", "1kv"] {
             assert!(new_plugin(&dir, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_new_plugin_targets_the_newest_wit_this_host_runs() {
+        assert_eq!(
+            crate::SUPPORTED_WIT_VERSIONS.last(),
+            Some(&WIT_VERSION),
+            "WIT_VERSION must be the newest supported version"
+        );
+        let package = format!("package seaworthy:fixture@{WIT_VERSION};");
+        for (file, text) in WIT_FILES {
+            assert!(text.starts_with(&package), "wit/{file} is not {package}");
         }
     }
 }

@@ -123,6 +123,15 @@ async fn scaffold_is_built_pushed_installed_on_a_clean_cache_and_used_as_a_fixtu
         .load(&reference)
         .expect("the plugin installs and loads by reference");
     assert_eq!(plugin.id(), ID);
+    // A new plugin targets the newest WIT this host runs.
+    assert_eq!(
+        plugin.wit_version().as_str(),
+        seaworthy_plugin::scaffold::WIT_VERSION
+    );
+    assert_eq!(
+        seaworthy_plugin::SUPPORTED_WIT_VERSIONS.last(),
+        Some(&plugin.wit_version().as_str())
+    );
     let lock = Lockfile::load(&user.lockfile()).unwrap();
     let entry = lock.get(&reference).expect("the reference is pinned");
     assert_eq!(entry.manifest, pushed.manifest_digest);
