@@ -164,7 +164,13 @@ async fn run_migration(
             // (`CREATE INDEX CONCURRENTLY`) outside one: the batch was rolled back as a whole,
             // so it runs again statement by statement.
             Err(e) if outside_transaction(&e) && is_flyway(migration) => {}
-            Err(e) => return Err(migration_failed(migration, None, &e)),
+            Err(e) => {
+                let statement = match e.as_db_error().and_then(|d| d.position()) {
+                    Some(_) => None,
+                    None => failing_statement(client, migration, &e).await,
+                };
+                return Err(migration_failed(migration, statement.as_ref(), &e));
+            }
         }
     }
     for statement in migration.statements(Dialect::Postgres) {
@@ -174,6 +180,30 @@ async fn run_migration(
             .map_err(|e| migration_failed(migration, Some(&statement), &e))?;
     }
     Ok(())
+}
+
+/// The statement of `migration` that failed, when its batch failed without saying where (an
+/// error the server finds while running, not parsing): found by running the statements one by
+/// one in a transaction that is rolled back, and kept only when it fails with the batch's
+/// SQLSTATE. Only on the way to an error: the fixture's start fails anyway.
+async fn failing_statement(
+    client: &tokio_postgres::Client,
+    migration: &Migration,
+    error: &tokio_postgres::Error,
+) -> Option<Statement> {
+    let code = error.code()?.clone();
+    client.batch_execute("BEGIN").await.ok()?;
+    let mut found = None;
+    for statement in migration.statements(Dialect::Postgres) {
+        if let Err(e) = client.batch_execute(&statement.sql).await {
+            if e.code() == Some(&code) {
+                found = Some(statement);
+            }
+            break;
+        }
+    }
+    let _ = client.batch_execute("ROLLBACK").await;
+    found
 }
 
 /// SQLSTATE of "cannot run inside a transaction block" (`CREATE INDEX CONCURRENTLY`...).

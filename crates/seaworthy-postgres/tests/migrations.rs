@@ -160,18 +160,34 @@ async fn dbmate_and_goose_files_run_only_their_up_sections() -> anyhow::Result<(
     Ok(())
 }
 
+/// The error of starting a fixture with the migrations of the directory `name`, which must fail
+/// and name `file` of it at `line`.
+async fn start_error(name: &str, file: &str, line: usize) -> anyhow::Result<String> {
+    let dir = dir(name);
+    let error = match Postgres::default().with_migrations(&dir).start().await {
+        Ok(_) => anyhow::bail!("the migrations of {} ran", dir.display()),
+        Err(e) => seaworthy::kit::error_chain(&e),
+    };
+    let place = format!("{}:{line}", dir.join(file).display());
+    anyhow::ensure!(error.contains(&place), "{place} is not in: {error}");
+    Ok(error)
+}
+
 /// A migration that fails names its file and the line of the error, and the start fails.
 #[tokio::test]
 async fn a_failing_migration_names_its_file_and_line() -> anyhow::Result<()> {
-    let failing = dir("failing");
-    let result = Postgres::default().with_migrations(&failing).start().await;
-    let error = match result {
-        Ok(_) => anyhow::bail!("a broken migration started"),
-        Err(e) => seaworthy::kit::error_chain(&e),
-    };
-    let expected = format!("{}:3", failing.join("2_broken.sql").display());
-    assert!(error.contains(&expected), "{error}");
+    let error = start_error("failing", "2_broken.sql", 3).await?;
     assert!(error.contains("SELEC"), "{error}");
+    Ok(())
+}
+
+/// A sqlx migration with `CREATE INDEX CONCURRENTLY` among other statements but without sqlx's
+/// `-- no-transaction` fails as it does under sqlx, naming the statement's line, and the error
+/// says how to mark it.
+#[tokio::test]
+async fn a_migration_that_cannot_run_in_a_transaction_says_how_to_mark_it() -> anyhow::Result<()> {
+    let error = start_error("needs_no_transaction", "20240101000000_index.sql", 2).await?;
+    assert!(error.contains("-- no-transaction"), "{error}");
     Ok(())
 }
 
