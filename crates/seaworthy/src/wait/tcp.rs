@@ -11,8 +11,9 @@
 //! There data means accepted and a close means "not yet"; silence is ambiguous (a silent server,
 //! or a proxy slow to close on a loaded machine), so it counts only when it holds on two
 //! connections, the first silent for twice the silence window and the second for the window,
-//! on a container still running; the window (at least 50 ms) grows to four times the slowest close
-//! seen from the proxy, up to 1 s.
+//! on a container still running. The window is 50 ms plus two round trips to the engine's host
+//! (the time a connection took: a close cannot come back sooner), or four times the slowest close
+//! seen from the proxy if longer, up to 2 s.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -31,8 +32,8 @@ use crate::container::{inspect_here, Inner};
 const DIRECT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The shortest silence that counts, on each of the two connections to the published port.
 const MIN_SILENCE: Duration = Duration::from_millis(50);
-/// The longest silence asked for, however slow the proxy was seen to close.
-const MAX_SILENCE: Duration = Duration::from_secs(1);
+/// The longest silence asked for, however slow the proxy or the way to it.
+const MAX_SILENCE: Duration = Duration::from_secs(2);
 /// How many times the slowest close seen from the proxy the silence must last.
 const SILENCE_PER_CLOSE: u32 = 4;
 
@@ -78,10 +79,10 @@ async fn check_tcp(inner: &Inner, port: u16) -> Result<(), Impossible> {
         )));
     };
     let mut direct = direct_address(inner, port).await?;
-    let mut proxy = ProxyProbe {
-        address: crate::engine::host_with_port(inner.session.engine().host(), host_port),
-        silence: MIN_SILENCE,
-    };
+    let mut proxy = ProxyProbe::new(crate::engine::host_with_port(
+        inner.session.engine().host(),
+        host_port,
+    ));
     loop {
         match direct {
             Some(address) => match connect_direct(address).await {
@@ -208,9 +209,8 @@ async fn connect_direct(address: SocketAddr) -> Direct {
 struct ProxyProbe {
     /// `host:port` of the published port.
     address: String,
-    /// How long a connection must stay silent to count: [`MIN_SILENCE`], grown with the closes
-    /// seen.
-    silence: Duration,
+    /// The slowest close seen from the proxy (nothing listening behind it yet).
+    slowest_close: Duration,
 }
 
 /// What a probe of the published port heard.
@@ -225,22 +225,42 @@ enum Heard {
 }
 
 impl ProxyProbe {
+    fn new(address: String) -> ProxyProbe {
+        ProxyProbe {
+            address,
+            slowest_close: Duration::ZERO,
+        }
+    }
+
+    /// How long a connection must stay silent to count, when connecting took `connect` (a round
+    /// trip to the engine's host: a close cannot come back sooner than one more): [`MIN_SILENCE`]
+    /// and two round trips, or [`SILENCE_PER_CLOSE`] times the slowest close seen, up to
+    /// [`MAX_SILENCE`].
+    fn window(&self, connect: Duration) -> Duration {
+        (MIN_SILENCE + connect.saturating_mul(2))
+            .max(self.slowest_close.saturating_mul(SILENCE_PER_CLOSE))
+            .min(MAX_SILENCE)
+    }
+
     /// Connects to the published port and listens for the silence window; when silent, connects
     /// a second time and listens to both for another window.
     async fn probe(&mut self) -> Heard {
-        let Ok(mut first) = TcpStream::connect(&self.address).await else {
+        let Some((mut first, first_opened, first_took)) = connect(&self.address).await else {
             return Heard::Closed(None);
         };
-        let first_opened = Instant::now();
-        let heard = listen(&mut first, first_opened, first_opened + self.silence).await;
+        let heard = listen(
+            &mut first,
+            first_opened,
+            first_opened + self.window(first_took),
+        )
+        .await;
         if heard != Heard::Silence {
             return self.learn(heard);
         }
-        let Ok(mut second) = TcpStream::connect(&self.address).await else {
+        let Some((mut second, second_opened, second_took)) = connect(&self.address).await else {
             return Heard::Closed(None);
         };
-        let second_opened = Instant::now();
-        let until = second_opened + self.silence;
+        let until = second_opened + self.window(first_took.max(second_took));
         let (a, b) = tokio::join!(
             listen(&mut first, first_opened, until),
             listen(&mut second, second_opened, until)
@@ -253,16 +273,20 @@ impl ProxyProbe {
         }
     }
 
-    /// Grows the silence window to [`SILENCE_PER_CLOSE`] times a close this slow.
+    /// Remembers how slow a close was.
     fn learn(&mut self, heard: Heard) -> Heard {
         if let Heard::Closed(Some(after)) = heard {
-            self.silence = self
-                .silence
-                .max(after.saturating_mul(SILENCE_PER_CLOSE))
-                .min(MAX_SILENCE);
+            self.slowest_close = self.slowest_close.max(after);
         }
         heard
     }
+}
+
+/// A connection to `address`, when it is accepted: with when it was, and how long it took.
+async fn connect(address: &str) -> Option<(TcpStream, Instant, Duration)> {
+    let started = Instant::now();
+    let stream = TcpStream::connect(address).await.ok()?;
+    Some((stream, Instant::now(), started.elapsed()))
 }
 
 /// Reads one byte from `stream` (opened at `opened`) until `until`.
@@ -309,5 +333,63 @@ mod tests {
         assert_eq!(bridged_here(Some("203.0.113.7"), Some("203.0.113.1")), None);
         assert_eq!(bridged_here(Some(""), Some("127.0.0.1")), None);
         assert_eq!(bridged_here(Some("127.0.0.5"), None), None);
+    }
+
+    /// A stand-in for the engine's port proxy on a loaded machine: until `opens`, it accepts
+    /// and closes each connection `close_after` later, or when the next one comes if sooner
+    /// (nothing listens behind it); from then on it relays a server that greets. Its address.
+    async fn slow_proxy(close_after: Duration, opens: Instant) -> String {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (accepted, _) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                accepted.send_modify(|n| *n += 1);
+                let mut next = accepted.subscribe();
+                next.mark_unchanged();
+                tokio::spawn(async move {
+                    if Instant::now() < opens {
+                        let _ = tokio::time::timeout(close_after, next.changed()).await;
+                    } else {
+                        let _ = stream.write_all(b"hello\n").await;
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_proxy_slow_to_close_is_not_taken_for_a_server() {
+        // Closes 70 ms late: a single 50 ms silence would count it as a server at once.
+        let started = Instant::now();
+        let opens = started + Duration::from_millis(1500);
+        let mut probe = ProxyProbe::new(slow_proxy(Duration::from_millis(70), opens).await);
+        loop {
+            match probe.probe().await {
+                Heard::Data => break,
+                Heard::Silence => {
+                    panic!("silence taken for a server after {:?}", started.elapsed())
+                }
+                Heard::Closed(_) => tokio::time::sleep(PROBE_INTERVAL).await,
+            }
+        }
+        assert!(Instant::now() >= opens);
+        assert!(probe.slowest_close >= Duration::from_millis(70));
+    }
+
+    #[test]
+    fn the_silence_window_grows_with_the_round_trip_and_the_closes_seen() {
+        let mut probe = ProxyProbe::new(String::new());
+        assert_eq!(probe.window(Duration::ZERO), MIN_SILENCE);
+        assert_eq!(
+            probe.window(Duration::from_millis(40)),
+            Duration::from_millis(130)
+        );
+        probe.slowest_close = Duration::from_millis(70);
+        assert_eq!(probe.window(Duration::ZERO), Duration::from_millis(280));
+        probe.slowest_close = Duration::from_secs(5);
+        assert_eq!(probe.window(Duration::ZERO), MAX_SILENCE);
     }
 }
