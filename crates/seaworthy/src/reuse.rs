@@ -21,6 +21,11 @@
 //!   ([`Fixture::clean`]) before any test gets it (the other processes
 //!   of the run take it as their run uses it: a state file names the run that took it last); a
 //!   container whose clean fails is replaced.
+//! * **A changed baseline is noticed.** A later run reads the fixture's baseline record from a
+//!   copy kept on the host ([`Baseline::load_or_revise_stamped`](crate::kit::Baseline::load_or_revise_stamped))
+//!   only while the server reports the state the copy was taken from (PostgreSQL: its start
+//!   time and its template database's version); a restarted container, a baseline recorded
+//!   again or a damaged copy reads the container's record.
 //! * **One user at a time.** Finding, creating and replacing happen under a file lock per key
 //!   (in [`state_dir`](crate::gc::state_dir)); the holds that let the tests of a run share it
 //!   are per key as well (not per run), so two runs at once take turns on it as the processes
