@@ -162,11 +162,9 @@ async fn http_and_tcp_waits() {
 #[tokio::test]
 async fn tcp_wait_is_not_fooled_by_the_engine_proxy() {
     // Nothing listens on 80 inside: the wait must time out, not succeed on the proxy's accept.
-    let err = sleeper()
-        .with_port(80)
-        .with_wait(Wait::all([Wait::log("ready"), Wait::tcp(80)]))
-        .with_startup_timeout(Duration::from_secs(2))
-        .start()
+    let c = sleeper().with_port(80).start().await.unwrap();
+    let err = c
+        .wait_for(&Wait::tcp(80), Duration::from_secs(2))
         .await
         .unwrap_err()
         .to_string();
@@ -258,11 +256,8 @@ async fn a_tcp_wait_through_the_port_proxy_holds_only_once_the_server_listens() 
             .map_err(|e| format!("GET {url}: {e}"))
     };
     let nothing = async {
-        sleeper()
-            .with_port(80)
-            .with_wait(Wait::all([Wait::log("ready"), Wait::tcp(80)]))
-            .with_startup_timeout(Duration::from_secs(3))
-            .start_in(&session)
+        let c = sleeper().with_port(80).start_in(&session).await.unwrap();
+        c.wait_for(&Wait::tcp(80), Duration::from_secs(2))
             .await
             .unwrap_err()
             .to_string()
