@@ -78,10 +78,7 @@ impl Postgres {
     ///     .with_baseline_cache(BaselineCache::on());
     /// ```
     pub fn with_baseline_cache(mut self, cache: BaselineCache) -> Self {
-        let inputs = self.cache.inputs().to_vec();
-        self.cache = inputs
-            .into_iter()
-            .fold(cache, |cache, input| cache.with_input(input));
+        self.cache = cache.keeping_inputs_of(&self.cache);
         self
     }
 
