@@ -11,9 +11,10 @@
 //! There data means accepted and a close means "not yet"; silence is ambiguous (a silent server,
 //! or a proxy slow to close on a loaded machine), so it counts only when it holds on two
 //! connections, the first silent for twice the silence window and the second for the window,
-//! on a container still running. The window is 50 ms plus two round trips to the engine's host
-//! (the time a connection took: a close cannot come back sooner), or four times the slowest close
-//! seen from the proxy if longer, up to 2 s.
+//! and still holds on both once the engine has said that the container runs (a request that
+//! takes its own time: a remote engine's round trip, an SSH channel's). The window is 50 ms plus
+//! two round trips to the engine's host (the time a connection took: a close cannot come back
+//! sooner), or four times the slowest close seen from the proxy if longer, up to 2 s.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -78,11 +79,14 @@ async fn check_tcp(inner: &Inner, port: u16) -> Result<(), Impossible> {
             "because port {port} is not published (add with_port({port}))"
         )));
     };
-    let mut direct = direct_address(inner, port).await?;
-    let mut proxy = ProxyProbe::new(crate::engine::host_with_port(
-        inner.session.engine().host(),
-        host_port,
-    ));
+    let published = crate::engine::host_with_port(inner.session.engine().host(), host_port);
+    // While the container's address is looked up (an engine request), a server that speaks
+    // first through the published port is ready already: data comes only from the server.
+    let mut direct = tokio::select! {
+        direct = direct_address(inner, port) => direct?,
+        () = greeted(&published) => return Ok(()),
+    };
+    let mut proxy = ProxyProbe::new(published);
     loop {
         match direct {
             Some(address) => match connect_direct(address).await {
@@ -102,9 +106,25 @@ async fn check_tcp(inner: &Inner, port: u16) -> Result<(), Impossible> {
             },
             None => match proxy.probe().await {
                 Heard::Data => return Ok(()),
-                Heard::Silence => return running(inner).await,
+                Heard::Silence => match proxy.confirm(running(inner)).await? {
+                    Heard::Closed(_) => {}
+                    Heard::Data | Heard::Silence => return Ok(()),
+                },
                 Heard::Closed(_) => {}
             },
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// Resolves once a connection to `address` receives data, probing every 50 ms; pending for as
+/// long as connections are refused, closed or silent.
+async fn greeted(address: &str) {
+    loop {
+        if let Some((mut stream, opened, _)) = connect(address).await {
+            if listen(&mut stream, opened, Instant::now() + MAX_SILENCE).await == Heard::Data {
+                return;
+            }
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
@@ -211,6 +231,8 @@ struct ProxyProbe {
     address: String,
     /// The slowest close seen from the proxy (nothing listening behind it yet).
     slowest_close: Duration,
+    /// The connections of the last probe, when they were silent: with when each was opened.
+    silent: Vec<(TcpStream, Instant)>,
 }
 
 /// What a probe of the published port heard.
@@ -229,6 +251,7 @@ impl ProxyProbe {
         ProxyProbe {
             address,
             slowest_close: Duration::ZERO,
+            silent: Vec::new(),
         }
     }
 
@@ -243,8 +266,10 @@ impl ProxyProbe {
     }
 
     /// Connects to the published port and listens for the silence window; when silent, connects
-    /// a second time and listens to both for another window.
+    /// a second time and listens to both for another window. Silent connections are kept for
+    /// [`ProxyProbe::confirm`].
     async fn probe(&mut self) -> Heard {
+        self.silent.clear();
         let Some((mut first, first_opened, first_took)) = connect(&self.address).await else {
             return Heard::Closed(None);
         };
@@ -269,8 +294,35 @@ impl ProxyProbe {
             (Heard::Data, _) | (_, Heard::Data) => Heard::Data,
             (Heard::Closed(x), Heard::Closed(y)) => self.learn(Heard::Closed(x.max(y))),
             (closed @ Heard::Closed(_), _) | (_, closed @ Heard::Closed(_)) => self.learn(closed),
-            (Heard::Silence, Heard::Silence) => Heard::Silence,
+            (Heard::Silence, Heard::Silence) => {
+                self.silent = vec![(first, first_opened), (second, second_opened)];
+                Heard::Silence
+            }
         }
+    }
+
+    /// After a silent probe, runs `check` (the engine asked whether the container runs) while
+    /// still listening on the silent connections, then looks at them once more: a close in the
+    /// meantime means the proxy was only slow (`Closed`, remembered), not a server.
+    async fn confirm(
+        &mut self,
+        check: impl std::future::Future<Output = Result<(), Impossible>>,
+    ) -> Result<Heard, Impossible> {
+        let mut open = std::mem::take(&mut self.silent);
+        let sound = tokio::select! {
+            heard = first_sound(&mut open) => Some(heard),
+            checked = check => {
+                checked?;
+                None
+            }
+        };
+        let heard = match sound {
+            Some(heard) => heard,
+            None => tokio::time::timeout(Duration::ZERO, first_sound(&mut open))
+                .await
+                .unwrap_or(Heard::Silence),
+        };
+        Ok(self.learn(heard))
     }
 
     /// Remembers how slow a close was.
@@ -280,6 +332,26 @@ impl ProxyProbe {
         }
         heard
     }
+}
+
+/// What the first of `open` to make a sound heard (data or a close); pending while all are
+/// silent.
+async fn first_sound(open: &mut [(TcpStream, Instant)]) -> Heard {
+    if open.is_empty() {
+        return std::future::pending().await;
+    }
+    let listening = open.iter_mut().map(|(stream, opened)| {
+        Box::pin(async move {
+            loop {
+                let until = Instant::now() + MAX_SILENCE;
+                match listen(stream, *opened, until).await {
+                    Heard::Silence => continue,
+                    heard => return heard,
+                }
+            }
+        })
+    });
+    futures_util::future::select_all(listening).await.0
 }
 
 /// A connection to `address`, when it is accepted: with when it was, and how long it took.
@@ -336,21 +408,17 @@ mod tests {
     }
 
     /// A stand-in for the engine's port proxy on a loaded machine: until `opens`, it accepts
-    /// and closes each connection `close_after` later, or when the next one comes if sooner
-    /// (nothing listens behind it); from then on it relays a server that greets. Its address.
+    /// and closes each connection `close_after` later (nothing listens behind it); from then on
+    /// it relays a server that greets. Its address.
     async fn slow_proxy(close_after: Duration, opens: Instant) -> String {
         use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let (accepted, _) = tokio::sync::watch::channel(0u64);
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
-                accepted.send_modify(|n| *n += 1);
-                let mut next = accepted.subscribe();
-                next.mark_unchanged();
                 tokio::spawn(async move {
                     if Instant::now() < opens {
-                        let _ = tokio::time::timeout(close_after, next.changed()).await;
+                        tokio::time::sleep(close_after).await;
                     } else {
                         let _ = stream.write_all(b"hello\n").await;
                     }
@@ -362,12 +430,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_proxy_slow_to_close_is_not_taken_for_a_server() {
-        // Closes 70 ms late: a single 50 ms silence would count it as a server at once.
+        // Closes 150 ms late: a single 50 ms silence (or two overlapping ones, 100 ms) would
+        // count it as a server at once. The engine takes 200 ms to say that the container runs.
         let started = Instant::now();
-        let opens = started + Duration::from_millis(1500);
-        let mut probe = ProxyProbe::new(slow_proxy(Duration::from_millis(70), opens).await);
+        let opens = started + Duration::from_millis(2000);
+        let mut probe = ProxyProbe::new(slow_proxy(Duration::from_millis(150), opens).await);
+        let engine_says_running = || async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(())
+        };
         loop {
-            match probe.probe().await {
+            let heard = match probe.probe().await {
+                Heard::Silence => probe.confirm(engine_says_running()).await.ok().unwrap(),
+                heard => heard,
+            };
+            match heard {
                 Heard::Data => break,
                 Heard::Silence => {
                     panic!("silence taken for a server after {:?}", started.elapsed())
@@ -376,7 +453,7 @@ mod tests {
             }
         }
         assert!(Instant::now() >= opens);
-        assert!(probe.slowest_close >= Duration::from_millis(70));
+        assert!(probe.slowest_close >= Duration::from_millis(150));
     }
 
     #[test]
