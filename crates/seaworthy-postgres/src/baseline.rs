@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use seaworthy::kit::{Baseline, Revision};
@@ -238,8 +239,9 @@ async fn template_query<T>(
 where
     T: for<'a> tokio_postgres::types::FromSql<'a>,
 {
+    // Typed: parse, bind and execute in one round trip (no prepare first).
     let found = client
-        .query_opt(sql, &[&names.template])
+        .query_typed_opt(sql, &[(&names.template, Type::NAME)])
         .await
         .map_err(|e| {
             Error::query(
