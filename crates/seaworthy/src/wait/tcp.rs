@@ -47,11 +47,11 @@ impl Wait {
     /// container.
     ///
     /// On an engine of this machine whose container addresses this process reaches (a rootful
-    /// Docker or Podman on a local socket), the server's own accept is probed at the container's
-    /// address. Elsewhere the published port is probed, telling the engine's port proxy (which
-    /// accepts even when nothing listens inside) from the server: data or a connection that stays
-    /// open, twice in a row, on a running container (about 100 ms more for a server that does
-    /// not speak first).
+    /// Docker or Podman on a local socket or a loopback endpoint), the server's own accept is
+    /// probed at the container's address. Elsewhere the published port is probed, telling the
+    /// engine's port proxy (which accepts even when nothing listens inside) from the server: data,
+    /// or two overlapping connections that stay open (at least 100 ms) and are still open once
+    /// the engine has said that the container runs.
     pub fn tcp(port: u16) -> Wait {
         Wait::on(Tcp { port })
     }
