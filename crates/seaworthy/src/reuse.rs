@@ -124,7 +124,7 @@ pub(crate) async fn share<D: ContainerFixtureDefinition>(
                 );
                 crate::session::remove_now(session.engine(), ResourceKind::Container, &id, &name)
                     .await?;
-                crate::kit::remove_host_copies(&id);
+                crate::state::remove_baseline_copies(&id);
             }
         }
     }
@@ -225,7 +225,7 @@ async fn find(
                 tracing::info!(container = %name, "reused fixture refused: {why}; removing it");
                 eprintln!("seaworthy: the reused fixture {name} is refused ({why}); removing it");
                 crate::session::remove_now(engine, ResourceKind::Container, &id, &name).await?;
-                crate::kit::remove_host_copies(&id);
+                crate::state::remove_baseline_copies(&id);
             }
         }
     }

@@ -96,3 +96,33 @@ pub(crate) fn snapshot_dir() -> PathBuf {
     let _ = std::fs::create_dir_all(&dir);
     dir
 }
+
+/// The start of the names of the host copies of container `id`'s baseline records (see
+/// `kit::Baseline::load_or_revise_stamped`).
+fn baseline_copy_prefix(id: &str) -> String {
+    format!(
+        "baseline-copy-{:016x}-",
+        crate::identity::fnv1a(id.as_bytes())
+    )
+}
+
+/// The host copy of the baseline record at `path` in container `id`.
+pub(crate) fn baseline_copy_file(id: &str, path: &str) -> PathBuf {
+    state_dir().join(format!(
+        "{}{:016x}.json",
+        baseline_copy_prefix(id),
+        crate::identity::fnv1a(path.as_bytes())
+    ))
+}
+
+/// Removes the host copies of the baseline records of container `id` (removed, or refused).
+pub(crate) fn remove_baseline_copies(id: &str) {
+    let prefix = baseline_copy_prefix(id);
+    if let Ok(entries) = std::fs::read_dir(state_dir()) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}

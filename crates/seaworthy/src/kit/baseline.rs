@@ -218,7 +218,11 @@ impl Baseline {
 
     /// The host copy of `container`'s record, when it was taken with `stamp` and is intact.
     fn host_copy<T: DeserializeOwned>(&self, container: &Container, stamp: &str) -> Option<T> {
-        let bytes = std::fs::read(copy_file(&container.id(), &self.path)).ok()?;
+        let bytes = std::fs::read(crate::state::baseline_copy_file(
+            &container.id(),
+            &self.path,
+        ))
+        .ok()?;
         let copy: HostCopy = serde_json::from_slice(&bytes).ok()?;
         let intact = copy.container == container.id()
             && copy.path == self.path
@@ -248,7 +252,7 @@ impl Baseline {
             digest: digest(&record),
             record,
         };
-        let path = copy_file(&copy.container, &self.path);
+        let path = crate::state::baseline_copy_file(&copy.container, &self.path);
         // Written aside, then renamed: a reader never sees half a copy.
         let partial = path.with_extension(format!("partial-{}", std::process::id()));
         let written = serde_json::to_vec(&copy)
@@ -321,29 +325,4 @@ struct HostCopy {
 
 fn digest(record: &str) -> String {
     hex::encode(Sha256::digest(record.as_bytes()))
-}
-
-/// The start of the names of the host copies of container `id`'s records.
-fn copy_prefix(id: &str) -> String {
-    format!("baseline-copy-{}-", crate::kit::key_hash(id))
-}
-
-fn copy_file(id: &str, path: &str) -> std::path::PathBuf {
-    crate::state::state_dir().join(format!(
-        "{}{}.json",
-        copy_prefix(id),
-        crate::kit::key_hash(path)
-    ))
-}
-
-/// Removes the host copies of the baseline records of container `id` (removed, or refused).
-pub(crate) fn remove_host_copies(id: &str) {
-    let prefix = copy_prefix(id);
-    if let Ok(entries) = std::fs::read_dir(crate::state::state_dir()) {
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
 }

@@ -45,7 +45,6 @@ mod init;
 pub mod migrations;
 mod pool;
 
-pub(crate) use baseline::remove_host_copies;
 pub use baseline::{Baseline, Revision};
 pub use init::{hash_init_steps, init_key, InitError, InitFn, InitStep};
 pub use pool::{Lease, NamespacePool};

@@ -255,7 +255,7 @@ pub async fn collect(
         {
             Ok(()) => {
                 tracing::info!(container = %reused.name, idle_secs = reused.idle_secs(now), "reused fixture removed");
-                crate::kit::remove_host_copies(&reused.id);
+                crate::state::remove_baseline_copies(&reused.id);
                 for suffix in ["used", "run", "tainted", "retired"] {
                     let _ = std::fs::remove_file(
                         crate::state::state_dir()
