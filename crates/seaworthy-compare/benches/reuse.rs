@@ -17,7 +17,9 @@
 //!   state file naming the run that took the container last is removed, so the sample sees
 //!   what a new `cargo test` sees (another run's container: attach, then the take-over clean),
 //!   not this process's own run. The process's session (engine connection, once per process
-//!   whatever the fixtures) is not part of either.
+//!   whatever the fixtures) is not part of either. The started side's fixture is removed after
+//!   each of its samples, untimed and waited for, so no sample shares the machine with the
+//!   removal of the one before (a later run does not).
 //! * `loop20`: a 20-test crate run twice with `cargo test`, the second run's wall time against
 //!   the first's (see [`loop20`]).
 //! * `rabbitmq.first_ready`: the same as `postgres.first_ready` for a RabbitMQ fixture whose init steps import definitions
@@ -217,6 +219,10 @@ async fn first_handout_started() -> Duration {
     let elapsed = t.elapsed();
     drop(pg);
     drop(run);
+    // Untimed: the started fixture's removal runs in the background; the next sample (of either
+    // side) does not share the machine with it, as a later run does not.
+    let session = Session::global().await.expect("the global session");
+    session.wait_for_background_removals(Duration::from_secs(60));
     elapsed
 }
 
