@@ -43,15 +43,30 @@
 //! {"suite": "...", "commit": "...", "dirty": false, "date": "2026-12-04T20:00:00Z",
 //!  "machine": {"host", "cpus", "cpu_model", "memory_gib", "kernel"},
 //!  "load_average": {"start": [1m, 5m, 15m], "end": [1m, 5m, 15m]},
+//!  "quiet_wait_s": 42.0,
+//!  "other_work": {"wall_s", "cpu_s", "foreign_share", "top": [["rustc", 12.5], ...]},
 //!  "results": [{"name", "runs", "median_ms", "range_ms", "samples_ms", "baseline",
 //!               "baseline_median_ms", "baseline_range_ms", "baseline_samples_ms", "ratio",
 //!               "interval": {"low", "high", "of"}, "target": {"kind", "value"}, "verdict", ...}]}
 //! ```
 //!
+//! # A quiet machine
+//!
+//! A full run first waits until the machine is quiet (1-minute load average below
+//! [`QUIET_LOAD`], at most `SEAWORTHY_BENCH_QUIET_WAIT` seconds, default 600), then watches it
+//! while it runs: the CPU time of every process that is not the suite's own work (the suite's
+//! process and descendants, the container engines and their containers) is written as
+//! `other_work` ([`OtherWork`]). `BENCHMARKS.md` calls a run quiet when it began below that load
+//! and other work took under 2 % of the machine.
+//!
 //! Each bench binary is a suite of its own (a crate with several parts names them
 //! `reset.postgres`, `reset.redis`...). `cargo xtask bench-doc` turns the JSON files into
 //! `BENCHMARKS.md`. Run under `cargo test --all-targets`, each result runs once as a smoke test
 //! (no warm-up, no verdict) and nothing is written.
+
+mod watch;
+
+pub use watch::{OtherWork, QUIET_LOAD};
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -71,7 +86,7 @@ impl Target {
     fn describe(&self) -> String {
         match self {
             Target::RatioAtMost(r) => format!("ratio ≤ {r}"),
-            Target::MedianAtMostMs(ms) => format!("median ≤ {ms} ms"),
+            Target::MedianAtMostMs(ms) => format!("median ≤ {} ms", (ms * 1000.0).round() / 1000.0),
         }
     }
 }
@@ -225,6 +240,8 @@ pub struct Suite {
     results: Vec<BenchResult>,
     runtime: tokio::runtime::Runtime,
     load_at_start: Option<[f64; 3]>,
+    quiet_wait: Duration,
+    watcher: Option<watch::Watcher>,
 }
 
 impl Suite {
@@ -232,6 +249,11 @@ impl Suite {
     /// smoke run each otherwise.
     pub fn new(name: &str) -> Suite {
         let full = std::env::args().any(|a| a == "--bench");
+        let quiet_wait = if full {
+            watch::wait_for_quiet()
+        } else {
+            Duration::ZERO
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -255,6 +277,8 @@ impl Suite {
             results: Vec::new(),
             runtime,
             load_at_start,
+            quiet_wait,
+            watcher: full.then(watch::Watcher::start),
         }
     }
 
@@ -372,7 +396,8 @@ impl Suite {
     }
 
     /// Prints the table and, in a full run, replaces the suite's JSON report.
-    pub fn finish(self) {
+    pub fn finish(mut self) {
+        let other_work = self.watcher.take().and_then(watch::Watcher::finish);
         println!("\nsuite {}", self.name);
         println!(
             "{:<32} {:>5} {:>11} {:>11} {:>8} {:>17} {:>18} {:>13}",
@@ -419,6 +444,8 @@ impl Suite {
                 "start": self.load_at_start,
                 "end": load_average(),
             },
+            "quiet_wait_s": (self.quiet_wait.as_secs_f64() * 10.0).round() / 10.0,
+            "other_work": other_work,
             "results": self.results,
         });
         match std::fs::create_dir_all(&dir).and_then(|_| {

@@ -22,6 +22,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+/// The 1-minute load average below which a suite's start counts as quiet (as the bench harness
+/// waits for).
+const QUIET_LOAD: f64 = 1.0;
+
+/// The share of the machine other processes may take during a run that is still called quiet.
+const QUIET_OTHER_SHARE: f64 = 0.02;
+
 /// Where `cargo bench` writes, where the records are kept, and the document.
 pub struct Paths {
     /// `target/seaworthy-bench`.
@@ -199,19 +206,49 @@ fn render(suite: &str, report: &Value) -> String {
     };
     let (start, end) = (load("start"), load("end"));
     let fmt_load = |l: Option<f64>| l.map_or("?".into(), |l| format!("{l:.2}"));
-    let quiet = match (start, end) {
-        (Some(a), Some(b)) if a < 1.0 && b < 1.5 => "a quiet machine".to_string(),
-        (Some(_), Some(_)) => format!(
-            "**not a quiet machine** (other work was running on its {} CPUs: absolute times are pessimistic; both sides of a ratio ran alternately under the same load)",
-            cpus.map_or("?".into(), |c| c.to_string())
+    let other = &report["other_work"];
+    let other_share = other["foreign_share"].as_f64();
+    let other_top = other["top"]
+        .as_array()
+        .map(|top| {
+            top.iter()
+                .filter_map(|t| Some((t[0].as_str()?, t[1].as_f64()?)))
+                .filter(|(_, cpu)| *cpu >= 0.05)
+                .map(|(name, cpu)| format!("`{name}` {cpu:.1} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let cpus_text = cpus.map_or("?".into(), |c| c.to_string());
+    let quiet = match (start, other_share) {
+        // Watched: quiet when it began quiet and other work took under 2 % of the machine.
+        (Some(a), Some(share)) if a < QUIET_LOAD && share < QUIET_OTHER_SHARE => format!(
+            "a quiet machine (nothing else ran: load average (1 min) {} when it began; other processes used {:.1} % of its {cpus_text} CPUs while it ran{})",
+            fmt_load(start),
+            share * 100.0,
+            if other_top.is_empty() { String::new() } else { format!(": {other_top}") }
+        ),
+        (Some(a), Some(share)) => format!(
+            "**not a quiet machine** (load average (1 min) {} when it began; other processes used {:.1} % of its {cpus_text} CPUs while it ran{}: absolute times are pessimistic; both sides of a ratio ran alternately under the same load)",
+            fmt_load(Some(a)),
+            share * 100.0,
+            if other_top.is_empty() { String::new() } else { format!(": {other_top}") }
+        ),
+        // Older reports, not watched: the load average alone.
+        (Some(a), None) if a < QUIET_LOAD && end.is_some_and(|b| b < 1.5) => {
+            "a quiet machine".to_string()
+        }
+        (Some(_), None) => format!(
+            "**not a quiet machine** (other work was running on its {cpus_text} CPUs: absolute times are pessimistic; both sides of a ratio ran alternately under the same load)"
         ),
         _ => "a machine of unknown load".to_string(),
     };
     let _ = writeln!(
         s,
-        "Suite `{suite}`: commit `{commit}`{dirty}, {date}, {quiet}; load average (1 min) {} at the start, {} at the end.\n",
+        "Suite `{suite}`: commit `{commit}`{dirty}, {date}, {quiet}; load average (1 min) {} at the start, {} at the end{}.\n",
         fmt_load(start),
-        fmt_load(end)
+        fmt_load(end),
+        if other_share.is_some() { " (the suite's own containers and engine)" } else { "" }
     );
     let _ = writeln!(
         s,
@@ -239,7 +276,7 @@ fn render(suite: &str, report: &Value) -> String {
         };
         let target = match (r["target"]["kind"].as_str(), r["target"]["value"].as_f64()) {
             (Some("ratio_at_most"), Some(v)) => format!("ratio ≤ {v}"),
-            (Some("median_at_most_ms"), Some(v)) => format!("median ≤ {v} ms"),
+            (Some("median_at_most_ms"), Some(v)) => format!("median ≤ {}", format_ms(v)),
             _ => "–".into(),
         };
         let verdict = match r["verdict"].as_str() {
@@ -346,6 +383,32 @@ mod tests {
         assert!(out.contains("* `clean`: tables = 20"));
         // Regenerating what was generated changes nothing.
         assert_eq!(regenerate(&out, &records).unwrap(), out);
+    }
+
+    #[test]
+    fn a_watched_run_is_quiet_only_when_it_began_quiet_and_nothing_else_ran() {
+        let with = |start: f64, share: f64, top: Value| {
+            let mut r = report("met");
+            r["load_average"]["start"] = serde_json::json!([start, 1.0, 1.0]);
+            r["load_average"]["end"] = serde_json::json!([3.2, 1.0, 1.0]);
+            r["other_work"] = serde_json::json!({"wall_s": 100.0, "cpu_s": share * 200.0,
+                "foreign_share": share, "top": top});
+            render("demo", &r)
+        };
+        let quiet = with(
+            0.4,
+            0.004,
+            serde_json::json!([["sshd", 0.8], ["cron", 0.01]]),
+        );
+        assert!(quiet.contains("a quiet machine (nothing else ran: load average (1 min) 0.40 when it began; other processes used 0.4 % of its 2 CPUs while it ran: `sshd` 0.8 s)"), "{quiet}");
+        assert!(
+            quiet.contains("3.20 at the end (the suite's own containers and engine)"),
+            "{quiet}"
+        );
+        let build = with(0.4, 0.3, serde_json::json!([["rustc", 60.0]]));
+        assert!(build.contains("**not a quiet machine** (load average (1 min) 0.40 when it began; other processes used 30.0 % of its 2 CPUs while it ran: `rustc` 60.0 s"), "{build}");
+        let busy_start = with(1.7, 0.0, serde_json::json!([]));
+        assert!(busy_start.contains("**not a quiet machine** (load average (1 min) 1.70 when it began; other processes used 0.0 % of its 2 CPUs while it ran:"), "{busy_start}");
     }
 
     #[test]
