@@ -7,7 +7,7 @@
 //! - **before it starts**, it waits (at most `SEAWORTHY_BENCH_QUIET_WAIT` seconds, default 600;
 //!   `0` does not wait) until the 1-minute load average is below 1.0, so the last suite's work
 //!   has died down;
-//! - **while it runs**, a thread reads `/proc` twice a second and adds up the CPU time of every
+//! - **while it runs**, a thread reads `/proc` once a second and adds up the CPU time of every
 //!   process that is not the suite's own work: its own process and descendants, the container
 //!   engines and their descendants (`dockerd`, `containerd`, `containerd-shim*`, `docker-proxy`,
 //!   `runc`, `podman`, `conmon`, `crun`, `sshd` for the SSH endpoint, `ssh`) and kernel threads.
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 pub const QUIET_LOAD: f64 = 1.0;
 
 /// How often the watcher reads `/proc`.
-const INTERVAL: Duration = Duration::from_millis(500);
+const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Command names (`/proc/<pid>/comm`, at most 15 bytes) whose processes, and their descendants,
 /// are a suite's own work: the engines the suites drive and the containers they run.
