@@ -209,12 +209,7 @@ async fn a_port_with_its_protocol_is_compared_with_it_and_noticed() {
         ("exposed port 9090/tcp", "fail"),
         ("exposed port 8080", "pass"),
     ];
-    assert_eq!(
-        outcomes(&report),
-        want.iter()
-            .map(|(n, s)| (n.to_string(), s.to_string()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(outcomes(&report), rows(&want));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr
@@ -436,12 +431,7 @@ fileExistenceTests:
         ("pass: a command list, expanded", "pass"),
         ("fail: a command list with the wrong exit code", "fail"),
     ];
-    assert_eq!(
-        outcomes(&report),
-        want.iter()
-            .map(|(n, s)| (n.to_string(), s.to_string()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(outcomes(&report), rows(&want));
     let refused = dir.write(
         "v1-metadata.yaml",
         "schemaVersion: 1.0.0\nmetadataTest:\n  user: root\n",
@@ -453,4 +443,160 @@ fileExistenceTests:
         stderr.contains("metadataTest: schemaVersion 1.0.0 has no `metadataTest` (a 2.0.0 field): set `schemaVersion: 2.0.0`"),
         "{stderr}"
     );
+}
+
+/// An image with Debian-style package documentation (`/usr/share/doc/PACKAGE/copyright`): a
+/// plain license, an AGPL one, a package without a copyright file, the package CST never
+/// checks (`libgnutls30`, here with a refused license), a copyright file that is a relative
+/// link, a package directory that is a link; license files elsewhere; a working directory and a
+/// user.
+async fn license_image() -> &'static str {
+    static IMAGE: OnceCell<String> = OnceCell::const_new();
+    IMAGE
+        .get_or_init(|| async {
+            ImageBuild::inline(
+                "FROM seaworthy-test/busybox\n\
+                 RUN mkdir -p /usr/share && cd /usr/share && mkdir -p doc/good doc/agpl doc/nocopy doc/libgnutls30 \
+                     doc/linked /opt/lic \
+                  && echo 'License: GPL-2+' > doc/good/copyright \
+                  && echo 'License: agpl-3' > doc/agpl/copyright \
+                  && echo 'License: WTFPL' > doc/libgnutls30/copyright \
+                  && ln -s ../good/copyright doc/linked/copyright \
+                  && ln -s agpl doc/dirlink \
+                  && echo MIT > /opt/lic/LICENSE && echo 'wtfpl 2' > /opt/lic/BAD\n\
+                 WORKDIR /opt/lic\n\
+                 USER 1000\n",
+            )
+            .with_network_mode("none")
+            .build()
+            .await
+            .expect("build the license image")
+            .reference()
+            .to_string()
+        })
+        .await
+}
+
+fn rows(want: &[(&str, &str)]) -> Vec<(String, String)> {
+    want.iter()
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn license_tests_run_as_container_structure_test_runs_them() {
+    let image = license_image().await;
+    let dir = Dir::new("licenses");
+    let spec = dir.write(
+        "licenses.yaml",
+        "schemaVersion: 2.0.0\nlicenseTests:\n  - debian: true\n    files:\n  - debian: false\n    files: [/opt/lic/LICENSE]\n  - debian: no\n    files: [/opt/lic/BAD, /opt/lic/missing]\n",
+    );
+    let out = seaworthy(&["test", "--image", image, "--output", "json", &spec]);
+    let report = json_of(&out);
+    assert_eq!(
+        outcomes(&report),
+        rows(&[
+            ("license test 1", "fail"),
+            ("license test 2", "pass"),
+            ("license test 3", "fail"),
+        ])
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // AGPL in any case fails; a package without a copyright file fails; libgnutls30 and the
+    // linked package directory are not read; the relative link is followed from its directory.
+    assert_eq!(
+        errors_of(&report, "license test 1"),
+        "license file /usr/share/doc/agpl/copyright contains AGPL\nlicense file /usr/share/doc/nocopy/copyright does not exist"
+    );
+    assert_eq!(
+        errors_of(&report, "license test 3"),
+        "license file /opt/lic/BAD contains WTFPL\nlicense file /opt/lic/missing does not exist"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("license file /usr/share/doc/linked/copyright is a relative symbolic link (to ../good/copyright)")
+            && stderr.contains("its issue #77"),
+        "{stderr}"
+    );
+    // A Debian image without documentation passes, as there.
+    let base = dir.write(
+        "base.yaml",
+        "schemaVersion: 2.0.0\nlicenseTests: [{debian: true}]\n",
+    );
+    let out = seaworthy(&["test", "--image", "seaworthy-test/busybox", &base]);
+    assert_eq!(out.status.code(), Some(1), "busybox has no /usr/share/doc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cannot read /usr/share/doc"), "{text}");
+}
+
+#[tokio::test]
+async fn yaml_shapes_container_structure_test_reads_are_read_the_same() {
+    let image = license_image().await;
+    let dir = Dir::new("shapes");
+    // Merge keys, nulls for lists, numbers where strings are expected, `uid: -1` (not checked),
+    // an empty workdir and user (not checked), and the pre-1.13 spelling `env`.
+    let spec = dir.write(
+        "shapes.yaml",
+        r#"schemaVersion: 2.0.0
+commandTests:
+  - &echo
+    name: "pass: the anchored test"
+    command: echo
+    args: [1, true]
+    expectedOutput: ['^1 true\n$']
+    setup:
+  - <<: *echo
+    name: "pass: merged, its args overridden"
+    args: [merged]
+    expectedOutput: ['^merged\n$']
+fileExistenceTests:
+  - name: "pass: uid -1 is not checked"
+    path: /opt/lic/LICENSE
+    uid: -1
+    gid: 0
+metadataTest:
+  workdir: ""
+  user: ""
+  env:
+    - key: PATH
+      value: '^/usr'
+      isRegex: true
+  unboundEnv:
+    - key: NOPE
+"#,
+    );
+    let out = seaworthy(&["test", "--image", image, "--output", "json", &spec]);
+    let report = json_of(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        outcomes(&report),
+        rows(&[
+            ("env var PATH", "pass"),
+            ("unbound env var NOPE", "pass"),
+            ("pass: uid -1 is not checked", "pass"),
+            ("pass: the anchored test", "pass"),
+            ("pass: merged, its args overridden", "pass"),
+        ]),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("metadataTest.env is container-structure-test's spelling before 1.13")
+            && stderr.contains("metadataTest.unboundEnv is"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_without_tests_fails_as_in_container_structure_test() {
+    let dir = Dir::new("no-tests");
+    let spec = dir.write(
+        "empty.yaml",
+        "schemaVersion: 2.0.0\nmetadataTest:\ncommandTests: []\n",
+    );
+    let out = seaworthy(&["test", "--image", "seaworthy-test/busybox", &spec]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAIL: 0 tests"), "{text}");
+    assert!(text.contains("the spec files hold no test"), "{text}");
 }

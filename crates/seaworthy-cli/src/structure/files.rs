@@ -1,4 +1,4 @@
-//! `fileExistenceTests` and `fileContentTests`, read through the engine's archive API from a
+//! `fileExistenceTests`, `fileContentTests` and `licenseTests`, read through the engine's archive API from a
 //! container that is created and never started: no shell, `ls` or `cat` needed in the image, and
 //! no process runs. One such container serves every file test of a spec (one per test with
 //! `--isolate`).
@@ -10,7 +10,7 @@ use futures_util::stream::{self, StreamExt};
 use seaworthy::{Container, Error, FileKind, FileMetadata};
 
 use super::report::{Kind, TestResult};
-use super::spec::{ExecutableBy, FileContentTest, FileExistenceTest, SpecFile};
+use super::spec::{ExecutableBy, FileContentTest, FileExistenceTest, LicenseTest, SpecFile};
 use super::{Context, Role};
 
 /// Runs the file tests of `spec`.
@@ -18,7 +18,8 @@ pub async fn run(ctx: &Context, spec: &SpecFile, file_index: usize) -> Vec<TestR
     let file = spec.path.display().to_string();
     let existence = &spec.spec.file_existence_tests;
     let content = &spec.spec.file_content_tests;
-    if existence.is_empty() && content.is_empty() {
+    let licenses = &spec.spec.license_tests;
+    if existence.is_empty() && content.is_empty() && licenses.is_empty() {
         return Vec::new();
     }
     let run = &spec.spec.container_run_options;
@@ -30,12 +31,14 @@ pub async fn run(ctx: &Context, spec: &SpecFile, file_index: usize) -> Vec<TestR
     enum Job<'a> {
         Exists(usize, &'a FileExistenceTest),
         Contents(usize, &'a FileContentTest),
+        License(usize, &'a LicenseTest),
     }
     let jobs = existence
         .iter()
         .enumerate()
         .map(|(i, t)| Job::Exists(i, t))
-        .chain(content.iter().enumerate().map(|(i, t)| Job::Contents(i, t)));
+        .chain(content.iter().enumerate().map(|(i, t)| Job::Contents(i, t)))
+        .chain(licenses.iter().enumerate().map(|(i, t)| Job::License(i, t)));
     let results: Vec<TestResult> = stream::iter(jobs)
         .map(|job| {
             let shared = shared.clone();
@@ -45,6 +48,10 @@ pub async fn run(ctx: &Context, spec: &SpecFile, file_index: usize) -> Vec<TestR
                 let (order, name) = match &job {
                     Job::Exists(i, t) => ((file_index, Kind::FileExistence, *i, 0), t.name.clone()),
                     Job::Contents(i, t) => ((file_index, Kind::FileContent, *i, 0), t.name.clone()),
+                    Job::License(i, _) => (
+                        (file_index, Kind::License, *i, 0),
+                        format!("license test {}", i + 1),
+                    ),
                 };
                 // With --isolate, a container per test, as container-structure-test does.
                 let own = match &shared {
@@ -62,6 +69,7 @@ pub async fn run(ctx: &Context, spec: &SpecFile, file_index: usize) -> Vec<TestR
                     Ok(c) => match &job {
                         Job::Exists(_, t) => check_existence(ctx, c, t).await,
                         Job::Contents(_, t) => check_contents(c, t).await,
+                        Job::License(_, t) => check_licenses(ctx, c, t, &file).await,
                     },
                 };
                 if let Some(Ok(c)) = own {
@@ -120,7 +128,7 @@ async fn check_existence(ctx: &Context, c: &Container, t: &FileExistenceTest) ->
         }
     }
     if let Some(uid) = t.uid {
-        if meta.uid != uid {
+        if i64::try_from(meta.uid) != Ok(uid) {
             errors.push(format!(
                 "{} is owned by uid {}, expected {uid}",
                 t.path, meta.uid
@@ -128,7 +136,7 @@ async fn check_existence(ctx: &Context, c: &Container, t: &FileExistenceTest) ->
         }
     }
     if let Some(gid) = t.gid {
-        if meta.gid != gid {
+        if i64::try_from(meta.gid) != Ok(gid) {
             errors.push(format!(
                 "{} belongs to gid {}, expected {gid}",
                 t.path, meta.gid
@@ -177,6 +185,90 @@ async fn check_contents(c: &Container, t: &FileContentTest) -> Vec<String> {
         }
     }
     errors
+}
+
+/// The Debian packages' documentation, one directory per package.
+const DEBIAN_DOC: &str = "/usr/share/doc";
+
+/// Words that fail a license file, in capitals, as container-structure-test's list.
+const REFUSED_LICENSES: [&str; 2] = ["AGPL", "WTFPL"];
+
+/// A package container-structure-test never checks.
+const UNCHECKED_PACKAGE: &str = "libgnutls30";
+
+/// A license test, as container-structure-test's `pkg/types/v2/licenses.go` runs it: with
+/// `debian`, each directory directly under `/usr/share/doc` (symbolic links to directories are
+/// not followed, as there; `libgnutls30` is skipped) must hold a readable `copyright` file; that
+/// file and each of `files` must not contain `AGPL` or `WTFPL` in any case.
+async fn check_licenses(
+    ctx: &Context,
+    c: &Container,
+    t: &LicenseTest,
+    spec_file: &str,
+) -> Vec<String> {
+    let mut files: Vec<String> = Vec::new();
+    let mut errors = Vec::new();
+    if t.debian {
+        match c.list_dir(DEBIAN_DOC).await {
+            Ok(entries) => files.extend(
+                entries
+                    .iter()
+                    .filter(|e| e.kind == FileKind::Directory && e.name != UNCHECKED_PACKAGE)
+                    .map(|e| format!("{DEBIAN_DOC}/{}/copyright", e.name)),
+            ),
+            Err(e) => errors.push(format!("cannot read {DEBIAN_DOC}: {e}")),
+        }
+    }
+    files.extend(t.files.iter().cloned());
+    let checks = stream::iter(files)
+        .map(|path| async move { (check_license_file(ctx, c, &path).await, path) })
+        .buffered(ctx.jobs.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    for ((error, relative_link), path) in checks {
+        errors.extend(error);
+        if let Some(target) = relative_link {
+            ctx.progress.note(&format!(
+                "note: {spec_file}: license file {path} is a relative symbolic link (to \
+                 {target}): read from its own directory (container-structure-test reads it from \
+                 `/` and fails, its issue #77)"
+            ));
+        }
+    }
+    errors
+}
+
+/// Why the license file at `path` fails, if it does, and its target if it is a relative
+/// symbolic link.
+async fn check_license_file(
+    ctx: &Context,
+    c: &Container,
+    path: &str,
+) -> (Option<String>, Option<String>) {
+    let relative_link = match stat(ctx, c, path).await {
+        // The engine's stat gives a link's target resolved; the archive's header, as written.
+        Ok(Some(m)) if m.kind == FileKind::Symlink => c
+            .file_metadata(path)
+            .await
+            .ok()
+            .and_then(|m| m.link_target)
+            .filter(|t| !t.starts_with('/')),
+        Ok(Some(_)) => None,
+        Ok(None) => return (Some(format!("license file {path} does not exist")), None),
+        Err(e) => return (Some(format!("cannot read license file {path}: {e}")), None),
+    };
+    let error = match c.read_file(path).await {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes).to_uppercase();
+            REFUSED_LICENSES
+                .iter()
+                .find(|word| text.contains(*word))
+                .map(|word| format!("license file {path} contains {word}"))
+        }
+        Err(Error::NotFound { .. }) => Some(format!("license file {path} does not exist")),
+        Err(e) => Some(format!("cannot read license file {path}: {e}")),
+    };
+    (error, relative_link)
 }
 
 /// `path`'s metadata from the engine's stat (`HEAD /containers/{id}/archive`): kind, mode, size

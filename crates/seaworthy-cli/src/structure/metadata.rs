@@ -79,11 +79,12 @@ pub fn check(
         let actual = config.cmd.clone().unwrap_or_default();
         checks.push(("cmd".into(), same_list("cmd", expected, &actual)));
     }
-    if let Some(expected) = &test.workdir {
+    // An empty workdir or user is not checked, as in container-structure-test.
+    if let Some(expected) = test.workdir.as_ref().filter(|w| !w.is_empty()) {
         let actual = config.working_dir.clone().unwrap_or_default();
         checks.push(("workdir".into(), same_text("workdir", expected, &actual)));
     }
-    if let Some(expected) = &test.user {
+    if let Some(expected) = test.user.as_ref().filter(|u| !u.is_empty()) {
         let actual = config.user.clone().unwrap_or_default();
         checks.push(("user".into(), same_text("user", expected, &actual)));
     }

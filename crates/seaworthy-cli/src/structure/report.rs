@@ -104,6 +104,7 @@ impl TestResult {
     }
 
     /// Marks the result skipped, with the reason.
+    #[cfg(test)]
     pub fn skipped(mut self, why: impl Into<String>) -> TestResult {
         self.status = Status::Skip;
         self.errors = vec![why.into()];

@@ -95,8 +95,30 @@ pub fn load_text(path: &Path, text: &str) -> Result<SpecFile, SpecError> {
 
 /// Parses spec text; the error is `(line and column, message)`.
 pub fn parse(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
-    let Err((None, message)) = parse_yaml(text) else {
-        return parse_yaml(text);
+    if let Some(merged) = as_yaml_v2_reads(text, true) {
+        return parse_yaml(&merged).map_err(|(_, message)| {
+            (
+                None,
+                format!("{message} (in the spec with its `<<` merge keys applied)"),
+            )
+        });
+    }
+    let error = match parse_yaml(text) {
+        Ok(spec) => return Ok(spec),
+        // An explicit null where a list is expected: the empty list, as there.
+        Err(e)
+            if e.1
+                .contains("invalid type: unit value, expected a sequence") =>
+        {
+            match as_yaml_v2_reads(text, false).map(|t| parse_yaml(&t)) {
+                Some(Ok(spec)) => return Ok(spec),
+                _ => return Err(e),
+            }
+        }
+        Err(e) => e,
+    };
+    let (None, message) = error else {
+        return Err(error);
     };
     // A few errors come without a location (a second YAML document, most often made by a line
     // indented less than the first): the first line at which the text fails the same way.
@@ -122,6 +144,45 @@ pub fn parse(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
         message
     };
     Err((Some((high, column)), message))
+}
+
+/// `text` as container-structure-test's parser (gopkg.in/yaml.v2) reads it where serde_norway
+/// reads it otherwise, written out again: YAML merge keys (`<<: *anchor`) applied, and keys
+/// whose value is `null` (`~`, or nothing after an explicit `null`) dropped, as a null list
+/// is an empty one there. `None` when the text is not YAML (the parse says why), or when
+/// `merges_only` and it has no merge key.
+fn as_yaml_v2_reads(text: &str, merges_only: bool) -> Option<String> {
+    use serde_norway::Value;
+    fn has_merge_key(v: &Value) -> bool {
+        match v {
+            Value::Mapping(m) => m
+                .iter()
+                .any(|(k, v)| k.as_str() == Some("<<") || has_merge_key(v)),
+            Value::Sequence(s) => s.iter().any(has_merge_key),
+            Value::Tagged(t) => has_merge_key(&t.value),
+            _ => false,
+        }
+    }
+    fn drop_nulls(v: &mut Value) {
+        match v {
+            Value::Mapping(m) => {
+                m.retain(|_, v| !v.is_null());
+                m.values_mut().for_each(drop_nulls);
+            }
+            Value::Sequence(s) => s.iter_mut().for_each(drop_nulls),
+            _ => {}
+        }
+    }
+    if merges_only && !text.contains("<<") {
+        return None;
+    }
+    let mut value: Value = serde_norway::from_str(text).ok()?;
+    if merges_only && !has_merge_key(&value) {
+        return None;
+    }
+    value.apply_merge().ok()?;
+    drop_nulls(&mut value);
+    serde_norway::to_string(&value).ok()
 }
 
 /// The spec in `text`, or serde_norway's error: `(line and column, when known, message)`.
@@ -163,12 +224,16 @@ pub struct Spec {
     /// Expectations on the image's configuration.
     #[serde(default)]
     pub metadata_test: Option<MetadataTest>,
-    /// Accepted for compatibility and reported as skipped (Seaworthy has no license database).
+    /// Copyright files to check, as container-structure-test checks them.
     #[serde(default)]
-    pub license_tests: Vec<serde_norway::Value>,
+    pub license_tests: Vec<LicenseTest>,
     /// Seaworthy's extension: tests of the image running as a daemon.
     #[serde(default)]
     pub daemon_tests: Vec<DaemonTest>,
+    /// What this spec relies on that reads differently from container-structure-test (or from
+    /// its current release), one line each, printed before the run.
+    #[serde(skip)]
+    pub notices: Vec<String>,
 }
 
 impl Spec {
@@ -176,6 +241,25 @@ impl Spec {
     /// 1.0.0 does not have (container-structure-test reads each version strictly), saying how
     /// 2.0.0 spells them.
     fn finish(mut self) -> Result<Spec, String> {
+        if let Some(m) = &mut self.metadata_test {
+            for (old, new, legacy, list) in [
+                ("env", "envVars", &mut m.env, &mut m.env_vars),
+                (
+                    "unboundEnv",
+                    "unboundEnvVars",
+                    &mut m.unbound_env,
+                    &mut m.unbound_env_vars,
+                ),
+            ] {
+                if !legacy.is_empty() {
+                    list.append(legacy);
+                    self.notices.push(format!(
+                        "metadataTest.{old} is container-structure-test's spelling before \
+                         1.13 (its releases since refuse it): read as metadataTest.{new}"
+                    ));
+                }
+            }
+        }
         let v1 = self.schema_version == SchemaVersion::V1;
         let commands = self.command_tests.iter_mut().chain(
             self.daemon_tests
@@ -418,12 +502,12 @@ pub struct FileExistenceTest {
     /// The mode as `ls -l` (`-rw-r--r--`) or Go (`Lrwxrwxrwx`, `urwxr-xr-x`) prints it.
     #[serde(default)]
     pub permissions: Option<Permissions>,
-    /// The owner's user id.
-    #[serde(default)]
-    pub uid: Option<u64>,
-    /// The owner's group id.
-    #[serde(default)]
-    pub gid: Option<u64>,
+    /// The owner's user id (`-1`, container-structure-test's default: not checked).
+    #[serde(default, deserialize_with = "owner_id")]
+    pub uid: Option<i64>,
+    /// The owner's group id (`-1`: not checked).
+    #[serde(default, deserialize_with = "owner_id")]
+    pub gid: Option<i64>,
     /// Who must be able to execute it.
     #[serde(default)]
     pub is_executable_by: Option<ExecutableBy>,
@@ -431,6 +515,30 @@ pub struct FileExistenceTest {
 
 fn yes() -> bool {
     true
+}
+
+/// A `uid` or `gid`: `-1` is container-structure-test's "not checked".
+fn owner_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<i64>::deserialize(d)?.filter(|id| *id != -1))
+}
+
+/// A license test, as container-structure-test runs one: with `debian`, every package directory
+/// under `/usr/share/doc` must hold a `copyright` file; that file and each of `files` must not
+/// name a license container-structure-test refuses (`AGPL`, `WTFPL`, in any case).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LicenseTest {
+    /// Whether to check the copyright file of every Debian package.
+    #[serde(default, deserialize_with = "bool11")]
+    pub debian: bool,
+    /// More license files to check.
+    #[serde(default, deserialize_with = "strings_or_null")]
+    pub files: Vec<String>,
+}
+
+/// A list of strings, where `null` (a key with nothing after it) is the empty list.
+fn strings_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `isExecutableBy`.
@@ -473,6 +581,12 @@ pub struct MetadataTest {
     /// Variables that must not be set (only `key` is used).
     #[serde(default)]
     pub unbound_env_vars: Vec<EnvVar>,
+    /// `envVars` as container-structure-test spelled it before 1.13 (moved into `env_vars`).
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// `unboundEnvVars` as spelled before 1.13 (moved into `unbound_env_vars`).
+    #[serde(default)]
+    pub unbound_env: Vec<EnvVar>,
     /// Labels that must be set, with their values.
     #[serde(default)]
     pub labels: Vec<EnvVar>,
@@ -488,7 +602,7 @@ pub struct MetadataTest {
     /// The exact command (`[]`: none).
     #[serde(default)]
     pub cmd: Option<Vec<String>>,
-    /// The working directory.
+    /// The working directory (empty: not checked, as in container-structure-test).
     #[serde(default)]
     pub workdir: Option<String>,
     /// Volumes that must be declared.
@@ -497,7 +611,7 @@ pub struct MetadataTest {
     /// Volumes that must not be declared.
     #[serde(default)]
     pub unmounted_volumes: Vec<String>,
-    /// The user.
+    /// The user (empty: not checked, as in container-structure-test).
     #[serde(default)]
     pub user: Option<String>,
 }
@@ -706,6 +820,34 @@ licenseTests:
         assert_eq!(
             error_in("commandTests:\n  - name: a\n    command: [echo, hi]\n"),
             "4:14: commandTests[0].command: a list is how schemaVersion 1.0.0 writes a command; with 2.0.0 write `command: \"echo\"` and `args: [\"hi\"]`"
+        );
+    }
+
+    #[test]
+    fn shapes_yaml_v2_reads_are_read_the_same() {
+        // Explicit nulls for lists (and an absent `cmd`), without merge keys.
+        let spec = parse("schemaVersion: 2.0.0\ncommandTests:\n  - name: a\n    command: echo\n    expectedOutput: ~\n    args: null\nmetadataTest:\n  cmd: null\n  envVars: null\n").unwrap();
+        assert!(spec.command_tests[0].args.is_empty());
+        assert_eq!(spec.metadata_test.unwrap().cmd, None);
+        // Merge keys, numbers read as text, the pre-1.13 `env`, `uid: -1`.
+        let spec = parse("schemaVersion: 2.0.0\ncommandTests:\n  - &a {name: a, command: echo, args: [1, true]}\n  - <<: *a\n    name: b\nfileExistenceTests:\n  - {name: f, path: /x, uid: -1, gid: 7}\nmetadataTest:\n  env: [{key: A, value: 1}]\n").unwrap();
+        assert_eq!(spec.command_tests[1].argv(), ["echo", "1", "true"]);
+        assert_eq!(spec.command_tests[1].name, "b");
+        assert_eq!(
+            (
+                spec.file_existence_tests[0].uid,
+                spec.file_existence_tests[0].gid
+            ),
+            (None, Some(7))
+        );
+        assert_eq!(spec.metadata_test.unwrap().env_vars[0].value, "1");
+        assert_eq!(spec.notices.len(), 1);
+        // An error in a spec with merge keys says so.
+        let (location, message) = parse("schemaVersion: 2.0.0\ncommandTests:\n  - &a {name: a, command: echo}\n  - <<: *a\n    comand: b\n").unwrap_err();
+        assert_eq!(location, None);
+        assert!(
+            message.contains("unknown field `comand`") && message.contains("merge keys applied"),
+            "{message}"
         );
     }
 
