@@ -549,6 +549,11 @@ commandTests:
     name: "pass: merged, its args overridden"
     args: [merged]
     expectedOutput: ['^merged\n$']
+  - name: "pass: regexes read as Go reads them"
+    command: echo
+    args: ["٣ é [+]"]
+    expectedOutput: ['^\Q٣ é\E [[][+]]']
+    excludedOutput: ['\d', '\w', '\bé']
 fileExistenceTests:
   - name: "pass: uid -1 is not checked"
     path: /opt/lic/LICENSE
@@ -576,6 +581,7 @@ metadataTest:
             ("pass: uid -1 is not checked", "pass"),
             ("pass: the anchored test", "pass"),
             ("pass: merged, its args overridden", "pass"),
+            ("pass: regexes read as Go reads them", "pass"),
         ]),
         "{stderr}"
     );

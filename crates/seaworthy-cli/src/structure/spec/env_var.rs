@@ -106,7 +106,7 @@ impl<'de> Visitor<'de> for EnvVarVisitor {
                 // Known to be a regex: compiled here, so an error names this line.
                 Field::Value if is_regex == Some(true) || check_here => {
                     let p: Pattern = map.next_value()?;
-                    value = Some(p.0.as_str().to_string());
+                    value = Some(p.source().to_string());
                     pattern = Some(p);
                 }
                 Field::Value => value = Some(map.next_value()?),

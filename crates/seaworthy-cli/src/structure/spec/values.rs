@@ -229,22 +229,111 @@ fn normalise(path: &std::path::Path) -> PathBuf {
     out
 }
 
-/// A regex, checked while parsing.
+/// A regex, checked while parsing: Go's RE2 syntax, as container-structure-test reads it (see
+/// [`from_go`]), compiled for Rust's `regex`; with the source as written.
 #[derive(Debug, Clone)]
-pub struct Pattern(pub Regex);
+pub struct Pattern(pub Regex, String);
 
 impl Pattern {
     /// Whether it matches somewhere in `text`.
     pub fn is_match(&self, text: &str) -> bool {
         self.0.is_match(text)
     }
+
+    /// The regex as the spec wrote it.
+    pub fn source(&self) -> &str {
+        &self.1
+    }
+}
+
+/// A Go regex (RE2 syntax) in Rust `regex` syntax, where the two read the same text
+/// differently: Go's `\d`, `\w`, `\s` (and `\D`, `\W`, `\S`) are ASCII classes and its `\b`,
+/// `\B` ASCII word boundaries (Rust's are Unicode); `\Q...\E` quotes literal text (Rust has no
+/// such escape); inside a class, `[` and `&`, `~` are literal characters (Rust reads nested
+/// classes and set operations there). Everything else is passed as written.
+pub fn from_go(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 8);
+    let mut chars = source.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                None => out.push('\\'),
+                Some('d') => out.push_str("[0-9]"),
+                Some('D') => out.push_str("[^0-9]"),
+                Some('w') => out.push_str("[0-9A-Za-z_]"),
+                Some('W') => out.push_str("[^0-9A-Za-z_]"),
+                Some('s') => out.push_str("[\\t\\n\\f\\r ]"),
+                Some('S') => out.push_str("[^\\t\\n\\f\\r ]"),
+                Some(b @ ('b' | 'B')) if !in_class => {
+                    out.push_str("(?-u:\\");
+                    out.push(b);
+                    out.push(')');
+                }
+                Some('Q') => {
+                    let mut literal = String::new();
+                    while let Some(q) = chars.next() {
+                        if q == '\\' && chars.peek() == Some(&'E') {
+                            chars.next();
+                            break;
+                        }
+                        literal.push(q);
+                    }
+                    out.push_str(&regex::escape(&literal));
+                }
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+            },
+            '[' if in_class => {
+                if chars.peek() == Some(&':') {
+                    // A POSIX class, `[:alpha:]`, copied whole.
+                    out.push('[');
+                    while let Some(p) = chars.next() {
+                        out.push(p);
+                        if p == ':' && chars.peek() == Some(&']') {
+                            out.push(']');
+                            chars.next();
+                            break;
+                        }
+                    }
+                } else {
+                    out.push_str("\\[");
+                }
+            }
+            '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            '[' => {
+                in_class = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                    out.push('^');
+                }
+                // A `]` first in a class is one of its characters.
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                    out.push_str("\\]");
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl fmt::Display for Pattern {
     /// `/source/`, on one line: line breaks and other control characters in the source are
     /// written as escapes (`\n`, `\r`, `\t`, `\u{1b}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "/{}/", one_line(self.0.as_str()))
+        write!(f, "/{}/", one_line(&self.1))
     }
 }
 
@@ -267,12 +356,14 @@ pub fn one_line(text: &str) -> String {
 impl Pattern {
     /// Compiles `source`; the error says which regex and why, on one line.
     pub fn compile(source: &str) -> Result<Pattern, String> {
-        Regex::new(source).map(Pattern).map_err(|e| {
-            let why = e.to_string();
-            let why = why.lines().last().unwrap_or_default().trim();
-            let why = why.strip_prefix("error: ").unwrap_or(why);
-            format!("invalid regex {source:?}: {why}")
-        })
+        Regex::new(&from_go(source))
+            .map(|r| Pattern(r, source.to_string()))
+            .map_err(|e| {
+                let why = e.to_string();
+                let why = why.lines().last().unwrap_or_default().trim();
+                let why = why.strip_prefix("error: ").unwrap_or(why);
+                format!("invalid regex {source:?}: {why}")
+            })
     }
 }
 
@@ -495,6 +586,23 @@ mod tests {
         assert_eq!(e.location, Some((3, 16)));
         assert!(e.message.contains("named volumes are not supported"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn go_regexes_read_as_go_reads_them() {
+        let matches = |re: &str, text: &str| Pattern::compile(re).unwrap().is_match(text);
+        // Perl classes and word boundaries are ASCII in Go.
+        assert!(matches(r"^\d+$", "123") && !matches(r"^\d+$", "١٢٣"));
+        assert!(matches(r"^[\d.]+$", "1.2") && !matches(r"^[\w]+$", "é"));
+        assert!(matches(r"^\s$", "\t") && !matches(r"^\s$", "\u{a0}"));
+        assert!(matches(r"\bab\b", "x ab y") && matches(r"\bab\b", "éab"));
+        assert!(matches(r"^\D\W\S$", "a-b"));
+        // \Q...\E quotes; `[`, `&` and `~` are characters inside a class; POSIX classes stay.
+        assert!(matches(r"^\Qa.b*\E$", "a.b*") && !matches(r"^\Qa.b\E$", "axb"));
+        assert!(matches(r"^[[]$", "[") && matches(r"^[a&&b]+$", "a&b"));
+        assert!(matches(r"^[[:alpha:]~]+$", "ab~") && matches(r"^[]a]+$", "]a"));
+        // Shown as written.
+        assert_eq!(Pattern::compile(r"\d").unwrap().to_string(), r"/\d/");
     }
 
     #[test]
