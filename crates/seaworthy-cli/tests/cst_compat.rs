@@ -549,6 +549,9 @@ commandTests:
     name: "pass: merged, its args overridden"
     args: [merged]
     expectedOutput: ['^merged\n$']
+  - name: "fail: an empty envVars value, as CST's check of the test"
+    envVars: [{key: EMPTY, value: ""}]
+    command: "true"
   - name: "pass: regexes read as Go reads them"
     command: echo
     args: ["٣ é [+]"]
@@ -581,11 +584,23 @@ metadataTest:
             ("pass: uid -1 is not checked", "pass"),
             ("pass: the anchored test", "pass"),
             ("pass: merged, its args overridden", "pass"),
+            (
+                "fail: an empty envVars value, as CST's check of the test",
+                "fail"
+            ),
             ("pass: regexes read as Go reads them", "pass"),
         ]),
         "{stderr}"
     );
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        errors_of(
+            &report,
+            "fail: an empty envVars value, as CST's check of the test"
+        )
+        .starts_with("envVars[0] has an empty key or value"),
+        "{report}"
+    );
     assert!(
         stderr.contains("metadataTest.env is container-structure-test's spelling before 1.13")
             && stderr.contains("metadataTest.unboundEnv is"),

@@ -58,7 +58,18 @@ pub async fn run(ctx: &Context, spec: &SpecFile, file_index: usize) -> Vec<TestR
             let env = added_env(&base_env, &spec.spec.global_env_vars, &t.env_vars);
             async move {
                 let started = Instant::now();
-                let outcome = if t.has_setup_or_teardown() {
+                let empty = t
+                    .env_vars
+                    .iter()
+                    .position(|v| v.key.is_empty() || v.value.is_empty());
+                let outcome = if let Some(at) = empty {
+                    // container-structure-test's check of a command test, before it runs.
+                    Err(format!(
+                        "envVars[{at}] has an empty key or value: container-structure-test \
+                         fails such a test without running it (\"Please provide non-empty keys \
+                         and values for all specified env vars\")"
+                    ))
+                } else if t.has_setup_or_teardown() {
                     run_in_own_container(ctx, run, t, &env).await
                 } else {
                     match &shell {
