@@ -312,3 +312,76 @@ fn a_test_report_file_is_json_unless_junit_is_asked_for() {
     let xml = std::fs::read_to_string(&file).unwrap();
     assert!(xml.starts_with("<?xml"), "{xml}");
 }
+
+/// The metadata checks of container-structure-test's own suite (`tests/Dockerfile.metadata` and
+/// its metadata test: an empty variable, a value with `\:` and `=`, regexes, an empty label),
+/// restated on busybox.
+const METADATA_DOCKERFILE: &str = "FROM seaworthy-test/busybox\n\
+ENV ONE_KEY=\"ONE_VAL\" EMPTY_VAR=\"\" COLON_VAR=\"A\\:B=C\" REGEX_VAR=\"tool-3.4.5\"\n\
+LABEL org.example.commit=\"89abcdef\" org.example.note=\"a test label\" empty-label=\"\"\n";
+
+const METADATA_SPEC: &str = r#"schemaVersion: '2.0.0'
+metadataTest:
+  envVars:
+    - {key: 'ONE_KEY', value: 'ONE_VAL'}
+    - {key: 'EMPTY_VAR', value: ''}
+    - {key: 'COLON_VAR', value: 'A\:B=C'}
+    - {key: 'REGEX_VAR', value: '[a-z]+-3\.4\.*', isRegex: true}
+  unboundEnvVars:
+    - key: 'NOT_SET'
+  labels:
+    - {key: 'org.example.commit', value: '89abcdef'}
+    - {key: 'org.example.note', value: 'a .+ label', isRegex: true}
+    - {key: 'empty-label', value: ''}
+  unexposedPorts: ['80']
+  unmountedVolumes: ['/root']
+"#;
+
+#[test]
+fn driver_tar_reads_a_saved_image_file_as_container_structure_test_does() {
+    let dir = Dir::new("flags-tar-archive");
+    let tag = Tag(format!(
+        "seaworthy-cst-test/metadata:{}",
+        std::process::id()
+    ));
+    dir.write("Dockerfile", METADATA_DOCKERFILE);
+    let built = Command::new("docker")
+        .args(["build", "-q", "--network", "none", "-t", &tag.0])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let archive = dir.0.join("metadata.tar");
+    let saved = Command::new("docker")
+        .args(["save", "-o", archive.to_str().unwrap(), &tag.0])
+        .status()
+        .unwrap();
+    assert!(saved.success());
+    let spec = dir.write("metadata.yaml", METADATA_SPEC);
+    let all_pass = |out: &Output| {
+        let report = json_of(out);
+        let rows = results(&report);
+        assert_eq!(rows.len(), 10, "{rows:?}");
+        assert!(rows.iter().all(|r| r.1 == "pass"), "{rows:?}");
+        assert_eq!(out.status.code(), Some(0));
+    };
+    // The image from the engine, then from its saved file under the tar driver (loaded into the
+    // engine, then read without starting a container).
+    all_pass(&seaworthy(&["test", "-o", "json", "-i", &tag.0, &spec]));
+    let out = seaworthy(&[
+        "test",
+        "-o",
+        "json",
+        "--driver",
+        "tar",
+        "-i",
+        archive.to_str().unwrap(),
+        &spec,
+    ]);
+    all_pass(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("metadata.tar as {}", tag.0)),
+        "{stderr}"
+    );
+}

@@ -24,7 +24,7 @@ mod report;
 mod spec;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -394,6 +394,10 @@ pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         .context("cannot reach the Docker engine")?;
     let image = match &args.image_from_oci_layout {
         Some(dir) => oci::load(&session, dir, args.default_image_tag.as_deref()).await?,
+        // As container-structure-test's tar driver: `--image image.tar` is a saved image.
+        None if args.driver == Driver::Tar && oci::is_image_archive(&shown_image) => {
+            oci::load_archive(&session, Path::new(&shown_image)).await?
+        }
         None => shown_image.clone(),
     };
     let config = image_config(&session, &image, args.pull, args.platform.as_deref()).await?;

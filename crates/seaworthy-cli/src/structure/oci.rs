@@ -96,6 +96,51 @@ pub async fn load(
     Ok(reference)
 }
 
+/// Whether `--image` names an image archive, as container-structure-test's tar driver tells one
+/// (`pkgutil.IsTar`: a `.tar` or `.tgz` name) and it is a file here.
+pub fn is_image_archive(image: &str) -> bool {
+    let path = Path::new(image);
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("tar" | "tgz")
+    ) && path.is_file()
+}
+
+/// Loads an image archive (`docker save` format, gzipped or not) into the engine, as
+/// container-structure-test's tar driver reads `--image image.tar`; returns the reference of
+/// the (first) image loaded.
+pub async fn load_archive(session: &Session, path: &Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    let data = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
+    let docker = session.engine().docker();
+    let options = seaworthy::bollard::query_parameters::ImportImageOptions {
+        quiet: false,
+        ..Default::default()
+    };
+    let body = seaworthy::bollard::body_full(data.into());
+    let mut stream = docker.import_image(options, body, None);
+    let mut loaded = None;
+    while let Some(item) = stream.next().await {
+        let info = item.with_context(|| format!("the engine did not load {shown}"))?;
+        if let Some(message) = info.error_detail.and_then(|d| d.message) {
+            bail!("the engine did not load {shown}: {message}");
+        }
+        // "Loaded image: name:tag" (or "Loaded image ID: sha256:..." for an untagged image).
+        let line = info.stream.unwrap_or_default();
+        let name = line
+            .trim()
+            .strip_prefix("Loaded image: ")
+            .or_else(|| line.trim().strip_prefix("Loaded image ID: "));
+        if let (None, Some(name)) = (&loaded, name) {
+            loaded = Some(name.to_string());
+        }
+    }
+    let reference =
+        loaded.with_context(|| format!("{shown} holds no image the engine could load"))?;
+    eprintln!("seaworthy: loaded {shown} as {reference}");
+    Ok(reference)
+}
+
 fn read_json(path: &Path) -> anyhow::Result<Value> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))
