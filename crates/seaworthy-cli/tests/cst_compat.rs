@@ -621,3 +621,35 @@ async fn a_run_without_tests_fails_as_in_container_structure_test() {
     assert!(text.contains("FAIL: 0 tests"), "{text}");
     assert!(text.contains("the spec files hold no test"), "{text}");
 }
+
+#[tokio::test]
+async fn a_json_spec_is_read_as_container_structure_test_reads_json() {
+    let image = image().await;
+    let dir = Dir::new("json");
+    // Go field names in any case, and a key that names no field (ignored, with a notice).
+    let spec = dir.write(
+        "spec.json",
+        r#"{
+	"SchemaVersion": "2.0.0",
+	"FileExistenceTests": [
+		{"Name": "pass: the tool", "Path": "/opt/tool/bin/run", "isDirectory": false}
+	],
+	"commandTests": [
+		{"name": "pass: echo", "command": "echo", "args": ["$VERSION"], "expectedOutput": ["^1\\.2\\.3\n$"]}
+	]
+}"#,
+    );
+    let out = seaworthy(&["test", "--image", image, "--output", "json", &spec]);
+    let report = json_of(&out);
+    assert_eq!(
+        outcomes(&report),
+        rows(&[("pass: the tool", "pass"), ("pass: echo", "pass")])
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fileExistenceTests[0].isDirectory is not a field: ignored")
+            && stderr.contains("fileExistenceTests[0] has no shouldExist: read as true"),
+        "{stderr}"
+    );
+}

@@ -22,7 +22,7 @@ pub enum Kind {
     Command,
     /// A check of a `daemonTests` entry.
     Daemon,
-    /// A `licenseTests` entry (skipped).
+    /// A `licenseTests` entry.
     License,
 }
 

@@ -10,6 +10,7 @@ mod env_var;
 mod extension;
 #[cfg(test)]
 mod fuzz;
+mod json;
 mod values;
 
 use std::cell::RefCell;
@@ -82,7 +83,17 @@ pub fn load_text(path: &Path, text: &str) -> Result<SpecFile, SpecError> {
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     SPEC_DIR.with(|d| *d.borrow_mut() = dir);
-    let spec = parse(text).map_err(|(location, message)| SpecError {
+    // As container-structure-test: a `.json` spec is read by a JSON reader (lenient), any other
+    // by the strict YAML one.
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let parsed = if is_json {
+        json::parse(text)
+    } else {
+        parse(text)
+    };
+    let spec = parsed.map_err(|(location, message)| SpecError {
         file: path.display().to_string(),
         location,
         message,
