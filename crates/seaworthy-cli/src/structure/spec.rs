@@ -198,7 +198,13 @@ fn as_yaml_v2_reads(text: &str, merges_only: bool) -> Option<String> {
 
 /// The spec in `text`, or serde_norway's error: `(line and column, when known, message)`.
 fn parse_yaml(text: &str) -> Result<Spec, (Option<(usize, usize)>, String)> {
-    SCHEMA_V1.with(|v| v.set(false));
+    // Known before the commands are read, wherever the file puts the version (CST reads the
+    // version in a first pass).
+    let v1 = text.contains("1.0.0")
+        && serde_norway::from_str::<serde_norway::Value>(text)
+            .ok()
+            .is_some_and(|v| v["schemaVersion"].as_str() == Some("1.0.0"));
+    SCHEMA_V1.with(|v| v.set(v1));
     let parsed = env_var::parse_located(|| serde_norway::from_str::<Spec>(text)).map_err(|e| {
         let location = e.location().map(|l| (l.line(), l.column()));
         let mut message = e.to_string();
@@ -827,6 +833,11 @@ licenseTests:
             let e = error_of(&format!("schemaVersion: 1.0.0\n{body}"));
             assert!(e.contains(start), "{e}\n--- spec ---\n{body}");
         }
+        // The version may come after the commands.
+        let spec =
+            parse("commandTests:\n  - {name: a, command: [echo, hi]}\nschemaVersion: '1.0.0'\n")
+                .unwrap();
+        assert_eq!(spec.command_tests[0].argv(), ["echo", "hi"]);
         // A list under 2.0.0 is refused at its line, with the 2.0.0 spelling.
         assert_eq!(
             error_in("commandTests:\n  - name: a\n    command: [echo, hi]\n"),
