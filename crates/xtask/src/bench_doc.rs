@@ -223,7 +223,7 @@ fn render(suite: &str, report: &Value) -> String {
     let quiet = match (start, other_share) {
         // Watched: quiet when it began quiet and other work took under 2 % of the machine.
         (Some(a), Some(share)) if a < QUIET_LOAD && share < QUIET_OTHER_SHARE => format!(
-            "a quiet machine (nothing else ran: load average (1 min) {} when it began; other processes used {:.1} % of its {cpus_text} CPUs while it ran{})",
+            "a quiet machine (load average (1 min) {} when it began; other processes used {:.1} % of its {cpus_text} CPUs while it ran{})",
             fmt_load(start),
             share * 100.0,
             if other_top.is_empty() { String::new() } else { format!(": {other_top}") }
@@ -400,7 +400,7 @@ mod tests {
             0.004,
             serde_json::json!([["sshd", 0.8], ["cron", 0.01]]),
         );
-        assert!(quiet.contains("a quiet machine (nothing else ran: load average (1 min) 0.40 when it began; other processes used 0.4 % of its 2 CPUs while it ran: `sshd` 0.8 s)"), "{quiet}");
+        assert!(quiet.contains("a quiet machine (load average (1 min) 0.40 when it began; other processes used 0.4 % of its 2 CPUs while it ran: `sshd` 0.8 s)"), "{quiet}");
         assert!(
             quiet.contains("3.20 at the end (the suite's own containers and engine)"),
             "{quiet}"
