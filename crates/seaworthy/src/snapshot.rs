@@ -40,6 +40,7 @@
 //! Snapshot images carry the session's labels and are removed with the session, unless taken with
 //! [`SnapshotOptions::keep`].
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -57,7 +58,7 @@ use crate::error::{status_of, Error, Result};
 use crate::files::CopySource;
 use crate::runtime::on_runtime;
 use crate::session::ResourceKind;
-use crate::spec::{MountSource, PortSpec};
+use crate::spec::{MountSource, PortSpec, Protocol};
 
 /// How a snapshot is made consistent: paused (crash-consistent) or stopped (clean).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -508,28 +509,39 @@ impl Snapshot {
     }
 }
 
+/// `port` pinned to the host port it has now (`current`, by container port and protocol); see
+/// [`restore_here`].
+fn pin_port(port: &PortSpec, current: &HashMap<(u16, Protocol), u16>) -> PortSpec {
+    if port.host_port.is_some() {
+        return port.clone();
+    }
+    match current.get(&(port.container_port, port.protocol)) {
+        Some(&chosen) => PortSpec {
+            host_port: Some(chosen),
+            host_ip: port.host_ip.clone().or_else(|| Some("0.0.0.0".into())),
+            ..port.clone()
+        },
+        None => port.clone(),
+    }
+}
+
 /// Replaces `inner`'s container with one created from `snapshot`.
 pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snapshot) -> Result<()> {
     let started = Instant::now();
     let old_id = inner.id();
     let mut def = snapshot.definition_over(&inner.definition);
     def.engine_name = Some(inner.name.clone());
-    // Pin every published port to the host port it has now.
+    // Pin every published port to the host port it has now. A port the engine chose is pinned
+    // on IPv4 alone, the address it was reported (and is reached) on: Docker 20.10 chooses the
+    // IPv4 and IPv6 ports of a binding apart, so the same number on IPv6 may be another
+    // container's, and a start that asks for both is refused ("Bind for :::PORT failed: port is
+    // already allocated") for as long as that container lives.
     let current = inner
         .ports
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    def.ports = def
-        .ports
-        .iter()
-        .map(|p| PortSpec {
-            host_port: p
-                .host_port
-                .or_else(|| current.get(&(p.container_port, p.protocol)).copied()),
-            ..p.clone()
-        })
-        .collect();
+    def.ports = def.ports.iter().map(|p| pin_port(p, &current)).collect();
     // The old container steps aside instead of being removed first: renamed (its name is the
     // new one's) and killed (its host ports are the new one's) while the new one is created and
     // filled with the snapshot's data; it is removed in the background (tracked until then, so
@@ -635,4 +647,30 @@ pub(crate) async fn restore_here(inner: &std::sync::Arc<Inner>, snapshot: &Snaps
     started_fresh?;
     tracing::debug!(container = %inner.name, snapshot = %snapshot.name, elapsed = ?started.elapsed(), "restored");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::pin_port;
+    use crate::spec::{PortSpec, Protocol};
+
+    #[test]
+    fn a_port_the_engine_chose_is_pinned_on_ipv4_and_a_users_port_is_kept() {
+        let current = HashMap::from([((5432, Protocol::Tcp), 33913)]);
+        let pinned = pin_port(&PortSpec::tcp(5432), &current);
+        assert_eq!(pinned.host_port, Some(33913));
+        assert_eq!(pinned.host_ip.as_deref(), Some("0.0.0.0"));
+        // The user's own address and port stay as they were given.
+        let local = PortSpec::parse("127.0.0.1::5432").unwrap();
+        assert_eq!(
+            pin_port(&local, &current).host_ip.as_deref(),
+            Some("127.0.0.1")
+        );
+        let fixed = PortSpec::parse("8080:5432").unwrap();
+        assert_eq!(pin_port(&fixed, &current), fixed);
+        // A port with no known host port is left to the engine.
+        assert_eq!(pin_port(&PortSpec::tcp(80), &current), PortSpec::tcp(80));
+    }
 }

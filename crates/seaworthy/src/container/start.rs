@@ -535,6 +535,17 @@ impl Container {
     }
 }
 
+/// How often a start refused because the engine chose a taken host port is tried again.
+const ENGINE_PORT_RETRIES: u32 = 4;
+
+/// Whether a refused start is the engine's own port race: it chose every host port (none is
+/// pinned, so a taken port is not the user's conflict) and said one was already allocated.
+fn engine_chose_a_taken_port(ports: &[crate::spec::PortSpec], error: &str) -> bool {
+    !ports.is_empty()
+        && ports.iter().all(|p| p.host_port.is_none())
+        && error.contains("port is already allocated")
+}
+
 /// Starts `inner`'s container and waits for `wait`; runs on the library's runtime.
 pub(crate) async fn start_here(
     inner: &Arc<Inner>,
@@ -549,11 +560,26 @@ pub(crate) async fn start_here(
         }
     }
     let started = Instant::now();
-    inner
-        .docker()
-        .start_container(&inner.name, None)
-        .await
-        .map_err(|e| Error::docker(format!("start container {}", inner.name), e))?;
+    let mut refused = 0;
+    loop {
+        match inner.docker().start_container(&inner.name, None).await {
+            Ok(()) => break,
+            Err(e)
+                if refused < ENGINE_PORT_RETRIES
+                    && Instant::now() < deadline
+                    && engine_chose_a_taken_port(&inner.definition.ports, &e.to_string()) =>
+            {
+                // Docker 20.10 picks a free host port for IPv4 and binds the same number on
+                // IPv6, where another container may hold it ("Bind for :::PORT failed: port is
+                // already allocated"). No port of ours is pinned: starting again lets the engine
+                // pick another.
+                refused += 1;
+                tracing::debug!(container = %inner.name, error = %e, "the engine chose a host port that was taken; start again");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(refused))).await;
+            }
+            Err(e) => return Err(Error::docker(format!("start container {}", inner.name), e)),
+        }
+    }
     tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "started");
     // Only published ports need the engine's answer of which host port it chose. A wait that
     // does not probe ports (logs, health, exit) runs meanwhile: the answer is in hand by the
@@ -579,4 +605,29 @@ pub(crate) async fn start_here(
         tracing::debug!(container = %inner.name, elapsed = ?started.elapsed(), "ready");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_chose_a_taken_port;
+    use crate::spec::PortSpec;
+
+    const TAKEN: &str = "Docker responded with status code 500: driver failed programming \
+        external connectivity on endpoint sw-1 (f2b3): Bind for :::33793 failed: port is already \
+        allocated";
+
+    #[test]
+    fn only_the_engines_own_choice_of_a_taken_port_is_started_again() {
+        let chosen = [PortSpec::tcp(5432), PortSpec::tcp(8080)];
+        assert!(engine_chose_a_taken_port(&chosen, TAKEN));
+        // A port the user pinned is their conflict: said at once, not retried.
+        let pinned = [PortSpec::tcp(5432), PortSpec::parse("8080:80").unwrap()];
+        assert!(!engine_chose_a_taken_port(&pinned, TAKEN));
+        // Nothing published, or another refusal: not this race.
+        assert!(!engine_chose_a_taken_port(&[], TAKEN));
+        assert!(!engine_chose_a_taken_port(
+            &chosen,
+            "Docker responded with status code 500: OCI runtime create failed"
+        ));
+    }
 }
